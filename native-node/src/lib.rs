@@ -1,0 +1,2 @@
+//! `ringstore-node`: runs `ringstore-core` on a real machine: real files, real clock, real sockets.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The `ringstore` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! End-to-end tests across ringstore crates live in `tests/tests/`.

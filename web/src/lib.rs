@@ -1,0 +1,2 @@
+//! `ringstore-web`: the browser host for `ringstore-core`.
+#![forbid(unsafe_code)]
