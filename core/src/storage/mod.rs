@@ -14,9 +14,11 @@ mod cell;
 pub mod codec;
 mod disk;
 mod error;
-
+mod sim_disk;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use cell::{Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
 pub use disk::{Disk, DiskError, DiskOp};
 pub use error::StorageError;
-
+pub use sim_disk::{FaultConfig, SimDisk, SimDiskStats};
