@@ -37,12 +37,18 @@ pub struct Cell {
 impl Cell {
     /// A put of `value` at `version`.
     pub fn put(version: Version, value: Vec<u8>) -> Cell {
-        Cell { version, value: Some(value) }
+        Cell {
+            version,
+            value: Some(value),
+        }
     }
 
     /// A delete at `version`.
     pub fn tombstone(version: Version) -> Cell {
-        Cell { version, value: None }
+        Cell {
+            version,
+            value: None,
+        }
     }
 
     /// Whether this cell is a tombstone.
@@ -106,7 +112,10 @@ pub fn decode_entry<'a>(d: &mut Decoder<'a>) -> Result<(&'a [u8], Cell), FormatE
         return Err(d.invalid(format!("key length {key_len} outside 1..={KEY_BYTES_MAX}")));
     }
     let key = d.bytes(key_len)?;
-    let version = Version { ts: d.u64()?, node: NodeId(d.u32()?) };
+    let version = Version {
+        ts: d.u64()?,
+        node: NodeId(d.u32()?),
+    };
     let kind = d.u8()?;
     let value_len = d.u32()? as usize;
     let value = match kind {
@@ -126,7 +135,10 @@ pub fn decode_entry<'a>(d: &mut Decoder<'a>) -> Result<(&'a [u8], Cell), FormatE
 /// Whether `key` is within the engine's limits.
 pub fn check_key(key: &[u8]) -> Result<(), super::StorageError> {
     if key.is_empty() || key.len() > KEY_BYTES_MAX {
-        return Err(super::StorageError::KeyTooLong { len: key.len(), max: KEY_BYTES_MAX });
+        return Err(super::StorageError::KeyTooLong {
+            len: key.len(),
+            max: KEY_BYTES_MAX,
+        });
     }
     Ok(())
 }
@@ -136,7 +148,10 @@ mod tests {
     use super::*;
 
     fn v(ts: u64, node: u32) -> Version {
-        Version { ts, node: NodeId(node) }
+        Version {
+            ts,
+            node: NodeId(node),
+        }
     }
 
     #[test]
@@ -147,7 +162,10 @@ mod tests {
 
     #[test]
     fn entry_round_trips() {
-        for cell in [Cell::put(v(5, 3), b"Alice".to_vec()), Cell::tombstone(v(6, 1))] {
+        for cell in [
+            Cell::put(v(5, 3), b"Alice".to_vec()),
+            Cell::tombstone(v(6, 1)),
+        ] {
             let mut buf = Vec::new();
             encode_entry(&mut buf, b"user123", &cell);
             assert_eq!(buf.len(), entry_len(b"user123", &cell));

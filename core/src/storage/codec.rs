@@ -66,7 +66,11 @@ pub fn verify_crc(what: &'static str, bytes: &[u8], expected: u32) -> Result<(),
     if got == expected {
         Ok(())
     } else {
-        Err(FormatError::ChecksumMismatch { what, got, expected })
+        Err(FormatError::ChecksumMismatch {
+            what,
+            got,
+            expected,
+        })
     }
 }
 
@@ -81,7 +85,11 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// Decodes `bytes`, naming `what` in errors.
     pub fn new(what: &'static str, bytes: &'a [u8]) -> Self {
-        Decoder { what, bytes, pos: 0 }
+        Decoder {
+            what,
+            bytes,
+            pos: 0,
+        }
     }
 
     /// Bytes not yet consumed.
@@ -136,7 +144,10 @@ impl<'a> Decoder<'a> {
 
     /// An [`FormatError::Invalid`] naming this decoder's structure.
     pub fn invalid(&self, detail: impl Into<String>) -> FormatError {
-        FormatError::Invalid { what: self.what, detail: detail.into() }
+        FormatError::Invalid {
+            what: self.what,
+            detail: detail.into(),
+        }
     }
 
     /// Fails unless every byte was consumed.
@@ -183,7 +194,14 @@ mod tests {
         let mut d = Decoder::new("test", &[1, 2, 3]);
         assert_eq!(d.u16().unwrap(), 0x0201);
         let err = d.u32().unwrap_err();
-        assert_eq!(err, FormatError::Truncated { what: "test", needed: 4, available: 1 });
+        assert_eq!(
+            err,
+            FormatError::Truncated {
+                what: "test",
+                needed: 4,
+                available: 1
+            }
+        );
     }
 
     #[test]
@@ -191,7 +209,11 @@ mod tests {
         let err = verify_crc("block", b"abc", 0).unwrap_err();
         assert_eq!(
             err,
-            FormatError::ChecksumMismatch { what: "block", got: crc32(b"abc"), expected: 0 }
+            FormatError::ChecksumMismatch {
+                what: "block",
+                got: crc32(b"abc"),
+                expected: 0
+            }
         );
     }
 }

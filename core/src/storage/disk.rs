@@ -129,6 +129,8 @@ pub trait Disk: Clone {
     /// Deletes `name`.
     fn delete(&self, name: &str) -> Result<(), DiskError>;
     /// Cuts `name` to `len` bytes (used to drop a torn WAL tail). Durable after `sync`.
+    /// A `len` past the end extends the file with zeros, as `ftruncate` does; the engine never
+    /// asks for that.
     fn truncate(&self, name: &str, len: u64) -> Result<(), DiskError>;
 
     /// Reads `len` bytes of `name` at `offset` into a new vector.
