@@ -14,9 +14,12 @@ mod cell;
 pub mod codec;
 mod disk;
 mod error;
-
+pub mod sstable;
 
 pub use cell::{Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
 pub use disk::{Disk, DiskError, DiskOp};
 pub use error::StorageError;
-
+pub use sstable::{
+    BlockCache, Table, TableIter, TableMeta, TableOptions, TableWriter, key_hash,
+    parse_table_file_name, table_file_name,
+};
