@@ -3,13 +3,13 @@
 //! A block enters the cache only after its checksum and layout were verified, so a hit costs a
 //! hash lookup and an `Arc` clone. The cache is keyed by `(table id, block index)`; table ids are
 //! never reused, so a deleted table's blocks simply age out. It uses `quick_cache`'s sharded
-//! CLOCK-Pro cache with a fixed shard count and a seedless hasher, so nothing about it depends on
+//! CLOCK-Pro cache with a fixed shard count and a seedless hasher of its own, so nothing about it depends on
 //! the machine or on ambient randomness.
 
 use super::block::DataBlock;
+use core::hash::{BuildHasherDefault, Hasher};
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use xxhash_rust::xxh3::Xxh3Builder;
 
 /// Cache key: `(table id, block index)`.
 type BlockKey = (u64, u32);
@@ -28,7 +28,44 @@ impl quick_cache::Weighter<BlockKey, Arc<DataBlock>> for BlockWeighter {
     }
 }
 
-type Inner = quick_cache::sync::Cache<BlockKey, Arc<DataBlock>, BlockWeighter, Xxh3Builder>;
+/// A seedless hasher for [`BlockKey`]s: the two integers are mixed in and the result run
+/// through MurmurHash3's 64-bit finalizer, so every bit of the output depends on every input
+/// bit. Cheaper than a general byte hasher for a 12-byte key, and deterministic.
+#[derive(Clone, Copy, Debug, Default)]
+struct BlockKeyHasher(u64);
+
+impl BlockKeyHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(29) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for BlockKeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.mix(u64::from(b)));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type Inner = quick_cache::sync::Cache<
+    BlockKey,
+    Arc<DataBlock>,
+    BlockWeighter,
+    BuildHasherDefault<BlockKeyHasher>,
+>;
 
 /// A cache of decoded data blocks shared (through an `Arc`) by every table of an engine.
 pub struct BlockCache {
@@ -52,7 +89,7 @@ impl BlockCache {
                 Ok(options) => Some(Inner::with_options(
                     options,
                     BlockWeighter,
-                    Xxh3Builder::new(),
+                    BuildHasherDefault::default(),
                     Default::default(),
                 )),
                 // Only reachable if a required option were missing above.
