@@ -386,10 +386,14 @@ fn check_damaged(disk: &MemDisk, id: u64, expected: &BTreeMap<Vec<u8>, Cell>, ab
         }
     }
     let mut want = expected.iter();
-    for item in table.iter(None, false) {
+    let mut iter = table.iter(None, false);
+    while let Some(item) = iter.next() {
         match item {
             Ok((k, c)) => assert_eq!(Some((&k, &c)), want.next()),
-            Err(e) => return assert!(is_corrupt(&e), "iter: {e:?}"),
+            Err(e) => {
+                assert!(is_corrupt(&e), "iter: {e:?}");
+                return assert!(iter.next().is_none(), "iter went on after an error");
+            }
         }
     }
     assert_eq!(want.next(), None, "iter ended early without an error");
