@@ -6,7 +6,7 @@
 //! key and where it lies in the file; it is decoded once, when the table opens, into an [`Index`]
 //! kept in memory.
 
-use super::{get_key_slice, put_key, split_tail_u32};
+use super::{get_key_slice, invalid, put_key, split_tail_u32};
 use crate::storage::cell::{Cell, decode_entry, encode_entry};
 use crate::storage::codec::{Decoder, FormatError, PutLe, crc32, verify_crc};
 
@@ -358,13 +358,6 @@ impl Index {
             }
         }
         (lo < self.blocks.len()).then_some(lo)
-    }
-}
-
-fn invalid(what: &'static str, detail: impl Into<String>) -> FormatError {
-    FormatError::Invalid {
-        what,
-        detail: detail.into(),
     }
 }
 

@@ -238,6 +238,14 @@ fn decode_meta_block(bytes: &[u8]) -> Result<TableMeta, FormatError> {
     Ok(meta)
 }
 
+/// A [`FormatError::Invalid`] about `what`.
+fn invalid(what: &'static str, detail: impl Into<String>) -> FormatError {
+    FormatError::Invalid {
+        what,
+        detail: detail.into(),
+    }
+}
+
 /// Splits `bytes` into its body and the u32 stored in its last four bytes (a block's CRC32,
 /// or a count).
 fn split_tail_u32<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(&'a [u8], u32), FormatError> {

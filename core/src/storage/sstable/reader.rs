@@ -8,7 +8,7 @@
 use super::block::{DataBlock, Index};
 use super::bloom::Bloom;
 use super::cache::BlockCache;
-use super::{Footer, TableMeta, decode_meta_block, table_file_name};
+use super::{Footer, TableMeta, decode_meta_block, invalid, table_file_name};
 use crate::storage::codec::FormatError;
 use crate::storage::{Cell, Disk, StorageError};
 use std::sync::Arc;
@@ -58,23 +58,11 @@ impl<D: Disk> Table<D> {
             && end(footer.meta_offset, footer.meta_len) == Some(footer_offset);
         if !tiled {
             let detail = format!("blocks {footer:?} do not end at the footer ({footer_offset})");
-            return Err(corrupt(
-                footer_offset,
-                FormatError::Invalid {
-                    what: "footer",
-                    detail,
-                },
-            ));
+            return Err(corrupt(footer_offset, invalid("footer", detail)));
         }
         let tail_len = usize::try_from(footer_offset - footer.filter_offset).map_err(|_| {
-            let detail = "filter, index and meta blocks do not fit in memory".to_string();
-            corrupt(
-                footer_offset,
-                FormatError::Invalid {
-                    what: "footer",
-                    detail,
-                },
-            )
+            let detail = "filter, index and meta blocks do not fit in memory";
+            corrupt(footer_offset, invalid("footer", detail))
         })?;
         let tail = disk.read_vec(&name, footer.filter_offset, tail_len)?;
         let filter_len = footer.filter_len as usize;
@@ -100,13 +88,7 @@ impl<D: Disk> Table<D> {
             None
         };
         if let Some(detail) = mismatch {
-            return Err(corrupt(
-                footer.meta_offset,
-                FormatError::Invalid {
-                    what: "meta block",
-                    detail,
-                },
-            ));
+            return Err(corrupt(footer.meta_offset, invalid("meta block", detail)));
         }
         Ok(Table {
             disk,
@@ -176,13 +158,7 @@ impl<D: Disk> Table<D> {
     fn block(&self, i: usize, fill_cache: bool) -> Result<(Arc<DataBlock>, u64), StorageError> {
         let Some(handle) = self.index.handle(i) else {
             let detail = format!("no data block {i}");
-            return Err(self.corrupt(
-                0,
-                FormatError::Invalid {
-                    what: "index block",
-                    detail,
-                },
-            ));
+            return Err(self.corrupt(0, invalid("index block", detail)));
         };
         // The index holds at most u32::MAX blocks (its count is a u32).
         let cache_key = i as u32;
@@ -199,11 +175,7 @@ impl<D: Disk> Table<D> {
             (Some(Ok(got)), Some(want)) if got == want => {}
             (Some(Err(e)), _) => return Err(self.corrupt(handle.offset, e)),
             _ => {
-                let detail = "last key differs from the index".to_string();
-                let source = FormatError::Invalid {
-                    what: "data block",
-                    detail,
-                };
+                let source = invalid("data block", "last key differs from the index");
                 return Err(self.corrupt(handle.offset, source));
             }
         }
