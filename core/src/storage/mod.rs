@@ -15,6 +15,7 @@ pub mod codec;
 mod disk;
 mod error;
 mod sim_disk;
+pub mod sstable;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
@@ -22,3 +23,7 @@ pub use cell::{Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
 pub use disk::{Disk, DiskError, DiskOp};
 pub use error::StorageError;
 pub use sim_disk::{FaultConfig, SimDisk, SimDiskStats};
+pub use sstable::{
+    BlockCache, Table, TableIter, TableMeta, TableOptions, TableWriter, key_hash,
+    parse_table_file_name, table_file_name,
+};
