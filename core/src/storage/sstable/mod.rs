@@ -79,7 +79,7 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// How a [`TableWriter`] lays out a table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableOptions {
     /// The most bytes a data block takes, unless a single entry is larger (it then gets a
     /// block of its own). Clamped to `64..=`[`BLOCK_BYTES_MAX`].
