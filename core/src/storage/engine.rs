@@ -546,20 +546,34 @@ impl<D: Disk> Lsm<D> {
     /// Runs every due flush and compaction to completion, in this thread (tests, the simulator's
     /// simple mode, the storage demo).
     pub fn run_background(&mut self, now: Millis) -> Result<(), StorageError> {
-        while let Some(mut job) = self.next_job(now)? {
-            loop {
-                match job.step() {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.abort(job);
-                        return Err(e);
-                    }
-                }
-            }
-            self.install(job)?;
+        while let Some(job) = self.next_job(now)? {
+            self.run_job(job)?;
         }
         Ok(())
+    }
+
+    /// Steps `job` to completion in this thread and installs it (or aborts it on error).
+    pub fn run_job(&mut self, mut job: super::Job<D>) -> Result<(), StorageError> {
+        loop {
+            match job.step() {
+                Ok(true) => return self.install(job),
+                Ok(false) => {}
+                Err(e) => {
+                    self.abort(job);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Flushes everything, then runs a major compaction (see [`Lsm::major_compaction_job`]) in
+    /// this thread.
+    pub fn compact_all(&mut self, now: Millis) -> Result<(), StorageError> {
+        self.flush_all(now)?;
+        match self.major_compaction_job(now)? {
+            Some(job) => self.run_job(job),
+            None => Ok(()),
+        }
     }
 
     /// Shuts down cleanly: writes and syncs the WAL so that a reopen loses nothing. (Dropping an

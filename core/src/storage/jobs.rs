@@ -252,10 +252,38 @@ impl<D: Disk> Lsm<D> {
         else {
             return Ok(None);
         };
+        Ok(Some(self.compaction_job(task, now, true)))
+    }
+
+    /// A major compaction: every table merged into the deepest level that holds data (at least
+    /// L1), dropping every shadowed version and every tombstone past its grace period that no
+    /// memtable could still need. `None` while another job holds a table. The operator's
+    /// `compact` command and the tests use it; leveled compaction never needs it.
+    pub fn major_compaction_job(&mut self, now: Millis) -> Result<Option<Job<D>>, StorageError> {
+        self.check_poison()?;
+        if !self.jobs.is_empty() {
+            return Ok(None);
+        }
+        let inputs: Vec<u64> = self.levels.iter().flatten().map(|t| t.meta().id).collect();
+        if inputs.is_empty() {
+            return Ok(None);
+        }
+        let deepest = self.levels.iter().rposition(|l| !l.is_empty()).unwrap_or(1).max(1);
+        let task = CompactionTask {
+            level: 0,
+            output_level: deepest,
+            inputs,
+            overlapping: Vec::new(),
+            score_percent: 0,
+        };
+        Ok(Some(self.compaction_job(task, now, false)))
+    }
+
+    fn compaction_job(&mut self, task: CompactionTask, now: Millis, allow_move: bool) -> Job<D> {
         let tables: Vec<u64> = task.all_inputs().collect();
-        if task.is_trivial_move() {
+        if allow_move && task.is_trivial_move() {
             let kind = JobKind::Move { level: task.level };
-            return Ok(Some(self.job(kind, tables, Work::Move { task })));
+            return self.job(kind, tables, Work::Move { task });
         }
         let inputs: Vec<Arc<Table<D>>> = self
             .levels
@@ -300,7 +328,7 @@ impl<D: Disk> Lsm<D> {
             purged: 0,
             done: false,
         };
-        Ok(Some(self.job(kind, tables, work)))
+        self.job(kind, tables, work)
     }
 
     fn check_poison(&self) -> Result<(), StorageError> {

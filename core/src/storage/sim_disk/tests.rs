@@ -335,3 +335,8 @@ fn is_send_and_sync() {
     fn check<T: Send + Sync + 'static>() {}
     check::<SimDisk>();
 }
+
+#[test]
+fn storage_engine_behaviour_suite_passes_on_the_simulated_disk() {
+    crate::storage::testkit::lsm_behaviour(|| SimDisk::new(12));
+}
