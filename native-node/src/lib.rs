@@ -2,5 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod disk;
+pub mod store;
 
 pub use disk::FileDisk;
+pub use store::Store;

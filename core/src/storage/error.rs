@@ -47,6 +47,15 @@ pub enum StorageError {
     /// Reopen the engine to recover from its files.
     #[error("storage engine is poisoned by an earlier failure: {0}")]
     Poisoned(String),
+    /// A table writer cannot write this table: it has no entries, or one of its blocks would
+    /// pass 4 GiB. The partial table file was deleted (best effort); nothing else was changed.
+    #[error("cannot write table {file}: {reason}")]
+    TableNotWritable {
+        /// The table file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
     /// A background job was installed into an engine that did not create it, or twice.
     /// Nothing was changed.
     #[error("stale or foreign background job")]

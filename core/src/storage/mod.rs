@@ -7,18 +7,38 @@
 //! the set changes atomically across crashes. [`Lsm`] ties these together.
 //!
 //! The engine is synchronous and does no I/O except through its [`Disk`]; flushes and
-//! compactions are steppable jobs, so the simulator can run them as events and the native node
-//! on a background thread.
+//! compactions are steppable jobs ([`jobs`]), so the simulator can run them as events and the
+//! native node on a background thread.
 
 mod cell;
 pub mod codec;
+pub mod compaction;
+mod config;
 mod disk;
+mod engine;
 mod error;
+pub mod frame;
+pub mod jobs;
+pub mod manifest;
+pub mod memtable;
 mod sim_disk;
+pub mod sstable;
+mod stats;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod wal;
 
 pub use cell::{Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
+pub use compaction::CompactionConfig;
+pub use config::{LsmConfig, SyncPolicy};
 pub use disk::{Disk, DiskError, DiskOp};
+pub use engine::{Lsm, RecoveryReport, SCAN_LIMIT_MAX};
 pub use error::StorageError;
+pub use jobs::{Job, JobKind};
 pub use sim_disk::{FaultConfig, SimDisk, SimDiskStats};
+pub use sstable::{
+    BlockCache, Table, TableIter, TableMeta, TableOptions, TableWriter, key_hash,
+    parse_table_file_name, table_file_name,
+};
+pub use stats::{LevelStats, LsmStats};
+pub use wal::{Lsn, SyncTicket, WalWriter};

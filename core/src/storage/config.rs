@@ -1,0 +1,91 @@
+//! The storage engine's configuration: sizes, bounds, policies. Every buffer has a bound here.
+
+use super::compaction::CompactionConfig;
+use super::sstable::TableOptions;
+use crate::Millis;
+use serde::{Deserialize, Serialize};
+
+/// When the WAL is synced. The node chooses; the engine only reports when a sync is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncPolicy {
+    /// Every write is durable before it is acknowledged (writes waiting together share a sync).
+    Always,
+    /// The WAL is synced every so many milliseconds; a crash loses at most that much.
+    IntervalMs(u64),
+    /// The WAL is synced only when it rotates; a crash may lose the current memtable's writes.
+    Never,
+}
+
+impl SyncPolicy {
+    /// Whether a sync is due at `now`, given the last sync and whether anything is unsynced.
+    pub fn sync_due(self, now: Millis, last_sync: Millis, unsynced: bool) -> bool {
+        unsynced
+            && match self {
+                SyncPolicy::Always => true,
+                SyncPolicy::IntervalMs(ms) => now.saturating_sub(last_sync).0 >= ms,
+                SyncPolicy::Never => false,
+            }
+    }
+}
+
+/// Everything [`super::Lsm`] can be tuned by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LsmConfig {
+    /// A memtable is frozen (and a flush becomes due) past this many bytes.
+    pub memtable_bytes_max: usize,
+    /// Frozen memtables waiting for a flush; past this, writes stall.
+    pub frozen_memtables_max: usize,
+    /// L0 tables past which writes stall until compaction catches up.
+    pub l0_stall_tables: usize,
+    /// The leveled compaction policy.
+    pub compaction: CompactionConfig,
+    /// SSTable block size and bloom filter density.
+    pub table: TableOptions,
+    /// Bytes of decoded data blocks kept in memory.
+    pub block_cache_bytes: u64,
+    /// A tombstone is kept at least this long after its timestamp before compaction may drop it.
+    /// Anti-entropy must run more often than this, or a deleted key can come back.
+    pub tombstone_grace_ms: u64,
+    /// The largest value accepted, in bytes (at most [`super::VALUE_BYTES_LIMIT`]).
+    pub value_bytes_max: usize,
+    /// When the WAL is synced.
+    pub sync: SyncPolicy,
+}
+
+impl Default for LsmConfig {
+    fn default() -> Self {
+        LsmConfig {
+            memtable_bytes_max: 64 << 20,
+            frozen_memtables_max: 2,
+            l0_stall_tables: 20,
+            compaction: CompactionConfig::default(),
+            table: TableOptions::default(),
+            block_cache_bytes: 32 << 20,
+            tombstone_grace_ms: 10 * 24 * 3600 * 1000,
+            value_bytes_max: 1 << 20,
+            sync: SyncPolicy::Always,
+        }
+    }
+}
+
+impl LsmConfig {
+    /// Tiny sizes so that a few hundred writes exercise flushes, every level and compaction.
+    pub fn small_for_tests() -> Self {
+        LsmConfig {
+            memtable_bytes_max: 4 << 10,
+            frozen_memtables_max: 2,
+            l0_stall_tables: 12,
+            compaction: CompactionConfig {
+                l0_trigger: 3,
+                l1_bytes_max: 16 << 10,
+                level_multiplier: 4,
+                table_bytes_target: 4 << 10,
+            },
+            table: TableOptions { block_bytes: 512, bloom_bits_per_key: 10 },
+            block_cache_bytes: 64 << 10,
+            tombstone_grace_ms: 1000,
+            value_bytes_max: 4 << 10,
+            sync: SyncPolicy::Always,
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Model-based property test of the storage engine: random sequences of put, delete, get, scan,
+//! sync, flush, compaction steps, crash and reopen against the simulated disk, every result
+//! compared with a `BTreeMap` model that applies LWW.
+//!
+//! Durability is checked exactly: after a crash, the engine's whole contents must equal the
+//! model replayed up to some prefix of the writes that starts no earlier than the last durable
+//! LSN, so every write acknowledged after a sync survives, and nothing appears from nowhere.
+//!
+//! `PROPTEST_CASES` sets the number of cases (CI runs 1,000).
+
+use proptest::prelude::*;
+use ringstore_core::storage::{Cell, Job, Lsm, LsmConfig, SimDisk, StorageError, Version};
+use ringstore_core::{Millis, NodeId};
+use std::collections::BTreeMap;
+
+const KEYS: u8 = 40;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put { key: u8, age_ms: u64, node: u32, len: usize },
+    Delete { key: u8, age_ms: u64, node: u32 },
+    Get { key: u8 },
+    Scan { start: u8, end: u8, limit: usize },
+    Sync,
+    Tick { ms: u64 },
+    /// Take a background job if none is running, and advance it by one step.
+    StepJob,
+    /// Freeze the memtable and run all background work.
+    Flush,
+    Crash,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        30 => (0..KEYS, 0..40u64, 1..4u32, 0..300usize)
+            .prop_map(|(key, age_ms, node, len)| Op::Put { key, age_ms, node, len }),
+        8 => (0..KEYS, 0..40u64, 1..4u32).prop_map(|(key, age_ms, node)| Op::Delete { key, age_ms, node }),
+        15 => (0..KEYS).prop_map(|key| Op::Get { key }),
+        4 => (0..KEYS, 0..KEYS, 1..20usize).prop_map(|(start, end, limit)| Op::Scan { start, end, limit }),
+        6 => Just(Op::Sync),
+        6 => (1..800u64).prop_map(|ms| Op::Tick { ms }),
+        12 => Just(Op::StepJob),
+        2 => Just(Op::Flush),
+        3 => Just(Op::Crash),
+        2 => Just(Op::Reopen),
+    ]
+}
+
+fn key(k: u8) -> Vec<u8> {
+    format!("key{k:03}").into_bytes()
+}
+
+/// The model: every write in order, with its LSN, and the LWW map they produce.
+#[derive(Default)]
+struct Model {
+    map: BTreeMap<Vec<u8>, Cell>,
+    /// Writes since the last point known durable, with their LSNs.
+    pending: Vec<(u64, Vec<u8>, Cell)>,
+    /// The map as of the last point known durable.
+    durable_map: BTreeMap<Vec<u8>, Cell>,
+}
+
+fn apply(map: &mut BTreeMap<Vec<u8>, Cell>, key: &[u8], cell: &Cell) {
+    match map.get(key) {
+        Some(existing) if existing.version >= cell.version => {}
+        _ => {
+            map.insert(key.to_vec(), cell.clone());
+        }
+    }
+}
+
+impl Model {
+    fn write(&mut self, lsn: u64, key: Vec<u8>, cell: Cell) {
+        apply(&mut self.map, &key, &cell);
+        self.pending.push((lsn, key, cell));
+    }
+
+    /// Folds writes up to `durable_lsn` into the durable map.
+    fn durable_upto(&mut self, durable_lsn: u64) {
+        let split = self.pending.partition_point(|(lsn, _, _)| *lsn <= durable_lsn);
+        for (_, k, c) in self.pending.drain(..split) {
+            apply(&mut self.durable_map, &k, &c);
+        }
+    }
+}
+
+/// Whether the engine's answer for a key agrees with the model's cell at `now`: equal, or the
+/// model's tombstone has passed its grace period and compaction may have dropped it.
+fn agrees(engine: Option<&Cell>, model: Option<&Cell>, now: Millis, grace_ms: u64) -> bool {
+    match (engine, model) {
+        (a, b) if a == b => true,
+        (None, Some(m)) => m.is_tombstone() && m.version.ts / 1000 + grace_ms <= now.0,
+        _ => false,
+    }
+}
+
+fn full_scan(lsm: &Lsm<SimDisk>) -> BTreeMap<Vec<u8>, Cell> {
+    lsm.scan(b"\0", None, usize::MAX).expect("scan").into_iter().collect()
+}
+
+fn maps_agree(
+    engine: &BTreeMap<Vec<u8>, Cell>,
+    model: &BTreeMap<Vec<u8>, Cell>,
+    now: Millis,
+    grace_ms: u64,
+) -> bool {
+    let keys: std::collections::BTreeSet<&Vec<u8>> = engine.keys().chain(model.keys()).collect();
+    keys.into_iter().all(|k| agrees(engine.get(k), model.get(k), now, grace_ms))
+}
+
+fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
+    let config = LsmConfig::small_for_tests();
+    let grace = config.tombstone_grace_ms;
+    let disk = SimDisk::new(seed);
+    let (mut lsm, _) = Lsm::open(disk.clone(), config.clone()).expect("open");
+    let mut model = Model::default();
+    let mut job: Option<Job<SimDisk>> = None;
+    let mut now = Millis(10_000);
+    let mut value_counter = 0u64;
+
+    for op in ops {
+        match op {
+            Op::Put { key: k, age_ms, node, len } => {
+                value_counter += 1;
+                let mut value = value_counter.to_le_bytes().to_vec();
+                value.resize(len.max(4), k);
+                // A coordinator never issues the same version twice: the counter keeps them apart.
+                let version = Version { ts: (now.0 - age_ms) * 1000 + value_counter, node: NodeId(node) };
+                let cell = Cell::put(version, value);
+                match lsm.write(&key(k), cell.clone()) {
+                    Ok(lsn) => model.write(lsn, key(k), cell),
+                    Err(StorageError::WriteStall { .. }) => {}
+                    Err(e) => return Err(TestCaseError::fail(format!("put: {e}"))),
+                }
+            }
+            Op::Delete { key: k, age_ms, node } => {
+                value_counter += 1;
+                let version = Version { ts: (now.0 - age_ms) * 1000 + value_counter, node: NodeId(node) };
+                let cell = Cell::tombstone(version);
+                match lsm.write(&key(k), cell.clone()) {
+                    Ok(lsn) => model.write(lsn, key(k), cell),
+                    Err(StorageError::WriteStall { .. }) => {}
+                    Err(e) => return Err(TestCaseError::fail(format!("delete: {e}"))),
+                }
+            }
+            Op::Get { key: k } => {
+                let got = lsm.get(&key(k)).expect("get");
+                let want = model.map.get(&key(k));
+                prop_assert!(
+                    agrees(got.as_ref(), want, now, grace),
+                    "get key{k:03}: engine {got:?}, model {want:?}"
+                );
+            }
+            Op::Scan { start, end, limit } => {
+                let (start, end) = (key(start.min(end)), key(start.max(end)));
+                let got = lsm.scan(&start, Some(&end), limit).expect("scan");
+                prop_assert!(got.len() <= limit);
+                let got_map: BTreeMap<_, _> = got.iter().cloned().collect();
+                prop_assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "scan out of order");
+                // Every key returned is in range and agrees with the model.
+                for (k, c) in &got {
+                    prop_assert!(k >= &start && k < &end);
+                    prop_assert!(agrees(Some(c), model.map.get(k), now, grace), "scan {k:?}: {c:?}");
+                }
+                // When the scan was not cut by its limit, it missed nothing the model has live.
+                if got.len() < limit {
+                    for (k, c) in model.map.range(start.clone()..end.clone()) {
+                        prop_assert!(
+                            agrees(got_map.get(k), Some(c), now, grace),
+                            "scan missed {k:?}"
+                        );
+                    }
+                }
+            }
+            Op::Sync => {
+                lsm.sync_wal().expect("sync");
+            }
+            Op::Tick { ms } => now = Millis(now.0 + ms),
+            Op::StepJob => {
+                if job.is_none() {
+                    job = lsm.next_job(now).expect("next_job");
+                }
+                if let Some(mut j) = job.take() {
+                    if j.step().expect("step") {
+                        lsm.install(j).expect("install");
+                    } else {
+                        job = Some(j);
+                    }
+                }
+            }
+            Op::Flush => {
+                if let Some(j) = job.take() {
+                    lsm.abort(j);
+                }
+                lsm.flush_all(now).expect("flush_all");
+            }
+            Op::Crash => {
+                model.durable_upto(lsm.durable_lsn());
+                drop(job.take());
+                drop(lsm);
+                disk.crash();
+                let (reopened, _) = Lsm::open(disk.clone(), config.clone()).expect("reopen after crash");
+                lsm = reopened;
+                let engine = full_scan(&lsm);
+                // The engine must equal the durable model plus some prefix of the pending writes.
+                let mut candidate = model.durable_map.clone();
+                let mut matched = maps_agree(&engine, &candidate, now, grace);
+                let mut kept = 0;
+                for (i, (_, k, c)) in model.pending.iter().enumerate() {
+                    if matched {
+                        break;
+                    }
+                    apply(&mut candidate, k, c);
+                    if maps_agree(&engine, &candidate, now, grace) {
+                        matched = true;
+                        kept = i + 1;
+                    }
+                }
+                prop_assert!(
+                    matched,
+                    "after crash the engine holds no prefix of the writes ({} pending)\nengine: {:?}",
+                    model.pending.len(),
+                    engine.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>()
+                );
+                // Adopt the surviving prefix as the new truth.
+                let survivors: Vec<_> = model.pending.drain(..kept).collect();
+                for (_, k, c) in &survivors {
+                    apply(&mut model.durable_map, k, c);
+                }
+                model.pending.clear();
+                model.map = model.durable_map.clone();
+            }
+            Op::Reopen => {
+                if let Some(j) = job.take() {
+                    lsm.abort(j);
+                }
+                lsm.close().expect("close");
+                let (reopened, report) = Lsm::open(disk.clone(), config.clone()).expect("reopen");
+                prop_assert_eq!(report.torn_bytes_truncated, 0);
+                lsm = reopened;
+                model.durable_upto(u64::MAX);
+                let engine = full_scan(&lsm);
+                prop_assert!(maps_agree(&engine, &model.map, now, grace), "clean reopen lost data");
+            }
+        }
+        model.durable_upto(lsm.durable_lsn());
+    }
+    // Finally everything still reads back.
+    let engine = full_scan(&lsm);
+    prop_assert!(maps_agree(&engine, &model.map, now, grace), "final contents differ");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn lsm_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..300), seed in any::<u64>()) {
+        run(ops, seed)?;
+    }
+}

@@ -1,0 +1,306 @@
+//! [`Store`]: the storage engine made thread-safe for a native node, with group commit and
+//! background flushes and compactions.
+//!
+//! `ringstore-core`'s [`Lsm`] is a synchronous state machine; this is its tokio-free native
+//! driver. Requests call [`Store::write`] and [`Store::get`] from any thread:
+//!
+//! * Reads take a shared lock; writes take the exclusive lock only to append to the WAL buffer
+//!   and the memtable (microseconds).
+//! * **Group commit.** Under [`SyncPolicy::Always`] a writer waits until its LSN is durable. The
+//!   first waiter becomes the *leader*: it takes a [`SyncTicket`] from the engine (which writes
+//!   the WAL buffer), runs the slow `fdatasync` with no lock held, and records the result; every
+//!   write that arrived meanwhile is covered by the next leader's single sync.
+//! * **Background work.** Two threads take flush and compaction jobs from the engine, step them
+//!   without holding its lock, and install them. A sync or a compaction therefore never stalls
+//!   request handling; only a write that finds the memtable budget exhausted waits for a flush.
+//! * [`SyncPolicy::IntervalMs`] syncs run on the background threads' timer.
+
+use crate::disk::FileDisk;
+use ringstore_core::Millis;
+use ringstore_core::storage::{
+    Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket,
+    WalWriter,
+};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Background threads running flushes and compactions.
+const BACKGROUND_THREADS: usize = 2;
+/// How often idle background threads look for due work (compactions, interval syncs).
+const BACKGROUND_TICK: Duration = Duration::from_millis(50);
+
+/// The wall clock in milliseconds since the Unix epoch: the time base of LWW timestamps.
+pub fn wall_clock() -> Millis {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Millis(since.as_millis() as u64)
+}
+
+#[derive(Default)]
+struct SyncState {
+    durable: u64,
+    syncing: bool,
+}
+
+struct Inner {
+    lsm: RwLock<Lsm<FileDisk>>,
+    disk: FileDisk,
+    sync_policy: SyncPolicy,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Signalled when a memtable is frozen or work may be due, and when a job is installed.
+    work: Mutex<u64>,
+    work_cv: Condvar,
+    installed_cv: Condvar,
+    shutdown: AtomicBool,
+}
+
+/// A thread-safe storage engine on real files. See the module docs.
+pub struct Store {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+    report: RecoveryReport,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn read(&self) -> RwLockReadGuard<'_, Lsm<FileDisk>> {
+        self.lsm.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Lsm<FileDisk>> {
+        self.lsm.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kick(&self) {
+        *lock(&self.work) += 1;
+        self.work_cv.notify_all();
+    }
+
+    /// Blocks until `lsn` is durable, leading a group sync when nobody else is.
+    fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
+        let mut state = lock(&self.sync);
+        loop {
+            if state.durable >= lsn {
+                return Ok(());
+            }
+            if state.syncing {
+                state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            state.syncing = true;
+            drop(state);
+            let result = self.lead_sync();
+            state = lock(&self.sync);
+            state.syncing = false;
+            if let Ok(durable) = result {
+                state.durable = state.durable.max(durable);
+            }
+            self.synced.notify_all();
+            result?;
+        }
+    }
+
+    /// One group sync: returns the durable LSN after it.
+    fn lead_sync(&self) -> Result<u64, StorageError> {
+        let ticket: Option<SyncTicket> = self.write().begin_sync()?;
+        if let Some(ticket) = ticket {
+            let result = WalWriter::run_sync(&self.disk, &ticket);
+            self.write().complete_sync(&ticket, result)?;
+        }
+        Ok(self.read().durable_lsn())
+    }
+
+    fn background(&self) {
+        while !self.shutdown.load(Ordering::Acquire) {
+            let now = wall_clock();
+            if self.read().sync_due(now) {
+                let result = self.lead_sync();
+                if let Ok(durable) = result {
+                    let mut state = lock(&self.sync);
+                    state.durable = state.durable.max(durable);
+                }
+                self.write().note_sync(now);
+            }
+            let job = self.write().next_job(now);
+            match job {
+                Ok(Some(mut job)) => {
+                    let outcome = loop {
+                        match job.step() {
+                            Ok(true) => break Ok(()),
+                            Ok(false) if self.shutdown.load(Ordering::Acquire) => {
+                                break Err(None);
+                            }
+                            Ok(false) => {}
+                            Err(e) => break Err(Some(e)),
+                        }
+                    };
+                    let mut lsm = self.write();
+                    match outcome {
+                        Ok(()) => {
+                            if let Err(e) = lsm.install(job) {
+                                eprintln!("ringstore: installing background job failed: {e}");
+                            }
+                        }
+                        Err(e) => {
+                            if let Some(e) = e {
+                                eprintln!("ringstore: background job failed: {e}");
+                            }
+                            lsm.abort(job);
+                        }
+                    }
+                    drop(lsm);
+                    let _guard = lock(&self.work);
+                    self.installed_cv.notify_all();
+                }
+                Ok(None) | Err(_) => {
+                    let guard = lock(&self.work);
+                    let seen = *guard;
+                    let (_guard, _) = self
+                        .work_cv
+                        .wait_timeout_while(guard, BACKGROUND_TICK, |g| *g == seen)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, recovers it, and starts its background threads.
+    pub fn open(dir: &Path, config: LsmConfig) -> anyhow::Result<Store> {
+        let disk = FileDisk::open(dir)?;
+        let sync_policy = config.sync;
+        let (lsm, report) = Lsm::open(disk.clone(), config)?;
+        let durable = lsm.durable_lsn();
+        let inner = Arc::new(Inner {
+            lsm: RwLock::new(lsm),
+            disk,
+            sync_policy,
+            sync: Mutex::new(SyncState { durable, syncing: false }),
+            synced: Condvar::new(),
+            work: Mutex::new(0),
+            work_cv: Condvar::new(),
+            installed_cv: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+        });
+        let threads = (0..BACKGROUND_THREADS)
+            .map(|i| {
+                let inner = inner.clone();
+                std::thread::Builder::new()
+                    .name(format!("ringstore-bg-{i}"))
+                    .spawn(move || inner.background())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Store { inner, threads, report })
+    }
+
+    /// What recovery found when the store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// Writes `cell` under `key`. Under [`SyncPolicy::Always`] it returns once the write is
+    /// durable. If flushes are behind, it waits for them (bounded memory) rather than failing.
+    pub fn write(&self, key: &[u8], cell: Cell) -> Result<u64, StorageError> {
+        let mut lsm = loop {
+            let lsm = self.inner.write();
+            if !lsm.write_stalled() {
+                break lsm;
+            }
+            drop(lsm);
+            self.inner.kick();
+            let guard = lock(&self.inner.work);
+            let _ = self
+                .inner
+                .installed_cv
+                .wait_timeout(guard, BACKGROUND_TICK)
+                .unwrap_or_else(|e| e.into_inner());
+        };
+        let frozen_before = lsm.frozen_memtables();
+        let lsn = lsm.write(key, cell)?;
+        let froze = lsm.frozen_memtables() > frozen_before;
+        drop(lsm);
+        if froze {
+            self.inner.kick();
+        }
+        if self.inner.sync_policy.acks_after_sync() {
+            self.inner.wait_durable(lsn)?;
+        }
+        Ok(lsn)
+    }
+
+    /// The newest cell for `key` (a tombstone if deleted).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Cell>, StorageError> {
+        self.inner.read().get(key)
+    }
+
+    /// Up to `limit` keys in `[start, end)` with their cells, tombstones included.
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError> {
+        self.inner.read().scan(start, end, limit)
+    }
+
+    /// Makes every write so far durable.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        let lsn = self.inner.read().last_lsn();
+        self.inner.wait_durable(lsn)
+    }
+
+    /// Freezes the memtable and waits until every flush and due compaction has been installed.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.inner.write().freeze_memtable()?;
+        self.inner.kick();
+        loop {
+            {
+                let lsm = self.inner.read();
+                if let Some(why) = lsm.stats().poisoned {
+                    return Err(StorageError::Poisoned(why));
+                }
+                if !lsm.background_pending() {
+                    return Ok(());
+                }
+            }
+            let guard = lock(&self.inner.work);
+            let _ = self
+                .inner
+                .installed_cv
+                .wait_timeout(guard, BACKGROUND_TICK)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The engine's statistics.
+    pub fn stats(&self) -> LsmStats {
+        self.inner.read().stats()
+    }
+
+    /// Stops the background threads and syncs the WAL.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.stop_threads();
+        self.inner.write().sync_wal()
+    }
+
+    fn stop_threads(&mut self) {
+        self.inner.shutdown.store(true, Ordering::Release);
+        self.inner.kick();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}
