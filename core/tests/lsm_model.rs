@@ -9,11 +9,11 @@
 //! `PROPTEST_CASES` sets the number of cases (CI runs 1,000).
 
 use proptest::prelude::*;
-use ringstore_core::storage::{Cell, Job, Lsm, LsmConfig, SimDisk, StorageError, Version};
+use ringstore_core::storage::{Cell, Disk, Job, Lsm, LsmConfig, SimDisk, StorageError, Version};
 use ringstore_core::{Millis, NodeId};
 use std::collections::BTreeMap;
 
-const KEYS: u8 = 40;
+const KEYS: u8 = 160;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -95,6 +95,18 @@ fn agrees(engine: Option<&Cell>, model: Option<&Cell>, now: Millis, grace_ms: u6
     }
 }
 
+fn describe_diff(engine: &BTreeMap<Vec<u8>, Cell>, model: &BTreeMap<Vec<u8>, Cell>) -> String {
+    let keys: std::collections::BTreeSet<&Vec<u8>> = engine.keys().chain(model.keys()).collect();
+    keys.into_iter()
+        .filter(|k| engine.get(*k) != model.get(*k))
+        .map(|k| {
+            let show = |c: Option<&Cell>| c.map(|c| format!("{:?}{}", c.version, if c.is_tombstone() { " tombstone" } else { "" }));
+            format!("{}: engine {:?} model {:?}", String::from_utf8_lossy(k), show(engine.get(k)), show(model.get(k)))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn full_scan(lsm: &Lsm<SimDisk>) -> BTreeMap<Vec<u8>, Cell> {
     lsm.scan(b"\0", None, usize::MAX).expect("scan").into_iter().collect()
 }
@@ -110,7 +122,14 @@ fn maps_agree(
 }
 
 fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
-    let config = LsmConfig::small_for_tests();
+    // Tiny sizes, so that a few hundred writes reach L3 and compaction runs often.
+    let mut config = LsmConfig::small_for_tests();
+    config.memtable_bytes_max = 2 << 10;
+    config.compaction.l0_trigger = 2;
+    config.compaction.l1_bytes_max = 2 << 10;
+    config.compaction.level_multiplier = 2;
+    config.compaction.table_bytes_target = 1 << 10;
+    config.table.block_bytes = 256;
     let grace = config.tombstone_grace_ms;
     let disk = SimDisk::new(seed);
     let (mut lsm, _) = Lsm::open(disk.clone(), config.clone()).expect("open");
@@ -200,7 +219,10 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 drop(job.take());
                 drop(lsm);
                 disk.crash();
-                let (reopened, _) = Lsm::open(disk.clone(), config.clone()).expect("reopen after crash");
+                let (reopened, report) = Lsm::open(disk.clone(), config.clone()).expect("reopen after crash");
+                if std::env::var("MODEL_DEBUG").is_ok() {
+                    eprintln!("crash: durable_lsn was {}, report {report:?}, files {:?}", model.pending.len(), disk.list());
+                }
                 lsm = reopened;
                 let engine = full_scan(&lsm);
                 // The engine must equal the durable model plus some prefix of the pending writes.
@@ -221,7 +243,7 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                     matched,
                     "after crash the engine holds no prefix of the writes ({} pending)\nengine: {:?}",
                     model.pending.len(),
-                    engine.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>()
+                    describe_diff(&engine, &candidate)
                 );
                 // Adopt the surviving prefix as the new truth.
                 let survivors: Vec<_> = model.pending.drain(..kept).collect();
@@ -246,6 +268,7 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
         }
         model.durable_upto(lsm.durable_lsn());
     }
+    if std::env::var("MODEL_DEBUG").is_ok() { let s = lsm.stats(); eprintln!("flushes={} compactions={} moves={} purged={} levels={:?}", s.flushes, s.compactions, s.trivial_moves, s.tombstones_purged, s.levels.iter().map(|l| l.tables).collect::<Vec<_>>()); }
     // Finally everything still reads back.
     let engine = full_scan(&lsm);
     prop_assert!(maps_agree(&engine, &model.map, now, grace), "final contents differ");
@@ -259,7 +282,7 @@ proptest! {
     })]
 
     #[test]
-    fn lsm_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..300), seed in any::<u64>()) {
+    fn lsm_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..400), seed in any::<u64>()) {
         run(ops, seed)?;
     }
 }

@@ -174,6 +174,12 @@ impl<D: Disk> Lsm<D> {
             let name = wal::segment_file_name(seq);
             let is_last = i + 1 == segments.len();
             let replayed = wal::replay_segment(&disk, &name, last_lsn, is_last)?;
+            if replayed.valid_bytes < frame_header_bytes() as u64 {
+                // Not even the header became durable: the segment never held a synced write.
+                disk.delete(&name)?;
+                report.torn_bytes_truncated += replayed.torn_bytes;
+                continue;
+            }
             if replayed.torn_bytes > 0 {
                 disk.truncate(&name, replayed.valid_bytes)?;
                 disk.sync(&name)?;

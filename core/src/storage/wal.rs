@@ -119,6 +119,8 @@ impl<D: Disk> WalWriter<D> {
         disk.create(&name)?;
         let header = frame::encode_header(WAL_MAGIC);
         disk.append(&name, &header)?;
+        // A segment is never followed by another whose header is durable while its own is not.
+        disk.sync(&name)?;
         Ok(WalWriter {
             disk,
             seq,
@@ -245,6 +247,10 @@ impl<D: Disk> WalWriter<D> {
     pub fn rotate(&mut self, seq: u64) -> Result<(), StorageError> {
         self.write_buffer()?;
         self.disk.sync(&self.name)?;
+        if self.dir_dirty {
+            // The segment's name must be as durable as its contents.
+            self.disk.sync_dir()?;
+        }
         self.durable_lsn = self.written_lsn;
         let next = WalWriter::create(self.disk.clone(), seq, self.last_lsn, self.live_bytes)?;
         let total = self.bytes_appended_total;
