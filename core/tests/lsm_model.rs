@@ -17,12 +17,29 @@ const KEYS: u8 = 160;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put { key: u8, age_ms: u64, node: u32, len: usize },
-    Delete { key: u8, age_ms: u64, node: u32 },
-    Get { key: u8 },
-    Scan { start: u8, end: u8, limit: usize },
+    Put {
+        key: u8,
+        age_ms: u64,
+        node: u32,
+        len: usize,
+    },
+    Delete {
+        key: u8,
+        age_ms: u64,
+        node: u32,
+    },
+    Get {
+        key: u8,
+    },
+    Scan {
+        start: u8,
+        end: u8,
+        limit: usize,
+    },
     Sync,
-    Tick { ms: u64 },
+    Tick {
+        ms: u64,
+    },
     /// Take a background job if none is running, and advance it by one step.
     StepJob,
     /// Freeze the memtable and run all background work.
@@ -78,7 +95,9 @@ impl Model {
 
     /// Folds writes up to `durable_lsn` into the durable map.
     fn durable_upto(&mut self, durable_lsn: u64) {
-        let split = self.pending.partition_point(|(lsn, _, _)| *lsn <= durable_lsn);
+        let split = self
+            .pending
+            .partition_point(|(lsn, _, _)| *lsn <= durable_lsn);
         for (_, k, c) in self.pending.drain(..split) {
             apply(&mut self.durable_map, &k, &c);
         }
@@ -100,15 +119,31 @@ fn describe_diff(engine: &BTreeMap<Vec<u8>, Cell>, model: &BTreeMap<Vec<u8>, Cel
     keys.into_iter()
         .filter(|k| engine.get(*k) != model.get(*k))
         .map(|k| {
-            let show = |c: Option<&Cell>| c.map(|c| format!("{:?}{}", c.version, if c.is_tombstone() { " tombstone" } else { "" }));
-            format!("{}: engine {:?} model {:?}", String::from_utf8_lossy(k), show(engine.get(k)), show(model.get(k)))
+            let show = |c: Option<&Cell>| {
+                c.map(|c| {
+                    format!(
+                        "{:?}{}",
+                        c.version,
+                        if c.is_tombstone() { " tombstone" } else { "" }
+                    )
+                })
+            };
+            format!(
+                "{}: engine {:?} model {:?}",
+                String::from_utf8_lossy(k),
+                show(engine.get(k)),
+                show(model.get(k))
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 fn full_scan(lsm: &Lsm<SimDisk>) -> BTreeMap<Vec<u8>, Cell> {
-    lsm.scan(b"\0", None, usize::MAX).expect("scan").into_iter().collect()
+    lsm.scan(b"\0", None, usize::MAX)
+        .expect("scan")
+        .into_iter()
+        .collect()
 }
 
 fn maps_agree(
@@ -118,7 +153,8 @@ fn maps_agree(
     grace_ms: u64,
 ) -> bool {
     let keys: std::collections::BTreeSet<&Vec<u8>> = engine.keys().chain(model.keys()).collect();
-    keys.into_iter().all(|k| agrees(engine.get(k), model.get(k), now, grace_ms))
+    keys.into_iter()
+        .all(|k| agrees(engine.get(k), model.get(k), now, grace_ms))
 }
 
 fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
@@ -140,12 +176,20 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
 
     for op in ops {
         match op {
-            Op::Put { key: k, age_ms, node, len } => {
+            Op::Put {
+                key: k,
+                age_ms,
+                node,
+                len,
+            } => {
                 value_counter += 1;
                 let mut value = value_counter.to_le_bytes().to_vec();
                 value.resize(len.max(4), k);
                 // A coordinator never issues the same version twice: the counter keeps them apart.
-                let version = Version { ts: (now.0 - age_ms) * 1000 + value_counter, node: NodeId(node) };
+                let version = Version {
+                    ts: (now.0 - age_ms) * 1000 + value_counter,
+                    node: NodeId(node),
+                };
                 let cell = Cell::put(version, value);
                 match lsm.write(&key(k), cell.clone()) {
                     Ok(lsn) => model.write(lsn, key(k), cell),
@@ -153,9 +197,16 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                     Err(e) => return Err(TestCaseError::fail(format!("put: {e}"))),
                 }
             }
-            Op::Delete { key: k, age_ms, node } => {
+            Op::Delete {
+                key: k,
+                age_ms,
+                node,
+            } => {
                 value_counter += 1;
-                let version = Version { ts: (now.0 - age_ms) * 1000 + value_counter, node: NodeId(node) };
+                let version = Version {
+                    ts: (now.0 - age_ms) * 1000 + value_counter,
+                    node: NodeId(node),
+                };
                 let cell = Cell::tombstone(version);
                 match lsm.write(&key(k), cell.clone()) {
                     Ok(lsn) => model.write(lsn, key(k), cell),
@@ -180,7 +231,10 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 // Every key returned is in range and agrees with the model.
                 for (k, c) in &got {
                     prop_assert!(k >= &start && k < &end);
-                    prop_assert!(agrees(Some(c), model.map.get(k), now, grace), "scan {k:?}: {c:?}");
+                    prop_assert!(
+                        agrees(Some(c), model.map.get(k), now, grace),
+                        "scan {k:?}: {c:?}"
+                    );
                 }
                 // When the scan was not cut by its limit, it missed nothing the model has live.
                 if got.len() < limit {
@@ -219,9 +273,14 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 drop(job.take());
                 drop(lsm);
                 disk.crash();
-                let (reopened, report) = Lsm::open(disk.clone(), config.clone()).expect("reopen after crash");
+                let (reopened, report) =
+                    Lsm::open(disk.clone(), config.clone()).expect("reopen after crash");
                 if std::env::var("MODEL_DEBUG").is_ok() {
-                    eprintln!("crash: durable_lsn was {}, report {report:?}, files {:?}", model.pending.len(), disk.list());
+                    eprintln!(
+                        "crash: durable_lsn was {}, report {report:?}, files {:?}",
+                        model.pending.len(),
+                        disk.list()
+                    );
                 }
                 lsm = reopened;
                 let engine = full_scan(&lsm);
@@ -263,15 +322,31 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 lsm = reopened;
                 model.durable_upto(u64::MAX);
                 let engine = full_scan(&lsm);
-                prop_assert!(maps_agree(&engine, &model.map, now, grace), "clean reopen lost data");
+                prop_assert!(
+                    maps_agree(&engine, &model.map, now, grace),
+                    "clean reopen lost data"
+                );
             }
         }
         model.durable_upto(lsm.durable_lsn());
     }
-    if std::env::var("MODEL_DEBUG").is_ok() { let s = lsm.stats(); eprintln!("flushes={} compactions={} moves={} purged={} levels={:?}", s.flushes, s.compactions, s.trivial_moves, s.tombstones_purged, s.levels.iter().map(|l| l.tables).collect::<Vec<_>>()); }
+    if std::env::var("MODEL_DEBUG").is_ok() {
+        let s = lsm.stats();
+        eprintln!(
+            "flushes={} compactions={} moves={} purged={} levels={:?}",
+            s.flushes,
+            s.compactions,
+            s.trivial_moves,
+            s.tombstones_purged,
+            s.levels.iter().map(|l| l.tables).collect::<Vec<_>>()
+        );
+    }
     // Finally everything still reads back.
     let engine = full_scan(&lsm);
-    prop_assert!(maps_agree(&engine, &model.map, now, grace), "final contents differ");
+    prop_assert!(
+        maps_agree(&engine, &model.map, now, grace),
+        "final contents differ"
+    );
     Ok(())
 }
 

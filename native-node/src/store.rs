@@ -18,8 +18,7 @@
 use crate::disk::FileDisk;
 use ringstore_core::Millis;
 use ringstore_core::storage::{
-    Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket,
-    WalWriter,
+    Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket, WalWriter,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +33,9 @@ const BACKGROUND_TICK: Duration = Duration::from_millis(50);
 
 /// The wall clock in milliseconds since the Unix epoch: the time base of LWW timestamps.
 pub fn wall_clock() -> Millis {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Millis(since.as_millis() as u64)
 }
 
@@ -182,7 +183,10 @@ impl Store {
             lsm: RwLock::new(lsm),
             disk,
             sync_policy,
-            sync: Mutex::new(SyncState { durable, syncing: false }),
+            sync: Mutex::new(SyncState {
+                durable,
+                syncing: false,
+            }),
             synced: Condvar::new(),
             work: Mutex::new(0),
             work_cv: Condvar::new(),
@@ -197,7 +201,11 @@ impl Store {
                     .spawn(move || inner.background())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Store { inner, threads, report })
+        Ok(Store {
+            inner,
+            threads,
+            report,
+        })
     }
 
     /// What recovery found when the store was opened.

@@ -1,9 +1,9 @@
 //! The storage engine on real files: the shared behaviour suite over `FileDisk`, and the native
 //! `Store` (group commit, background flushes and compactions) under concurrent writers.
 
+use ringstore_core::NodeId;
 use ringstore_core::storage::testkit::lsm_behaviour;
 use ringstore_core::storage::{Cell, LsmConfig, SyncPolicy, Version};
-use ringstore_core::NodeId;
 use ringstore_node::{FileDisk, Store};
 use std::sync::Arc;
 
@@ -19,7 +19,10 @@ fn storage_engine_behaviour_suite_passes_on_real_files() {
 }
 
 fn small_config(sync: SyncPolicy) -> LsmConfig {
-    LsmConfig { sync, ..LsmConfig::small_for_tests() }
+    LsmConfig {
+        sync,
+        ..LsmConfig::small_for_tests()
+    }
 }
 
 #[test]
@@ -34,7 +37,13 @@ fn concurrent_synced_writers_share_syncs_and_lose_nothing() {
             s.spawn(move || {
                 for i in 0..per_writer {
                     let key = format!("w{w}-{i:04}");
-                    let cell = Cell::put(Version { ts: i + 1, node: NodeId(w) }, key.clone().into_bytes());
+                    let cell = Cell::put(
+                        Version {
+                            ts: i + 1,
+                            node: NodeId(w),
+                        },
+                        key.clone().into_bytes(),
+                    );
                     let lsn = store.write(key.as_bytes(), cell).unwrap();
                     // Acknowledged means durable.
                     assert!(store.stats().durable_lsn >= lsn);
@@ -55,7 +64,10 @@ fn concurrent_synced_writers_share_syncs_and_lose_nothing() {
     for w in 0..writers {
         for i in 0..per_writer {
             let key = format!("w{w}-{i:04}");
-            let cell = store.get(key.as_bytes()).unwrap().expect("acknowledged write lost");
+            let cell = store
+                .get(key.as_bytes())
+                .unwrap()
+                .expect("acknowledged write lost");
             assert_eq!(cell.value.as_deref(), Some(key.as_bytes()));
         }
     }
@@ -67,14 +79,32 @@ fn background_threads_flush_and_compact_while_writes_go_on() {
     let store = Store::open(dir.path(), small_config(SyncPolicy::Never)).unwrap();
     for i in 0..5_000u64 {
         let key = format!("bg{:05}", (i * 7919) % 3000);
-        store.write(key.as_bytes(), Cell::put(Version { ts: i + 1, node: NodeId(1) }, vec![1; 64])).unwrap();
+        store
+            .write(
+                key.as_bytes(),
+                Cell::put(
+                    Version {
+                        ts: i + 1,
+                        node: NodeId(1),
+                    },
+                    vec![1; 64],
+                ),
+            )
+            .unwrap();
     }
     store.flush().unwrap();
     let stats = store.stats();
     assert!(stats.flushes > 10, "{stats:?}");
     assert!(stats.compactions > 0, "{stats:?}");
-    assert_eq!((stats.frozen_memtables, stats.running_jobs), (0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.frozen_memtables, stats.running_jobs),
+        (0, 0),
+        "{stats:?}"
+    );
     for k in 0..3000u64 {
-        assert!(store.get(format!("bg{k:05}").as_bytes()).unwrap().is_some(), "bg{k:05} lost");
+        assert!(
+            store.get(format!("bg{k:05}").as_bytes()).unwrap().is_some(),
+            "bg{k:05} lost"
+        );
     }
 }

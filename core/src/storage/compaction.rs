@@ -13,10 +13,10 @@
 //! table or memtable outside the compaction that could hold the key has a version as old as it
 //! (the `purge_below` horizon): otherwise an older value could reappear.
 
+use super::StorageError;
 use super::cell::{Cell, Version};
 use super::manifest::LEVELS;
 use super::sstable::TableMeta;
-use super::StorageError;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 
@@ -102,7 +102,10 @@ pub fn pick_compaction(
     }
     for (level, tables) in levels.iter().enumerate().take(LEVELS - 1).skip(1) {
         let bytes: u64 = tables.iter().map(|t| t.file_bytes).sum();
-        scores.push((bytes.saturating_mul(100) / config.level_bytes_max(level).max(1), level));
+        scores.push((
+            bytes.saturating_mul(100) / config.level_bytes_max(level).max(1),
+            level,
+        ));
     }
     // Highest score first; on ties the shallower level.
     scores.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -119,7 +122,10 @@ pub fn pick_compaction(
             tables.iter().collect()
         } else {
             let cursor = cursors.get(level).map(Vec::as_slice).unwrap_or(&[]);
-            let start = tables.iter().position(|t| t.min_key.as_slice() > cursor).unwrap_or(0);
+            let start = tables
+                .iter()
+                .position(|t| t.min_key.as_slice() > cursor)
+                .unwrap_or(0);
             let candidate = (0..tables.len())
                 .map(|i| &tables[(start + i) % tables.len()])
                 .find(|t| {
@@ -133,10 +139,17 @@ pub fn pick_compaction(
                 None => continue,
             }
         };
-        let Some(min) = inputs.iter().map(|t| t.min_key.as_slice()).min() else { continue };
-        let Some(max) = inputs.iter().map(|t| t.max_key.as_slice()).max() else { continue };
-        let overlapping: Vec<u64> =
-            next.iter().filter(|t| overlaps(t, min, max)).map(|t| t.id).collect();
+        let Some(min) = inputs.iter().map(|t| t.min_key.as_slice()).min() else {
+            continue;
+        };
+        let Some(max) = inputs.iter().map(|t| t.max_key.as_slice()).max() else {
+            continue;
+        };
+        let overlapping: Vec<u64> = next
+            .iter()
+            .filter(|t| overlaps(t, min, max))
+            .map(|t| t.id)
+            .collect();
         if overlapping.iter().any(|id| busy.contains(id)) {
             continue;
         }
@@ -174,7 +187,10 @@ impl PartialOrd for HeapItem {
 impl Ord for HeapItem {
     // BinaryHeap is a max-heap: reverse so the smallest key (then lowest source) pops first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key).then(other.source.cmp(&self.source))
+        other
+            .key
+            .cmp(&self.key)
+            .then(other.source.cmp(&self.source))
     }
 }
 
@@ -192,7 +208,12 @@ where
 {
     /// Merges `sources`.
     pub fn new(sources: Vec<I>) -> Self {
-        MergeIter { sources, heap: BinaryHeap::new(), failed: false, started: false }
+        MergeIter {
+            sources,
+            heap: BinaryHeap::new(),
+            failed: false,
+            started: false,
+        }
     }
 
     fn pull(&mut self, source: usize) -> Result<(), StorageError> {
@@ -221,7 +242,9 @@ where
                     self.pull(i)?;
                 }
             }
-            let Some(first) = self.heap.pop() else { return Ok(None) };
+            let Some(first) = self.heap.pop() else {
+                return Ok(None);
+            };
             self.pull(first.source)?;
             let mut best = first.cell;
             while self.heap.peek().is_some_and(|top| top.key == first.key) {
@@ -275,7 +298,12 @@ mod tests {
     }
 
     fn config() -> CompactionConfig {
-        CompactionConfig { l0_trigger: 2, l1_bytes_max: 100, level_multiplier: 10, table_bytes_target: 50 }
+        CompactionConfig {
+            l0_trigger: 2,
+            l1_bytes_max: 100,
+            level_multiplier: 10,
+            table_bytes_target: 50,
+        }
     }
 
     fn levels(l0: Vec<TableMeta>, l1: Vec<TableMeta>, l2: Vec<TableMeta>) -> Vec<Vec<TableMeta>> {
@@ -288,7 +316,11 @@ mod tests {
 
     #[test]
     fn nothing_to_do_below_targets() {
-        let l = levels(vec![meta(1, "a", "z", 10)], vec![meta(2, "a", "m", 50)], vec![]);
+        let l = levels(
+            vec![meta(1, "a", "z", 10)],
+            vec![meta(2, "a", "m", 50)],
+            vec![],
+        );
         assert_eq!(pick_compaction(&l, &BTreeSet::new(), &config(), &[]), None);
     }
 
@@ -296,19 +328,36 @@ mod tests {
     fn full_l0_merges_all_of_it_with_overlapping_l1() {
         let l = levels(
             vec![meta(5, "c", "f", 10), meta(6, "e", "h", 10)],
-            vec![meta(1, "a", "b", 10), meta(2, "d", "g", 10), meta(3, "x", "z", 10)],
+            vec![
+                meta(1, "a", "b", 10),
+                meta(2, "d", "g", 10),
+                meta(3, "x", "z", 10),
+            ],
             vec![],
         );
         let task = pick_compaction(&l, &BTreeSet::new(), &config(), &[]).unwrap();
-        assert_eq!((task.level, task.inputs.clone(), task.overlapping.clone()), (0, vec![5, 6], vec![2]));
+        assert_eq!(
+            (task.level, task.inputs.clone(), task.overlapping.clone()),
+            (0, vec![5, 6], vec![2])
+        );
         assert!(!task.is_trivial_move());
     }
 
     #[test]
     fn busy_tables_are_left_alone() {
-        let l = levels(vec![meta(5, "c", "f", 10), meta(6, "e", "h", 10)], vec![meta(2, "d", "g", 10)], vec![]);
-        assert_eq!(pick_compaction(&l, &BTreeSet::from([2]), &config(), &[]), None);
-        assert_eq!(pick_compaction(&l, &BTreeSet::from([5]), &config(), &[]), None);
+        let l = levels(
+            vec![meta(5, "c", "f", 10), meta(6, "e", "h", 10)],
+            vec![meta(2, "d", "g", 10)],
+            vec![],
+        );
+        assert_eq!(
+            pick_compaction(&l, &BTreeSet::from([2]), &config(), &[]),
+            None
+        );
+        assert_eq!(
+            pick_compaction(&l, &BTreeSet::from([5]), &config(), &[]),
+            None
+        );
     }
 
     #[test]
@@ -323,22 +372,38 @@ mod tests {
         assert!(first.is_trivial_move());
         let cursors = vec![Vec::new(), b"c".to_vec()];
         let second = pick_compaction(&l, &BTreeSet::new(), &config(), &cursors).unwrap();
-        assert_eq!((second.inputs.clone(), second.overlapping.clone()), (vec![2], vec![9]));
+        assert_eq!(
+            (second.inputs.clone(), second.overlapping.clone()),
+            (vec![2], vec![9])
+        );
     }
 
     fn v(ts: u64) -> Version {
-        Version { ts, node: NodeId(1) }
+        Version {
+            ts,
+            node: NodeId(1),
+        }
     }
 
     fn src(entries: Vec<(&'static str, Cell)>) -> Source<'static> {
-        Box::new(entries.into_iter().map(|(k, c)| Ok((k.as_bytes().to_vec(), c))))
+        Box::new(
+            entries
+                .into_iter()
+                .map(|(k, c)| Ok((k.as_bytes().to_vec(), c))),
+        )
     }
 
     #[test]
     fn merge_keeps_the_greatest_version_whatever_the_source() {
         let merged: Vec<_> = MergeIter::new(vec![
-            src(vec![("a", Cell::put(v(1), b"old".to_vec())), ("c", Cell::tombstone(v(9)))]),
-            src(vec![("a", Cell::put(v(5), b"new".to_vec())), ("b", Cell::put(v(2), b"b".to_vec()))]),
+            src(vec![
+                ("a", Cell::put(v(1), b"old".to_vec())),
+                ("c", Cell::tombstone(v(9))),
+            ]),
+            src(vec![
+                ("a", Cell::put(v(5), b"new".to_vec())),
+                ("b", Cell::put(v(2), b"b".to_vec())),
+            ]),
             src(vec![("c", Cell::put(v(3), b"c".to_vec()))]),
         ])
         .map(Result::unwrap)
@@ -356,7 +421,11 @@ mod tests {
     #[test]
     fn merge_stops_after_a_source_error() {
         let failing: Source<'static> = Box::new(
-            vec![Err(StorageError::StaleJob), Ok((b"z".to_vec(), Cell::tombstone(v(1))))].into_iter(),
+            vec![
+                Err(StorageError::StaleJob),
+                Ok((b"z".to_vec(), Cell::tombstone(v(1)))),
+            ]
+            .into_iter(),
         );
         let mut merged = MergeIter::new(vec![failing]);
         assert!(merged.next().unwrap().is_err());

@@ -81,7 +81,10 @@ impl LsmConfig {
                 level_multiplier: 4,
                 table_bytes_target: 4 << 10,
             },
-            table: TableOptions { block_bytes: 512, bloom_bits_per_key: 10 },
+            table: TableOptions {
+                block_bytes: 512,
+                bloom_bits_per_key: 10,
+            },
             block_cache_bytes: 64 << 10,
             tombstone_grace_ms: 1000,
             value_bytes_max: 4 << 10,

@@ -196,7 +196,10 @@ impl<D: Disk> Lsm<D> {
             wal_segments.insert(seq, replayed.valid_bytes);
             live_bytes += replayed.valid_bytes;
         }
-        let next_seq = segments.last().map_or(state.wal_start, |s| s + 1).max(state.wal_start);
+        let next_seq = segments
+            .last()
+            .map_or(state.wal_start, |s| s + 1)
+            .max(state.wal_start);
         let wal = WalWriter::create(disk.clone(), next_seq, last_lsn, live_bytes)?;
         wal_segments.insert(next_seq, (frame_header_bytes()) as u64);
         disk.sync_dir()?;
@@ -277,7 +280,9 @@ impl<D: Disk> Lsm<D> {
         }
         if self.write_stalled() {
             self.counters.write_stalls += 1;
-            return Err(StorageError::WriteStall { frozen: self.frozen.len() });
+            return Err(StorageError::WriteStall {
+                frozen: self.frozen.len(),
+            });
         }
         let refs: Vec<(&[u8], &Cell)> = batch.iter().map(|(k, c)| (k.as_slice(), c)).collect();
         let before = self.wal.live_bytes();
@@ -314,9 +319,14 @@ impl<D: Disk> Lsm<D> {
             return self.poison(e);
         }
         self.counters.wal_syncs += 1;
-        self.wal_segments.insert(new_seq, frame_header_bytes() as u64);
+        self.wal_segments
+            .insert(new_seq, frame_header_bytes() as u64);
         let mem = std::mem::take(&mut self.active);
-        self.frozen.push_back(Frozen { mem: Arc::new(mem), wal_end_seq: old_seq, flushing: false });
+        self.frozen.push_back(Frozen {
+            mem: Arc::new(mem),
+            wal_end_seq: old_seq,
+            flushing: false,
+        });
         Ok(())
     }
 
@@ -361,7 +371,9 @@ impl<D: Disk> Lsm<D> {
 
     /// Whether the sync policy calls for a WAL sync at `now`.
     pub fn sync_due(&self, now: Millis) -> bool {
-        self.config.sync.sync_due(now, self.last_sync, self.wal.has_unsynced())
+        self.config
+            .sync
+            .sync_due(now, self.last_sync, self.wal.has_unsynced())
     }
 
     /// Makes every batch written so far durable (one disk sync however many batches).
@@ -425,10 +437,10 @@ impl<D: Disk> Lsm<D> {
             if beats(&best, frozen.mem.max_version()) {
                 continue;
             }
-            if let Some(c) = frozen.mem.get(key) {
-                if best.as_ref().is_none_or(|b| c.version > b.version) {
-                    best = Some(c.clone());
-                }
+            if let Some(c) = frozen.mem.get(key)
+                && best.as_ref().is_none_or(|b| c.version > b.version)
+            {
+                best = Some(c.clone());
             }
         }
         let hash = key_hash(key);
@@ -441,10 +453,10 @@ impl<D: Disk> Lsm<D> {
             {
                 return Ok(());
             }
-            if let Some(c) = table.get(key, hash)? {
-                if best.as_ref().is_none_or(|b| c.version > b.version) {
-                    *best = Some(c);
-                }
+            if let Some(c) = table.get(key, hash)?
+                && best.as_ref().is_none_or(|b| c.version > b.version)
+            {
+                *best = Some(c);
             }
             Ok(())
         };
@@ -474,7 +486,8 @@ impl<D: Disk> Lsm<D> {
         let mems = std::iter::once(&self.active).chain(self.frozen.iter().map(|f| f.mem.as_ref()));
         for mem in mems {
             sources.push(Box::new(
-                mem.range_from(Bound::Included(start)).map(|(k, c)| Ok((k.clone(), c.clone()))),
+                mem.range_from(Bound::Included(start))
+                    .map(|(k, c)| Ok((k.clone(), c.clone()))),
             ));
         }
         for table in self.levels.iter().flatten() {

@@ -52,7 +52,10 @@ pub fn decode_header(what: &'static str, magic: u64, bytes: &[u8]) -> Result<(),
     let mut h = Decoder::new(what, head);
     let got_magic = h.u64()?;
     if got_magic != magic {
-        return Err(FormatError::BadMagic { what, got: got_magic });
+        return Err(FormatError::BadMagic {
+            what,
+            got: got_magic,
+        });
     }
     super::codec::verify_crc(what, head, stored)?;
     let version = h.u16()?;
@@ -98,7 +101,10 @@ pub fn finish_record(out: &mut [u8], start: usize) {
 }
 
 /// Parses the record at the start of `bytes`: its body and its total framed length.
-pub fn decode_record<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(&'a [u8], usize), FormatError> {
+pub fn decode_record<'a>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<(&'a [u8], usize), FormatError> {
     let mut d = Decoder::new(what, bytes);
     let len_bytes = d.bytes(4)?;
     let stored = d.u32()?;
@@ -112,7 +118,11 @@ pub fn decode_record<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(&'a [u8
     hasher.update(body);
     let got = hasher.finalize();
     if got != stored {
-        return Err(FormatError::ChecksumMismatch { what, got, expected: stored });
+        return Err(FormatError::ChecksumMismatch {
+            what,
+            got,
+            expected: stored,
+        });
     }
     Ok((body, RECORD_HEADER_BYTES + len))
 }
@@ -126,9 +136,8 @@ pub fn find_valid_record_after(
     bad_offset: usize,
     accept: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {
-    (bad_offset + 1..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1)).find(|&off| {
-        matches!(decode_record(what, &bytes[off..]), Ok((body, _)) if accept(body))
-    })
+    (bad_offset + 1..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1))
+        .find(|&off| matches!(decode_record(what, &bytes[off..]), Ok((body, _)) if accept(body)))
 }
 
 #[cfg(test)]
@@ -140,7 +149,10 @@ mod tests {
         let h = encode_header(0x1234);
         assert_eq!(h.len(), HEADER_BYTES);
         decode_header("log", 0x1234, &h).unwrap();
-        assert!(matches!(decode_header("log", 0x9999, &h), Err(FormatError::BadMagic { .. })));
+        assert!(matches!(
+            decode_header("log", 0x9999, &h),
+            Err(FormatError::BadMagic { .. })
+        ));
         let mut bad = h.clone();
         bad[9] ^= 1;
         assert!(matches!(
@@ -169,9 +181,15 @@ mod tests {
         for i in 0..a.len() {
             let mut bad = a.clone();
             bad[i] ^= 0x40;
-            assert!(decode_record("rec", &bad).is_err(), "flip at {i} undetected");
+            assert!(
+                decode_record("rec", &bad).is_err(),
+                "flip at {i} undetected"
+            );
         }
-        assert!(matches!(decode_record("rec", &a[..a.len() - 1]), Err(FormatError::Truncated { .. })));
+        assert!(matches!(
+            decode_record("rec", &a[..a.len() - 1]),
+            Err(FormatError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -181,7 +199,10 @@ mod tests {
         let second = a.len();
         encode_record(&mut a, b"second");
         a[2] ^= 0xff;
-        assert_eq!(find_valid_record_after("rec", &a, 0, |_| true), Some(second));
+        assert_eq!(
+            find_valid_record_after("rec", &a, 0, |_| true),
+            Some(second)
+        );
         assert_eq!(find_valid_record_after("rec", &a, second, |_| true), None);
     }
 }

@@ -92,7 +92,10 @@ impl<D: Disk> JobContext<D> {
     fn finish_writer(&self, writer: TableWriter<D>) -> Result<Output<D>, StorageError> {
         let meta = writer.finish()?;
         let table = Table::open(self.disk.clone(), meta.id, self.cache.clone())?;
-        Ok(Output { meta, table: Arc::new(table) })
+        Ok(Output {
+            meta,
+            table: Arc::new(table),
+        })
     }
 }
 
@@ -107,7 +110,10 @@ pub struct Job<D: Disk> {
 
 impl<D: Disk> core::fmt::Debug for Job<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Job").field("id", &self.id).field("kind", &self.kind).finish()
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -124,7 +130,13 @@ impl<D: Disk> Job<D> {
         match &mut self.work {
             Work::Move { .. } => Ok(true),
             Work::Flush { done: true, .. } | Work::Compact { done: true, .. } => Ok(true),
-            Work::Flush { mem, resume, writer, output, done } => {
+            Work::Flush {
+                mem,
+                resume,
+                writer,
+                output,
+                done,
+            } => {
                 let start = match resume {
                     Some(k) => Bound::Excluded(k.as_slice()),
                     None => Bound::Unbounded,
@@ -151,7 +163,15 @@ impl<D: Disk> Job<D> {
                 Ok(*done)
             }
             Work::Compact {
-                merge, writer, outputs, now_ms, grace_ms, purge_below, purged, done, ..
+                merge,
+                writer,
+                outputs,
+                now_ms,
+                grace_ms,
+                purge_below,
+                purged,
+                done,
+                ..
             } => {
                 for _ in 0..STEP_ENTRIES {
                     let Some(item) = merge.next() else {
@@ -176,10 +196,8 @@ impl<D: Disk> Job<D> {
                         }
                         None => false,
                     };
-                    if full {
-                        if let Some(w) = writer.take() {
-                            outputs.push(ctx.finish_writer(w)?);
-                        }
+                    if full && let Some(w) = writer.take() {
+                        outputs.push(ctx.finish_writer(w)?);
                     }
                 }
                 Ok(false)
@@ -190,7 +208,9 @@ impl<D: Disk> Job<D> {
     fn output_files(&self) -> Vec<String> {
         let mut files = Vec::new();
         match &self.work {
-            Work::Flush { output: Some(o), .. } => files.push(table_file_name(o.meta.id)),
+            Work::Flush {
+                output: Some(o), ..
+            } => files.push(table_file_name(o.meta.id)),
             Work::Compact { outputs, .. } => {
                 files.extend(outputs.iter().map(|o| table_file_name(o.meta.id)));
             }
@@ -233,14 +253,20 @@ impl<D: Disk> Lsm<D> {
     /// compaction); they never share tables.
     pub fn next_job(&mut self, now: Millis) -> Result<Option<Job<D>>, StorageError> {
         self.check_poison()?;
-        if let Some(frozen) = self.frozen.front_mut() {
-            if !frozen.flushing {
-                frozen.flushing = true;
-                let mem = frozen.mem.clone();
-                let kind = JobKind::Flush { entries: mem.len() };
-                let work = Work::Flush { mem, resume: None, writer: None, output: None, done: false };
-                return Ok(Some(self.job(kind, Vec::new(), work)));
-            }
+        if let Some(frozen) = self.frozen.front_mut()
+            && !frozen.flushing
+        {
+            frozen.flushing = true;
+            let mem = frozen.mem.clone();
+            let kind = JobKind::Flush { entries: mem.len() };
+            let work = Work::Flush {
+                mem,
+                resume: None,
+                writer: None,
+                output: None,
+                done: false,
+            };
+            return Ok(Some(self.job(kind, Vec::new(), work)));
         }
         let metas: Vec<Vec<TableMeta>> = self
             .levels
@@ -268,7 +294,12 @@ impl<D: Disk> Lsm<D> {
         if inputs.is_empty() {
             return Ok(None);
         }
-        let deepest = self.levels.iter().rposition(|l| !l.is_empty()).unwrap_or(1).max(1);
+        let deepest = self
+            .levels
+            .iter()
+            .rposition(|l| !l.is_empty())
+            .unwrap_or(1)
+            .max(1);
         let task = CompactionTask {
             level: 0,
             output_level: deepest,
@@ -292,8 +323,16 @@ impl<D: Disk> Lsm<D> {
             .filter(|t| tables.contains(&t.meta().id))
             .cloned()
             .collect();
-        let min = inputs.iter().map(|t| t.meta().min_key.clone()).min().unwrap_or_default();
-        let max = inputs.iter().map(|t| t.meta().max_key.clone()).max().unwrap_or_default();
+        let min = inputs
+            .iter()
+            .map(|t| t.meta().min_key.clone())
+            .min()
+            .unwrap_or_default();
+        let max = inputs
+            .iter()
+            .map(|t| t.meta().max_key.clone())
+            .max()
+            .unwrap_or_default();
         // The oldest version any source outside this compaction could hold for these keys.
         let mut purge_below: Option<Version> = None;
         let mut lower = |v: Option<Version>| {
@@ -309,14 +348,17 @@ impl<D: Disk> Lsm<D> {
         }
         let mems = std::iter::once(&self.active).chain(self.frozen.iter().map(|f| f.mem.as_ref()));
         for mem in mems {
-            if let Some((lo, hi)) = mem.key_range() {
-                if overlaps_range(lo, hi, &min, &max) {
-                    lower(mem.min_version());
-                }
+            if let Some((lo, hi)) = mem.key_range()
+                && overlaps_range(lo, hi, &min, &max)
+            {
+                lower(mem.min_version());
             }
         }
         let merge = MergeIter::new(inputs.iter().map(|t| t.iter(None, false)).collect());
-        let kind = JobKind::Compact { level: task.level, inputs: tables.len() };
+        let kind = JobKind::Compact {
+            level: task.level,
+            inputs: tables.len(),
+        };
         let work = Work::Compact {
             task,
             merge,
@@ -359,10 +401,10 @@ impl<D: Disk> Lsm<D> {
             // Best effort: an orphan left behind is deleted at the next open.
             let _ = w.abandon();
         }
-        if let JobKind::Flush { .. } = job.kind {
-            if let Some(f) = self.frozen.front_mut() {
-                f.flushing = false;
-            }
+        if let JobKind::Flush { .. } = job.kind
+            && let Some(f) = self.frozen.front_mut()
+        {
+            f.flushing = false;
         }
         for f in files.drain(..) {
             let _ = self.disk.delete(&f);
@@ -392,9 +434,11 @@ impl<D: Disk> Lsm<D> {
         match work {
             Work::Flush { mem, output, .. } => {
                 let wal_end_seq = match self.frozen.front() {
-                    Some(Frozen { mem: front, wal_end_seq, .. }) if Arc::ptr_eq(front, &mem) => {
-                        *wal_end_seq
-                    }
+                    Some(Frozen {
+                        mem: front,
+                        wal_end_seq,
+                        ..
+                    }) if Arc::ptr_eq(front, &mem) => *wal_end_seq,
                     _ => return Err(StorageError::StaleJob),
                 };
                 let mut edit = Edit {
@@ -414,8 +458,11 @@ impl<D: Disk> Lsm<D> {
                     self.levels[0].push(o.table);
                 }
                 self.counters.flushes += 1;
-                let obsolete: Vec<u64> =
-                    self.wal_segments.range(..=wal_end_seq).map(|(s, _)| *s).collect();
+                let obsolete: Vec<u64> = self
+                    .wal_segments
+                    .range(..=wal_end_seq)
+                    .map(|(s, _)| *s)
+                    .collect();
                 for seq in obsolete {
                     if let Some(bytes) = self.wal_segments.remove(&seq) {
                         self.wal.segments_deleted(bytes);
@@ -444,21 +491,34 @@ impl<D: Disk> Lsm<D> {
                 self.sort_level(task.output_level);
                 self.counters.trivial_moves += 1;
             }
-            Work::Compact { task, outputs, purged, .. } => {
+            Work::Compact {
+                task,
+                outputs,
+                purged,
+                ..
+            } => {
                 self.disk.sync_dir()?;
                 let removed: Vec<u64> = task.all_inputs().collect();
                 let edit = Edit {
                     next_table_id,
                     wal_start: state.wal_start,
                     flushed_lsn: state.flushed_lsn,
-                    added: outputs.iter().map(|o| (task.output_level as u8, o.meta.clone())).collect(),
+                    added: outputs
+                        .iter()
+                        .map(|o| (task.output_level as u8, o.meta.clone()))
+                        .collect(),
                     removed: removed.clone(),
                 };
                 self.manifest.apply(edit)?;
                 let old = self.remove_tables(&removed);
                 let entries_in: u64 = old.iter().map(|t| t.meta().entries).sum();
                 let entries_out: u64 = outputs.iter().map(|o| o.meta.entries).sum();
-                if let Some(max) = old.iter().filter(|t| task.inputs.contains(&t.meta().id)).map(|t| t.meta().max_key.clone()).max() {
+                if let Some(max) = old
+                    .iter()
+                    .filter(|t| task.inputs.contains(&t.meta().id))
+                    .map(|t| t.meta().max_key.clone())
+                    .max()
+                {
                     self.cursors[task.level] = max;
                 }
                 for o in outputs {

@@ -114,7 +114,10 @@ impl Edit {
 impl ManifestState {
     /// An empty database.
     pub fn empty() -> Self {
-        ManifestState { levels: vec![Vec::new(); LEVELS], ..ManifestState::default() }
+        ManifestState {
+            levels: vec![Vec::new(); LEVELS],
+            ..ManifestState::default()
+        }
     }
 
     /// Applies `edit`; fails without changing anything if it removes a table that is not live.
@@ -134,10 +137,13 @@ impl ManifestState {
             }
         }
         for (level, meta) in &edit.added {
-            let level = next.levels.get_mut(usize::from(*level)).ok_or(FormatError::Invalid {
-                what: "manifest edit",
-                detail: format!("level {level} out of range"),
-            })?;
+            let level = next
+                .levels
+                .get_mut(usize::from(*level))
+                .ok_or(FormatError::Invalid {
+                    what: "manifest edit",
+                    detail: format!("level {level} out of range"),
+                })?;
             level.push(meta.clone());
         }
         for (i, level) in next.levels.iter_mut().enumerate() {
@@ -206,12 +212,10 @@ impl<D: Disk> Manifest<D> {
                     offset += len;
                 }
                 Err(e) => {
-                    let later = frame::find_valid_record_after(
-                        "manifest record",
-                        &bytes,
-                        offset,
-                        |body| Edit::decode(body).is_ok(),
-                    );
+                    let later =
+                        frame::find_valid_record_after("manifest record", &bytes, offset, |body| {
+                            Edit::decode(body).is_ok()
+                        });
                     if later.is_some() {
                         return Err(corrupt(offset, e));
                     }
@@ -225,10 +229,18 @@ impl<D: Disk> Manifest<D> {
             // Every manifest starts with a snapshot record, synced before it got its name.
             return Err(corrupt(
                 offset,
-                FormatError::Truncated { what: "manifest", needed: 1, available: 0 },
+                FormatError::Truncated {
+                    what: "manifest",
+                    needed: 1,
+                    available: 0,
+                },
             ));
         }
-        Ok(Some(Manifest { disk, state, file_bytes: offset as u64 }))
+        Ok(Some(Manifest {
+            disk,
+            state,
+            file_bytes: offset as u64,
+        }))
     }
 
     /// Creates a manifest holding `state`, atomically replacing any existing one.
@@ -245,7 +257,11 @@ impl<D: Disk> Manifest<D> {
         disk.sync(MANIFEST_TMP_FILE)?;
         disk.rename(MANIFEST_TMP_FILE, MANIFEST_FILE)?;
         disk.sync_dir()?;
-        Ok(Manifest { disk, state, file_bytes: bytes.len() as u64 })
+        Ok(Manifest {
+            disk,
+            state,
+            file_bytes: bytes.len() as u64,
+        })
     }
 
     /// The live state.

@@ -37,8 +37,8 @@ impl Memtable {
             Some(existing) if existing.version >= version => false,
             Some(existing) => {
                 self.bytes = self.bytes - existing.footprint() + cell.footprint();
-                self.tombstones =
-                    self.tombstones - usize::from(existing.is_tombstone()) + usize::from(cell.is_tombstone());
+                self.tombstones = self.tombstones - usize::from(existing.is_tombstone())
+                    + usize::from(cell.is_tombstone());
                 *existing = cell;
                 true
             }
@@ -116,7 +116,10 @@ mod tests {
     use crate::NodeId;
 
     fn v(ts: u64) -> Version {
-        Version { ts, node: NodeId(1) }
+        Version {
+            ts,
+            node: NodeId(1),
+        }
     }
 
     #[test]
@@ -135,7 +138,10 @@ mod tests {
         assert!(m.insert(b"k", Cell::tombstone(v(11)), 2));
         assert!(m.get(b"k").unwrap().is_tombstone());
         assert_eq!(m.tombstones(), 1);
-        assert_eq!((m.min_version(), m.max_version()), (Some(v(10)), Some(v(11))));
+        assert_eq!(
+            (m.min_version(), m.max_version()),
+            (Some(v(10)), Some(v(11)))
+        );
     }
 
     #[test]
@@ -154,7 +160,10 @@ mod tests {
         for k in [&b"c"[..], b"a", b"b"] {
             m.insert(k, Cell::put(v(1), k.to_vec()), 1);
         }
-        let keys: Vec<_> = m.range_from(Bound::Included(&b"b"[..])).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<_> = m
+            .range_from(Bound::Included(&b"b"[..]))
+            .map(|(k, _)| k.clone())
+            .collect();
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(m.key_range(), Some((&b"a"[..], &b"c"[..])));
     }

@@ -63,8 +63,11 @@ fn encode_batch(out: &mut Vec<u8>, lsn: Lsn, entries: &[(&[u8], &Cell)]) {
     }
 }
 
+/// A batch of entries as read back from the log.
+pub type Batch = Vec<(Vec<u8>, Cell)>;
+
 /// Decodes a batch body.
-pub fn decode_batch(body: &[u8]) -> Result<(Lsn, Vec<(Vec<u8>, Cell)>), FormatError> {
+pub fn decode_batch(body: &[u8]) -> Result<(Lsn, Batch), FormatError> {
     let mut d = Decoder::new("wal batch", body);
     let lsn = d.u64()?;
     let count = d.u32()? as usize;
@@ -269,7 +272,7 @@ impl<D: Disk> WalWriter<D> {
 #[derive(Debug, Default)]
 pub struct ReplayedSegment {
     /// Batches in order: their LSN and entries.
-    pub batches: Vec<(Lsn, Vec<(Vec<u8>, Cell)>)>,
+    pub batches: Vec<(Lsn, Batch)>,
     /// Length of the valid prefix in bytes.
     pub valid_bytes: u64,
     /// Bytes after the valid prefix (a torn tail), zero if none.
@@ -318,9 +321,12 @@ pub fn replay_segment<D: Disk>(
                 ));
             }
             Err(e) => {
-                let later = frame::find_valid_record_after("wal record", &bytes, offset, |body| {
-                    matches!(decode_batch(body), Ok((lsn, _)) if lsn >= expected)
-                });
+                let later = frame::find_valid_record_after(
+                    "wal record",
+                    &bytes,
+                    offset,
+                    |body| matches!(decode_batch(body), Ok((lsn, _)) if lsn >= expected),
+                );
                 if !is_last || later.is_some() {
                     return Err(corrupt(offset, e));
                 }

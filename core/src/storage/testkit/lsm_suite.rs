@@ -10,7 +10,10 @@ use crate::{Millis, NodeId};
 use std::collections::BTreeMap;
 
 fn v(ts: u64, node: u32) -> Version {
-    Version { ts, node: NodeId(node) }
+    Version {
+        ts,
+        node: NodeId(node),
+    }
 }
 
 fn open<D: Disk>(disk: &D) -> Lsm<D> {
@@ -40,7 +43,9 @@ fn write<D: Disk>(lsm: &mut Lsm<D>, key: &[u8], cell: Cell) {
     loop {
         match lsm.write(key, cell.clone()) {
             Ok(_) => return,
-            Err(StorageError::WriteStall { .. }) => must(lsm.run_background(Millis(0)), "background"),
+            Err(StorageError::WriteStall { .. }) => {
+                must(lsm.run_background(Millis(0)), "background")
+            }
             Err(e) => panic!("lsm suite: write {key:?} failed: {e}"),
         }
     }
@@ -72,14 +77,33 @@ pub fn lww_keeps_the_newest_version<D: Disk>(disk: &D) {
     let mut lsm = open(disk);
     put(&mut lsm, b"user123", 100, b"Alice");
     put(&mut lsm, b"user123", 90, b"stale");
-    assert_eq!(value_of(&lsm, b"user123").as_deref(), Some(&b"Alice"[..]), "older put won in memtable");
+    assert_eq!(
+        value_of(&lsm, b"user123").as_deref(),
+        Some(&b"Alice"[..]),
+        "older put won in memtable"
+    );
     must(lsm.flush_all(Millis(0)), "flush");
     put(&mut lsm, b"user123", 95, b"stale again");
-    assert_eq!(value_of(&lsm, b"user123").as_deref(), Some(&b"Alice"[..]), "older put beat a table");
-    must(lsm.write(b"user123", Cell::put(v(100, 2), b"Bob".to_vec())), "tie put");
-    assert_eq!(value_of(&lsm, b"user123").as_deref(), Some(&b"Bob"[..]), "higher node id lost a tie");
+    assert_eq!(
+        value_of(&lsm, b"user123").as_deref(),
+        Some(&b"Alice"[..]),
+        "older put beat a table"
+    );
+    must(
+        lsm.write(b"user123", Cell::put(v(100, 2), b"Bob".to_vec())),
+        "tie put",
+    );
+    assert_eq!(
+        value_of(&lsm, b"user123").as_deref(),
+        Some(&b"Bob"[..]),
+        "higher node id lost a tie"
+    );
     let lsm = reopen(lsm, disk);
-    assert_eq!(value_of(&lsm, b"user123").as_deref(), Some(&b"Bob"[..]), "lost after reopen");
+    assert_eq!(
+        value_of(&lsm, b"user123").as_deref(),
+        Some(&b"Bob"[..]),
+        "lost after reopen"
+    );
 }
 
 /// A delete is a tombstone with its own version: it hides older puts and loses to newer ones.
@@ -88,13 +112,23 @@ pub fn deletes_are_timestamped_tombstones<D: Disk>(disk: &D) {
     put(&mut lsm, b"k", 10, b"x");
     must(lsm.write(b"k", Cell::tombstone(v(20, 1))), "delete");
     let cell = must(lsm.get(b"k"), "get").unwrap_or_else(|| panic!("lsm suite: tombstone missing"));
-    assert!(cell.is_tombstone() && cell.version == v(20, 1), "delete not stored as tombstone: {cell:?}");
+    assert!(
+        cell.is_tombstone() && cell.version == v(20, 1),
+        "delete not stored as tombstone: {cell:?}"
+    );
     must(lsm.flush_all(Millis(0)), "flush");
     put(&mut lsm, b"k", 15, b"older than the delete");
-    assert_eq!(value_of(&lsm, b"k"), None, "a put older than the delete came back");
+    assert_eq!(
+        value_of(&lsm, b"k"),
+        None,
+        "a put older than the delete came back"
+    );
     put(&mut lsm, b"k", 30, b"newer");
     assert_eq!(value_of(&lsm, b"k").as_deref(), Some(&b"newer"[..]));
-    must(lsm.write(b"gone", Cell::tombstone(v(5, 1))), "delete of an absent key");
+    must(
+        lsm.write(b"gone", Cell::tombstone(v(5, 1))),
+        "delete of an absent key",
+    );
     assert!(must(lsm.get(b"gone"), "get").is_some_and(|c| c.is_tombstone()));
 }
 
@@ -102,16 +136,28 @@ pub fn deletes_are_timestamped_tombstones<D: Disk>(disk: &D) {
 pub fn bad_keys_and_values_are_refused_and_change_nothing<D: Disk>(disk: &D) {
     let mut lsm = open(disk);
     let before = lsm.last_lsn();
-    assert!(matches!(lsm.write(b"", Cell::put(v(1, 1), vec![])), Err(StorageError::KeyTooLong { len: 0, .. })));
+    assert!(matches!(
+        lsm.write(b"", Cell::put(v(1, 1), vec![])),
+        Err(StorageError::KeyTooLong { len: 0, .. })
+    ));
     let long = vec![b'k'; crate::storage::KEY_BYTES_MAX + 1];
-    assert!(matches!(lsm.write(&long, Cell::put(v(1, 1), vec![])), Err(StorageError::KeyTooLong { .. })));
+    assert!(matches!(
+        lsm.write(&long, Cell::put(v(1, 1), vec![])),
+        Err(StorageError::KeyTooLong { .. })
+    ));
     let max = lsm.config().value_bytes_max;
     let err = lsm.write(b"k", Cell::put(v(1, 1), vec![0; max + 1]));
-    assert!(matches!(err, Err(StorageError::ValueTooLarge { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(StorageError::ValueTooLarge { .. })),
+        "{err:?}"
+    );
     assert_eq!(lsm.last_lsn(), before, "a refused write reached the WAL");
     assert!(must(lsm.get(b"k"), "get").is_none());
     let exact = vec![0; max];
-    must(lsm.write(b"k", Cell::put(v(1, 1), exact.clone())), "value at the limit");
+    must(
+        lsm.write(b"k", Cell::put(v(1, 1), exact.clone())),
+        "value at the limit",
+    );
     assert_eq!(value_of(&lsm, b"k"), Some(exact));
 }
 
@@ -134,14 +180,28 @@ pub fn everything_survives_flush_compaction_and_reopen<D: Disk>(disk: &D) {
     must(lsm.run_background(Millis(0)), "background");
     let stats = lsm.stats();
     assert!(stats.flushes > 3, "expected several flushes: {stats:?}");
-    assert!(stats.compactions + stats.trivial_moves > 0, "expected compactions: {stats:?}");
-    assert!(stats.levels.iter().skip(1).filter(|l| l.tables > 0).count() >= 1, "{stats:?}");
+    assert!(
+        stats.compactions + stats.trivial_moves > 0,
+        "expected compactions: {stats:?}"
+    );
+    assert!(
+        stats.levels.iter().skip(1).filter(|l| l.tables > 0).count() >= 1,
+        "{stats:?}"
+    );
     for (k, val) in &model {
-        assert_eq!(value_of(&lsm, k).as_ref(), Some(val), "key {k:?} before reopen");
+        assert_eq!(
+            value_of(&lsm, k).as_ref(),
+            Some(val),
+            "key {k:?} before reopen"
+        );
     }
     let lsm = reopen(lsm, disk);
     for (k, val) in &model {
-        assert_eq!(value_of(&lsm, k).as_ref(), Some(val), "key {k:?} after reopen");
+        assert_eq!(
+            value_of(&lsm, k).as_ref(),
+            Some(val),
+            "key {k:?} after reopen"
+        );
     }
     assert_eq!(value_of(&lsm, b"key99999"), None);
 }
@@ -153,7 +213,11 @@ pub fn scans_merge_every_source_in_order<D: Disk>(disk: &D) {
     let mut model = BTreeMap::new();
     for i in 0..400u64 {
         let key = format!("s{:04}", i % 250).into_bytes();
-        let cell = if i % 9 == 0 { Cell::tombstone(v(i + 1, 1)) } else { Cell::put(v(i + 1, 1), vec![i as u8; 40]) };
+        let cell = if i % 9 == 0 {
+            Cell::tombstone(v(i + 1, 1))
+        } else {
+            Cell::put(v(i + 1, 1), vec![i as u8; 40])
+        };
         write(&mut lsm, &key, cell.clone());
         model.insert(key, cell);
         if i == 200 {
@@ -164,7 +228,11 @@ pub fn scans_merge_every_source_in_order<D: Disk>(disk: &D) {
     let want: Vec<_> = model.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
     assert_eq!(all, want, "full scan differs from the model");
     let part = must(lsm.scan(b"s0100", Some(b"s0150"), 20), "bounded scan");
-    let want: Vec<_> = model.range(b"s0100".to_vec()..b"s0150".to_vec()).take(20).map(|(k, c)| (k.clone(), c.clone())).collect();
+    let want: Vec<_> = model
+        .range(b"s0100".to_vec()..b"s0150".to_vec())
+        .take(20)
+        .map(|(k, c)| (k.clone(), c.clone()))
+        .collect();
     assert_eq!(part, want, "bounded scan differs from the model");
     assert!(must(lsm.scan(b"t", None, 10), "empty scan").is_empty());
 }
@@ -176,16 +244,36 @@ pub fn tombstones_are_purged_only_after_their_grace_period<D: Disk>(disk: &D) {
     let grace = lsm.config().tombstone_grace_ms;
     put(&mut lsm, b"doomed", 1_000_000, b"old value"); // written at t = 1 s
     must(lsm.flush_all(Millis(1_000)), "flush");
-    must(lsm.write(b"doomed", Cell::tombstone(v(2_000_000, 1))), "delete at t = 2 s");
+    must(
+        lsm.write(b"doomed", Cell::tombstone(v(2_000_000, 1))),
+        "delete at t = 2 s",
+    );
     put(&mut lsm, b"kept", 2_000_000, b"live");
-    must(lsm.compact_all(Millis(2_000 + grace - 1)), "compaction inside grace");
-    assert!(must(lsm.get(b"doomed"), "get").is_some_and(|c| c.is_tombstone()), "tombstone dropped too early");
-    must(lsm.compact_all(Millis(2_000 + grace)), "compaction after grace");
-    assert_eq!(must(lsm.get(b"doomed"), "get"), None, "expired tombstone not purged (or value came back)");
+    must(
+        lsm.compact_all(Millis(2_000 + grace - 1)),
+        "compaction inside grace",
+    );
+    assert!(
+        must(lsm.get(b"doomed"), "get").is_some_and(|c| c.is_tombstone()),
+        "tombstone dropped too early"
+    );
+    must(
+        lsm.compact_all(Millis(2_000 + grace)),
+        "compaction after grace",
+    );
+    assert_eq!(
+        must(lsm.get(b"doomed"), "get"),
+        None,
+        "expired tombstone not purged (or value came back)"
+    );
     assert!(lsm.stats().tombstones_purged >= 1);
     assert_eq!(value_of(&lsm, b"kept").as_deref(), Some(&b"live"[..]));
     let lsm = reopen(lsm, disk);
-    assert_eq!(must(lsm.get(b"doomed"), "get"), None, "deleted key came back after reopen");
+    assert_eq!(
+        must(lsm.get(b"doomed"), "get"),
+        None,
+        "deleted key came back after reopen"
+    );
 }
 
 /// Many writes made durable by one sync: that is group commit.
@@ -198,9 +286,17 @@ pub fn group_commit_covers_many_writes_with_one_sync<D: Disk>(disk: &D) {
     assert!(lsm.durable_lsn() < lsm.last_lsn());
     must(lsm.sync_wal(), "sync");
     assert_eq!(lsm.durable_lsn(), lsm.last_lsn());
-    assert_eq!(lsm.stats().wal_syncs, syncs_before + 1, "ten writes should share one sync");
+    assert_eq!(
+        lsm.stats().wal_syncs,
+        syncs_before + 1,
+        "ten writes should share one sync"
+    );
     must(lsm.sync_wal(), "idle sync");
-    assert_eq!(lsm.stats().wal_syncs, syncs_before + 1, "a sync with nothing to sync touched the disk");
+    assert_eq!(
+        lsm.stats().wal_syncs,
+        syncs_before + 1,
+        "a sync with nothing to sync touched the disk"
+    );
 }
 
 /// The statistics the UI draws follow what happens to the data.
@@ -216,8 +312,19 @@ pub fn statistics_follow_the_data<D: Disk>(disk: &D) {
     assert!(written.memtable_entries + written.frozen_entries == 50 || written.flushes == 0);
     must(lsm.compact_all(Millis(0)), "compact");
     let done = lsm.stats();
-    assert_eq!((done.memtable_entries, done.frozen_memtables), (0, 0), "{done:?}");
-    assert_eq!(done.levels.iter().map(|l| l.entries).sum::<u64>(), 50, "{done:?}");
+    assert_eq!(
+        (done.memtable_entries, done.frozen_memtables),
+        (0, 0),
+        "{done:?}"
+    );
+    assert_eq!(
+        done.levels.iter().map(|l| l.entries).sum::<u64>(),
+        50,
+        "{done:?}"
+    );
     assert!(done.write_amplification > 1.0, "{done:?}");
-    assert!(done.flush_bytes_written > 0 && done.compaction_bytes_written > 0, "{done:?}");
+    assert!(
+        done.flush_bytes_written > 0 && done.compaction_bytes_written > 0,
+        "{done:?}"
+    );
 }
