@@ -216,6 +216,11 @@ impl Store {
     /// Writes `cell` under `key`. Under [`SyncPolicy::Always`] it returns once the write is
     /// durable. If flushes are behind, it waits for them (bounded memory) rather than failing.
     pub fn write(&self, key: &[u8], cell: Cell) -> Result<u64, StorageError> {
+        self.write_batch(vec![(key.to_vec(), cell)])
+    }
+
+    /// Writes a batch atomically (one WAL record), with the same durability as [`Store::write`].
+    pub fn write_batch(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
         let mut lsm = loop {
             let lsm = self.inner.write();
             if !lsm.write_stalled() {
@@ -231,7 +236,7 @@ impl Store {
                 .unwrap_or_else(|e| e.into_inner());
         };
         let frozen_before = lsm.frozen_memtables();
-        let lsn = lsm.write(key, cell)?;
+        let lsn = lsm.write_batch(batch)?;
         let froze = lsm.frozen_memtables() > frozen_before;
         drop(lsm);
         if froze {
