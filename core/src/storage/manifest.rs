@@ -298,3 +298,224 @@ impl<D: Disk> Manifest<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeId;
+    use crate::storage::{SimDisk, Version};
+
+    fn version(ts: u64) -> Version {
+        Version {
+            ts,
+            node: NodeId(2),
+        }
+    }
+
+    /// Table `id` over `[min, max]`.
+    fn meta(id: u64, min: &[u8], max: &[u8]) -> TableMeta {
+        TableMeta {
+            id,
+            file_bytes: 1000 + id,
+            entries: 10,
+            tombstones: 1,
+            min_key: min.to_vec(),
+            max_key: max.to_vec(),
+            min_version: version(id),
+            max_version: version(id + 5),
+        }
+    }
+
+    fn decode_encoded(edit: &Edit) -> Result<Edit, FormatError> {
+        let mut body = Vec::new();
+        edit.encode(&mut body);
+        Edit::decode(&body)
+    }
+
+    /// Tables 1 and 2 in L0, 3 and 4 in L1.
+    fn state() -> ManifestState {
+        let mut state = ManifestState::empty();
+        state
+            .apply(&Edit {
+                next_table_id: 5,
+                wal_start: 3,
+                flushed_lsn: 40,
+                added: vec![
+                    (1, meta(4, b"m", b"p")),
+                    (0, meta(2, b"a", b"z")),
+                    (1, meta(3, b"a", b"f")),
+                    (0, meta(1, b"c", b"d")),
+                ],
+                removed: Vec::new(),
+            })
+            .unwrap();
+        state
+    }
+
+    #[test]
+    fn edit_round_trips() {
+        let edit = Edit {
+            next_table_id: 9,
+            wal_start: 4,
+            flushed_lsn: 77,
+            added: vec![(0, meta(7, b"a", b"k")), (6, meta(8, b"l", b"z"))],
+            removed: vec![1, 2, 5],
+        };
+        assert_eq!(decode_encoded(&edit).unwrap(), edit);
+        assert_eq!(decode_encoded(&Edit::default()).unwrap(), Edit::default());
+    }
+
+    #[test]
+    fn edit_decode_rejects_bad_bytes_with_typed_errors() {
+        let edit = Edit {
+            added: vec![(1, meta(7, b"a", b"k"))],
+            ..Edit::default()
+        };
+        let mut body = Vec::new();
+        edit.encode(&mut body);
+
+        let mut kind = body.clone();
+        kind[0] = 2;
+        let mut level = body.clone();
+        level[29] = LEVELS as u8;
+        let mut trailing = body.clone();
+        trailing.push(0);
+        for bad in [kind, level, trailing] {
+            let err = Edit::decode(&bad).unwrap_err();
+            assert!(matches!(err, FormatError::Invalid { .. }), "{err:?}");
+        }
+        for cut in 0..body.len() {
+            assert!(Edit::decode(&body[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn apply_keeps_l0_in_id_order_and_deeper_levels_in_key_order() {
+        let state = state();
+        let ids = |level: usize| -> Vec<u64> { state.levels[level].iter().map(|t| t.id).collect() };
+        assert_eq!((ids(0), ids(1)), (vec![1, 2], vec![3, 4]));
+        assert_eq!(
+            (state.next_table_id, state.wal_start, state.flushed_lsn),
+            (5, 3, 40)
+        );
+        // The snapshot edit rebuilds the same state from nothing.
+        let mut rebuilt = ManifestState::empty();
+        rebuilt.apply(&state.snapshot_edit()).unwrap();
+        assert_eq!(rebuilt, state);
+    }
+
+    #[test]
+    fn apply_rejects_removing_a_table_that_is_not_live_and_changes_nothing() {
+        let mut state = state();
+        let before = state.clone();
+        // Table 3 is live and is removed first; table 9 is not: the whole edit must fail.
+        let edit = Edit {
+            next_table_id: 10,
+            wal_start: 8,
+            flushed_lsn: 90,
+            added: vec![(2, meta(9, b"a", b"f"))],
+            removed: vec![3, 9],
+        };
+        let err = state.apply(&edit).unwrap_err();
+        assert!(
+            matches!(err, FormatError::Invalid { ref detail, .. } if detail.contains("table 9")),
+            "{err:?}"
+        );
+        assert_eq!(state, before);
+        // The same through a manifest on disk: the file is not touched either.
+        let disk = SimDisk::new(1);
+        let mut manifest = Manifest::create(disk.clone(), before.clone()).unwrap();
+        let bytes = disk.read_all(MANIFEST_FILE).unwrap();
+        let err = manifest.apply(edit).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err:?}");
+        assert_eq!(manifest.state(), &before);
+        assert_eq!(disk.read_all(MANIFEST_FILE).unwrap(), bytes);
+    }
+
+    #[test]
+    fn edits_survive_reopen_and_a_torn_last_edit_is_dropped() {
+        let disk = SimDisk::new(1);
+        let mut manifest = Manifest::create(disk.clone(), state()).unwrap();
+        let edit = Edit {
+            next_table_id: 6,
+            wal_start: 3,
+            flushed_lsn: 40,
+            added: vec![(1, meta(5, b"g", b"h"))],
+            removed: vec![1, 2],
+        };
+        manifest.apply(edit.clone()).unwrap();
+        let expected = manifest.state().clone();
+        let reopened = Manifest::open(disk.clone()).unwrap().unwrap();
+        assert_eq!(reopened.state(), &expected);
+        assert_eq!(reopened.file_bytes(), manifest.file_bytes());
+
+        // Half of a further edit: dropped and cut off at open.
+        let mut body = Vec::new();
+        Edit {
+            removed: vec![5],
+            ..edit
+        }
+        .encode(&mut body);
+        let mut record = Vec::new();
+        frame::encode_record(&mut record, &body);
+        disk.append(MANIFEST_FILE, &record[..record.len() / 2])
+            .unwrap();
+        let reopened = Manifest::open(disk.clone()).unwrap().unwrap();
+        assert_eq!(reopened.state(), &expected);
+        assert_eq!(disk.len(MANIFEST_FILE).unwrap(), manifest.file_bytes());
+    }
+
+    #[test]
+    fn rewrite_past_the_size_limit_keeps_the_same_state() {
+        let disk = SimDisk::new(7);
+        let mut manifest = Manifest::create(disk.clone(), state()).unwrap();
+        let mut expected = state();
+        // Each edit replaces the previous L2 table by one with 1 KiB keys: ~2 KiB per record.
+        let long_key = |c: u8| vec![c; crate::storage::KEY_BYTES_MAX];
+        let mut previous: Option<u64> = None;
+        let mut rewritten = false;
+        let mut id = 100;
+        while !rewritten {
+            let before = manifest.file_bytes();
+            let edit = Edit {
+                next_table_id: id + 1,
+                wal_start: 3 + id,
+                flushed_lsn: 40 + id,
+                added: vec![(2, meta(id, &long_key(b'a'), &long_key(b'b')))],
+                removed: previous.into_iter().collect(),
+            };
+            expected.apply(&edit).unwrap();
+            manifest.apply(edit).unwrap();
+            assert_eq!(manifest.state(), &expected);
+            rewritten = manifest.file_bytes() < before;
+            if rewritten {
+                assert!(before > MANIFEST_REWRITE_BYTES);
+            }
+            previous = Some(id);
+            id += 1;
+        }
+        assert!(id > 1000, "the limit took {id} edits to reach");
+        // One snapshot record: header, framing, a snapshot of five tables.
+        assert!(manifest.file_bytes() < 8 << 10, "{}", manifest.file_bytes());
+        assert!(!disk.exists(MANIFEST_TMP_FILE).unwrap());
+        assert_eq!(disk.len(MANIFEST_FILE).unwrap(), manifest.file_bytes());
+
+        // The rewrite is durable, and later edits append to it as before.
+        disk.crash();
+        let mut reopened = Manifest::open(disk.clone()).unwrap().unwrap();
+        assert_eq!(reopened.state(), &expected);
+        assert_eq!(reopened.file_bytes(), manifest.file_bytes());
+        let edit = Edit {
+            next_table_id: id + 1,
+            wal_start: 3 + id,
+            flushed_lsn: 40 + id,
+            added: Vec::new(),
+            removed: previous.into_iter().collect(),
+        };
+        expected.apply(&edit).unwrap();
+        reopened.apply(edit).unwrap();
+        disk.crash();
+        let reopened = Manifest::open(disk).unwrap().unwrap();
+        assert_eq!(reopened.state(), &expected);
+    }
+}

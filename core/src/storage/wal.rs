@@ -338,3 +338,265 @@ pub fn replay_segment<D: Disk>(
     out.valid_bytes = offset as u64;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeId;
+    use crate::storage::{SimDisk, Version};
+
+    fn cell(ts: u64, value: Option<&[u8]>) -> Cell {
+        let version = Version {
+            ts,
+            node: NodeId(1),
+        };
+        match value {
+            Some(v) => Cell::put(version, v.to_vec()),
+            None => Cell::tombstone(version),
+        }
+    }
+
+    /// Batch `lsn`: one put of `k{lsn}`.
+    fn entry(lsn: Lsn) -> (Vec<u8>, Cell) {
+        (format!("k{lsn}").into_bytes(), cell(lsn, Some(b"value")))
+    }
+
+    /// A framed record holding batch `lsn`.
+    fn record(lsn: Lsn) -> Vec<u8> {
+        let (key, cell) = entry(lsn);
+        let mut body = Vec::new();
+        encode_batch(&mut body, lsn, &[(&key, &cell)]);
+        let mut out = Vec::new();
+        frame::encode_record(&mut out, &body);
+        out
+    }
+
+    /// A segment: header, then one record per LSN.
+    fn segment(lsns: impl IntoIterator<Item = Lsn>) -> Vec<u8> {
+        let mut out = frame::encode_header(WAL_MAGIC);
+        for lsn in lsns {
+            out.extend(record(lsn));
+        }
+        out
+    }
+
+    fn disk_with(name: &str, bytes: Vec<u8>) -> SimDisk {
+        let disk = SimDisk::new(1);
+        disk.insert_durable_file(name, bytes);
+        disk
+    }
+
+    fn replay(
+        bytes: Vec<u8>,
+        prev_lsn: Lsn,
+        is_last: bool,
+    ) -> Result<ReplayedSegment, StorageError> {
+        let name = segment_file_name(3);
+        replay_segment(&disk_with(&name, bytes), &name, prev_lsn, is_last)
+    }
+
+    fn lsns(replayed: &ReplayedSegment) -> Vec<Lsn> {
+        replayed.batches.iter().map(|(lsn, _)| *lsn).collect()
+    }
+
+    /// The file, offset and source of a `Corrupt` error.
+    fn corrupt(result: Result<ReplayedSegment, StorageError>) -> (String, u64, FormatError) {
+        match result {
+            Err(StorageError::Corrupt {
+                file,
+                offset,
+                source,
+            }) => (file, offset, source),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn segment_names_round_trip() {
+        assert_eq!(segment_file_name(42), "wal-0000000000000042.log");
+        assert_eq!(parse_segment_file_name(&segment_file_name(42)), Some(42));
+        for bad in [
+            "wal-42.log",
+            "wal-000000000000004x.log",
+            "sst-0000000000000042.sst",
+        ] {
+            assert_eq!(parse_segment_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn batch_round_trips() {
+        let entries = [
+            (b"a".to_vec(), cell(7, Some(b"x"))),
+            (b"b".to_vec(), cell(8, None)),
+            (b"c".to_vec(), cell(9, Some(b""))),
+        ];
+        let refs: Vec<(&[u8], &Cell)> = entries.iter().map(|(k, c)| (k.as_slice(), c)).collect();
+        let mut body = Vec::new();
+        encode_batch(&mut body, 12, &refs);
+        assert_eq!(decode_batch(&body).unwrap(), (12, entries.to_vec()));
+    }
+
+    #[test]
+    fn empty_batch_is_a_typed_error() {
+        let mut body = Vec::new();
+        encode_batch(&mut body, 12, &[]);
+        assert!(matches!(
+            decode_batch(&body),
+            Err(FormatError::Invalid {
+                what: "wal batch",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn batch_with_trailing_bytes_is_a_typed_error() {
+        let (key, cell) = entry(1);
+        let mut body = Vec::new();
+        encode_batch(&mut body, 1, &[(&key, &cell)]);
+        body.push(0);
+        let err = decode_batch(&body).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FormatError::Invalid {
+                    what: "wal batch",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // A count larger than the entries present is a truncation, not a panic.
+        let mut short = Vec::new();
+        encode_batch(&mut short, 1, &[(&key, &cell)]);
+        short[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(matches!(
+            decode_batch(&short),
+            Err(FormatError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn clean_segment_replays_every_batch() {
+        let bytes = segment(5..9);
+        let len = bytes.len() as u64;
+        for is_last in [false, true] {
+            let replayed = replay(bytes.clone(), 4, is_last).unwrap();
+            assert_eq!(lsns(&replayed), [5, 6, 7, 8]);
+            assert_eq!(replayed.batches[0].1, vec![entry(5)]);
+            assert_eq!((replayed.valid_bytes, replayed.torn_bytes), (len, 0));
+        }
+        // A segment holding only its header is valid and empty.
+        let replayed = replay(segment([]), 4, false).unwrap();
+        assert_eq!(lsns(&replayed), Vec::<Lsn>::new());
+        assert_eq!(replayed.valid_bytes, frame::HEADER_BYTES as u64);
+    }
+
+    #[test]
+    fn torn_tail_of_the_last_segment_is_reported_not_an_error() {
+        let valid = segment(1..3);
+        let last = record(3);
+        for cut in 1..last.len() {
+            let mut bytes = valid.clone();
+            bytes.extend_from_slice(&last[..cut]);
+            let replayed = replay(bytes, 0, true).unwrap();
+            assert_eq!(lsns(&replayed), [1, 2], "cut at {cut}");
+            assert_eq!(replayed.valid_bytes, valid.len() as u64);
+            assert_eq!(replayed.torn_bytes, cut as u64);
+        }
+    }
+
+    #[test]
+    fn damaged_record_followed_by_valid_ones_is_corruption() {
+        let bytes = segment(1..5);
+        let second = frame::HEADER_BYTES + record(1).len();
+        // Inside the second record's body, with records 3 and 4 after it.
+        let mut damaged = bytes.clone();
+        damaged[second + frame::RECORD_HEADER_BYTES + 3] ^= 0x10;
+        let (file, offset, source) = corrupt(replay(damaged, 0, true));
+        assert_eq!(
+            (file.as_str(), offset),
+            ("wal-0000000000000003.log", second as u64)
+        );
+        assert!(
+            matches!(source, FormatError::ChecksumMismatch { .. }),
+            "{source:?}"
+        );
+    }
+
+    #[test]
+    fn out_of_sequence_lsn_is_corruption() {
+        // A gap inside the segment.
+        let mut bytes = segment(1..3);
+        let third = bytes.len();
+        bytes.extend(record(4));
+        let (_, offset, source) = corrupt(replay(bytes, 0, true));
+        assert_eq!(offset, third as u64);
+        assert!(matches!(source, FormatError::Invalid { .. }), "{source:?}");
+        // A segment that does not continue the previous one.
+        let (_, offset, _) = corrupt(replay(segment(7..9), 4, true));
+        assert_eq!(offset, frame::HEADER_BYTES as u64);
+        // A repeated LSN.
+        let (_, offset, _) = corrupt(replay(segment([1, 2, 2]), 0, true));
+        assert_eq!(offset, (frame::HEADER_BYTES + 2 * record(1).len()) as u64);
+    }
+
+    #[test]
+    fn torn_header_of_the_last_segment_is_reported_not_an_error() {
+        let header = frame::encode_header(WAL_MAGIC);
+        for cut in 0..header.len() {
+            let replayed = replay(header[..cut].to_vec(), 9, true).unwrap();
+            assert_eq!(lsns(&replayed), Vec::<Lsn>::new());
+            assert_eq!((replayed.valid_bytes, replayed.torn_bytes), (0, cut as u64));
+        }
+    }
+
+    #[test]
+    fn damage_in_an_older_segment_is_corruption() {
+        // An older segment was synced before the log rotated: a torn tail there is damage.
+        let mut bytes = segment(1..3);
+        let end = bytes.len();
+        bytes.extend_from_slice(&record(3)[..5]);
+        let (_, offset, source) = corrupt(replay(bytes, 0, false));
+        assert_eq!(offset, end as u64);
+        assert!(
+            matches!(source, FormatError::Truncated { .. }),
+            "{source:?}"
+        );
+        // So is a short header.
+        let header = frame::encode_header(WAL_MAGIC);
+        let (_, offset, _) = corrupt(replay(header[..10].to_vec(), 0, false));
+        assert_eq!(offset, 0);
+        // And a damaged header, in any segment.
+        let mut bad_header = segment(1..2);
+        bad_header[3] ^= 1;
+        let (_, offset, source) = corrupt(replay(bad_header, 0, true));
+        assert_eq!(offset, 0);
+        assert!(matches!(source, FormatError::BadMagic { .. }), "{source:?}");
+    }
+
+    #[test]
+    fn writer_output_replays() {
+        let disk = SimDisk::new(1);
+        let mut w = WalWriter::create(disk.clone(), 1, 0, 0).unwrap();
+        let (key, cell) = entry(1);
+        assert_eq!(w.append(&[(&key, &cell)]).unwrap(), 1);
+        assert_eq!(w.append(&[(&key, &cell)]).unwrap(), 2);
+        assert!(w.has_unsynced());
+        w.sync().unwrap();
+        assert_eq!(w.durable_lsn(), 2);
+        w.rotate(2).unwrap();
+        w.append(&[(&key, &cell)]).unwrap();
+        w.sync().unwrap();
+        let first = replay_segment(&disk, &segment_file_name(1), 0, false).unwrap();
+        assert_eq!(lsns(&first), [1, 2]);
+        let second = replay_segment(&disk, &segment_file_name(2), 2, true).unwrap();
+        assert_eq!(lsns(&second), [3]);
+        assert_eq!(
+            first.valid_bytes + second.valid_bytes,
+            w.live_bytes(),
+            "live bytes count every segment"
+        );
+    }
+}
