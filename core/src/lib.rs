@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod ring;
 pub mod storage;
 mod types;
 
