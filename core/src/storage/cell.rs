@@ -9,8 +9,12 @@ use super::codec::{Decoder, FormatError, PutLe};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
-/// The largest key the engine accepts, in bytes. Keys are 1 to `KEY_BYTES_MAX` bytes.
-pub const KEY_BYTES_MAX: usize = 1024;
+/// The largest key the engine accepts, in bytes. Keys are 1 to `KEY_BYTES_MAX` bytes: a
+/// client key of at most [`CLIENT_KEY_BYTES_MAX`] plus room for an internal prefix (the hint
+/// store prefixes keys with the owner's id).
+pub const KEY_BYTES_MAX: usize = CLIENT_KEY_BYTES_MAX + 16;
+/// The largest key a client may use, in bytes.
+pub const CLIENT_KEY_BYTES_MAX: usize = 1024;
 /// The hard upper bound on a value, in bytes, whatever a node is configured with.
 pub const VALUE_BYTES_LIMIT: usize = 16 << 20;
 

@@ -28,7 +28,7 @@ mod stats;
 pub mod testkit;
 pub mod wal;
 
-pub use cell::{Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
+pub use cell::{CLIENT_KEY_BYTES_MAX, Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
 pub use compaction::CompactionConfig;
 pub use config::{LsmConfig, SyncPolicy};
 pub use disk::{Disk, DiskError, DiskOp};
