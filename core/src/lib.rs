@@ -39,8 +39,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod node;
 pub mod ring;
+pub mod sim;
 pub mod storage;
 mod types;
+pub mod wire;
 
 pub use types::{Millis, NodeId};

@@ -1,0 +1,622 @@
+//! A ringstore node as a sans-IO state machine: coordinator and replica in one.
+//!
+//! [`Node::handle`] takes the node's local time and one [`Input`] (a client request, a message
+//! from a peer, a timer, the result of a storage operation, a liveness verdict) and returns the
+//! [`Output`]s it wants done: messages to send, replies to clients, timers to set, storage
+//! operations to run, events to log. It never touches a disk, socket or clock itself, so the
+//! simulator, the native node and the browser drive the same code.
+//!
+//! # Drive loop
+//!
+//! ```text
+//! loop {
+//!     let input = next input (client, network, timer, storage completion, liveness);
+//!     for output in node.handle(local_now, input) {
+//!         Send      => deliver to the peer (a message to self too: the coordinator is often a replica)
+//!         Reply     => answer the client
+//!         SetTimer  => call back with Input::Timer at that local time (stale timers are ignored)
+//!         Storage   => run it on the node's storage; feed back Input::Storage with its result,
+//!                      a write only once it is as durable as the sync policy requires
+//!         Event     => log it
+//!     }
+//! }
+//! ```
+//!
+//! The coordinator's logic is in [`coordinator`], the replica's and hinted handoff's in
+//! [`replica`].
+
+mod coordinator;
+mod replica;
+
+use crate::ring::Ring;
+use crate::storage::{CLIENT_KEY_BYTES_MAX, Cell, Version};
+use crate::wire::{Message, ReqId};
+use crate::{Millis, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use coordinator::resolve_lww;
+pub use replica::{hint_key, split_hint_key};
+
+/// A consistency level for one request: how many replicas must answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Consistency {
+    /// One replica.
+    One,
+    /// A majority of the N replicas: N/2 + 1.
+    Quorum,
+    /// All N replicas.
+    All,
+    /// Exactly this many (1 to N).
+    Count(u32),
+}
+
+impl Consistency {
+    /// The number of answers this level needs with `n` replicas.
+    pub fn required(self, n: usize) -> Result<usize, ClientError> {
+        match self {
+            Consistency::One => Ok(1),
+            Consistency::Quorum => Ok(n / 2 + 1),
+            Consistency::All => Ok(n),
+            Consistency::Count(k) if k >= 1 && (k as usize) <= n => Ok(k as usize),
+            Consistency::Count(k) => Err(ClientError::BadRequest(format!(
+                "a consistency of {k} is outside 1..={n} (N)"
+            ))),
+        }
+    }
+}
+
+impl core::fmt::Display for Consistency {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Consistency::One => f.write_str("ONE"),
+            Consistency::Quorum => f.write_str("QUORUM"),
+            Consistency::All => f.write_str("ALL"),
+            Consistency::Count(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+/// A client's operation, as any node accepts it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOp {
+    /// Store `value` under `key`.
+    Put {
+        /// The key, 1 to 1,024 bytes.
+        key: Vec<u8>,
+        /// The value, at most the node's `value_bytes_max`.
+        value: Vec<u8>,
+        /// Acks required, or the cluster's W.
+        consistency: Option<Consistency>,
+    },
+    /// Read the newest value of `key`.
+    Get {
+        /// The key.
+        key: Vec<u8>,
+        /// Replies required, or the cluster's R.
+        consistency: Option<Consistency>,
+    },
+    /// Delete `key` (a timestamped tombstone).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+        /// Acks required, or the cluster's W.
+        consistency: Option<Consistency>,
+    },
+}
+
+impl ClientOp {
+    /// The key the operation is about.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            ClientOp::Put { key, .. }
+            | ClientOp::Get { key, .. }
+            | ClientOp::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// A successful client operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOk {
+    /// A put or delete reached its write quorum.
+    Written {
+        /// The LWW version written.
+        version: Version,
+        /// Replicas that acknowledged before the reply (at least W).
+        acks: usize,
+    },
+    /// A read found a live value.
+    Found {
+        /// The newest version among the replies.
+        version: Version,
+        /// Its value.
+        value: Vec<u8>,
+    },
+    /// A read found nothing, or a tombstone (whose version is given).
+    NotFound {
+        /// The tombstone's version, if the key was deleted.
+        version: Option<Version>,
+    },
+}
+
+/// Why a client operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ClientError {
+    /// A bad key, value or parameter. Nothing was written.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The value is over the node's limit. Nothing was written.
+    #[error("value of {len} bytes is over the limit of {max}")]
+    TooLarge {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Fewer than the required replicas answered in time. A write may still have reached some
+    /// replicas (and may become visible later): the outcome is unknown, as in any Dynamo.
+    #[error("quorum unavailable: needed {needed} replicas, got {got}")]
+    QuorumUnavailable {
+        /// Answers required.
+        needed: usize,
+        /// Answers received.
+        got: usize,
+    },
+    /// The node the client contacted is down (the client could not reach a coordinator).
+    #[error("the coordinator is down")]
+    NodeDown,
+    /// The coordinator has too many requests in flight. Nothing was sent.
+    #[error("overloaded: {in_flight} requests in flight")]
+    Overloaded {
+        /// Requests in flight.
+        in_flight: usize,
+    },
+}
+
+/// The outcome of a client operation.
+pub type ClientResult = Result<ClientOk, ClientError>;
+
+/// A client request's identity, chosen by the driver.
+pub type ClientId = u64;
+
+/// The node's two stores: replicated data, and hints held for unreachable owners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreId {
+    /// The node's share of the key space.
+    Data,
+    /// Writes held for other nodes (keys prefixed by the owner's id).
+    Hints,
+}
+
+/// A storage operation the node asks its driver to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StorageOp {
+    /// Apply a write; complete it once it is as durable as the sync policy requires.
+    Write {
+        /// Which store.
+        store: StoreId,
+        /// The key.
+        key: Vec<u8>,
+        /// The cell.
+        cell: Cell,
+    },
+    /// Read the newest cell of a data key.
+    Read {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Up to `limit` live hints for `owner`, in key order (hint-store keys and cells).
+    ScanHints {
+        /// The owner.
+        owner: NodeId,
+        /// At most this many.
+        limit: usize,
+    },
+    /// Count live hints per owner (at start, to resume handoff after a restart).
+    CountHints,
+}
+
+/// The result of a [`StorageOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StorageResult {
+    /// The write is applied and durable enough.
+    Written,
+    /// The cell read (a tombstone if deleted; `None` if never seen).
+    Read(Option<Cell>),
+    /// Live hint entries: hint-store key and cell.
+    Hints(Vec<(Vec<u8>, Cell)>),
+    /// Live hints per owner.
+    HintCounts(BTreeMap<NodeId, u64>),
+    /// The operation failed.
+    Failed(String),
+}
+
+/// Timers the node sets. A timer that fires after what it guards is gone is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Timer {
+    /// A coordinated request's deadline.
+    RequestTimeout(u64),
+    /// Time to hand hints back to owners that are up.
+    HintReplay,
+}
+
+/// Something worth logging and drawing that is not a message or a storage operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeEvent {
+    /// A client request was accepted and sent to replicas.
+    RequestStarted {
+        /// The client request.
+        client: ClientId,
+        /// The nodes contacted (with the owner each stands in for, if it is a stand-in).
+        targets: Vec<(NodeId, Option<NodeId>)>,
+        /// The key's preference list.
+        preference: Vec<NodeId>,
+    },
+    /// A read saw a stale replica and sent it the newest version.
+    ReadRepair {
+        /// The key.
+        key: Vec<u8>,
+        /// The stale replica.
+        replica: NodeId,
+        /// The version it was sent.
+        version: Version,
+    },
+    /// This node stored a hint for an unreachable owner.
+    HintStored {
+        /// The owner.
+        owner: NodeId,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A hint was handed back to its owner and deleted here.
+    HintReplayed {
+        /// The owner.
+        owner: NodeId,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A hint was dropped: older than the hint TTL, or refused because the hint store is full.
+    HintDropped {
+        /// The owner.
+        owner: NodeId,
+        /// The key.
+        key: Vec<u8>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the node wants its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// Send `msg` to `to` (possibly this node itself).
+    Send {
+        /// The destination.
+        to: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// Answer a client.
+    Reply {
+        /// The client request.
+        client: ClientId,
+        /// The outcome.
+        result: ClientResult,
+    },
+    /// Call back with [`Input::Timer`] at local time `at`.
+    SetTimer {
+        /// Local time.
+        at: Millis,
+        /// The timer.
+        timer: Timer,
+    },
+    /// Run a storage operation and call back with [`Input::Storage`].
+    Storage {
+        /// Identifies the operation in the callback.
+        op: u64,
+        /// The operation.
+        storage: StorageOp,
+    },
+    /// Log an event.
+    Event(NodeEvent),
+}
+
+/// What the node reacts to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A client request arriving at this node, which coordinates it.
+    Client {
+        /// Chosen by the driver; used in the reply.
+        client: ClientId,
+        /// The operation.
+        op: ClientOp,
+    },
+    /// A message from a peer (or from this node to itself).
+    Message {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// A timer set with [`Output::SetTimer`] fired.
+    Timer(Timer),
+    /// A storage operation finished.
+    Storage {
+        /// The operation's id from [`Output::Storage`].
+        op: u64,
+        /// Its result.
+        result: StorageResult,
+    },
+    /// The failure detector's (or, in tests, an oracle's) verdict on a peer.
+    PeerStatus {
+        /// The peer.
+        node: NodeId,
+        /// Whether it is up.
+        up: bool,
+    },
+}
+
+/// A node's configuration. Every queue has a bound here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Replicas per key.
+    pub n: usize,
+    /// Default write quorum.
+    pub w: usize,
+    /// Default read quorum.
+    pub r: usize,
+    /// How long a coordinator waits for W or R answers.
+    pub request_timeout_ms: u64,
+    /// Requests a coordinator may have in flight.
+    pub requests_in_flight_max: usize,
+    /// The largest value accepted.
+    pub value_bytes_max: usize,
+    /// Hints this node may hold for others.
+    pub hints_max: u64,
+    /// Hints older than this are dropped rather than replayed (keep it under the tombstone
+    /// grace period, or a replayed hint could resurrect a purged delete).
+    pub hint_ttl_ms: u64,
+    /// How often hints are offered back to owners that are up.
+    pub hint_replay_interval_ms: u64,
+    /// Hints replayed per owner per round.
+    pub hint_replay_batch: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for node `id`: N/W/R = 3/2/2.
+    pub fn new(id: NodeId) -> NodeConfig {
+        NodeConfig {
+            id,
+            n: 3,
+            w: 2,
+            r: 2,
+            request_timeout_ms: 1_000,
+            requests_in_flight_max: 10_000,
+            value_bytes_max: 1 << 20,
+            hints_max: 100_000,
+            hint_ttl_ms: 3 * 3600 * 1000,
+            hint_replay_interval_ms: 1_000,
+            hint_replay_batch: 64,
+        }
+    }
+}
+
+/// What a storage operation's completion is for.
+#[derive(Debug)]
+enum StorageWait {
+    /// A replica write; ack `req` to `coordinator`.
+    ReplicaWrite {
+        coordinator: NodeId,
+        req: ReqId,
+        hint: Option<(NodeId, Vec<u8>)>,
+    },
+    /// A replica read for `req`.
+    ReplicaRead { coordinator: NodeId, req: ReqId },
+    /// A scan of hints for `owner`.
+    HintScan { owner: NodeId },
+    /// Marking a replayed hint consumed.
+    HintConsumed,
+    /// Counting hints at start.
+    HintCount,
+}
+
+/// A ringstore node. See the module docs.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    ring: Ring,
+    down: BTreeSet<NodeId>,
+    next_seq: u64,
+    last_ts: u64,
+    writes: BTreeMap<u64, coordinator::PendingWrite>,
+    reads: BTreeMap<u64, coordinator::PendingRead>,
+    storage: BTreeMap<u64, StorageWait>,
+    hints: replica::HintBook,
+    out: Vec<Output>,
+}
+
+impl Node {
+    /// A node starting (or restarting) at local time `now` with `ring`. The outputs start hint
+    /// handoff: counting hints left from before a restart, and the replay timer.
+    pub fn new(config: NodeConfig, ring: Ring, now: Millis) -> (Node, Vec<Output>) {
+        let mut node = Node {
+            config,
+            ring,
+            down: BTreeSet::new(),
+            next_seq: 1,
+            last_ts: 0,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            storage: BTreeMap::new(),
+            hints: replica::HintBook::default(),
+            out: Vec::new(),
+        };
+        node.storage_op(StorageOp::CountHints, StorageWait::HintCount);
+        node.set_timer(
+            Millis(now.0 + node.config.hint_replay_interval_ms),
+            Timer::HintReplay,
+        );
+        let out = std::mem::take(&mut node.out);
+        (node, out)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The ring this node routes by.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Whether this node currently believes `node` is up.
+    pub fn believes_up(&self, node: NodeId) -> bool {
+        node == self.config.id || !self.down.contains(&node)
+    }
+
+    /// Requests this node is coordinating.
+    pub fn in_flight(&self) -> usize {
+        self.writes.len() + self.reads.len()
+    }
+
+    /// Hints held, per owner (as far as this node has counted).
+    pub fn hints_held(&self) -> &BTreeMap<NodeId, u64> {
+        self.hints.counts()
+    }
+
+    /// Handles one input at local time `now`; returns what to do.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        match input {
+            Input::Client { client, op } => self.on_client(now, client, op),
+            Input::Message { from, msg } => self.on_message(now, from, msg),
+            Input::Timer(Timer::RequestTimeout(seq)) => self.on_request_timeout(seq),
+            Input::Timer(Timer::HintReplay) => self.on_hint_replay_timer(now),
+            Input::Storage { op, result } => self.on_storage(now, op, result),
+            Input::PeerStatus { node, up } => self.on_peer_status(now, node, up),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn on_message(&mut self, now: Millis, from: NodeId, msg: Message) {
+        match msg {
+            Message::Replicate {
+                req,
+                key,
+                cell,
+                hint_for,
+                purpose: _,
+            } => {
+                self.on_replicate(from, req, key, cell, hint_for);
+            }
+            Message::ReplicateAck { req, result } => self.on_replicate_ack(now, from, req, result),
+            Message::Read { req, key } => self.on_read(from, req, key),
+            Message::ReadReply { req, result } => self.on_read_reply(from, req, result),
+        }
+    }
+
+    fn on_peer_status(&mut self, now: Millis, node: NodeId, up: bool) {
+        if node == self.config.id {
+            return;
+        }
+        if up {
+            let was_down = self.down.remove(&node);
+            if was_down {
+                // An owner is back: offer its hints now rather than at the next round.
+                self.replay_hints_to(now, node);
+            }
+        } else {
+            self.down.insert(node);
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn req_id(&mut self) -> ReqId {
+        ReqId {
+            coordinator: self.config.id,
+            seq: self.next_seq(),
+        }
+    }
+
+    /// The next LWW version from this coordinator's clock: microseconds, strictly increasing
+    /// even when the clock stands still or steps back.
+    fn next_version(&mut self, now: Millis) -> Version {
+        let ts = (now.0.saturating_mul(1000)).max(self.last_ts + 1);
+        self.last_ts = ts;
+        Version {
+            ts,
+            node: self.config.id,
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.out.push(Output::Send { to, msg });
+    }
+
+    fn reply(&mut self, client: ClientId, result: ClientResult) {
+        self.out.push(Output::Reply { client, result });
+    }
+
+    fn set_timer(&mut self, at: Millis, timer: Timer) {
+        self.out.push(Output::SetTimer { at, timer });
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        self.out.push(Output::Event(event));
+    }
+
+    fn storage_op(&mut self, storage: StorageOp, wait: StorageWait) {
+        let op = self.next_seq();
+        self.storage.insert(op, wait);
+        self.out.push(Output::Storage { op, storage });
+    }
+
+    fn on_storage(&mut self, now: Millis, op: u64, result: StorageResult) {
+        let Some(wait) = self.storage.remove(&op) else {
+            return;
+        };
+        match wait {
+            StorageWait::ReplicaWrite {
+                coordinator,
+                req,
+                hint,
+            } => {
+                self.on_replica_write_done(coordinator, req, hint, result);
+            }
+            StorageWait::ReplicaRead { coordinator, req } => {
+                self.on_replica_read_done(coordinator, req, result);
+            }
+            StorageWait::HintScan { owner } => self.on_hint_scan(now, owner, result),
+            StorageWait::HintConsumed => {}
+            StorageWait::HintCount => {
+                if let StorageResult::HintCounts(counts) = result {
+                    self.hints.set_counts(counts);
+                }
+            }
+        }
+    }
+}
+
+/// Checks a client key against the limits.
+fn check_client_key(key: &[u8]) -> Result<(), ClientError> {
+    if key.is_empty() || key.len() > CLIENT_KEY_BYTES_MAX {
+        return Err(ClientError::BadRequest(format!(
+            "key of {} bytes is outside 1..={CLIENT_KEY_BYTES_MAX}",
+            key.len()
+        )));
+    }
+    Ok(())
+}

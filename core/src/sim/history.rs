@@ -1,0 +1,290 @@
+//! The history checker: every client operation with its invocation and completion times, and
+//! the promises a Dynamo-style store does (and does not) keep.
+//!
+//! * **Read-your-acknowledged-writes under strict quorums** (invariant (a)): with W + R > N and
+//!   no clock skew, a read that begins after a write was acknowledged returns that write's
+//!   version or a later one, *provided membership was stable* from the write's invocation to
+//!   the read's completion (no crash, restart, partition or heal in between). Under a change of
+//!   membership a sloppy quorum's hinted writes may sit on stand-ins the read does not ask: those
+//!   stale reads are expected and counted separately.
+//! * **Durability** (invariant (b)): with a sync-every-write policy, no acknowledged write is
+//!   lost while at most N − W replicas crash: checked at the end of a run against what the
+//!   nodes' storage holds.
+//! * **What LWW costs** (teaching (c)): a *lost update* is a write acknowledged after another
+//!   write to the same key was acknowledged (so it came later in real time) but with a smaller
+//!   version (a slower or skewed clock): it can never be read. A *stale read* returns a version
+//!   older than a write acknowledged before the read began. Both are counted and listed, with
+//!   the operations involved.
+
+use super::log::{OpId, OpKind};
+use crate::node::{ClientOk, ClientResult};
+use crate::storage::Version;
+use crate::{Millis, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRecord {
+    /// Its id.
+    pub id: OpId,
+    /// PUT, GET or DELETE.
+    pub kind: OpKind,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The coordinator.
+    pub node: NodeId,
+    /// Simulated time it was sent.
+    pub invoked: Millis,
+    /// Simulated time it completed, if it did.
+    pub completed: Option<Millis>,
+    /// Its outcome, if it completed.
+    pub result: Option<ClientResult>,
+}
+
+impl OpRecord {
+    /// The version a successful write wrote, or a successful read returned (`None` for a read
+    /// that found nothing).
+    pub fn version(&self) -> Option<Version> {
+        match &self.result {
+            Some(Ok(ClientOk::Written { version, .. })) => Some(*version),
+            Some(Ok(ClientOk::Found { version, .. })) => Some(*version),
+            Some(Ok(ClientOk::NotFound { version })) => *version,
+            _ => None,
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(self.result, Some(Ok(_)))
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(self.kind, OpKind::Put | OpKind::Delete)
+    }
+}
+
+/// An anomaly the checker found, with the operations involved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// The earlier, acknowledged write.
+    pub write: OpId,
+    /// The read that missed it, or the later write that lost to it.
+    pub other: OpId,
+    /// Whether membership was stable over the two operations (only then is a stale read a
+    /// violation of the quorum invariant).
+    pub stable: bool,
+}
+
+/// What the checker found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Operations that completed successfully.
+    pub ok: usize,
+    /// Operations that failed (quorum unavailable and the like).
+    pub failed: usize,
+    /// Operations still waiting for an answer.
+    pub pending: usize,
+    /// Reads that returned a version older than a write acknowledged before they began.
+    pub stale_reads: Vec<Anomaly>,
+    /// Writes acknowledged after another write to their key but with a smaller version.
+    pub lost_updates: Vec<Anomaly>,
+}
+
+impl CheckReport {
+    /// Stale reads that happened while membership was stable: with W + R > N and no skew,
+    /// these break the quorum invariant.
+    pub fn strict_violations(&self) -> impl Iterator<Item = &Anomaly> {
+        self.stale_reads.iter().filter(|a| a.stable)
+    }
+}
+
+/// Every client operation of a run, and the times membership changed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    ops: BTreeMap<OpId, OpRecord>,
+    membership_changes: Vec<Millis>,
+}
+
+impl History {
+    /// Records an invocation.
+    pub fn invoke(&mut self, id: OpId, kind: OpKind, key: Vec<u8>, node: NodeId, at: Millis) {
+        self.ops.insert(
+            id,
+            OpRecord {
+                id,
+                kind,
+                key,
+                node,
+                invoked: at,
+                completed: None,
+                result: None,
+            },
+        );
+    }
+
+    /// Records a completion.
+    pub fn complete(&mut self, id: OpId, at: Millis, result: ClientResult) {
+        if let Some(op) = self.ops.get_mut(&id)
+            && op.completed.is_none()
+        {
+            op.completed = Some(at);
+            op.result = Some(result);
+        }
+    }
+
+    /// Records a crash, restart, partition or heal at `at`.
+    pub fn membership_changed(&mut self, at: Millis) {
+        self.membership_changes.push(at);
+    }
+
+    /// Every operation.
+    pub fn ops(&self) -> impl Iterator<Item = &OpRecord> {
+        self.ops.values()
+    }
+
+    /// One operation.
+    pub fn op(&self, id: OpId) -> Option<&OpRecord> {
+        self.ops.get(&id)
+    }
+
+    fn stable_between(&self, from: Millis, to: Millis) -> bool {
+        !self
+            .membership_changes
+            .iter()
+            .any(|t| *t >= from && *t <= to)
+    }
+
+    /// Checks the history. Cost: for each key, reads × acknowledged writes.
+    pub fn check(&self) -> CheckReport {
+        let mut report = CheckReport::default();
+        let mut by_key: BTreeMap<&[u8], Vec<&OpRecord>> = BTreeMap::new();
+        for op in self.ops.values() {
+            match (&op.result, op.completed) {
+                (Some(Ok(_)), _) => report.ok += 1,
+                (Some(Err(_)), _) => report.failed += 1,
+                (None, _) => report.pending += 1,
+            }
+            by_key.entry(op.key.as_slice()).or_default().push(op);
+        }
+        for ops in by_key.values() {
+            let writes: Vec<&&OpRecord> = ops
+                .iter()
+                .filter(|o| o.is_write() && o.succeeded())
+                .collect();
+            for w in &writes {
+                let (Some(w_done), Some(w_version)) = (w.completed, w.version()) else {
+                    continue;
+                };
+                for o in ops.iter().filter(|o| o.succeeded() && o.invoked > w_done) {
+                    let Some(o_done) = o.completed else { continue };
+                    let stable = self.stable_between(w.invoked, o_done);
+                    match o.kind {
+                        OpKind::Get if o.version().is_none_or(|v| v < w_version) => {
+                            report.stale_reads.push(Anomaly {
+                                write: w.id,
+                                other: o.id,
+                                stable,
+                            });
+                        }
+                        OpKind::Put | OpKind::Delete
+                            if o.version().is_some_and(|v| v < w_version) =>
+                        {
+                            report.lost_updates.push(Anomaly {
+                                write: w.id,
+                                other: o.id,
+                                stable,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(ts: u64) -> Version {
+        Version {
+            ts,
+            node: NodeId(1),
+        }
+    }
+
+    fn written(ts: u64) -> ClientResult {
+        Ok(ClientOk::Written {
+            version: v(ts),
+            acks: 2,
+        })
+    }
+
+    fn found(ts: u64) -> ClientResult {
+        Ok(ClientOk::Found {
+            version: v(ts),
+            value: b"x".to_vec(),
+        })
+    }
+
+    #[test]
+    fn a_read_after_an_acknowledged_write_that_misses_it_is_stale() {
+        let mut h = History::default();
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        h.complete(1, Millis(5), written(100));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6));
+        h.complete(2, Millis(9), Ok(ClientOk::NotFound { version: None }));
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10));
+        h.complete(3, Millis(12), found(100));
+        // Concurrent with the write: not stale whatever it returns.
+        h.invoke(4, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(3));
+        h.complete(4, Millis(8), Ok(ClientOk::NotFound { version: None }));
+        let report = h.check();
+        assert_eq!(
+            report.stale_reads,
+            vec![Anomaly {
+                write: 1,
+                other: 2,
+                stable: true
+            }]
+        );
+        assert_eq!(report.strict_violations().count(), 1);
+        assert_eq!((report.ok, report.failed, report.pending), (4, 0, 0));
+    }
+
+    #[test]
+    fn membership_changes_make_stale_reads_expected() {
+        let mut h = History::default();
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        h.complete(1, Millis(5), written(100));
+        h.membership_changed(Millis(7));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(8));
+        h.complete(2, Millis(9), found(90));
+        let report = h.check();
+        assert_eq!(report.stale_reads.len(), 1);
+        assert_eq!(report.strict_violations().count(), 0);
+    }
+
+    #[test]
+    fn a_later_write_with_a_smaller_version_is_a_lost_update() {
+        let mut h = History::default();
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        h.complete(1, Millis(5), written(100));
+        // n2's clock is behind: its later write gets ts 60 and loses.
+        h.invoke(2, OpKind::Put, b"k".to_vec(), NodeId(2), Millis(10));
+        h.complete(2, Millis(14), written(60));
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(1), Millis(1));
+        let report = h.check();
+        assert_eq!(
+            report.lost_updates,
+            vec![Anomaly {
+                write: 1,
+                other: 2,
+                stable: true
+            }]
+        );
+        assert_eq!(report.pending, 1);
+    }
+}

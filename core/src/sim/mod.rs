@@ -1,0 +1,1310 @@
+//! The deterministic simulator: a whole cluster in one process, driven by a seed.
+//!
+//! Every node is a real [`Node`] state machine with two real storage engines ([`Lsm`] over a
+//! [`SimDisk`]: its data and its hints) and a skewable clock. Messages cross a seeded
+//! [`network`] with latency, loss, duplication, reordering and partitions. Disks have latency,
+//! syncs are grouped (group commit), flushes and compactions run as steppable events, and a crash
+//! loses what was not synced. A client [`workload`] and scripted operations feed the cluster;
+//! every operation lands in the [`history`] checker; everything that happens lands in the
+//! [`log`], which the page draws and golden scripts print.
+//!
+//! All randomness comes from one generator seeded by [`SimConfig::seed`], every draw uses integer
+//! arithmetic and every collection iterates in a fixed order: the same seed and the same calls
+//! give the identical event log, natively and in WebAssembly.
+//!
+//! Membership here is an oracle: when a node crashes, restarts or is cut off by a partition,
+//! the nodes that would notice are told after [`SimConfig::detection_ms`] through
+//! [`Input::PeerStatus`], the same input a failure detector feeds.
+
+pub mod history;
+pub mod log;
+pub mod network;
+pub mod script;
+pub mod workload;
+
+use crate::node::{
+    ClientError, ClientOp, Input, Node, NodeConfig, Output, StorageOp, StorageResult, StoreId,
+    Timer,
+};
+use crate::ring::Ring;
+use crate::storage::{
+    Cell, Job, JobKind, Lsm, LsmConfig, LsmStats, SimDisk, StorageError, SyncPolicy,
+};
+use crate::wire::{Message, MessageKind};
+use crate::{Millis, NodeId};
+use history::History;
+use log::{EventLog, OpId, OpKind, SimEvent, show_bytes, show_ts};
+use network::{DropReason, NetworkConfig, Partitions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use workload::WorkloadConfig;
+
+/// Everything a simulation is made of. A run is reproduced by its config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// The seed every random choice comes from.
+    pub seed: u64,
+    /// Nodes, named `n1` … `nN`.
+    pub nodes: u32,
+    /// Replicas per key.
+    pub n: usize,
+    /// Write quorum.
+    pub w: usize,
+    /// Read quorum.
+    pub r: usize,
+    /// Tokens per node on the ring.
+    pub vnodes: u32,
+    /// When replicas sync their WAL.
+    pub sync: SyncPolicy,
+    /// The network.
+    pub network: NetworkConfig,
+    /// Time for a write to reach the WAL and memtable.
+    pub disk_write_ms: u64,
+    /// Time for a WAL sync.
+    pub disk_sync_ms: u64,
+    /// Time for a read.
+    pub disk_read_ms: u64,
+    /// Time per step of a flush or compaction.
+    pub job_step_ms: u64,
+    /// How long a coordinator waits for W or R answers.
+    pub request_timeout_ms: u64,
+    /// How long until peers learn that a node went down or came back.
+    pub detection_ms: u64,
+    /// Each node's storage engine.
+    pub lsm: LsmConfig,
+    /// Hints a node may hold.
+    pub hints_max: u64,
+    /// Hints older than this are dropped.
+    pub hint_ttl_ms: u64,
+    /// How often hints are offered back.
+    pub hint_replay_interval_ms: u64,
+    /// The client workload.
+    pub workload: WorkloadConfig,
+    /// Events the log keeps (older ones are dropped; the hash covers all).
+    pub log_capacity: usize,
+    /// Explicit ring tokens per node, instead of tokens drawn from the seed (scenarios that
+    /// follow the design notes place nodes by hand).
+    pub tokens: Option<Vec<(NodeId, Vec<crate::ring::Token>)>>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let mut lsm = LsmConfig::small_for_tests();
+        lsm.memtable_bytes_max = 64 << 10;
+        lsm.compaction.l1_bytes_max = 256 << 10;
+        lsm.compaction.table_bytes_target = 64 << 10;
+        lsm.table.block_bytes = 4096;
+        lsm.value_bytes_max = 64 << 10;
+        SimConfig {
+            seed: 1,
+            nodes: 5,
+            n: 3,
+            w: 2,
+            r: 2,
+            vnodes: 8,
+            sync: SyncPolicy::Always,
+            network: NetworkConfig::default(),
+            disk_write_ms: 1,
+            disk_sync_ms: 2,
+            disk_read_ms: 1,
+            job_step_ms: 1,
+            request_timeout_ms: 500,
+            detection_ms: 50,
+            lsm,
+            hints_max: 10_000,
+            hint_ttl_ms: 3600 * 1000,
+            hint_replay_interval_ms: 500,
+            workload: WorkloadConfig::default(),
+            log_capacity: 100_000,
+            tokens: None,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The node ids, `n1` … `nN`.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        (1..=self.nodes).map(NodeId).collect()
+    }
+
+    fn node_config(&self, id: NodeId) -> NodeConfig {
+        NodeConfig {
+            n: self.n,
+            w: self.w,
+            r: self.r,
+            request_timeout_ms: self.request_timeout_ms,
+            value_bytes_max: self.lsm.value_bytes_max,
+            hints_max: self.hints_max,
+            hint_ttl_ms: self.hint_ttl_ms,
+            hint_replay_interval_ms: self.hint_replay_interval_ms,
+            ..NodeConfig::new(id)
+        }
+    }
+}
+
+/// Scheduled work. Node events carry the node's incarnation: after a crash, events meant for
+/// the previous incarnation are discarded.
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        id: u64,
+        from: NodeId,
+        to: NodeId,
+        msg: Message,
+    },
+    Dropped {
+        id: u64,
+        from: NodeId,
+        to: NodeId,
+        reason: DropReason,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u64,
+        timer: Timer,
+    },
+    StorageDone {
+        node: NodeId,
+        incarnation: u64,
+        op: u64,
+        result: StorageResult,
+    },
+    SyncDone {
+        node: NodeId,
+        incarnation: u64,
+    },
+    IntervalSync {
+        node: NodeId,
+        incarnation: u64,
+    },
+    JobStep {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Client {
+        op: OpId,
+        node: NodeId,
+        client_op: ClientOp,
+    },
+    PeerStatus {
+        to: NodeId,
+        about: NodeId,
+        up: bool,
+    },
+    WorkloadTick,
+}
+
+impl Event {
+    /// Work that keeps a request moving (as opposed to periodic timers and the workload).
+    fn is_activity(&self) -> bool {
+        !matches!(
+            self,
+            Event::Timer { .. }
+                | Event::WorkloadTick
+                | Event::IntervalSync { .. }
+                | Event::PeerStatus { .. }
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Millis,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// One simulated machine: the node, its two storage engines on their disks, its clock skew.
+struct SimNode {
+    node: Option<Node>,
+    incarnation: u64,
+    data: Option<Lsm<SimDisk>>,
+    hints: Option<Lsm<SimDisk>>,
+    data_disk: SimDisk,
+    hint_disk: SimDisk,
+    skew_ms: i64,
+    /// Writes waiting for the next WAL sync, with the time they asked.
+    sync_waiting: Vec<u64>,
+    sync_scheduled: bool,
+    job: Option<(StoreId, Job<SimDisk>)>,
+}
+
+impl SimNode {
+    fn lsm(&mut self, store: StoreId) -> Option<&mut Lsm<SimDisk>> {
+        match store {
+            StoreId::Data => self.data.as_mut(),
+            StoreId::Hints => self.hints.as_mut(),
+        }
+    }
+}
+
+/// A node's state for drawing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeSnapshot {
+    /// The node.
+    pub id: NodeId,
+    /// Whether it runs.
+    pub up: bool,
+    /// Its clock's offset from true time.
+    pub skew_ms: i64,
+    /// Peers it believes down.
+    pub believes_down: Vec<NodeId>,
+    /// Requests it is coordinating.
+    pub in_flight: usize,
+    /// Hints it holds, per owner.
+    pub hints_held: BTreeMap<NodeId, u64>,
+    /// Its data store.
+    pub storage: Option<LsmStats>,
+}
+
+/// The whole cluster's state for drawing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterSnapshot {
+    /// Simulated time.
+    pub now: Millis,
+    /// Every node.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Messages in flight: id, from, to, kind, sent, arrives.
+    pub in_flight: Vec<(u64, NodeId, NodeId, MessageKind, Millis, Millis)>,
+    /// Cut links.
+    pub partitions: Vec<(NodeId, NodeId)>,
+}
+
+/// A simulated cluster. See the module docs.
+pub struct Sim {
+    config: SimConfig,
+    now: Millis,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    nodes: BTreeMap<NodeId, SimNode>,
+    ring: Ring,
+    rng: SmallRng,
+    log: EventLog,
+    history: History,
+    partitions: Partitions,
+    /// What each node was last told about each peer: (observer, subject) -> up.
+    told: BTreeMap<(NodeId, NodeId), bool>,
+    /// Messages in flight: id -> (from, to, kind, sent, arrives).
+    flying: BTreeMap<u64, (NodeId, NodeId, MessageKind, Millis, Millis)>,
+    next_msg: u64,
+    next_op: OpId,
+    workload_ops: u64,
+}
+
+impl Sim {
+    /// Builds the cluster described by `config`, every node up, at time zero.
+    pub fn new(config: SimConfig) -> Result<Sim, StorageError> {
+        let ids = config.node_ids();
+        let ring = match &config.tokens {
+            Some(tokens) => Ring::new(tokens.iter().cloned()),
+            None => Ring::build(&ids, config.vnodes, config.seed),
+        };
+        let mut sim = Sim {
+            now: Millis(0),
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: BTreeMap::new(),
+            ring,
+            rng: SmallRng::seed_from_u64(config.seed),
+            log: EventLog::new(config.log_capacity),
+            history: History::default(),
+            partitions: Partitions::default(),
+            told: BTreeMap::new(),
+            flying: BTreeMap::new(),
+            next_msg: 1,
+            next_op: 1,
+            workload_ops: 0,
+            config,
+        };
+        for id in ids {
+            let seed = sim.config.seed ^ (u64::from(id.0) << 32);
+            sim.nodes.insert(
+                id,
+                SimNode {
+                    node: None,
+                    incarnation: 0,
+                    data: None,
+                    hints: None,
+                    data_disk: SimDisk::new(seed),
+                    hint_disk: SimDisk::new(seed ^ 0x5eed),
+                    skew_ms: 0,
+                    sync_waiting: Vec::new(),
+                    sync_scheduled: false,
+                    job: None,
+                },
+            );
+            sim.start_node(id)?;
+        }
+        if sim.config.workload.ops_per_sec > 0 {
+            sim.schedule(Millis(0), Event::WorkloadTick);
+        }
+        Ok(sim)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Simulated time.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Every client operation so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The node ids.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Whether `node` is running.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|n| n.node.is_some())
+    }
+
+    /// A node's state machine, if it runs.
+    pub fn node(&self, node: NodeId) -> Option<&Node> {
+        self.nodes.get(&node).and_then(|n| n.node.as_ref())
+    }
+
+    /// A node's newest stored cell for `key` in its data store (for checks and the UI).
+    pub fn stored(&self, node: NodeId, key: &[u8]) -> Option<Cell> {
+        let sim_node = self.nodes.get(&node)?;
+        sim_node.data.as_ref()?.get(key).ok().flatten()
+    }
+
+    fn local(&self, node: NodeId) -> Millis {
+        let skew = self.nodes.get(&node).map_or(0, |n| n.skew_ms);
+        Millis(self.now.0.saturating_add_signed(skew))
+    }
+
+    fn incarnation(&self, node: NodeId) -> u64 {
+        self.nodes.get(&node).map_or(0, |n| n.incarnation)
+    }
+
+    fn schedule(&mut self, at: Millis, event: Event) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at: at.max(self.now),
+            seq,
+            event,
+        }));
+    }
+
+    // ---- nodes: start, crash, restart ------------------------------------------------------
+
+    fn start_node(&mut self, id: NodeId) -> Result<(), StorageError> {
+        let node_config = self.config.node_config(id);
+        let lsm_config = self.config.lsm.clone();
+        let hint_config = LsmConfig {
+            tombstone_grace_ms: 0,
+            ..lsm_config.clone()
+        };
+        let local = self.local(id);
+        let ring = self.ring.clone();
+        let Some(sim_node) = self.nodes.get_mut(&id) else {
+            return Ok(());
+        };
+        let (data, _) = Lsm::open(sim_node.data_disk.clone(), lsm_config)?;
+        let (hints, _) = Lsm::open(sim_node.hint_disk.clone(), hint_config)?;
+        sim_node.data = Some(data);
+        sim_node.hints = Some(hints);
+        sim_node.incarnation += 1;
+        let (node, outputs) = Node::new(node_config, ring, local);
+        sim_node.node = Some(node);
+        self.log.push(self.now, SimEvent::NodeUp { node: id });
+        self.apply(id, outputs);
+        if let SyncPolicy::IntervalMs(ms) = self.config.sync {
+            let incarnation = self.incarnation(id);
+            self.schedule(
+                Millis(self.now.0 + ms),
+                Event::IntervalSync {
+                    node: id,
+                    incarnation,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Crashes `node`: it stops, and its disks lose whatever was not synced.
+    pub fn crash(&mut self, node: NodeId) {
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        if sim_node.node.is_none() {
+            return;
+        }
+        sim_node.node = None;
+        sim_node.data = None;
+        sim_node.hints = None;
+        sim_node.job = None;
+        sim_node.sync_waiting.clear();
+        sim_node.sync_scheduled = false;
+        sim_node.incarnation += 1;
+        sim_node.data_disk.crash();
+        sim_node.hint_disk.crash();
+        self.log.push(self.now, SimEvent::NodeDown { node });
+        self.history.membership_changed(self.now);
+        self.update_views();
+    }
+
+    /// Restarts a crashed `node` from what its disks kept.
+    pub fn restart(&mut self, node: NodeId) -> Result<(), StorageError> {
+        if self.is_up(node) || !self.nodes.contains_key(&node) {
+            return Ok(());
+        }
+        self.start_node(node)?;
+        self.history.membership_changed(self.now);
+        // A fresh node knows nothing of who is down: tell it now, as a failure detector would
+        // after its first rounds.
+        self.told.retain(|(observer, _), _| *observer != node);
+        self.update_views();
+        Ok(())
+    }
+
+    /// Cuts links between groups `a` and `b` (only a → b if `one_way`).
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId], one_way: bool) {
+        self.partitions.split(a, b, one_way);
+        let show = |g: &[NodeId]| {
+            g.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let arrow = if one_way { "->" } else { "|" };
+        let description = format!("partition {} {arrow} {}", show(a), show(b));
+        self.log.push(self.now, SimEvent::Fault { description });
+        self.history.membership_changed(self.now);
+        self.update_views();
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.partitions.heal();
+        self.log.push(
+            self.now,
+            SimEvent::Fault {
+                description: "heal".to_string(),
+            },
+        );
+        self.history.membership_changed(self.now);
+        self.update_views();
+    }
+
+    /// Sets `node`'s clock offset from true time.
+    pub fn set_skew(&mut self, node: NodeId, skew_ms: i64) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.skew_ms = skew_ms;
+            let description = format!("{node} clock skew {skew_ms:+} ms");
+            self.log.push(self.now, SimEvent::Fault { description });
+        }
+    }
+
+    /// Changes the network's behaviour (loss, latency...).
+    pub fn set_network(&mut self, network: NetworkConfig) {
+        self.config.network = network;
+    }
+
+    /// Changes the workload; a rate of zero stops it.
+    pub fn set_workload(&mut self, workload: WorkloadConfig) {
+        let was_off = self.config.workload.ops_per_sec == 0;
+        self.config.workload = workload;
+        if was_off && self.config.workload.ops_per_sec > 0 {
+            self.schedule(self.now, Event::WorkloadTick);
+        }
+    }
+
+    /// The oracle: what each running node should believe about each peer (up, reachable to
+    /// it), and news of every change after the detection delay.
+    fn update_views(&mut self) {
+        let ids = self.node_ids();
+        for &observer in &ids {
+            if !self.is_up(observer) {
+                continue;
+            }
+            for &subject in &ids {
+                if subject == observer {
+                    continue;
+                }
+                let up = self.is_up(subject) && !self.partitions.is_cut(subject, observer);
+                let known = self.told.get(&(observer, subject)).copied().unwrap_or(true);
+                if known != up {
+                    self.told.insert((observer, subject), up);
+                    let at = Millis(self.now.0 + self.config.detection_ms);
+                    self.schedule(
+                        at,
+                        Event::PeerStatus {
+                            to: observer,
+                            about: subject,
+                            up,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    // ---- client operations ------------------------------------------------------------------
+
+    /// Sends a client operation to coordinator `node` now; returns its id.
+    pub fn client(&mut self, node: NodeId, op: ClientOp) -> OpId {
+        let id = self.next_op;
+        self.next_op += 1;
+        let kind = match op {
+            ClientOp::Put { .. } => OpKind::Put,
+            ClientOp::Get { .. } => OpKind::Get,
+            ClientOp::Delete { .. } => OpKind::Delete,
+        };
+        let key = op.key().to_vec();
+        self.log.push(
+            self.now,
+            SimEvent::ClientBegin {
+                op: id,
+                node,
+                kind,
+                key: key.clone(),
+            },
+        );
+        self.history.invoke(id, kind, key, node, self.now);
+        self.schedule(
+            self.now,
+            Event::Client {
+                op: id,
+                node,
+                client_op: op,
+            },
+        );
+        id
+    }
+
+    fn client_done(&mut self, op: OpId, node: NodeId, result: crate::node::ClientResult) {
+        self.log.push(
+            self.now,
+            SimEvent::ClientDone {
+                op,
+                node,
+                result: result.clone(),
+            },
+        );
+        self.history.complete(op, self.now, result);
+    }
+
+    // ---- running --------------------------------------------------------------------------
+
+    /// Runs the next event; `false` when nothing is scheduled.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(next)) = self.queue.pop() else {
+            return false;
+        };
+        self.now = self.now.max(next.at);
+        self.run_event(next.event);
+        true
+    }
+
+    /// Runs every event up to time `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Millis) {
+        while self.queue.peek().is_some_and(|Reverse(s)| s.at <= t) {
+            self.step();
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Runs for `ms` of simulated time.
+    pub fn run_for(&mut self, ms: u64) {
+        self.run_until(Millis(self.now.0 + ms));
+    }
+
+    /// Runs until no message, storage operation or client request is pending (periodic timers
+    /// and the workload aside), or `max_ms` passes. Returns whether it went quiet.
+    pub fn run_until_quiet(&mut self, max_ms: u64) -> bool {
+        let deadline = Millis(self.now.0 + max_ms);
+        loop {
+            let busy = self.queue.iter().any(|Reverse(s)| s.event.is_activity());
+            if !busy {
+                return true;
+            }
+            match self.queue.peek() {
+                Some(Reverse(s)) if s.at <= deadline => {
+                    self.step();
+                }
+                _ => {
+                    self.now = self.now.max(deadline);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Runs until operation `op` has completed, or `max_ms` passes.
+    pub fn run_until_done(&mut self, op: OpId, max_ms: u64) -> bool {
+        let deadline = Millis(self.now.0 + max_ms);
+        while self.history.op(op).is_some_and(|o| o.completed.is_none()) {
+            match self.queue.peek() {
+                Some(Reverse(s)) if s.at <= deadline => {
+                    self.step();
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn run_event(&mut self, event: Event) {
+        match event {
+            Event::Deliver { id, from, to, msg } => {
+                self.flying.remove(&id);
+                if !self.is_up(to) {
+                    let reason = DropReason::NodeDown;
+                    self.log.push(
+                        self.now,
+                        SimEvent::MessageDropped {
+                            id,
+                            from,
+                            to,
+                            reason,
+                        },
+                    );
+                    return;
+                }
+                self.log
+                    .push(self.now, SimEvent::MessageDelivered { id, from, to });
+                self.input(to, Input::Message { from, msg });
+            }
+            Event::Dropped {
+                id,
+                from,
+                to,
+                reason,
+            } => {
+                self.flying.remove(&id);
+                self.log.push(
+                    self.now,
+                    SimEvent::MessageDropped {
+                        id,
+                        from,
+                        to,
+                        reason,
+                    },
+                );
+            }
+            Event::Timer {
+                node,
+                incarnation,
+                timer,
+            } => {
+                if self.incarnation(node) == incarnation {
+                    self.input(node, Input::Timer(timer));
+                }
+            }
+            Event::StorageDone {
+                node,
+                incarnation,
+                op,
+                result,
+            } => {
+                if self.incarnation(node) == incarnation {
+                    self.input(node, Input::Storage { op, result });
+                }
+            }
+            Event::SyncDone { node, incarnation } => {
+                if self.incarnation(node) == incarnation {
+                    self.sync_done(node);
+                }
+            }
+            Event::IntervalSync { node, incarnation } => {
+                if self.incarnation(node) == incarnation {
+                    self.interval_sync(node);
+                }
+            }
+            Event::JobStep { node, incarnation } => {
+                if self.incarnation(node) == incarnation {
+                    self.job_step(node);
+                }
+            }
+            Event::Client {
+                op,
+                node,
+                client_op,
+            } => {
+                if self.is_up(node) {
+                    self.input(
+                        node,
+                        Input::Client {
+                            client: op,
+                            op: client_op,
+                        },
+                    );
+                } else {
+                    self.client_done(op, node, Err(ClientError::NodeDown));
+                }
+            }
+            Event::PeerStatus { to, about, up } => {
+                if self.is_up(to) {
+                    self.input(to, Input::PeerStatus { node: about, up });
+                }
+            }
+            Event::WorkloadTick => self.workload_tick(),
+        }
+    }
+
+    fn input(&mut self, node: NodeId, input: Input) {
+        let local = self.local(node);
+        let outputs = match self.nodes.get_mut(&node).and_then(|n| n.node.as_mut()) {
+            Some(n) => n.handle(local, input),
+            None => return,
+        };
+        self.apply(node, outputs);
+    }
+
+    fn apply(&mut self, node: NodeId, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Send { to, msg } => self.send(node, to, msg),
+                Output::Reply { client, result } => self.client_done(client, node, result),
+                Output::SetTimer { at, timer } => {
+                    let skew = self.nodes.get(&node).map_or(0, |n| n.skew_ms);
+                    let global = Millis(at.0.saturating_add_signed(-skew));
+                    let incarnation = self.incarnation(node);
+                    self.schedule(
+                        global,
+                        Event::Timer {
+                            node,
+                            incarnation,
+                            timer,
+                        },
+                    );
+                }
+                Output::Storage { op, storage } => self.storage(node, op, storage),
+                Output::Event(event) => self.log.push(self.now, SimEvent::Node { node, event }),
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let id = self.next_msg;
+        self.next_msg += 1;
+        let fate = network::fate(
+            &self.config.network,
+            &self.partitions,
+            &mut self.rng,
+            from,
+            to,
+        );
+        let arrives = Millis(self.now.0 + fate.latency_ms);
+        let kind = msg.kind();
+        let label = label(&msg);
+        self.log.push(
+            self.now,
+            SimEvent::MessageSent {
+                id,
+                from,
+                to,
+                kind,
+                label,
+                arrives,
+            },
+        );
+        self.flying.insert(id, (from, to, kind, self.now, arrives));
+        if let Some(dup_ms) = fate.duplicate_ms {
+            let dup = self.next_msg;
+            self.next_msg += 1;
+            let label = format!("{} (duplicate)", label_short(&msg));
+            let dup_at = Millis(self.now.0 + dup_ms);
+            self.log.push(
+                self.now,
+                SimEvent::MessageSent {
+                    id: dup,
+                    from,
+                    to,
+                    kind,
+                    label,
+                    arrives: dup_at,
+                },
+            );
+            self.flying.insert(dup, (from, to, kind, self.now, dup_at));
+            self.schedule(
+                dup_at,
+                Event::Deliver {
+                    id: dup,
+                    from,
+                    to,
+                    msg: msg.clone(),
+                },
+            );
+        }
+        match fate.dropped {
+            Some(reason) => self.schedule(
+                arrives,
+                Event::Dropped {
+                    id,
+                    from,
+                    to,
+                    reason,
+                },
+            ),
+            None => self.schedule(arrives, Event::Deliver { id, from, to, msg }),
+        }
+    }
+
+    // ---- storage ----------------------------------------------------------------------------
+
+    fn storage(&mut self, node: NodeId, op: u64, storage: StorageOp) {
+        let incarnation = self.incarnation(node);
+        let now = self.now;
+        let local = self.local(node);
+        let sync = self.config.sync;
+        let (write_ms, read_ms, sync_ms) = (
+            self.config.disk_write_ms,
+            self.config.disk_read_ms,
+            self.config.disk_sync_ms,
+        );
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        match storage {
+            StorageOp::Write { store, key, cell } => {
+                let Some(lsm) = sim_node.lsm(store) else {
+                    return;
+                };
+                let mut result = lsm.write(&key, cell.clone());
+                if matches!(result, Err(StorageError::WriteStall { .. })) {
+                    // Background work fell behind: finish it now, then retry.
+                    let _ = lsm.run_background(local);
+                    result = lsm.write(&key, cell);
+                }
+                match result {
+                    Ok(_) => {
+                        self.log.push(now, SimEvent::DiskWrite { node, store, key });
+                        let Some(sim_node) = self.nodes.get_mut(&node) else {
+                            return;
+                        };
+                        if sync.acks_after_sync() {
+                            sim_node.sync_waiting.push(op);
+                            if !sim_node.sync_scheduled {
+                                sim_node.sync_scheduled = true;
+                                self.schedule(
+                                    Millis(now.0 + sync_ms),
+                                    Event::SyncDone { node, incarnation },
+                                );
+                            }
+                        } else {
+                            let result = StorageResult::Written;
+                            self.schedule(
+                                Millis(now.0 + write_ms),
+                                Event::StorageDone {
+                                    node,
+                                    incarnation,
+                                    op,
+                                    result,
+                                },
+                            );
+                        }
+                        self.maybe_start_job(node);
+                    }
+                    Err(e) => {
+                        let result = StorageResult::Failed(e.to_string());
+                        self.schedule(
+                            Millis(now.0 + write_ms),
+                            Event::StorageDone {
+                                node,
+                                incarnation,
+                                op,
+                                result,
+                            },
+                        );
+                    }
+                }
+            }
+            StorageOp::Read { key } => {
+                let result = match sim_node.data.as_ref().map(|l| l.get(&key)) {
+                    Some(Ok(cell)) => StorageResult::Read(cell),
+                    Some(Err(e)) => StorageResult::Failed(e.to_string()),
+                    None => return,
+                };
+                self.schedule(
+                    Millis(now.0 + read_ms),
+                    Event::StorageDone {
+                        node,
+                        incarnation,
+                        op,
+                        result,
+                    },
+                );
+            }
+            StorageOp::ScanHints { owner, limit } => {
+                let start = owner.0.to_be_bytes();
+                let end = owner.0.checked_add(1).map(|e| e.to_be_bytes());
+                let result = match sim_node
+                    .hints
+                    .as_ref()
+                    .map(|l| l.scan(&start, end.as_ref().map(|e| &e[..]), usize::MAX))
+                {
+                    Some(Ok(entries)) => StorageResult::Hints(
+                        entries
+                            .into_iter()
+                            .filter(|(_, c)| !c.is_tombstone())
+                            .take(limit)
+                            .collect(),
+                    ),
+                    Some(Err(e)) => StorageResult::Failed(e.to_string()),
+                    None => return,
+                };
+                self.schedule(
+                    Millis(now.0 + read_ms),
+                    Event::StorageDone {
+                        node,
+                        incarnation,
+                        op,
+                        result,
+                    },
+                );
+            }
+            StorageOp::CountHints => {
+                let mut counts = BTreeMap::new();
+                if let Some(Ok(entries)) = sim_node
+                    .hints
+                    .as_ref()
+                    .map(|l| l.scan(&[0], None, usize::MAX))
+                {
+                    for (key, cell) in entries {
+                        if let (false, Some(owner)) = (cell.is_tombstone(), key.get(..4)) {
+                            let mut id = [0u8; 4];
+                            id.copy_from_slice(owner);
+                            *counts.entry(NodeId(u32::from_be_bytes(id))).or_insert(0u64) += 1;
+                        }
+                    }
+                }
+                let result = StorageResult::HintCounts(counts);
+                self.schedule(
+                    Millis(now.0 + read_ms),
+                    Event::StorageDone {
+                        node,
+                        incarnation,
+                        op,
+                        result,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Group commit: one WAL sync per store makes every waiting write durable at once.
+    fn sync_done(&mut self, node: NodeId) {
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        sim_node.sync_scheduled = false;
+        let waiting = std::mem::take(&mut sim_node.sync_waiting);
+        let mut failed = None;
+        for store in [StoreId::Data, StoreId::Hints] {
+            if let Some(lsm) = sim_node.lsm(store)
+                && let Err(e) = lsm.sync_wal()
+            {
+                failed = Some(e.to_string());
+            }
+        }
+        self.log.push(
+            self.now,
+            SimEvent::DiskSync {
+                node,
+                writes: waiting.len(),
+            },
+        );
+        for op in waiting {
+            let result = match &failed {
+                None => StorageResult::Written,
+                Some(e) => StorageResult::Failed(e.clone()),
+            };
+            self.input(node, Input::Storage { op, result });
+        }
+    }
+
+    fn interval_sync(&mut self, node: NodeId) {
+        let SyncPolicy::IntervalMs(ms) = self.config.sync else {
+            return;
+        };
+        let local = self.local(node);
+        let incarnation = self.incarnation(node);
+        if let Some(sim_node) = self.nodes.get_mut(&node) {
+            for store in [StoreId::Data, StoreId::Hints] {
+                if let Some(lsm) = sim_node.lsm(store) {
+                    let _ = lsm.sync_wal_at(local);
+                }
+            }
+        }
+        self.log
+            .push(self.now, SimEvent::DiskSync { node, writes: 0 });
+        self.schedule(
+            Millis(self.now.0 + ms),
+            Event::IntervalSync { node, incarnation },
+        );
+    }
+
+    fn maybe_start_job(&mut self, node: NodeId) {
+        let local = self.local(node);
+        let incarnation = self.incarnation(node);
+        let step_ms = self.config.job_step_ms;
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        if sim_node.job.is_some() {
+            return;
+        }
+        for store in [StoreId::Data, StoreId::Hints] {
+            let Some(lsm) = sim_node.lsm(store) else {
+                continue;
+            };
+            if let Ok(Some(job)) = lsm.next_job(local) {
+                sim_node.job = Some((store, job));
+                self.schedule(
+                    Millis(self.now.0 + step_ms),
+                    Event::JobStep { node, incarnation },
+                );
+                return;
+            }
+        }
+    }
+
+    fn job_step(&mut self, node: NodeId) {
+        let incarnation = self.incarnation(node);
+        let step_ms = self.config.job_step_ms;
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        let Some((store, mut job)) = sim_node.job.take() else {
+            return;
+        };
+        match job.step() {
+            Ok(false) => {
+                sim_node.job = Some((store, job));
+                self.schedule(
+                    Millis(self.now.0 + step_ms),
+                    Event::JobStep { node, incarnation },
+                );
+            }
+            Ok(true) => {
+                let kind = job.kind().clone();
+                let installed = sim_node.lsm(store).map(|lsm| lsm.install(job));
+                if let Some(Ok(())) = installed {
+                    let event = match kind {
+                        JobKind::Flush { .. } => SimEvent::Flush { node, store },
+                        JobKind::Compact { level, .. } | JobKind::Move { level } => {
+                            SimEvent::Compaction { node, store, level }
+                        }
+                    };
+                    self.log.push(self.now, event);
+                }
+                self.maybe_start_job(node);
+            }
+            Err(_) => {
+                if let Some(lsm) = sim_node.lsm(store) {
+                    lsm.abort(job);
+                }
+            }
+        }
+    }
+
+    // ---- workload ---------------------------------------------------------------------------
+
+    fn workload_tick(&mut self) {
+        let rate = u64::from(self.config.workload.ops_per_sec);
+        if rate == 0 {
+            return;
+        }
+        // One tick per 10 ms (or per op when slower), with the remainder carried by counting.
+        let tick_ms = (1000 / rate).clamp(1, 10);
+        let due = (self.now.0 + tick_ms) * rate / 1000 - self.now.0 * rate / 1000;
+        let up: Vec<NodeId> = self
+            .node_ids()
+            .into_iter()
+            .filter(|n| self.is_up(*n))
+            .collect();
+        for _ in 0..due {
+            if up.is_empty() {
+                break;
+            }
+            let coordinator = up[self.rng.random_range(0..up.len())];
+            self.workload_ops += 1;
+            let op = workload::next_op(&self.config.workload, &mut self.rng, self.workload_ops);
+            self.client(coordinator, op);
+        }
+        self.schedule(Millis(self.now.0 + tick_ms), Event::WorkloadTick);
+    }
+
+    // ---- inspection -------------------------------------------------------------------------
+
+    /// The cluster's state for drawing.
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(&id, n)| NodeSnapshot {
+                id,
+                up: n.node.is_some(),
+                skew_ms: n.skew_ms,
+                believes_down: n
+                    .node
+                    .as_ref()
+                    .map(|node| {
+                        self.nodes
+                            .keys()
+                            .copied()
+                            .filter(|p| !node.believes_up(*p))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                in_flight: n.node.as_ref().map_or(0, Node::in_flight),
+                hints_held: n
+                    .node
+                    .as_ref()
+                    .map(|node| node.hints_held().clone())
+                    .unwrap_or_default(),
+                storage: n.data.as_ref().map(Lsm::stats),
+            })
+            .collect();
+        ClusterSnapshot {
+            now: self.now,
+            nodes,
+            in_flight: self
+                .flying
+                .iter()
+                .map(|(&id, &(from, to, kind, sent, arrives))| (id, from, to, kind, sent, arrives))
+                .collect(),
+            partitions: self.partitions.links().copied().collect(),
+        }
+    }
+
+    /// Nodes that hold (in their data store) a version of `key` at least `version`... for
+    /// every key written: the newest version any node's data or hint store holds.
+    pub fn newest_stored(&self, key: &[u8]) -> Option<Cell> {
+        let mut best: Option<Cell> = None;
+        for (&id, n) in &self.nodes {
+            let mut candidates = Vec::new();
+            if let Some(c) = self.stored(id, key) {
+                candidates.push(c);
+            }
+            if let Some(hints) = n.hints.as_ref() {
+                for owner in self.nodes.keys() {
+                    let hk = crate::node::hint_key(*owner, key);
+                    if let Ok(Some(c)) = hints.get(&hk)
+                        && let Some(orig) = c
+                            .value
+                            .as_deref()
+                            .and_then(|v| postcard::from_bytes::<Cell>(v).ok())
+                    {
+                        candidates.push(orig);
+                    }
+                }
+            }
+            for c in candidates {
+                if best.as_ref().is_none_or(|b| c.version > b.version) {
+                    best = Some(c);
+                }
+            }
+        }
+        best
+    }
+
+    /// Nodes currently down.
+    pub fn down_nodes(&self) -> BTreeSet<NodeId> {
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|n| !self.is_up(*n))
+            .collect()
+    }
+}
+
+fn label_short(msg: &Message) -> &'static str {
+    match msg {
+        Message::Replicate { .. } => "Put",
+        Message::ReplicateAck { .. } => "Ack",
+        Message::Read { .. } => "Get",
+        Message::ReadReply { .. } => "GetReply",
+    }
+}
+
+/// A message in one line, as the design notes write them: `Put user123=Alice ts=1.000`.
+pub fn label(msg: &Message) -> String {
+    use crate::wire::WritePurpose;
+    match msg {
+        Message::Replicate {
+            key,
+            cell,
+            hint_for,
+            purpose,
+            ..
+        } => {
+            let verb = match (purpose, hint_for) {
+                (WritePurpose::ReadRepair, _) => "Repair",
+                (WritePurpose::HintReplay, _) => "HintReplay",
+                (_, Some(_)) => "HintedPut",
+                (_, None) if cell.is_tombstone() => "Delete",
+                _ => "Put",
+            };
+            let value = match &cell.value {
+                Some(v) => format!("={}", show_bytes(v)),
+                None if verb == "Delete" => String::new(),
+                None => " (tombstone)".to_string(),
+            };
+            let hint = hint_for
+                .map(|o| format!(" hint-for={o}"))
+                .unwrap_or_default();
+            format!(
+                "{verb} {}{value} ts={}{hint}",
+                show_bytes(key),
+                show_ts(cell.version.ts)
+            )
+        }
+        Message::ReplicateAck { result: Ok(()), .. } => "Ack".to_string(),
+        Message::ReplicateAck { result: Err(e), .. } => format!("Nack ({e:?})"),
+        Message::Read { key, .. } => format!("Get {}", show_bytes(key)),
+        Message::ReadReply {
+            result: Ok(Some(cell)),
+            ..
+        } => match &cell.value {
+            Some(v) => format!("GetReply {} ts={}", show_bytes(v), show_ts(cell.version.ts)),
+            None => format!("GetReply tombstone ts={}", show_ts(cell.version.ts)),
+        },
+        Message::ReadReply {
+            result: Ok(None), ..
+        } => "GetReply none".to_string(),
+        Message::ReadReply { result: Err(e), .. } => format!("GetReply error ({e:?})"),
+    }
+}

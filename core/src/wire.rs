@@ -1,0 +1,391 @@
+//! The wire protocol: one message type for everything nodes say to each other, shared by the
+//! native WebSocket transport and the simulator's network.
+//!
+//! Every variant of [`Message`] is documented with who sends it, to whom, and what the receiver
+//! does. A message travels in an [`Envelope`]:
+//!
+//! ```text
+//! offset  size  field
+//! 0       2     magic     "RS"
+//! 2       1     version   WIRE_VERSION; a receiver refuses other versions
+//! 3       1     reserved  zero
+//! 4       4     len       u32 LE: payload bytes, at most MESSAGE_BYTES_MAX
+//! 8       4     crc32     u32 LE over the payload
+//! 12      len   payload   the Message, encoded with postcard (serde, varint integers)
+//! ```
+//!
+//! Decoding checks the magic, version, bound and checksum before it looks at the payload, and
+//! every failure is a [`WireError`], never a panic. The size bound covers the largest legal
+//! message: a key and a value at their limits plus framing.
+
+use crate::NodeId;
+use crate::storage::{Cell, VALUE_BYTES_LIMIT};
+use serde::{Deserialize, Serialize};
+
+/// The version of this protocol.
+pub const WIRE_VERSION: u8 = 1;
+/// Bytes of envelope before the payload.
+pub const ENVELOPE_BYTES: usize = 12;
+/// The largest payload accepted.
+pub const MESSAGE_BYTES_MAX: usize = VALUE_BYTES_LIMIT + (64 << 10);
+const MAGIC: [u8; 2] = *b"RS";
+
+/// Identifies a client request at its coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReqId {
+    /// The coordinating node.
+    pub coordinator: NodeId,
+    /// A number the coordinator never reuses while it runs.
+    pub seq: u64,
+}
+
+/// Why a write is being replicated: shown in traces and the UI, and counted in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WritePurpose {
+    /// A client's PUT or DELETE.
+    Client,
+    /// A coordinator fixing a stale replica it saw during a read.
+    ReadRepair,
+    /// A node handing a hinted write back to the owner it stood in for.
+    HintReplay,
+}
+
+/// A replica's reason for refusing a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaError {
+    /// The storage engine failed or refused the write (message says why).
+    Storage(String),
+    /// This node holds as many hints as it may; the write was not stored.
+    HintsFull,
+}
+
+/// Everything nodes say to each other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Coordinator → replica: store `cell` under `key` (LWW: an older version does not win).
+    /// With `hint_for`, the receiver stands in for that unreachable owner: it keeps the write
+    /// as a hint and hands it over when the owner is back. The receiver answers
+    /// [`Message::ReplicateAck`] once the write is as durable as its sync policy requires.
+    Replicate {
+        /// The request this belongs to (for acks).
+        req: ReqId,
+        /// The key.
+        key: Vec<u8>,
+        /// The versioned value or tombstone.
+        cell: Cell,
+        /// The owner this write is a hint for, if the receiver is a stand-in.
+        hint_for: Option<NodeId>,
+        /// Why the write is sent.
+        purpose: WritePurpose,
+    },
+    /// Replica → coordinator: the outcome of a [`Message::Replicate`].
+    ReplicateAck {
+        /// The request acknowledged.
+        req: ReqId,
+        /// Stored, or why not.
+        result: Result<(), ReplicaError>,
+    },
+    /// Coordinator → replica: send your newest cell for `key`.
+    Read {
+        /// The request this belongs to.
+        req: ReqId,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Replica → coordinator: the replica's newest cell (a tombstone if deleted; `None` if it
+    /// has never seen the key).
+    ReadReply {
+        /// The request answered.
+        req: ReqId,
+        /// The cell, or why it could not be read.
+        result: Result<Option<Cell>, ReplicaError>,
+    },
+}
+
+/// The kind of a message, for colours in the page and counts in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// A client write going to a replica.
+    Write,
+    /// A read request or reply.
+    Read,
+    /// An acknowledgement of a write.
+    Ack,
+    /// Membership gossip.
+    Gossip,
+    /// A hinted write, stored or handed back.
+    Hint,
+    /// Read repair or anti-entropy.
+    Repair,
+    /// Range streaming on joins and leaves.
+    Stream,
+}
+
+impl MessageKind {
+    /// Lower-case name, as the page's legend shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Write => "write",
+            MessageKind::Read => "read",
+            MessageKind::Ack => "ack",
+            MessageKind::Gossip => "gossip",
+            MessageKind::Hint => "hint",
+            MessageKind::Repair => "repair",
+            MessageKind::Stream => "stream",
+        }
+    }
+}
+
+impl Message {
+    /// The message's kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Replicate {
+                hint_for: Some(_), ..
+            } => MessageKind::Hint,
+            Message::Replicate {
+                purpose: WritePurpose::HintReplay,
+                ..
+            } => MessageKind::Hint,
+            Message::Replicate {
+                purpose: WritePurpose::ReadRepair,
+                ..
+            } => MessageKind::Repair,
+            Message::Replicate { .. } => MessageKind::Write,
+            Message::ReplicateAck { .. } => MessageKind::Ack,
+            Message::Read { .. } | Message::ReadReply { .. } => MessageKind::Read,
+        }
+    }
+}
+
+/// Why bytes could not be decoded as a message. Nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Fewer bytes than an envelope, or than it announces.
+    #[error("truncated frame: {got} bytes, needed {needed}")]
+    Truncated {
+        /// Bytes present.
+        got: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// Not a ringstore frame.
+    #[error("bad magic {0:?}")]
+    BadMagic([u8; 2]),
+    /// A protocol version this build does not speak.
+    #[error("unsupported wire version {got} (this build speaks {WIRE_VERSION})")]
+    UnsupportedVersion {
+        /// The version received.
+        got: u8,
+    },
+    /// A payload over the bound.
+    #[error("message of {len} bytes is over the limit of {MESSAGE_BYTES_MAX}")]
+    TooLarge {
+        /// Announced length.
+        len: usize,
+    },
+    /// The payload does not match its checksum.
+    #[error("checksum mismatch: stored {expected:#010x}, computed {got:#010x}")]
+    ChecksumMismatch {
+        /// Computed.
+        got: u32,
+        /// Stored.
+        expected: u32,
+    },
+    /// The payload is not a valid message.
+    #[error("undecodable payload: {0}")]
+    Payload(String),
+    /// Bytes after the announced payload.
+    #[error("{0} trailing bytes after the frame")]
+    Trailing(usize),
+}
+
+/// Encoding and decoding of [`Message`] frames. See the module docs for the layout.
+pub struct Envelope;
+
+impl Envelope {
+    /// Encodes `msg` into a frame. Fails only if the message is over the bound.
+    pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
+        let payload = postcard::to_allocvec(msg).map_err(|e| WireError::Payload(e.to_string()))?;
+        if payload.len() > MESSAGE_BYTES_MAX {
+            return Err(WireError::TooLarge { len: payload.len() });
+        }
+        let mut out = Vec::with_capacity(ENVELOPE_BYTES + payload.len());
+        out.extend_from_slice(&MAGIC);
+        out.push(WIRE_VERSION);
+        out.push(0);
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    /// Decodes one frame that must span all of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+        if bytes.len() < ENVELOPE_BYTES {
+            return Err(WireError::Truncated {
+                got: bytes.len(),
+                needed: ENVELOPE_BYTES,
+            });
+        }
+        let magic = [bytes[0], bytes[1]];
+        if magic != MAGIC {
+            return Err(WireError::BadMagic(magic));
+        }
+        if bytes[2] != WIRE_VERSION {
+            return Err(WireError::UnsupportedVersion { got: bytes[2] });
+        }
+        let len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        if len > MESSAGE_BYTES_MAX {
+            return Err(WireError::TooLarge { len });
+        }
+        let needed = ENVELOPE_BYTES + len;
+        if bytes.len() < needed {
+            return Err(WireError::Truncated {
+                got: bytes.len(),
+                needed,
+            });
+        }
+        if bytes.len() > needed {
+            return Err(WireError::Trailing(bytes.len() - needed));
+        }
+        let expected = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let payload = &bytes[ENVELOPE_BYTES..];
+        let got = crc32fast::hash(payload);
+        if got != expected {
+            return Err(WireError::ChecksumMismatch { got, expected });
+        }
+        let (msg, rest) = postcard::take_from_bytes::<Message>(payload)
+            .map_err(|e| WireError::Payload(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(WireError::Trailing(rest.len()));
+        }
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Version;
+
+    fn sample() -> Vec<Message> {
+        let req = ReqId {
+            coordinator: NodeId(2),
+            seq: 7,
+        };
+        let cell = Cell::put(
+            Version {
+                ts: 100,
+                node: NodeId(2),
+            },
+            b"Alice".to_vec(),
+        );
+        vec![
+            Message::Replicate {
+                req,
+                key: b"user123".to_vec(),
+                cell: cell.clone(),
+                hint_for: Some(NodeId(5)),
+                purpose: WritePurpose::Client,
+            },
+            Message::ReplicateAck {
+                req,
+                result: Ok(()),
+            },
+            Message::ReplicateAck {
+                req,
+                result: Err(ReplicaError::HintsFull),
+            },
+            Message::Read {
+                req,
+                key: b"user123".to_vec(),
+            },
+            Message::ReadReply {
+                req,
+                result: Ok(Some(cell)),
+            },
+            Message::ReadReply {
+                req,
+                result: Ok(None),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for msg in sample() {
+            let bytes = Envelope::encode(&msg).unwrap();
+            assert_eq!(Envelope::decode(&bytes).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn the_encoding_is_compact() {
+        let put = &sample()[0];
+        let bytes = Envelope::encode(put).unwrap();
+        // key 7 + value 5 + versions and framing: well under 64 bytes.
+        assert!(bytes.len() < 64, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn damaged_frames_are_typed_errors_never_panics() {
+        let bytes = Envelope::encode(&sample()[0]).unwrap();
+        for i in 0..bytes.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bad = bytes.clone();
+                bad[i] ^= mask;
+                let result = Envelope::decode(&bad);
+                if i == 3 {
+                    continue; // the reserved byte is not checked
+                }
+                assert!(result.is_err(), "flip {mask:#x} at {i} went unnoticed");
+            }
+        }
+        for cut in 0..bytes.len() {
+            assert!(Envelope::decode(&bytes[..cut]).is_err());
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(Envelope::decode(&long), Err(WireError::Trailing(1)));
+    }
+
+    #[test]
+    fn oversize_announcements_are_refused_before_reading() {
+        let mut bytes = Envelope::encode(&sample()[1]).unwrap();
+        bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            Envelope::decode(&bytes),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_payload_with_a_valid_checksum_is_a_payload_error() {
+        let payload = [0xffu8; 9];
+        let mut bytes = b"RS\x01\x00".to_vec();
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        assert!(matches!(
+            Envelope::decode(&bytes),
+            Err(WireError::Payload(_))
+        ));
+    }
+
+    #[test]
+    fn kinds_follow_purpose() {
+        let kinds: Vec<_> = sample().iter().map(Message::kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                MessageKind::Hint,
+                MessageKind::Ack,
+                MessageKind::Ack,
+                MessageKind::Read,
+                MessageKind::Read,
+                MessageKind::Read
+            ]
+        );
+    }
+}

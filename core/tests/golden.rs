@@ -1,0 +1,65 @@
+//! Golden-script tests: every `scripts/*.script` runs through the simulator and its trace must
+//! equal the committed `scripts/*.golden`. Set `UPDATE_GOLDENFILES=1` to regenerate them after
+//! an intended change, and read the diff.
+
+use ringstore_core::sim::script::run_script;
+use std::path::Path;
+
+#[test]
+fn golden_scripts_match_their_traces() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let update = std::env::var_os("UPDATE_GOLDENFILES").is_some();
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/scripts")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "script"))
+        .collect();
+    scripts.sort();
+    assert!(
+        scripts.len() >= 6,
+        "expected the golden scenarios, found {scripts:?}"
+    );
+    let mut failures = Vec::new();
+    for script in &scripts {
+        let text = std::fs::read_to_string(script).expect("read script");
+        let trace = match run_script(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("{}: {e}", script.display()));
+                continue;
+            }
+        };
+        let golden = script.with_extension("golden");
+        if update {
+            std::fs::write(&golden, &trace).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        if expected != trace {
+            let first = expected
+                .lines()
+                .zip(trace.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(expected.lines().count().min(trace.lines().count()));
+            failures.push(format!(
+                "{} differs from {} at line {}:\n  expected: {:?}\n  got:      {:?}\n(UPDATE_GOLDENFILES=1 regenerates; then read the diff)",
+                script.display(),
+                golden.display(),
+                first + 1,
+                expected.lines().nth(first).unwrap_or("<end>"),
+                trace.lines().nth(first).unwrap_or("<end>"),
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_same_script_gives_the_same_trace() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/hinted_handoff.script"),
+    )
+    .expect("script");
+    assert_eq!(run_script(&text).unwrap(), run_script(&text).unwrap());
+}
