@@ -1,0 +1,153 @@
+//! Looking at a simulation from outside: the snapshot a UI draws, what nodes store, and
+//! one-line descriptions of messages for traces.
+
+use super::log::{show_bytes, show_ts};
+use super::{ClusterSnapshot, NodeSnapshot, Sim};
+use crate::NodeId;
+use crate::node::Node;
+use crate::storage::{Cell, Lsm};
+use crate::wire::Message;
+use std::collections::BTreeSet;
+
+impl Sim {
+    // ---- inspection -------------------------------------------------------------------------
+
+    /// The cluster's state for drawing.
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(&id, n)| NodeSnapshot {
+                id,
+                up: n.node.is_some(),
+                skew_ms: n.skew_ms,
+                believes_down: n
+                    .node
+                    .as_ref()
+                    .map(|node| {
+                        self.nodes
+                            .keys()
+                            .copied()
+                            .filter(|p| !node.believes_up(*p))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                in_flight: n.node.as_ref().map_or(0, Node::in_flight),
+                hints_held: n
+                    .node
+                    .as_ref()
+                    .map(|node| node.hints_held().clone())
+                    .unwrap_or_default(),
+                storage: n.data.as_ref().map(Lsm::stats),
+            })
+            .collect();
+        ClusterSnapshot {
+            now: self.now,
+            nodes,
+            in_flight: self
+                .flying
+                .iter()
+                .map(|(&id, &(from, to, kind, sent, arrives))| (id, from, to, kind, sent, arrives))
+                .collect(),
+            partitions: self.partitions.links().copied().collect(),
+        }
+    }
+
+    /// Nodes that hold (in their data store) a version of `key` at least `version`... for
+    /// every key written: the newest version any node's data or hint store holds.
+    pub fn newest_stored(&self, key: &[u8]) -> Option<Cell> {
+        let mut best: Option<Cell> = None;
+        for (&id, n) in &self.nodes {
+            let mut candidates = Vec::new();
+            if let Some(c) = self.stored(id, key) {
+                candidates.push(c);
+            }
+            if let Some(hints) = n.hints.as_ref() {
+                for owner in self.nodes.keys() {
+                    let hk = crate::node::hint_key(*owner, key);
+                    if let Ok(Some(c)) = hints.get(&hk)
+                        && let Some(orig) = c
+                            .value
+                            .as_deref()
+                            .and_then(|v| postcard::from_bytes::<Cell>(v).ok())
+                    {
+                        candidates.push(orig);
+                    }
+                }
+            }
+            for c in candidates {
+                if best.as_ref().is_none_or(|b| c.version > b.version) {
+                    best = Some(c);
+                }
+            }
+        }
+        best
+    }
+
+    /// Nodes currently down.
+    pub fn down_nodes(&self) -> BTreeSet<NodeId> {
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|n| !self.is_up(*n))
+            .collect()
+    }
+}
+
+pub(super) fn label_short(msg: &Message) -> &'static str {
+    match msg {
+        Message::Replicate { .. } => "Put",
+        Message::ReplicateAck { .. } => "Ack",
+        Message::Read { .. } => "Get",
+        Message::ReadReply { .. } => "GetReply",
+    }
+}
+
+/// A message in one line, as the design notes write them: `Put user123=Alice ts=1.000`.
+pub fn label(msg: &Message) -> String {
+    use crate::wire::WritePurpose;
+    match msg {
+        Message::Replicate {
+            key,
+            cell,
+            hint_for,
+            purpose,
+            ..
+        } => {
+            let verb = match (purpose, hint_for) {
+                (WritePurpose::ReadRepair, _) => "Repair",
+                (WritePurpose::HintReplay, _) => "HintReplay",
+                (_, Some(_)) => "HintedPut",
+                (_, None) if cell.is_tombstone() => "Delete",
+                _ => "Put",
+            };
+            let value = match &cell.value {
+                Some(v) => format!("={}", show_bytes(v)),
+                None if verb == "Delete" => String::new(),
+                None => " (tombstone)".to_string(),
+            };
+            let hint = hint_for
+                .map(|o| format!(" hint-for={o}"))
+                .unwrap_or_default();
+            format!(
+                "{verb} {}{value} ts={}{hint}",
+                show_bytes(key),
+                show_ts(cell.version.ts)
+            )
+        }
+        Message::ReplicateAck { result: Ok(()), .. } => "Ack".to_string(),
+        Message::ReplicateAck { result: Err(e), .. } => format!("Nack ({e:?})"),
+        Message::Read { key, .. } => format!("Get {}", show_bytes(key)),
+        Message::ReadReply {
+            result: Ok(Some(cell)),
+            ..
+        } => match &cell.value {
+            Some(v) => format!("GetReply {} ts={}", show_bytes(v), show_ts(cell.version.ts)),
+            None => format!("GetReply tombstone ts={}", show_ts(cell.version.ts)),
+        },
+        Message::ReadReply {
+            result: Ok(None), ..
+        } => "GetReply none".to_string(),
+        Message::ReadReply { result: Err(e), .. } => format!("GetReply error ({e:?})"),
+    }
+}
