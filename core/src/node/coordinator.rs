@@ -276,14 +276,21 @@ impl Node {
             pending.replied,
         );
         if !replied && acked >= needed {
+            let mut hinted = 0;
             if let Some(p) = self.writes.get_mut(&req.seq) {
                 p.replied = true;
+                hinted = p
+                    .targets
+                    .iter()
+                    .filter(|(t, hint_for)| hint_for.is_some() && p.acked.contains(t))
+                    .count();
             }
             self.reply(
                 client,
                 Ok(ClientOk::Written {
                     version,
                     acks: acked,
+                    hinted,
                 }),
             );
         } else if !replied && acked + (total - acked - failed) < needed {

@@ -125,6 +125,9 @@ pub enum ClientOk {
         version: Version,
         /// Replicas that acknowledged before the reply (at least W).
         acks: usize,
+        /// How many of those acks came from stand-ins holding a hint (a sloppy quorum): such a
+        /// write does not promise that a quorum read sees it until the hints are handed over.
+        hinted: usize,
     },
     /// A read found a live value.
     Found {

@@ -10,6 +10,16 @@ use crate::wire::Message;
 use std::collections::BTreeSet;
 
 impl Sim {
+    /// A node's data disk (for tests that look at its files).
+    pub fn data_disk(&self, node: NodeId) -> Option<&crate::storage::SimDisk> {
+        Some(&self.nodes.get(&node)?.data_disk)
+    }
+
+    /// A running node's data store (for the UI and for tests).
+    pub fn data_store(&self, node: NodeId) -> Option<&Lsm<crate::storage::SimDisk>> {
+        self.nodes.get(&node)?.data.as_ref()
+    }
+
     // ---- inspection -------------------------------------------------------------------------
 
     /// The cluster's state for drawing.

@@ -302,8 +302,22 @@ impl SimEvent {
 pub fn show_result(result: &ClientResult) -> String {
     use crate::node::ClientOk;
     match result {
-        Ok(ClientOk::Written { version, acks }) => {
+        Ok(ClientOk::Written {
+            version,
+            acks,
+            hinted: 0,
+        }) => {
             format!("ok ts={} acks={acks}", show_ts(version.ts))
+        }
+        Ok(ClientOk::Written {
+            version,
+            acks,
+            hinted,
+        }) => {
+            format!(
+                "ok ts={} acks={acks} ({hinted} hinted)",
+                show_ts(version.ts)
+            )
         }
         Ok(ClientOk::Found { version, value }) => {
             format!("{} ts={}", show_bytes(value), show_ts(version.ts))

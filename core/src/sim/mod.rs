@@ -100,6 +100,9 @@ impl Default for SimConfig {
         lsm.compaction.table_bytes_target = 64 << 10;
         lsm.table.block_bytes = 4096;
         lsm.value_bytes_max = 64 << 10;
+        // Tombstones must outlive every repair (hint replay, read repair) that could still
+        // deliver an older version; simulated runs last seconds.
+        lsm.tombstone_grace_ms = 3600 * 1000;
         SimConfig {
             seed: 1,
             nodes: 5,
@@ -482,7 +485,19 @@ impl Sim {
         sim_node.data_disk.crash();
         sim_node.hint_disk.crash();
         self.log.push(self.now, SimEvent::NodeDown { node });
-        self.history.membership_changed(self.now);
+        if !self.config.sync.acks_after_sync() {
+            self.history.data_loss(self.now);
+        }
+        // Clients waiting on this coordinator lose their connection.
+        let orphaned: Vec<OpId> = self
+            .history
+            .ops()
+            .filter(|o| o.node == node && o.completed.is_none())
+            .map(|o| o.id)
+            .collect();
+        for op in orphaned {
+            self.client_done(op, node, Err(ClientError::NodeDown));
+        }
         self.update_views();
     }
 
@@ -492,7 +507,6 @@ impl Sim {
             return Ok(());
         }
         self.start_node(node)?;
-        self.history.membership_changed(self.now);
         // A fresh node knows nothing of who is down: tell it now, as a failure detector would
         // after its first rounds.
         self.told.retain(|(observer, _), _| *observer != node);
@@ -512,7 +526,6 @@ impl Sim {
         let arrow = if one_way { "->" } else { "|" };
         let description = format!("partition {} {arrow} {}", show(a), show(b));
         self.log.push(self.now, SimEvent::Fault { description });
-        self.history.membership_changed(self.now);
         self.update_views();
     }
 
@@ -525,7 +538,6 @@ impl Sim {
                 description: "heal".to_string(),
             },
         );
-        self.history.membership_changed(self.now);
         self.update_views();
     }
 

@@ -508,6 +508,31 @@ impl<D: Disk> Lsm<D> {
         Ok(out)
     }
 
+    /// The tables of every level with their key ranges and versions, one line each (debugging).
+    pub fn debug_levels(&self) -> String {
+        let mut out = String::new();
+        for (level, tables) in self.levels.iter().enumerate() {
+            for t in tables {
+                let m = t.meta();
+                out.push_str(&format!(
+                    "L{level} #{} [{}..{}] entries {} versions {:?}..{:?}\n",
+                    m.id,
+                    String::from_utf8_lossy(&m.min_key),
+                    String::from_utf8_lossy(&m.max_key),
+                    m.entries,
+                    m.min_version,
+                    m.max_version
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "memtable {} keys, {} frozen\n",
+            self.active.len(),
+            self.frozen.len()
+        ));
+        out
+    }
+
     /// What the engine holds and has done, for the UI and metrics.
     pub fn stats(&self) -> LsmStats {
         let c = &self.counters;
