@@ -224,14 +224,15 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         ));
     }
     // 2. The quorum invariant.
-    if config.w + config.r > config.n && !skewed {
-        if let Some(a) = report.strict_violations().next() {
-            let w = sim.history().op(a.write);
-            let o = sim.history().op(a.other);
-            return Err(format!(
-                "stale read under a strict quorum: write {w:?} then read {o:?}; {summary}"
-            ));
-        }
+    if config.w + config.r > config.n
+        && !skewed
+        && let Some(a) = report.strict_violations().next()
+    {
+        let w = sim.history().op(a.write);
+        let o = sim.history().op(a.other);
+        return Err(format!(
+            "stale read under a strict quorum: write {w:?} then read {o:?}; {summary}"
+        ));
     }
     // 3. Durability of acknowledged writes.
     if config.sync == SyncPolicy::Always {
