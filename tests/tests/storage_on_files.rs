@@ -108,3 +108,34 @@ fn background_threads_flush_and_compact_while_writes_go_on() {
         );
     }
 }
+
+/// Under `SyncPolicy::Always` a lone writer's write is made durable by exactly one sync (the
+/// background threads do not sync on their timer too).
+#[test]
+fn a_lone_synced_writer_costs_one_wal_sync_per_write() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = LsmConfig {
+        memtable_bytes_max: 1 << 20,
+        ..small_config(SyncPolicy::Always)
+    };
+    let store = Store::open(dir.path(), config).unwrap();
+    let syncs_before = store.stats().wal_syncs;
+    // Long enough for the background threads' 50 ms timer to fire several times mid-write.
+    let started = std::time::Instant::now();
+    let mut writes = 0u64;
+    while writes < 100 || started.elapsed() < std::time::Duration::from_millis(400) {
+        let cell = Cell::put(
+            Version {
+                ts: writes + 1,
+                node: NodeId(1),
+            },
+            vec![1; 100],
+        );
+        store
+            .write(format!("k{writes:05}").as_bytes(), cell)
+            .unwrap();
+        writes += 1;
+    }
+    assert_eq!(store.stats().wal_syncs - syncs_before, writes);
+    store.close().unwrap();
+}
