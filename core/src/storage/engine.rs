@@ -200,9 +200,11 @@ impl<D: Disk> Lsm<D> {
             .last()
             .map_or(state.wal_start, |s| s + 1)
             .max(state.wal_start);
-        let wal = WalWriter::create(disk.clone(), next_seq, last_lsn, live_bytes)?;
+        let mut wal = WalWriter::create(disk.clone(), next_seq, last_lsn, live_bytes)?;
         wal_segments.insert(next_seq, (frame_header_bytes()) as u64);
+        // Makes the deletions and truncations above and the new segment's name durable.
         disk.sync_dir()?;
+        wal.dir_synced();
 
         let next_table_id = state.next_table_id.max(max_table_id + 1);
         let lsm = Lsm {

@@ -139,6 +139,12 @@ impl<D: Disk> WalWriter<D> {
         })
     }
 
+    /// Records that the directory was synced since this segment was created (as [`super::Lsm`]
+    /// does when it opens), so the next sync need not sync it again.
+    pub fn dir_synced(&mut self) {
+        self.dir_dirty = false;
+    }
+
     /// The current segment's sequence number.
     pub fn seq(&self) -> u64 {
         self.seq
@@ -337,4 +343,42 @@ pub fn replay_segment<D: Disk>(
     }
     out.valid_bytes = offset as u64;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cell, Lsm, LsmConfig, SimDisk, Version};
+    use crate::NodeId;
+
+    fn write_one(lsm: &mut Lsm<SimDisk>, ts: u64) {
+        let version = Version {
+            ts,
+            node: NodeId(1),
+        };
+        lsm.write(b"k", Cell::put(version, b"v".to_vec())).unwrap();
+    }
+
+    #[test]
+    fn each_synced_write_costs_one_sync_and_no_directory_sync_after_open() {
+        let disk = SimDisk::new(7);
+        let (mut lsm, _) = Lsm::open(disk.clone(), LsmConfig::small_for_tests()).unwrap();
+        let opened = disk.stats();
+        for ts in 1..=3 {
+            write_one(&mut lsm, ts);
+            lsm.sync_wal().unwrap();
+        }
+        let after = disk.stats();
+        assert_eq!(after.syncs - opened.syncs, 3, "{after:?}");
+        assert_eq!(
+            after.sync_dirs, opened.sync_dirs,
+            "open already made the segment's name durable"
+        );
+
+        // A rotated segment's name is new again: the next sync makes it durable.
+        lsm.freeze_memtable().unwrap();
+        let rotated = disk.stats();
+        write_one(&mut lsm, 4);
+        lsm.sync_wal().unwrap();
+        assert_eq!(disk.stats().sync_dirs, rotated.sync_dirs + 1);
+    }
 }
