@@ -308,10 +308,11 @@ impl Store {
         self.inner.read().stats()
     }
 
-    /// Stops the background threads and syncs the WAL.
+    /// Stops the background threads and seals the WAL (syncs it and gives back its
+    /// preallocated space, so that a reopen finds no zero tail to cut).
     pub fn close(mut self) -> Result<(), StorageError> {
         self.stop_threads();
-        self.inner.write().sync_wal()
+        self.inner.write().seal_wal()
     }
 
     fn stop_threads(&mut self) {
