@@ -111,12 +111,12 @@ fn background_threads_flush_and_compact_while_writes_go_on() {
 
 fn wal_files(dir: &std::path::Path) -> Vec<(String, u64)> {
     let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap())
+        .expect("list the directory")
+        .map(|entry| entry.expect("a directory entry"))
         .filter(|entry| entry.file_name().to_string_lossy().starts_with("wal-"))
         .map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            (name, entry.metadata().unwrap().len())
+            (name, entry.metadata().expect("a WAL file's size").len())
         })
         .collect();
     files.sort();
@@ -132,15 +132,15 @@ fn put_synced(lsm: &mut Lsm<FileDisk>, i: u64) {
         },
         vec![i as u8; 100],
     );
-    lsm.write(key.as_bytes(), cell).unwrap();
-    lsm.sync_wal().unwrap();
+    lsm.write(key.as_bytes(), cell).expect("write");
+    lsm.sync_wal().expect("sync");
 }
 
 fn assert_all_there(lsm: &Lsm<FileDisk>, keys: std::ops::Range<u64>) {
     for i in keys {
         let cell = lsm
             .get(format!("k{i:05}").as_bytes())
-            .unwrap()
+            .expect("get")
             .unwrap_or_else(|| panic!("synced write k{i:05} lost"));
         assert_eq!(cell.value, Some(vec![i as u8; 100]));
     }
