@@ -354,6 +354,10 @@ impl Disk for FileDisk {
 
     /// Extends the file to `bytes` with `ftruncate` (a sparse zero tail) if it is shorter, and
     /// from then on keeps its logical length in its cached handle. See the module docs.
+    ///
+    /// The first preallocation must not race an append to the same file from another thread
+    /// (which may still hold the old `O_APPEND` handle and would write past the zeros); the WAL
+    /// preallocates a segment it just created, before any other thread can know its name.
     fn preallocate(&self, name: &str, bytes: u64) -> Result<(), DiskError> {
         let op = DiskOp::Preallocate;
         let handle = self.handle(op, name)?;
