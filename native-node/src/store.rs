@@ -94,17 +94,28 @@ impl Inner {
                 state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            state.syncing = true;
-            drop(state);
-            let result = self.lead_sync();
-            state = lock(&self.sync);
-            state.syncing = false;
-            if let Ok(durable) = result {
-                state.durable = state.durable.max(durable);
-            }
-            self.synced.notify_all();
+            let result;
+            (state, result) = self.lead_sync_as_leader(state);
             result?;
         }
+    }
+
+    /// Leads one group sync, given the sync state with nobody syncing; marks it as syncing for
+    /// the duration (with the lock released), then wakes every waiter.
+    fn lead_sync_as_leader<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, SyncState>,
+    ) -> (MutexGuard<'a, SyncState>, Result<u64, StorageError>) {
+        state.syncing = true;
+        drop(state);
+        let result = self.lead_sync();
+        let mut state = lock(&self.sync);
+        state.syncing = false;
+        if let Ok(durable) = result {
+            state.durable = state.durable.max(durable);
+        }
+        self.synced.notify_all();
+        (state, result)
     }
 
     /// One group sync: returns the durable LSN after it.
@@ -120,11 +131,16 @@ impl Inner {
     fn background(&self) {
         while !self.shutdown.load(Ordering::Acquire) {
             let now = wall_clock();
-            if self.read().sync_due(now) {
-                let result = self.lead_sync();
-                if let Ok(durable) = result {
-                    let mut state = lock(&self.sync);
-                    state.durable = state.durable.max(durable);
+            // Under SyncPolicy::Always every writer waits for its write's sync and leads one
+            // when nobody is syncing: a timer sync would only add fdatasyncs, racing theirs.
+            if !self.sync_policy.acks_after_sync() && self.read().sync_due(now) {
+                let state = lock(&self.sync);
+                // A sync already running covers what the timer would. A failed sync poisons
+                // the engine, which every later write reports.
+                if !state.syncing {
+                    drop(self.lead_sync_as_leader(state));
+                } else {
+                    drop(state);
                 }
                 self.write().note_sync(now);
             }
@@ -297,10 +313,11 @@ impl Store {
         self.inner.read().stats()
     }
 
-    /// Stops the background threads and syncs the WAL.
+    /// Stops the background threads and seals the WAL (syncs it and gives back its
+    /// preallocated space, so that a reopen finds no zero tail to cut).
     pub fn close(mut self) -> Result<(), StorageError> {
         self.stop_threads();
-        self.inner.write().sync_wal()
+        self.inner.write().seal_wal()
     }
 
     fn stop_threads(&mut self) {

@@ -14,6 +14,12 @@
 //!   Until then a crash may undo them (as on a real file system without a directory fsync).
 //! * [`Disk::rename`] atomically replaces the destination.
 //! * Reads see every write, synced or not.
+//! * [`Disk::preallocate`] is only a hint about a file's future size: it never changes what
+//!   `len`, `read_at` or `append` see. A disk may reserve space so that a later `sync` of bytes
+//!   appended into it need not also commit a new file size (cheaper on real file systems). The
+//!   price, on such a disk, is that after a *crash or restart* a preallocated file may read back
+//!   longer than what was appended, padded with zero bytes; only the WAL preallocates, and its
+//!   recovery cuts such a zero tail like any torn tail.
 //!
 //! An asynchronously persisting store (IndexedDB) can back this contract: it keeps every file in
 //! memory, loads everything when it is opened, and persists synced contents and namespace changes
@@ -88,6 +94,8 @@ pub enum DiskOp {
     Delete,
     /// [`Disk::truncate`].
     Truncate,
+    /// [`Disk::preallocate`].
+    Preallocate,
 }
 
 impl fmt::Display for DiskOp {
@@ -103,6 +111,7 @@ impl fmt::Display for DiskOp {
             DiskOp::Rename => "rename",
             DiskOp::Delete => "delete",
             DiskOp::Truncate => "truncate",
+            DiskOp::Preallocate => "preallocate",
         };
         f.write_str(s)
     }
@@ -132,6 +141,17 @@ pub trait Disk: Clone {
     /// A `len` past the end extends the file with zeros, as `ftruncate` does; the engine never
     /// asks for that.
     fn truncate(&self, name: &str, len: u64) -> Result<(), DiskError>;
+
+    /// A hint that `name` will grow to about `bytes`, so the disk may reserve the space now.
+    /// It must not change the file's logical contents: `len`, `read_at` and `append` behave
+    /// exactly as if it had not been called, for as long as this disk handle lives. After a
+    /// crash or a reopen, the file may read back with a tail of zero bytes up to `bytes` (see
+    /// the module docs); `truncate` to the logical length drops the reservation for good.
+    /// The default does nothing, which is always correct.
+    fn preallocate(&self, name: &str, bytes: u64) -> Result<(), DiskError> {
+        let _ = (name, bytes);
+        Ok(())
+    }
 
     /// Reads `len` bytes of `name` at `offset` into a new vector.
     fn read_vec(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {

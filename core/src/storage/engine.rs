@@ -200,9 +200,17 @@ impl<D: Disk> Lsm<D> {
             .last()
             .map_or(state.wal_start, |s| s + 1)
             .max(state.wal_start);
-        let wal = WalWriter::create(disk.clone(), next_seq, last_lsn, live_bytes)?;
+        let mut wal = WalWriter::create(
+            disk.clone(),
+            next_seq,
+            last_lsn,
+            live_bytes,
+            wal::wal_preallocate_bytes(config.memtable_bytes_max),
+        )?;
         wal_segments.insert(next_seq, (frame_header_bytes()) as u64);
+        // Makes the deletions and truncations above and the new segment's name durable.
         disk.sync_dir()?;
+        wal.dir_synced();
 
         let next_table_id = state.next_table_id.max(max_table_id + 1);
         let lsm = Lsm {
@@ -614,10 +622,23 @@ impl<D: Disk> Lsm<D> {
         }
     }
 
-    /// Shuts down cleanly: writes and syncs the WAL so that a reopen loses nothing. (Dropping an
-    /// engine without closing it is a crash for whatever was not synced.)
+    /// Shuts down cleanly: seals the WAL (see [`Lsm::seal_wal`]) so that a reopen loses
+    /// nothing and finds no torn tail. (Dropping an engine without closing it is a crash for
+    /// whatever was not synced.)
     pub fn close(mut self) -> Result<(), StorageError> {
-        self.sync_wal()
+        self.seal_wal()
+    }
+
+    /// Makes every batch written so far durable, like [`Lsm::sync_wal`], and cuts the current
+    /// WAL segment back to what was written, giving back its preallocated space: what a clean
+    /// shutdown does. Writes may go on afterwards.
+    pub fn seal_wal(&mut self) -> Result<(), StorageError> {
+        self.check_writable()?;
+        if let Err(e) = self.wal.seal() {
+            return self.poison(e);
+        }
+        self.counters.wal_syncs += 1;
+        Ok(())
     }
 
     /// Freezes the memtable and runs every flush and compaction to completion.

@@ -130,14 +130,29 @@ pub fn decode_record<'a>(
 /// After a bad record at `bad_offset`, looks for any later offset where a whole valid record
 /// starts and `accept(body)` holds. Finding one means the damage is not a torn tail: valid data
 /// follows it. Returns that offset.
+///
+/// Only offsets up to the last non-zero byte are tried: a record lying wholly in zeros would
+/// have length 0 and so checksum `crc32([0; 4])`, which is not zero. That keeps recovery of a
+/// preallocated WAL segment (a few records, then megabytes of zeros) linear in what was written.
 pub fn find_valid_record_after(
     what: &'static str,
     bytes: &[u8],
     bad_offset: usize,
     accept: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {
-    (bad_offset + 1..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1))
+    (bad_offset + 1..record_scan_end(bytes))
         .find(|&off| matches!(decode_record(what, &bytes[off..]), Ok((body, _)) if accept(body)))
+}
+
+/// The end of the offsets where a valid record could start: none fits in the last 7 bytes, and
+/// none starts in a run of zeros that reaches the end (see [`find_valid_record_after`]).
+fn record_scan_end(bytes: &[u8]) -> usize {
+    let fits = bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1);
+    let nonzero = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    fits.min(nonzero)
 }
 
 #[cfg(test)]
@@ -204,5 +219,38 @@ mod tests {
             Some(second)
         );
         assert_eq!(find_valid_record_after("rec", &a, second, |_| true), None);
+    }
+
+    #[test]
+    fn no_record_is_all_zeros() {
+        assert!(decode_record("rec", &[0; RECORD_HEADER_BYTES]).is_err());
+        assert_ne!(crc32(&[0; 4]), 0);
+    }
+
+    #[test]
+    fn a_long_zero_tail_is_scanned_only_up_to_its_start() {
+        // A preallocated log: records, a torn one, then 64 MiB of zeros.
+        let mut a = Vec::new();
+        encode_record(&mut a, b"synced");
+        let torn = a.len();
+        encode_record(&mut a, b"torn record");
+        a.truncate(a.len() - 3);
+        let written = a.len();
+        a.resize(64 << 20, 0);
+        assert_eq!(record_scan_end(&a), written, "the zeros are not scanned");
+        assert_eq!(find_valid_record_after("rec", &a, torn, |_| true), None);
+
+        // A valid record after the damage is still found, zeros or not.
+        let mut b = a[..written].to_vec();
+        let later = b.len();
+        encode_record(&mut b, b"later");
+        b.resize(1 << 20, 0);
+        assert_eq!(
+            find_valid_record_after("rec", &b, torn, |_| true),
+            Some(later)
+        );
+
+        // All zeros after the bad offset, even a short file.
+        assert_eq!(find_valid_record_after("rec", &[0; 100], 0, |_| true), None);
     }
 }

@@ -21,6 +21,13 @@
 //! many writers they came from. The split [`WalWriter::begin_sync`] / [`WalWriter::complete_sync`]
 //! lets a threaded host run the slow `Disk::sync` without holding the engine.
 //!
+//! **Preallocation.** A new segment asks the disk to reserve [`wal_preallocate_bytes`] (about
+//! what it will hold before the memtable rotates it), once its header is durable. On real files
+//! each sync then only writes data and need not commit a new file size. A segment that is
+//! closed (rotated, or the engine closed) is cut back to what was written before its final
+//! sync, so only the newest segment can carry a zero tail after a crash, and recovery cuts that
+//! tail like any torn tail: zeros never parse as a record.
+//!
 //! **Recovery.** Records are replayed in order. The first record that does not parse ends the
 //! valid prefix. If no valid record with a later LSN follows it in the last segment, it is a torn
 //! tail and the segment is truncated to the valid prefix; otherwise (damage with valid data after
@@ -36,6 +43,14 @@ use super::{Disk, StorageError};
 pub const WAL_MAGIC: u64 = u64::from_le_bytes(*b"RSWAL\0\0\x01");
 /// Bytes buffered in memory before they are written to the segment without a sync.
 pub const WAL_BUFFER_BYTES: usize = 256 << 10;
+/// The most a segment preallocates. 64 MiB, as fjall's journal.
+pub const WAL_PREALLOCATE_BYTES_MAX: u64 = 64 << 20;
+
+/// What a new segment preallocates when the memtable rotates the log every `memtable_bytes_max`:
+/// about what the segment will hold, at most [`WAL_PREALLOCATE_BYTES_MAX`].
+pub fn wal_preallocate_bytes(memtable_bytes_max: usize) -> u64 {
+    (memtable_bytes_max as u64).min(WAL_PREALLOCATE_BYTES_MAX)
+}
 
 /// A log sequence number: batch `n` of the log. Zero means "nothing".
 pub type Lsn = u64;
@@ -113,17 +128,30 @@ pub struct WalWriter<D: Disk> {
     durable_lsn: Lsn,
     dir_dirty: bool,
     bytes_appended_total: u64,
+    /// What each new segment asks [`Disk::preallocate`] for.
+    preallocate_bytes: u64,
 }
 
 impl<D: Disk> WalWriter<D> {
-    /// Starts segment `seq` (a new file); the next batch gets `last_lsn + 1`.
-    pub fn create(disk: D, seq: u64, last_lsn: Lsn, live_bytes: u64) -> Result<Self, StorageError> {
+    /// Starts segment `seq` (a new file) and preallocates `preallocate_bytes` for it (see
+    /// [`wal_preallocate_bytes`]); the next batch gets `last_lsn + 1`. The new file's name is not
+    /// durable until the first sync (or [`WalWriter::dir_synced`]).
+    pub fn create(
+        disk: D,
+        seq: u64,
+        last_lsn: Lsn,
+        live_bytes: u64,
+        preallocate_bytes: u64,
+    ) -> Result<Self, StorageError> {
         let name = segment_file_name(seq);
         disk.create(&name)?;
         let header = frame::encode_header(WAL_MAGIC);
         disk.append(&name, &header)?;
         // A segment is never followed by another whose header is durable while its own is not.
         disk.sync(&name)?;
+        // Only now: a crash can never leave a reserved (zero) header, which recovery could not
+        // tell from a damaged one; a zero tail after a valid header is cut as a torn tail.
+        disk.preallocate(&name, preallocate_bytes)?;
         Ok(WalWriter {
             disk,
             seq,
@@ -136,7 +164,14 @@ impl<D: Disk> WalWriter<D> {
             durable_lsn: last_lsn,
             dir_dirty: true,
             bytes_appended_total: header.len() as u64,
+            preallocate_bytes,
         })
+    }
+
+    /// Records that the directory was synced since this segment was created (as [`super::Lsm`]
+    /// does when it opens), so the next sync need not sync it again.
+    pub fn dir_synced(&mut self) {
+        self.dir_dirty = false;
     }
 
     /// The current segment's sequence number.
@@ -245,17 +280,34 @@ impl<D: Disk> WalWriter<D> {
         Ok(())
     }
 
-    /// Closes the current segment (writing and syncing it, so that a later segment can never
-    /// survive a crash that an earlier one did not) and starts segment `seq`.
-    pub fn rotate(&mut self, seq: u64) -> Result<(), StorageError> {
+    /// Makes everything appended durable and cuts the segment back to what was written (giving
+    /// back the preallocated space), so that a reopen reads it exactly: an older segment must
+    /// end with its last record, as only the newest may have a torn tail. Appends may go on
+    /// afterwards; they just grow the file.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
         self.write_buffer()?;
+        self.disk.truncate(&self.name, self.written_bytes)?;
         self.disk.sync(&self.name)?;
         if self.dir_dirty {
             // The segment's name must be as durable as its contents.
             self.disk.sync_dir()?;
+            self.dir_dirty = false;
         }
         self.durable_lsn = self.written_lsn;
-        let next = WalWriter::create(self.disk.clone(), seq, self.last_lsn, self.live_bytes)?;
+        Ok(())
+    }
+
+    /// Seals the current segment (so that a later segment can never survive a crash that an
+    /// earlier one did not) and starts segment `seq`.
+    pub fn rotate(&mut self, seq: u64) -> Result<(), StorageError> {
+        self.seal()?;
+        let next = WalWriter::create(
+            self.disk.clone(),
+            seq,
+            self.last_lsn,
+            self.live_bytes,
+            self.preallocate_bytes,
+        )?;
         let total = self.bytes_appended_total;
         *self = next;
         self.bytes_appended_total += total;
@@ -579,7 +631,7 @@ mod tests {
     #[test]
     fn writer_output_replays() {
         let disk = SimDisk::new(1);
-        let mut w = WalWriter::create(disk.clone(), 1, 0, 0).unwrap();
+        let mut w = WalWriter::create(disk.clone(), 1, 0, 0, 0).unwrap();
         let (key, cell) = entry(1);
         assert_eq!(w.append(&[(&key, &cell)]).unwrap(), 1);
         assert_eq!(w.append(&[(&key, &cell)]).unwrap(), 2);
@@ -598,5 +650,43 @@ mod tests {
             w.live_bytes(),
             "live bytes count every segment"
         );
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::super::{Cell, Lsm, LsmConfig, SimDisk, Version};
+    use crate::NodeId;
+
+    fn write_one(lsm: &mut Lsm<SimDisk>, ts: u64) {
+        let version = Version {
+            ts,
+            node: NodeId(1),
+        };
+        lsm.write(b"k", Cell::put(version, b"v".to_vec())).unwrap();
+    }
+
+    #[test]
+    fn each_synced_write_costs_one_sync_and_no_directory_sync_after_open() {
+        let disk = SimDisk::new(7);
+        let (mut lsm, _) = Lsm::open(disk.clone(), LsmConfig::small_for_tests()).unwrap();
+        let opened = disk.stats();
+        for ts in 1..=3 {
+            write_one(&mut lsm, ts);
+            lsm.sync_wal().unwrap();
+        }
+        let after = disk.stats();
+        assert_eq!(after.syncs - opened.syncs, 3, "{after:?}");
+        assert_eq!(
+            after.sync_dirs, opened.sync_dirs,
+            "open already made the segment's name durable"
+        );
+
+        // A rotated segment's name is new again: the next sync makes it durable.
+        lsm.freeze_memtable().unwrap();
+        let rotated = disk.stats();
+        write_one(&mut lsm, 4);
+        lsm.sync_wal().unwrap();
+        assert_eq!(disk.stats().sync_dirs, rotated.sync_dirs + 1);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! It exercises every method on a fresh, empty disk: names, contents, every error variant
 //! ([`DiskError::NotFound`], [`DiskError::AlreadyExists`], [`DiskError::OutOfBounds`]), that
-//! rename replaces, that a deleted name can be created again empty, and that clones of a handle
-//! share one disk. Durability across crashes is implementation-specific and tested beside each
+//! rename replaces, that a deleted name can be created again empty, that clones of a handle
+//! share one disk, and that preallocating changes nothing a reader or writer can see. Durability across crashes is implementation-specific and tested beside each
 //! implementation.
 
 use crate::storage::{Disk, DiskError};
@@ -55,6 +55,7 @@ pub fn disk_conformance<D: Disk>(make_empty: impl Fn() -> D) {
     delete_then_create_starts_empty(&make_empty());
     clones_share_one_disk(&make_empty());
     large_files_read_back(&make_empty());
+    preallocate_changes_nothing_visible(&make_empty());
 }
 
 /// Every operation on a name that does not exist fails with `NotFound` naming it.
@@ -413,4 +414,67 @@ pub fn large_files_read_back<D: Disk>(disk: &D) {
             "a slice reads back exactly",
         );
     }
+}
+
+/// `preallocate` is only a hint: lengths, reads, appends, truncates and renames are exactly as if
+/// it had never been called.
+pub fn preallocate_changes_nothing_visible<D: Disk>(disk: &D) {
+    must(disk.create("wal"), "create");
+    must(disk.append("wal", b"head"), "append");
+    must(disk.preallocate("wal", 1 << 20), "preallocate");
+    check_eq(must(disk.len("wal"), "len"), 4, "len after preallocate");
+    expect_err(
+        disk.read_vec("wal", 2, 3),
+        DiskError::OutOfBounds {
+            name: "wal".into(),
+            offset: 2,
+            len: 3,
+            file_len: 4,
+        },
+        "a read past the appended bytes",
+    );
+    must(disk.append("wal", b"|tail"), "append after preallocate");
+    must(disk.sync("wal"), "sync");
+    check_eq(
+        must(disk.read_all("wal"), "read_all"),
+        b"head|tail".to_vec(),
+        "appends go at the end of what was appended",
+    );
+    must(
+        disk.preallocate("wal", 2),
+        "preallocate less than the length",
+    );
+    must(disk.preallocate("wal", 2 << 20), "preallocate again, more");
+    check_eq(
+        must(disk.len("wal"), "len"),
+        9,
+        "len after preallocating again",
+    );
+
+    must(disk.create("next"), "create");
+    must(disk.rename("wal", "next"), "rename over a file");
+    check_eq(must(disk.len("next"), "len"), 9, "len moves with the name");
+    must(disk.append("next", b"!"), "append after rename");
+    check_eq(
+        must(disk.read_all("next"), "read_all"),
+        b"head|tail!".to_vec(),
+        "appends after rename",
+    );
+    must(disk.truncate("next", 4), "truncate");
+    check_eq(must(disk.len("next"), "len"), 4, "len after truncate");
+    must(disk.append("next", b"+"), "append after truncate");
+    check_eq(
+        must(disk.read_all("next"), "read_all"),
+        b"head+".to_vec(),
+        "appends go at the truncated end",
+    );
+    must(disk.sync("next"), "sync after truncate");
+    must(disk.delete("next"), "delete");
+    must(disk.create("next"), "create again");
+    check_eq(
+        must(disk.len("next"), "len"),
+        0,
+        "a re-created file is empty",
+    );
+    must(disk.sync_dir(), "sync_dir");
 }
