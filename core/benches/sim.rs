@@ -13,7 +13,11 @@ fn run(nodes: u32, ops_per_sec: u32, sim_secs: u64) -> (u64, f64, u64) {
         seed: 42,
         nodes,
         vnodes: 16,
-        workload: WorkloadConfig { ops_per_sec, keys: 10_000, ..WorkloadConfig::default() },
+        workload: WorkloadConfig {
+            ops_per_sec,
+            keys: 10_000,
+            ..WorkloadConfig::default()
+        },
         log_capacity: 10_000,
         ..SimConfig::default()
     };
