@@ -27,6 +27,8 @@
 
 mod coordinator;
 mod replica;
+#[cfg(test)]
+mod tests;
 
 use crate::ring::Ring;
 use crate::storage::{CLIENT_KEY_BYTES_MAX, Cell, Version};

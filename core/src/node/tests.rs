@@ -1,0 +1,254 @@
+//! Table-driven tests of the node's pure decisions, and of single request flows driven by hand
+//! (no simulator): quorum levels, replica choice with stand-ins, LWW resolution, early failure.
+
+use super::*;
+use crate::ring::{Ring, Token, key_token};
+use crate::storage::Version;
+use crate::wire::{Message, ReqId};
+
+fn v(ts: u64, node: u32) -> Version {
+    Version {
+        ts,
+        node: NodeId(node),
+    }
+}
+
+/// The design notes' ring: n1..n5 with one token each, user123 just before n3.
+fn notes_ring() -> Ring {
+    let anchor = key_token(b"user123").0.wrapping_add(1);
+    let step = u64::MAX / 5;
+    Ring::new((1..=5u32).map(|i| {
+        let offset = (i64::from(i) - 3) as u64;
+        (
+            NodeId(i),
+            vec![Token(anchor.wrapping_add(offset.wrapping_mul(step)))],
+        )
+    }))
+}
+
+fn node(id: u32) -> Node {
+    Node::new(NodeConfig::new(NodeId(id)), notes_ring(), Millis(100)).0
+}
+
+#[test]
+fn consistency_levels_resolve_against_n() {
+    let cases = [
+        (Consistency::One, 3, Ok(1)),
+        (Consistency::Quorum, 3, Ok(2)),
+        (Consistency::Quorum, 5, Ok(3)),
+        (Consistency::Quorum, 4, Ok(3)),
+        (Consistency::All, 3, Ok(3)),
+        (Consistency::Count(2), 3, Ok(2)),
+    ];
+    for (level, n, want) in cases {
+        assert_eq!(level.required(n), want, "{level} with N={n}");
+    }
+    assert!(matches!(
+        Consistency::Count(0).required(3),
+        Err(ClientError::BadRequest(_))
+    ));
+    assert!(matches!(
+        Consistency::Count(4).required(3),
+        Err(ClientError::BadRequest(_))
+    ));
+}
+
+#[test]
+fn lww_picks_the_greatest_timestamp_then_node() {
+    let replies = [
+        Some(Cell::put(v(100, 1), b"Alice".to_vec())),
+        Some(Cell::put(v(90, 9), b"old".to_vec())),
+        None,
+        Some(Cell::put(v(100, 2), b"tie, higher node".to_vec())),
+    ];
+    assert_eq!(resolve_lww(replies.iter()).unwrap().version, v(100, 2));
+    assert_eq!(resolve_lww([None, None].iter()), None);
+}
+
+#[test]
+fn write_targets_replace_down_replicas_with_the_next_healthy_nodes() {
+    let mut b = node(2);
+    let (preference, targets) = b.write_targets(b"user123");
+    assert_eq!(preference, vec![NodeId(3), NodeId(4), NodeId(5)]);
+    assert_eq!(
+        targets,
+        vec![(NodeId(3), None), (NodeId(4), None), (NodeId(5), None)]
+    );
+    b.handle(
+        Millis(100),
+        Input::PeerStatus {
+            node: NodeId(5),
+            up: false,
+        },
+    );
+    b.handle(
+        Millis(100),
+        Input::PeerStatus {
+            node: NodeId(3),
+            up: false,
+        },
+    );
+    let (_, targets) = b.write_targets(b"user123");
+    // Clockwise past E come A (n1) and B (n2): they stand in for C and E.
+    assert_eq!(
+        targets,
+        vec![
+            (NodeId(1), Some(NodeId(3))),
+            (NodeId(4), None),
+            (NodeId(2), Some(NodeId(5)))
+        ]
+    );
+}
+
+#[test]
+fn versions_from_one_coordinator_strictly_increase_even_if_its_clock_stands_still() {
+    let mut b = node(2);
+    let first = b.next_version(Millis(100));
+    let second = b.next_version(Millis(100));
+    let third = b.next_version(Millis(99));
+    assert!(
+        first < second && second < third,
+        "{first:?} {second:?} {third:?}"
+    );
+    assert_eq!(first, v(100_000, 2));
+}
+
+#[test]
+fn bad_requests_are_refused_without_sending_anything() {
+    let mut b = node(2);
+    let out = b.handle(
+        Millis(100),
+        Input::Client {
+            client: 1,
+            op: ClientOp::Put {
+                key: Vec::new(),
+                value: b"x".to_vec(),
+                consistency: None,
+            },
+        },
+    );
+    assert!(
+        matches!(
+            &out[..],
+            [Output::Reply {
+                client: 1,
+                result: Err(ClientError::BadRequest(_))
+            }]
+        ),
+        "{out:?}"
+    );
+    let out = b.handle(
+        Millis(100),
+        Input::Client {
+            client: 2,
+            op: ClientOp::Put {
+                key: b"k".to_vec(),
+                value: vec![0; (1 << 20) + 1],
+                consistency: None,
+            },
+        },
+    );
+    assert!(
+        matches!(
+            &out[..],
+            [Output::Reply {
+                client: 2,
+                result: Err(ClientError::TooLarge { .. })
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_quorum_that_cannot_be_met_fails_at_once() {
+    let mut b = node(2);
+    for down in [3, 4, 5, 1] {
+        b.handle(
+            Millis(100),
+            Input::PeerStatus {
+                node: NodeId(down),
+                up: false,
+            },
+        );
+    }
+    let out = b.handle(
+        Millis(100),
+        Input::Client {
+            client: 7,
+            op: ClientOp::Put {
+                key: b"user123".to_vec(),
+                value: b"A".to_vec(),
+                consistency: None,
+            },
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Output::Reply {
+            client: 7,
+            result: Err(ClientError::QuorumUnavailable { needed: 2, got: 1 })
+        }]
+    );
+}
+
+/// Drives one PUT by hand: the coordinator sends three writes, and replies after the second ack.
+#[test]
+fn a_put_is_acknowledged_after_w_acks() {
+    let mut b = node(2);
+    let out = b.handle(
+        Millis(100),
+        Input::Client {
+            client: 9,
+            op: ClientOp::Put {
+                key: b"user123".to_vec(),
+                value: b"Alice".to_vec(),
+                consistency: None,
+            },
+        },
+    );
+    let sends: Vec<(NodeId, ReqId)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Replicate { req, .. },
+            } => Some((*to, *req)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sends.iter().map(|(to, _)| *to).collect::<Vec<_>>(),
+        vec![NodeId(3), NodeId(4), NodeId(5)]
+    );
+    let req = sends[0].1;
+    let ack = |from: u32| Input::Message {
+        from: NodeId(from),
+        msg: Message::ReplicateAck {
+            req,
+            result: Ok(()),
+        },
+    };
+    assert!(
+        b.handle(Millis(104), ack(3)).is_empty(),
+        "one ack is not a quorum"
+    );
+    let out = b.handle(Millis(105), ack(4));
+    assert_eq!(
+        out,
+        vec![Output::Reply {
+            client: 9,
+            result: Ok(ClientOk::Written {
+                version: v(100_000, 2),
+                acks: 2,
+                hinted: 0
+            })
+        }]
+    );
+    // A late third ack and a timeout change nothing.
+    assert!(b.handle(Millis(106), ack(5)).is_empty());
+    assert!(
+        b.handle(Millis(2000), Input::Timer(Timer::RequestTimeout(req.seq)))
+            .is_empty()
+    );
+}
