@@ -121,6 +121,32 @@ impl Node {
         (preference, targets)
     }
 
+    /// Starts a coordinated request: fails it at once if fewer than `needed` targets are
+    /// reachable, otherwise logs it, arms its deadline and returns its id.
+    fn begin_request(
+        &mut self,
+        now: Millis,
+        client: ClientId,
+        needed: usize,
+        targets: Vec<(NodeId, Option<NodeId>)>,
+        preference: Vec<NodeId>,
+    ) -> Option<ReqId> {
+        if targets.len() < needed {
+            let got = targets.len();
+            self.reply(client, Err(ClientError::QuorumUnavailable { needed, got }));
+            return None;
+        }
+        let req = self.req_id();
+        self.event(NodeEvent::RequestStarted {
+            client,
+            targets,
+            preference,
+        });
+        let deadline = Millis(now.0 + self.config.request_timeout_ms);
+        self.set_timer(deadline, Timer::RequestTimeout(req.seq));
+        Some(req)
+    }
+
     fn start_write(
         &mut self,
         now: Millis,
@@ -134,21 +160,9 @@ impl Node {
             Err(e) => return self.reply(client, Err(e)),
         };
         let (preference, targets) = self.write_targets(&key);
-        if targets.len() < needed {
-            return self.reply(
-                client,
-                Err(ClientError::QuorumUnavailable {
-                    needed,
-                    got: targets.len(),
-                }),
-            );
-        }
-        let req = self.req_id();
-        self.event(NodeEvent::RequestStarted {
-            client,
-            targets: targets.clone(),
-            preference,
-        });
+        let Some(req) = self.begin_request(now, client, needed, targets.clone(), preference) else {
+            return;
+        };
         for &(to, hint_for) in &targets {
             let msg = Message::Replicate {
                 req,
@@ -159,22 +173,16 @@ impl Node {
             };
             self.send(to, msg);
         }
-        self.writes.insert(
-            req.seq,
-            PendingWrite {
-                client,
-                needed,
-                targets,
-                acked: BTreeSet::new(),
-                failed: BTreeSet::new(),
-                version: cell.version,
-                replied: false,
-            },
-        );
-        self.set_timer(
-            Millis(now.0 + self.config.request_timeout_ms),
-            Timer::RequestTimeout(req.seq),
-        );
+        let pending = PendingWrite {
+            client,
+            needed,
+            targets,
+            acked: BTreeSet::new(),
+            failed: BTreeSet::new(),
+            version: cell.version,
+            replied: false,
+        };
+        self.writes.insert(req.seq, pending);
     }
 
     fn start_read(
@@ -188,28 +196,17 @@ impl Node {
             Ok(k) => k,
             Err(e) => return self.reply(client, Err(e)),
         };
-        let token = key_token(&key);
-        let preference = self.ring.preference_list(token, self.config.n);
+        // Reads ask only the preference list: stand-ins keep hints apart from their data.
+        let preference = self.ring.preference_list(key_token(&key), self.config.n);
         let targets: Vec<NodeId> = preference
             .iter()
             .copied()
             .filter(|node| self.believes_up(*node))
             .collect();
-        if targets.len() < needed {
-            return self.reply(
-                client,
-                Err(ClientError::QuorumUnavailable {
-                    needed,
-                    got: targets.len(),
-                }),
-            );
-        }
-        let req = self.req_id();
-        self.event(NodeEvent::RequestStarted {
-            client,
-            targets: targets.iter().map(|t| (*t, None)).collect(),
-            preference,
-        });
+        let described = targets.iter().map(|t| (*t, None)).collect();
+        let Some(req) = self.begin_request(now, client, needed, described, preference) else {
+            return;
+        };
         for &to in &targets {
             self.send(
                 to,
@@ -219,22 +216,16 @@ impl Node {
                 },
             );
         }
-        self.reads.insert(
-            req.seq,
-            PendingRead {
-                client,
-                key,
-                needed,
-                targets,
-                replies: BTreeMap::new(),
-                failed: BTreeSet::new(),
-                replied: false,
-            },
-        );
-        self.set_timer(
-            Millis(now.0 + self.config.request_timeout_ms),
-            Timer::RequestTimeout(req.seq),
-        );
+        let pending = PendingRead {
+            client,
+            key,
+            needed,
+            targets,
+            replies: BTreeMap::new(),
+            failed: BTreeSet::new(),
+            replied: false,
+        };
+        self.reads.insert(req.seq, pending);
     }
 
     pub(super) fn on_replicate_ack(

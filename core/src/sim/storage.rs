@@ -4,151 +4,106 @@
 
 use super::log::SimEvent;
 use super::{Event, Sim};
-use crate::node::{Input, StorageOp, StorageResult, StoreId};
+use crate::node::{Input, StorageOp, StorageResult, StoreId, split_hint_key};
 use crate::storage::{JobKind, StorageError, SyncPolicy};
 use crate::{Millis, NodeId};
 use std::collections::BTreeMap;
 
 impl Sim {
-    // ---- storage ----------------------------------------------------------------------------
-
+    /// Runs one storage operation for `node`. Reads and, unless every write waits for a sync,
+    /// writes complete after the disk's latency; under `SyncPolicy::Always` a write joins the
+    /// group waiting for the next WAL sync.
     pub(super) fn storage(&mut self, node: NodeId, op: u64, storage: StorageOp) {
         let incarnation = self.incarnation(node);
-        let now = self.now;
         let local = self.local(node);
-        let sync = self.config.sync;
-        let (write_ms, read_ms, sync_ms) = (
-            self.config.disk_write_ms,
-            self.config.disk_read_ms,
-            self.config.disk_sync_ms,
-        );
+        let (write_ms, read_ms) = (self.config.disk_write_ms, self.config.disk_read_ms);
         let Some(sim_node) = self.nodes.get_mut(&node) else {
             return;
         };
-        match storage {
+        let (delay_ms, result) = match storage {
             StorageOp::Write { store, key, cell } => {
                 let Some(lsm) = sim_node.lsm(store) else {
                     return;
                 };
-                let mut result = lsm.write(&key, cell.clone());
-                if matches!(result, Err(StorageError::WriteStall { .. })) {
+                let mut written = lsm.write(&key, cell.clone());
+                if matches!(written, Err(StorageError::WriteStall { .. })) {
                     // Background work fell behind: finish it now, then retry.
                     let _ = lsm.run_background(local);
-                    result = lsm.write(&key, cell);
+                    written = lsm.write(&key, cell);
                 }
-                match result {
+                match written {
                     Ok(_) => {
-                        self.log.push(now, SimEvent::DiskWrite { node, store, key });
-                        let Some(sim_node) = self.nodes.get_mut(&node) else {
-                            return;
-                        };
-                        if sync.acks_after_sync() {
-                            sim_node.sync_waiting.push(op);
-                            if !sim_node.sync_scheduled {
-                                sim_node.sync_scheduled = true;
-                                self.schedule(
-                                    Millis(now.0 + sync_ms),
-                                    Event::SyncDone { node, incarnation },
-                                );
-                            }
-                        } else {
-                            let result = StorageResult::Written;
-                            self.schedule(
-                                Millis(now.0 + write_ms),
-                                Event::StorageDone {
-                                    node,
-                                    incarnation,
-                                    op,
-                                    result,
-                                },
-                            );
+                        self.log
+                            .push(self.now, SimEvent::DiskWrite { node, store, key });
+                        if self.config.sync.acks_after_sync() {
+                            self.wait_for_sync(node, op);
+                            return self.maybe_start_job(node);
                         }
                         self.maybe_start_job(node);
+                        (write_ms, StorageResult::Written)
                     }
-                    Err(e) => {
-                        let result = StorageResult::Failed(e.to_string());
-                        self.schedule(
-                            Millis(now.0 + write_ms),
-                            Event::StorageDone {
-                                node,
-                                incarnation,
-                                op,
-                                result,
-                            },
-                        );
-                    }
+                    Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
                 }
             }
-            StorageOp::Read { key } => {
-                let result = match sim_node.data.as_ref().map(|l| l.get(&key)) {
-                    Some(Ok(cell)) => StorageResult::Read(cell),
-                    Some(Err(e)) => StorageResult::Failed(e.to_string()),
-                    None => return,
-                };
-                self.schedule(
-                    Millis(now.0 + read_ms),
-                    Event::StorageDone {
-                        node,
-                        incarnation,
-                        op,
-                        result,
-                    },
-                );
-            }
+            StorageOp::Read { key } => match sim_node.data.as_ref().map(|l| l.get(&key)) {
+                Some(Ok(cell)) => (read_ms, StorageResult::Read(cell)),
+                Some(Err(e)) => (read_ms, StorageResult::Failed(e.to_string())),
+                None => return,
+            },
             StorageOp::ScanHints { owner, limit } => {
                 let start = owner.0.to_be_bytes();
                 let end = owner.0.checked_add(1).map(|e| e.to_be_bytes());
-                let result = match sim_node
+                let end = end.as_ref().map(|e| &e[..]);
+                match sim_node
                     .hints
                     .as_ref()
-                    .map(|l| l.scan(&start, end.as_ref().map(|e| &e[..]), usize::MAX))
+                    .map(|l| l.scan(&start, end, usize::MAX))
                 {
-                    Some(Ok(entries)) => StorageResult::Hints(
-                        entries
-                            .into_iter()
-                            .filter(|(_, c)| !c.is_tombstone())
-                            .take(limit)
-                            .collect(),
-                    ),
-                    Some(Err(e)) => StorageResult::Failed(e.to_string()),
+                    Some(Ok(entries)) => {
+                        let live = entries.into_iter().filter(|(_, c)| !c.is_tombstone());
+                        (read_ms, StorageResult::Hints(live.take(limit).collect()))
+                    }
+                    Some(Err(e)) => (read_ms, StorageResult::Failed(e.to_string())),
                     None => return,
-                };
-                self.schedule(
-                    Millis(now.0 + read_ms),
-                    Event::StorageDone {
-                        node,
-                        incarnation,
-                        op,
-                        result,
-                    },
-                );
+                }
             }
             StorageOp::CountHints => {
                 let mut counts = BTreeMap::new();
-                if let Some(Ok(entries)) = sim_node
+                let scanned = sim_node
                     .hints
                     .as_ref()
-                    .map(|l| l.scan(&[0], None, usize::MAX))
-                {
-                    for (key, cell) in entries {
-                        if let (false, Some(owner)) = (cell.is_tombstone(), key.get(..4)) {
-                            let mut id = [0u8; 4];
-                            id.copy_from_slice(owner);
-                            *counts.entry(NodeId(u32::from_be_bytes(id))).or_insert(0u64) += 1;
-                        }
+                    .map(|l| l.scan(&[0], None, usize::MAX));
+                for (key, cell) in scanned.and_then(Result::ok).unwrap_or_default() {
+                    if let (false, Some((owner, _))) = (cell.is_tombstone(), split_hint_key(&key)) {
+                        *counts.entry(owner).or_insert(0u64) += 1;
                     }
                 }
-                let result = StorageResult::HintCounts(counts);
-                self.schedule(
-                    Millis(now.0 + read_ms),
-                    Event::StorageDone {
-                        node,
-                        incarnation,
-                        op,
-                        result,
-                    },
-                );
+                (read_ms, StorageResult::HintCounts(counts))
             }
+        };
+        let at = Millis(self.now.0 + delay_ms);
+        self.schedule(
+            at,
+            Event::StorageDone {
+                node,
+                incarnation,
+                op,
+                result,
+            },
+        );
+    }
+
+    /// Adds a write to the group waiting for `node`'s next WAL sync, scheduling that sync.
+    fn wait_for_sync(&mut self, node: NodeId, op: u64) {
+        let incarnation = self.incarnation(node);
+        let at = Millis(self.now.0 + self.config.disk_sync_ms);
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        sim_node.sync_waiting.push(op);
+        if !sim_node.sync_scheduled {
+            sim_node.sync_scheduled = true;
+            self.schedule(at, Event::SyncDone { node, incarnation });
         }
     }
 
