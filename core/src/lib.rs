@@ -35,6 +35,30 @@
 //! let (lsm, _report) = Lsm::open(disk, LsmConfig::small_for_tests()).unwrap();
 //! assert!(lsm.get(b"user123").unwrap().is_some());
 //! ```
+//!
+//! # The cluster's drive loop
+//!
+//! A [`node::Node`] is a state machine: `node.handle(local_now, input)` returns the
+//! [`node::Output`]s it wants done (messages, client replies, timers, storage operations, events)
+//! and never performs them itself; see [`node`] for the loop every host runs. The simulator
+//! ([`sim::Sim`]) is one such host, with a seeded network, simulated disks and clocks:
+//!
+//! ```
+//! use ringstore_core::node::{ClientOk, ClientOp};
+//! use ringstore_core::sim::{Sim, SimConfig};
+//! use ringstore_core::NodeId;
+//!
+//! let mut sim = Sim::new(SimConfig { nodes: 5, seed: 7, ..SimConfig::default() }).unwrap();
+//! let put = ClientOp::Put { key: b"user123".to_vec(), value: b"Alice".to_vec(), consistency: None };
+//! let op = sim.client(NodeId(2), put);
+//! assert!(sim.run_until_done(op, 1_000));
+//! let get = sim.client(NodeId(4), ClientOp::Get { key: b"user123".to_vec(), consistency: None });
+//! sim.run_until_done(get, 1_000);
+//! let result = sim.history().op(get).unwrap().result.clone().unwrap();
+//! assert!(matches!(result, Ok(ClientOk::Found { value, .. }) if value == b"Alice"));
+//! // Every message, disk write and client operation is in the log, ready to draw or print.
+//! assert!(sim.log().entries().iter().any(|e| e.event.trace().contains("Put user123=Alice")));
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
