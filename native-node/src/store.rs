@@ -78,6 +78,15 @@ impl Inner {
         self.lsm.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits until a background job is installed, or a tick passes.
+    fn wait_for_install(&self) {
+        let guard = lock(&self.work);
+        let _ = self
+            .installed_cv
+            .wait_timeout(guard, BACKGROUND_TICK)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
     fn kick(&self) {
         *lock(&self.work) += 1;
         self.work_cv.notify_all();
@@ -244,12 +253,7 @@ impl Store {
             }
             drop(lsm);
             self.inner.kick();
-            let guard = lock(&self.inner.work);
-            let _ = self
-                .inner
-                .installed_cv
-                .wait_timeout(guard, BACKGROUND_TICK)
-                .unwrap_or_else(|e| e.into_inner());
+            self.inner.wait_for_install();
         };
         let frozen_before = lsm.frozen_memtables();
         let lsn = lsm.write_batch(batch)?;
@@ -292,19 +296,14 @@ impl Store {
         loop {
             {
                 let lsm = self.inner.read();
-                if let Some(why) = lsm.stats().poisoned {
-                    return Err(StorageError::Poisoned(why));
+                if let Some(why) = lsm.poisoned() {
+                    return Err(StorageError::Poisoned(why.to_string()));
                 }
                 if !lsm.background_pending() {
                     return Ok(());
                 }
             }
-            let guard = lock(&self.inner.work);
-            let _ = self
-                .inner
-                .installed_cv
-                .wait_timeout(guard, BACKGROUND_TICK)
-                .unwrap_or_else(|e| e.into_inner());
+            self.inner.wait_for_install();
         }
     }
 

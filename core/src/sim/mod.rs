@@ -702,20 +702,10 @@ impl Sim {
     fn run_event(&mut self, event: Event) {
         match event {
             Event::Deliver { id, from, to, msg } => {
-                self.flying.remove(&id);
                 if !self.is_up(to) {
-                    let reason = DropReason::NodeDown;
-                    self.log.push(
-                        self.now,
-                        SimEvent::MessageDropped {
-                            id,
-                            from,
-                            to,
-                            reason,
-                        },
-                    );
-                    return;
+                    return self.drop_message(id, from, to, DropReason::NodeDown);
                 }
+                self.flying.remove(&id);
                 self.log
                     .push(self.now, SimEvent::MessageDelivered { id, from, to });
                 self.input(to, Input::Message { from, msg });
@@ -725,18 +715,7 @@ impl Sim {
                 from,
                 to,
                 reason,
-            } => {
-                self.flying.remove(&id);
-                self.log.push(
-                    self.now,
-                    SimEvent::MessageDropped {
-                        id,
-                        from,
-                        to,
-                        reason,
-                    },
-                );
-            }
+            } => self.drop_message(id, from, to, reason),
             Event::Timer {
                 node,
                 incarnation,
@@ -795,6 +774,19 @@ impl Sim {
             }
             Event::WorkloadTick => self.workload_tick(),
         }
+    }
+
+    fn drop_message(&mut self, id: u64, from: NodeId, to: NodeId, reason: DropReason) {
+        self.flying.remove(&id);
+        self.log.push(
+            self.now,
+            SimEvent::MessageDropped {
+                id,
+                from,
+                to,
+                reason,
+            },
+        );
     }
 
     fn input(&mut self, node: NodeId, input: Input) {

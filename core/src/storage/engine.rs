@@ -257,6 +257,11 @@ impl<D: Disk> Lsm<D> {
         Err(err)
     }
 
+    /// Why the engine stopped accepting writes, if it did (see [`StorageError::Poisoned`]).
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
     /// Whether writes would stall now (the memtable is full and the flush backlog is at its
     /// bound, or L0 is too deep).
     pub fn write_stalled(&self) -> bool {
