@@ -19,6 +19,7 @@
 //! message: a key and a value at their limits plus framing.
 
 use crate::NodeId;
+use crate::ring::Range;
 use crate::storage::{Cell, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,47 @@ pub enum Message {
         /// The cell, or why it could not be read.
         result: Result<Option<Cell>, ReplicaError>,
     },
+    /// New owner → current replica: send me the keys of `range` (by token) that sort after
+    /// `after`, with their cells, tombstones included. Answered by [`Message::StreamBatch`].
+    /// Used when a node joins (it pulls the ranges it gains) and when a node leaves (the new
+    /// owners pull from it, after a [`Message::StreamOffer`]).
+    StreamRequest {
+        /// The streaming session.
+        session: u64,
+        /// The token range.
+        range: Range,
+        /// Resume after this key (`None`: from the start).
+        after: Option<Vec<u8>>,
+    },
+    /// Replica → new owner: one bounded page of a range. `next` is the cursor to request the
+    /// following page with, or `None` when the range is complete.
+    StreamBatch {
+        /// The streaming session.
+        session: u64,
+        /// The token range.
+        range: Range,
+        /// Keys and cells.
+        entries: Vec<(Vec<u8>, Cell)>,
+        /// Where the next page starts, if any.
+        next: Option<Vec<u8>>,
+    },
+    /// Leaving node → new owner: `range` is yours now; pull it from me with
+    /// [`Message::StreamRequest`] and tell me with [`Message::StreamDone`].
+    StreamOffer {
+        /// The streaming session.
+        session: u64,
+        /// The token range.
+        range: Range,
+    },
+    /// New owner → leaving node: the offered range has been received and stored.
+    StreamDone {
+        /// The streaming session.
+        session: u64,
+        /// Keys received.
+        keys: u64,
+        /// Bytes received.
+        bytes: u64,
+    },
 }
 
 /// The kind of a message, for colours in the page and counts in metrics.
@@ -154,6 +196,10 @@ impl Message {
             Message::Replicate { .. } => MessageKind::Write,
             Message::ReplicateAck { .. } => MessageKind::Ack,
             Message::Read { .. } | Message::ReadReply { .. } => MessageKind::Read,
+            Message::StreamRequest { .. }
+            | Message::StreamBatch { .. }
+            | Message::StreamOffer { .. }
+            | Message::StreamDone { .. } => MessageKind::Stream,
         }
     }
 }

@@ -27,6 +27,7 @@
 
 mod coordinator;
 mod replica;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use coordinator::resolve_lww;
 pub use replica::{hint_key, split_hint_key};
+pub use stream::{Lifecycle, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
 
 /// A consistency level for one request: how many replicas must answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +222,22 @@ pub enum StorageOp {
     },
     /// Count live hints per owner (at start, to resume handoff after a restart).
     CountHints,
+    /// Apply several writes to the data store as one batch (streamed or repaired data); each
+    /// cell wins or loses by LWW. Complete it once durable, like [`StorageOp::Write`].
+    WriteBatch {
+        /// Keys and cells.
+        entries: Vec<(Vec<u8>, Cell)>,
+    },
+    /// A page of the data store's keys whose token is in `range`, in key order, after `after`:
+    /// at most `limit` keys, tombstones included, with the cursor to continue from.
+    ScanRange {
+        /// The token range.
+        range: crate::ring::Range,
+        /// Resume after this key.
+        after: Option<Vec<u8>>,
+        /// At most this many keys.
+        limit: usize,
+    },
 }
 
 /// The result of a [`StorageOp`].
@@ -233,6 +251,13 @@ pub enum StorageResult {
     Hints(Vec<(Vec<u8>, Cell)>),
     /// Live hints per owner.
     HintCounts(BTreeMap<NodeId, u64>),
+    /// A page of a range: keys and cells, and where the next page starts (`None`: done).
+    Range {
+        /// Keys and cells whose token is in the range.
+        entries: Vec<(Vec<u8>, Cell)>,
+        /// The cursor for the next page.
+        next: Option<Vec<u8>>,
+    },
     /// The operation failed.
     Failed(String),
 }
@@ -244,6 +269,13 @@ pub enum Timer {
     RequestTimeout(u64),
     /// Time to hand hints back to owners that are up.
     HintReplay,
+    /// A streamed page's deadline.
+    StreamTimeout {
+        /// The streaming session.
+        session: u64,
+        /// Which request of the session it guards.
+        attempt: u64,
+    },
 }
 
 /// Something worth logging and drawing that is not a message or a storage operation.
@@ -280,6 +312,42 @@ pub enum NodeEvent {
         owner: NodeId,
         /// The key.
         key: Vec<u8>,
+    },
+    /// This node started joining: it pulls `ranges` token ranges from their current replicas.
+    JoinStarted {
+        /// Ranges to pull.
+        ranges: usize,
+    },
+    /// Every range arrived: this node is a full member and serves its ranges.
+    Joined,
+    /// This node started leaving: it hands `ranges` token ranges to their new owners.
+    LeaveStarted {
+        /// Ranges to hand over.
+        ranges: usize,
+    },
+    /// Every range was handed over: this node has left the ring.
+    Left,
+    /// A range started streaming from `from` to `to`.
+    StreamStarted {
+        /// The token range.
+        range: crate::ring::Range,
+        /// The sender.
+        from: NodeId,
+        /// The receiver.
+        to: NodeId,
+    },
+    /// A range finished streaming.
+    StreamDone {
+        /// The token range.
+        range: crate::ring::Range,
+        /// The sender.
+        from: NodeId,
+        /// The receiver.
+        to: NodeId,
+        /// Keys moved.
+        keys: u64,
+        /// Bytes moved (keys and cells).
+        bytes: u64,
     },
     /// A hint was dropped: older than the hint TTL, or refused because the hint store is full.
     HintDropped {
@@ -353,6 +421,16 @@ pub enum Input {
         /// Its result.
         result: StorageResult,
     },
+    /// The operator asks this node to join the ring with its configured tokens, streaming the
+    /// ranges it gains first.
+    Join,
+    /// The operator asks this node to leave the ring, handing its ranges over first.
+    Leave,
+    /// The ring changed (an oracle's notice; gossip makes the same change itself).
+    RingChanged {
+        /// Every member and its tokens.
+        members: Vec<(NodeId, Vec<crate::ring::Token>)>,
+    },
     /// The failure detector's (or, in tests, an oracle's) verdict on a peer.
     PeerStatus {
         /// The peer.
@@ -388,6 +466,8 @@ pub struct NodeConfig {
     pub hint_replay_interval_ms: u64,
     /// Hints replayed per owner per round.
     pub hint_replay_batch: usize,
+    /// This node's ring tokens (used when it joins).
+    pub tokens: Vec<crate::ring::Token>,
 }
 
 impl NodeConfig {
@@ -405,6 +485,7 @@ impl NodeConfig {
             hint_ttl_ms: 3 * 3600 * 1000,
             hint_replay_interval_ms: 1_000,
             hint_replay_batch: 64,
+            tokens: Vec::new(),
         }
     }
 }
@@ -426,6 +507,14 @@ enum StorageWait {
     HintConsumed,
     /// Counting hints at start.
     HintCount,
+    /// A page to serve to a node pulling `range`.
+    StreamServe {
+        to: NodeId,
+        session: u64,
+        range: crate::ring::Range,
+    },
+    /// A received page being stored; then ask for `next`.
+    StreamStore { session: u64, next: Option<Vec<u8>> },
 }
 
 /// A ringstore node. See the module docs.
@@ -440,6 +529,8 @@ pub struct Node {
     reads: BTreeMap<u64, coordinator::PendingRead>,
     storage: BTreeMap<u64, StorageWait>,
     hints: replica::HintBook,
+    lifecycle: Lifecycle,
+    streams: stream::Streams,
     out: Vec<Output>,
 }
 
@@ -457,6 +548,8 @@ impl Node {
             reads: BTreeMap::new(),
             storage: BTreeMap::new(),
             hints: replica::HintBook::default(),
+            lifecycle: Lifecycle::Normal,
+            streams: stream::Streams::default(),
             out: Vec::new(),
         };
         node.storage_op(StorageOp::CountHints, StorageWait::HintCount);
@@ -493,6 +586,11 @@ impl Node {
         self.writes.len() + self.reads.len()
     }
 
+    /// Where this node is in its life in the cluster.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
     /// Hints held, per owner (as far as this node has counted).
     pub fn hints_held(&self) -> &BTreeMap<NodeId, u64> {
         self.hints.counts()
@@ -505,6 +603,12 @@ impl Node {
             Input::Message { from, msg } => self.on_message(now, from, msg),
             Input::Timer(Timer::RequestTimeout(seq)) => self.on_request_timeout(seq),
             Input::Timer(Timer::HintReplay) => self.on_hint_replay_timer(now),
+            Input::Timer(Timer::StreamTimeout { session, attempt }) => {
+                self.on_stream_timeout(now, session, attempt)
+            }
+            Input::Join => self.start_join(now),
+            Input::Leave => self.start_leave(),
+            Input::RingChanged { members } => self.ring = Ring::new(members),
             Input::Storage { op, result } => self.on_storage(now, op, result),
             Input::PeerStatus { node, up } => self.on_peer_status(now, node, up),
         }
@@ -525,6 +629,21 @@ impl Node {
             Message::ReplicateAck { req, result } => self.on_replicate_ack(now, from, req, result),
             Message::Read { req, key } => self.on_read(from, req, key),
             Message::ReadReply { req, result } => self.on_read_reply(from, req, result),
+            Message::StreamRequest {
+                session,
+                range,
+                after,
+            } => self.on_stream_request(from, session, range, after),
+            Message::StreamBatch {
+                session,
+                entries,
+                next,
+                ..
+            } => self.on_stream_batch(now, from, session, entries, next),
+            Message::StreamOffer { session, range } => {
+                self.on_stream_offer(now, from, session, range)
+            }
+            Message::StreamDone { session, .. } => self.on_stream_done(session),
         }
     }
 
@@ -606,6 +725,14 @@ impl Node {
             }
             StorageWait::HintScan { owner } => self.on_hint_scan(now, owner, result),
             StorageWait::HintConsumed => {}
+            StorageWait::StreamServe { to, session, range } => {
+                self.on_stream_served(to, session, range, result)
+            }
+            StorageWait::StreamStore { session, next } => {
+                if matches!(result, StorageResult::Written) {
+                    self.on_stream_page_stored(now, session, next);
+                }
+            }
             StorageWait::HintCount => {
                 if let StorageResult::HintCounts(counts) = result {
                     self.hints.set_counts(counts);

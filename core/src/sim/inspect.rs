@@ -110,7 +110,16 @@ pub(super) fn label_short(msg: &Message) -> &'static str {
         Message::ReplicateAck { .. } => "Ack",
         Message::Read { .. } => "Get",
         Message::ReadReply { .. } => "GetReply",
+        Message::StreamRequest { .. } => "StreamRequest",
+        Message::StreamBatch { .. } => "StreamBatch",
+        Message::StreamOffer { .. } => "StreamOffer",
+        Message::StreamDone { .. } => "StreamDone",
     }
+}
+
+/// A token range in a short form: `(3fa2…, 7c01…]`.
+pub fn show_range(range: &crate::ring::Range) -> String {
+    format!("({:04x}…, {:04x}…]", range.start.0 >> 48, range.end.0 >> 48)
 }
 
 /// A message in one line, as the design notes write them: `Put user123=Alice ts=1.000`.
@@ -158,6 +167,27 @@ pub fn label(msg: &Message) -> String {
         Message::ReadReply {
             result: Ok(None), ..
         } => "GetReply none".to_string(),
+        Message::StreamRequest { range, after, .. } => match after {
+            None => format!("StreamRequest {}", show_range(range)),
+            Some(k) => format!(
+                "StreamRequest {} after {}",
+                show_range(range),
+                show_bytes(k)
+            ),
+        },
+        Message::StreamBatch {
+            range,
+            entries,
+            next,
+            ..
+        } => format!(
+            "StreamBatch {} {} keys{}",
+            show_range(range),
+            entries.len(),
+            if next.is_some() { ", more" } else { ", last" }
+        ),
+        Message::StreamOffer { range, .. } => format!("StreamOffer {}", show_range(range)),
+        Message::StreamDone { keys, bytes, .. } => format!("StreamDone {keys} keys {bytes} bytes"),
         Message::ReadReply { result: Err(e), .. } => format!("GetReply error ({e:?})"),
     }
 }

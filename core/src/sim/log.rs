@@ -106,6 +106,11 @@ pub enum SimEvent {
         /// The node.
         node: NodeId,
     },
+    /// A node stopped after leaving the ring gracefully.
+    NodeStopped {
+        /// The node.
+        node: NodeId,
+    },
     /// A client sent an operation to a coordinator.
     ClientBegin {
         /// Operation id.
@@ -284,6 +289,7 @@ impl SimEvent {
             }
             SimEvent::NodeUp { node } => format!("{node} up"),
             SimEvent::NodeDown { node } => format!("{node} crashed"),
+            SimEvent::NodeStopped { node } => format!("{node} stopped (left the ring)"),
             SimEvent::ClientBegin {
                 node, kind, key, ..
             } => {
@@ -363,6 +369,26 @@ fn show_node_event(event: &NodeEvent) -> String {
                 show_ts(version.ts)
             )
         }
+        NodeEvent::JoinStarted { ranges } => format!("joining: pulls {ranges} ranges"),
+        NodeEvent::Joined => "joined: serves its ranges".to_string(),
+        NodeEvent::LeaveStarted { ranges } => format!("leaving: hands over {ranges} ranges"),
+        NodeEvent::Left => "left the ring".to_string(),
+        NodeEvent::StreamStarted { range, from, to } => {
+            format!(
+                "stream {} {from} -> {to} started",
+                super::inspect::show_range(range)
+            )
+        }
+        NodeEvent::StreamDone {
+            range,
+            from,
+            to,
+            keys,
+            bytes,
+        } => format!(
+            "stream {} {from} -> {to} done: {keys} keys, {bytes} bytes",
+            super::inspect::show_range(range)
+        ),
         NodeEvent::HintStored { owner, key } => {
             format!("stores hint for {owner}: {}", show_bytes(key))
         }

@@ -28,7 +28,8 @@ pub use inspect::label;
 use inspect::label_short;
 
 use crate::node::{
-    ClientError, ClientOp, Input, Node, NodeConfig, Output, StorageResult, StoreId, Timer,
+    ClientError, ClientOp, Input, Node, NodeConfig, NodeEvent, Output, StorageResult, StoreId,
+    Timer,
 };
 use crate::ring::Ring;
 use crate::storage::{Cell, Job, Lsm, LsmConfig, LsmStats, SimDisk, StorageError, SyncPolicy};
@@ -145,6 +146,14 @@ impl SimConfig {
             hints_max: self.hints_max,
             hint_ttl_ms: self.hint_ttl_ms,
             hint_replay_interval_ms: self.hint_replay_interval_ms,
+            tokens: match &self.tokens {
+                Some(all) => all
+                    .iter()
+                    .find(|(n, _)| *n == id)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_default(),
+                None => crate::ring::node_tokens(id, self.vnodes, self.seed),
+            },
             ..NodeConfig::new(id)
         }
     }
@@ -199,6 +208,10 @@ enum Event {
         about: NodeId,
         up: bool,
     },
+    RingChanged {
+        to: NodeId,
+        members: Vec<(NodeId, Vec<crate::ring::Token>)>,
+    },
     WorkloadTick,
 }
 
@@ -211,6 +224,7 @@ impl Event {
                 | Event::WorkloadTick
                 | Event::IntervalSync { .. }
                 | Event::PeerStatus { .. }
+                | Event::RingChanged { .. }
         )
     }
 }
@@ -252,6 +266,8 @@ struct SimNode {
     sync_waiting: Vec<u64>,
     sync_scheduled: bool,
     job: Option<(StoreId, Job<SimDisk>)>,
+    /// The node left the ring gracefully: it does not restart.
+    left: bool,
 }
 
 impl SimNode {
@@ -342,28 +358,94 @@ impl Sim {
             config,
         };
         for id in ids {
-            let seed = sim.config.seed ^ (u64::from(id.0) << 32);
-            sim.nodes.insert(
-                id,
-                SimNode {
-                    node: None,
-                    incarnation: 0,
-                    data: None,
-                    hints: None,
-                    data_disk: SimDisk::new(seed),
-                    hint_disk: SimDisk::new(seed ^ 0x5eed),
-                    skew_ms: 0,
-                    sync_waiting: Vec::new(),
-                    sync_scheduled: false,
-                    job: None,
-                },
-            );
+            sim.insert_machine(id);
             sim.start_node(id)?;
         }
         if sim.config.workload.ops_per_sec > 0 {
             sim.schedule(Millis(0), Event::WorkloadTick);
         }
         Ok(sim)
+    }
+
+    /// A fresh machine for `id`: empty disks seeded from the cluster seed, not yet started.
+    fn insert_machine(&mut self, id: NodeId) {
+        let seed = self.config.seed ^ (u64::from(id.0) << 32);
+        self.nodes.insert(
+            id,
+            SimNode {
+                node: None,
+                incarnation: 0,
+                data: None,
+                hints: None,
+                data_disk: SimDisk::new(seed),
+                hint_disk: SimDisk::new(seed ^ 0x5eed),
+                skew_ms: 0,
+                sync_waiting: Vec::new(),
+                sync_scheduled: false,
+                job: None,
+                left: false,
+            },
+        );
+    }
+
+    /// Adds a new node `id` with tokens drawn from the seed and asks it to join: it learns the
+    /// ring, pulls the ranges it gains from their replicas, and once it has them every node is
+    /// told the new ring (after the detection delay).
+    pub fn add_node(&mut self, id: NodeId) -> Result<(), StorageError> {
+        if self.nodes.contains_key(&id) {
+            return Ok(());
+        }
+        self.insert_machine(id);
+        self.start_node(id)?;
+        self.update_views();
+        self.input(id, Input::Join);
+        Ok(())
+    }
+
+    /// Asks `node` to leave gracefully: it hands its ranges to their new owners, then stops.
+    pub fn leave(&mut self, node: NodeId) {
+        if self.is_up(node) {
+            self.input(node, Input::Leave);
+        }
+    }
+
+    /// Every node's ring changes: `node` joined or left. Nodes hear it after the detection
+    /// delay, as they would through gossip.
+    fn ring_changed(&mut self, node: NodeId, joined: bool) {
+        self.ring = if joined {
+            let tokens = crate::ring::node_tokens(node, self.config.vnodes, self.config.seed);
+            self.ring.with_node(node, tokens)
+        } else {
+            self.ring.without_node(node)
+        };
+        let members: Vec<(NodeId, Vec<crate::ring::Token>)> = self
+            .ring
+            .nodes()
+            .iter()
+            .map(|n| (*n, self.ring.tokens_of(*n)))
+            .collect();
+        let at = Millis(self.now.0 + self.config.detection_ms);
+        for id in self.node_ids() {
+            if id != node {
+                self.schedule(
+                    at,
+                    Event::RingChanged {
+                        to: id,
+                        members: members.clone(),
+                    },
+                );
+            }
+        }
+        if !joined {
+            // The node has handed everything over: it shuts down.
+            if let Some(n) = self.nodes.get_mut(&node) {
+                n.node = None;
+                n.left = true;
+                n.incarnation += 1;
+            }
+            self.log.push(self.now, SimEvent::NodeStopped { node });
+            self.update_views();
+        }
     }
 
     /// The configuration.
@@ -503,7 +585,8 @@ impl Sim {
 
     /// Restarts a crashed `node` from what its disks kept.
     pub fn restart(&mut self, node: NodeId) -> Result<(), StorageError> {
-        if self.is_up(node) || !self.nodes.contains_key(&node) {
+        let left = self.nodes.get(&node).is_none_or(|n| n.left);
+        if self.is_up(node) || left {
             return Ok(());
         }
         self.start_node(node)?;
@@ -772,6 +855,11 @@ impl Sim {
                     self.input(to, Input::PeerStatus { node: about, up });
                 }
             }
+            Event::RingChanged { to, members } => {
+                if self.is_up(to) {
+                    self.input(to, Input::RingChanged { members });
+                }
+            }
             Event::WorkloadTick => self.workload_tick(),
         }
     }
@@ -817,7 +905,17 @@ impl Sim {
                     );
                 }
                 Output::Storage { op, storage } => self.storage(node, op, storage),
-                Output::Event(event) => self.log.push(self.now, SimEvent::Node { node, event }),
+                Output::Event(event) => {
+                    let ring_change = match event {
+                        NodeEvent::Joined => Some(true),
+                        NodeEvent::Left => Some(false),
+                        _ => None,
+                    };
+                    self.log.push(self.now, SimEvent::Node { node, event });
+                    if let Some(joined) = ring_change {
+                        self.ring_changed(node, joined);
+                    }
+                }
             }
         }
     }

@@ -15,6 +15,8 @@
 //! skew n2 -50                                        # clock offset in ms
 //! loss 10                                            # message loss, percent
 //! run 2000                                           # advance simulated time (ms)
+//! load n1 100                                        # put key0..key99 quietly (no trace)
+//! join n6 / leave n3                                 # a node joins (streams first) or leaves
 //! stabilize                                          # run until nothing is in flight
 //! stored user123                                     # every node's stored version
 //! status                                             # who believes whom down, hints held
@@ -180,6 +182,44 @@ impl Runner {
                     .collect::<Result<Vec<_>, _>>()?;
                 self.sim()?.partition(&a, &b, one_way);
                 self.flush_trace();
+            }
+            "join" => {
+                let n = node(args.first().ok_or("join NODE")?)?;
+                self.sim()?.add_node(n).map_err(|e| e.to_string())?;
+                self.sim()?.run_until_quiet(WAIT_MS);
+                self.flush_trace();
+            }
+            "leave" => {
+                let n = node(args.first().ok_or("leave NODE")?)?;
+                self.sim()?.leave(n);
+                self.sim()?.run_until_quiet(WAIT_MS);
+                self.flush_trace();
+            }
+            "load" => {
+                // load COORDINATOR COUNT: puts key0..key{COUNT-1} through the coordinator, quietly.
+                let n = node(args.first().ok_or("load NODE COUNT")?)?;
+                let count: u32 = num("load", args.get(1).ok_or("load NODE COUNT")?)?;
+                let sim = self.sim()?;
+                for i in 0..count {
+                    let op = ClientOp::Put {
+                        key: format!("key{i}").into_bytes(),
+                        value: format!("v{i}").into_bytes(),
+                        consistency: None,
+                    };
+                    let id = sim.client(n, op);
+                    sim.run_until_done(id, WAIT_MS);
+                }
+                sim.run_until_quiet(WAIT_MS);
+                let ok = sim
+                    .history()
+                    .ops()
+                    .filter(|o| matches!(o.result, Some(Ok(_))))
+                    .count();
+                self.shown = sim.log().total();
+                let _ = writeln!(
+                    self.out,
+                    "  {count} keys written ({ok} operations ok so far)"
+                );
             }
             "heal" => {
                 self.sim()?.heal();

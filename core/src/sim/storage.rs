@@ -45,6 +45,40 @@ impl Sim {
                     Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
                 }
             }
+            StorageOp::WriteBatch { entries } => {
+                let Some(lsm) = sim_node.data.as_mut() else {
+                    return;
+                };
+                let mut written = lsm.write_batch(entries.clone());
+                if matches!(written, Err(StorageError::WriteStall { .. })) {
+                    let _ = lsm.run_background(local);
+                    written = lsm.write_batch(entries);
+                }
+                match written {
+                    Ok(_) => {
+                        if self.config.sync.acks_after_sync() {
+                            self.wait_for_sync(node, op);
+                            return self.maybe_start_job(node);
+                        }
+                        self.maybe_start_job(node);
+                        (write_ms, StorageResult::Written)
+                    }
+                    Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
+                }
+            }
+            StorageOp::ScanRange {
+                range,
+                after,
+                limit,
+            } => {
+                let Some(lsm) = sim_node.data.as_ref() else {
+                    return;
+                };
+                match scan_range(lsm, range, after, limit) {
+                    Ok((entries, next)) => (read_ms, StorageResult::Range { entries, next }),
+                    Err(e) => (read_ms, StorageResult::Failed(e.to_string())),
+                }
+            }
             StorageOp::Read { key } => match sim_node.data.as_ref().map(|l| l.get(&key)) {
                 Some(Ok(cell)) => (read_ms, StorageResult::Read(cell)),
                 Some(Err(e)) => (read_ms, StorageResult::Failed(e.to_string())),
@@ -220,6 +254,50 @@ impl Sim {
                     lsm.abort(job);
                 }
             }
+        }
+    }
+}
+
+/// Keys examined per scan step when looking for a range's keys (keys are ordered by bytes, not
+/// by token, so a range's keys are spread over the whole key space).
+const SCAN_STEP_KEYS: usize = 1024;
+
+/// A page of a range scan: keys with their cells, and the cursor to continue from.
+pub type RangePage = (Vec<(Vec<u8>, crate::storage::Cell)>, Option<Vec<u8>>);
+
+/// One page of the keys of `lsm` whose token is in `range`, after `after`: at most `limit`
+/// keys, and the cursor to continue from (`None` when the key space is exhausted).
+pub fn scan_range<D: crate::storage::Disk>(
+    lsm: &crate::storage::Lsm<D>,
+    range: crate::ring::Range,
+    after: Option<Vec<u8>>,
+    limit: usize,
+) -> Result<RangePage, StorageError> {
+    let mut cursor = after;
+    let mut out = Vec::new();
+    loop {
+        // Start just after the cursor: the smallest key greater than it is cursor ++ [0].
+        let start = match &cursor {
+            Some(k) => {
+                let mut s = k.clone();
+                s.push(0);
+                s
+            }
+            None => vec![0],
+        };
+        let page = lsm.scan(&start, None, SCAN_STEP_KEYS)?;
+        let exhausted = page.len() < SCAN_STEP_KEYS;
+        for (key, cell) in page {
+            cursor = Some(key.clone());
+            if range.contains(crate::ring::key_token(&key)) {
+                out.push((key, cell));
+                if out.len() >= limit {
+                    return Ok((out, cursor));
+                }
+            }
+        }
+        if exhausted {
+            return Ok((out, None));
         }
     }
 }
