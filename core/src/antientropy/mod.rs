@@ -32,7 +32,9 @@ mod session;
 mod tests;
 
 pub use bench::{BenchReport, bench_bytes, bench_entry, bench_replicas, full_copy_bytes};
-pub use merkle::{DEPTH_DEFAULT, DEPTH_MAX, MerkleTree, NodeHash, TreeStats, entry_hash};
+pub use merkle::{
+    DEPTH_DEFAULT, DEPTH_MAX, MerkleTree, NodeHash, TreeStats, depth_for_keys, entry_hash,
+};
 pub use msg::{AeMsg, Digest};
 pub use replica::{Replica, SyncReport, sync_pair};
 pub use session::{

@@ -91,6 +91,16 @@ fn depth_past_the_bound_is_refused() {
 }
 
 #[test]
+fn depth_for_keys_aims_at_32_keys_per_leaf() {
+    assert_eq!(depth_for_keys(0), 0);
+    assert_eq!(depth_for_keys(32), 0);
+    assert_eq!(depth_for_keys(33), 1);
+    assert_eq!(depth_for_keys(32 * 1024), 10);
+    assert_eq!(depth_for_keys(1_000_000), 15);
+    assert_eq!(depth_for_keys(u64::MAX), DEPTH_MAX);
+}
+
+#[test]
 fn insert_then_remove_leaves_an_empty_tree() {
     let mut tree = MerkleTree::new(full(), 6).unwrap();
     let empty = tree.clone();
