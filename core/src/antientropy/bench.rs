@@ -3,6 +3,7 @@
 //! Used by `examples/antientropy_bytes.rs` and tested on a small size.
 
 use super::AeError;
+use super::msg::postcard_len;
 use super::replica::{Replica, SyncReport, sync_pair};
 use crate::NodeId;
 use crate::ring::{Range, Token};
@@ -99,13 +100,7 @@ fn bump(v: Version) -> Version {
 pub fn full_copy_bytes(replica: &Replica) -> u64 {
     replica
         .entries()
-        .map(|(k, c)| {
-            postcard::serialize_with_flavor::<_, _, usize>(
-                &(k, c),
-                postcard::ser_flavors::Size::default(),
-            )
-            .unwrap_or(0) as u64
-        })
+        .map(|(k, c)| postcard_len(&(k, c)) as u64)
         .sum()
 }
 

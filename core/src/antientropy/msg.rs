@@ -112,8 +112,7 @@ impl AeMsg {
 
     /// The message's postcard-encoded size in bytes (without the wire envelope).
     pub fn encoded_len(&self) -> usize {
-        postcard::serialize_with_flavor::<_, _, usize>(self, postcard::ser_flavors::Size::default())
-            .unwrap_or(0)
+        postcard_len(self)
     }
 }
 
@@ -128,4 +127,10 @@ pub(crate) fn msg_name(msg: &AeMsg) -> &'static str {
         AeMsg::Done { .. } => "Done",
         AeMsg::Abort { .. } => "Abort",
     }
+}
+
+/// The postcard-encoded size of `value`, in bytes, without encoding it.
+pub(crate) fn postcard_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::serialize_with_flavor::<_, _, usize>(value, postcard::ser_flavors::Size::default())
+        .unwrap_or(0)
 }
