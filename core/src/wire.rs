@@ -133,6 +133,16 @@ pub enum Message {
         /// The token range.
         range: Range,
     },
+    /// Replica ↔ replica: one message of a Merkle-tree anti-entropy session over a token range
+    /// (see `antientropy::AeMsg`). `initiator` and `session` identify the session on both sides.
+    AntiEntropy {
+        /// The node that started the session.
+        initiator: NodeId,
+        /// The initiator's number for it.
+        session: u64,
+        /// The session's message.
+        msg: crate::antientropy::AeMsg,
+    },
     /// New owner → leaving node: the offered range has been received and stored.
     StreamDone {
         /// The streaming session.
@@ -200,6 +210,7 @@ impl Message {
             | Message::StreamBatch { .. }
             | Message::StreamOffer { .. }
             | Message::StreamDone { .. } => MessageKind::Stream,
+            Message::AntiEntropy { .. } => MessageKind::Repair,
         }
     }
 }

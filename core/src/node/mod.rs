@@ -25,6 +25,7 @@
 //! The coordinator's logic is in [`coordinator`], the replica's and hinted handoff's in
 //! [`replica`].
 
+mod antientropy;
 mod coordinator;
 mod replica;
 mod stream;
@@ -38,6 +39,7 @@ use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSIONS_MAX};
 pub use coordinator::resolve_lww;
 pub use replica::{hint_key, split_hint_key};
 pub use stream::{Lifecycle, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
@@ -269,6 +271,15 @@ pub enum Timer {
     RequestTimeout(u64),
     /// Time to hand hints back to owners that are up.
     HintReplay,
+    /// Time to repair the next range with a replica.
+    AntiEntropy,
+    /// A repair session's deadline.
+    AntiEntropyTimeout {
+        /// The node that initiated the session.
+        initiator: NodeId,
+        /// Its number for the session.
+        session: u64,
+    },
     /// A streamed page's deadline.
     StreamTimeout {
         /// The streaming session.
@@ -348,6 +359,26 @@ pub enum NodeEvent {
         keys: u64,
         /// Bytes moved (keys and cells).
         bytes: u64,
+    },
+    /// An anti-entropy session with `peer` over `range` completed.
+    RepairDone {
+        /// The range compared.
+        range: crate::ring::Range,
+        /// The other replica.
+        peer: NodeId,
+        /// Bytes exchanged both ways.
+        bytes: u64,
+        /// Keys this node wrote because the peer had a newer version.
+        keys_repaired: u64,
+    },
+    /// An anti-entropy session failed or timed out.
+    RepairFailed {
+        /// The range.
+        range: crate::ring::Range,
+        /// The other replica.
+        peer: NodeId,
+        /// Why.
+        reason: String,
     },
     /// A hint was dropped: older than the hint TTL, or refused because the hint store is full.
     HintDropped {
@@ -468,6 +499,12 @@ pub struct NodeConfig {
     pub hint_replay_batch: usize,
     /// This node's ring tokens (used when it joins).
     pub tokens: Vec<crate::ring::Token>,
+    /// How often this node repairs one of its ranges with another replica (0: never). A full
+    /// cycle over its ranges must fit in the tombstone grace period, or a deleted key can come
+    /// back from a replica that missed the delete.
+    pub anti_entropy_interval_ms: u64,
+    /// Depth of the Merkle trees; every node of a cluster must use the same.
+    pub merkle_depth: u8,
 }
 
 impl NodeConfig {
@@ -486,6 +523,8 @@ impl NodeConfig {
             hint_replay_interval_ms: 1_000,
             hint_replay_batch: 64,
             tokens: Vec::new(),
+            anti_entropy_interval_ms: 10_000,
+            merkle_depth: crate::antientropy::DEPTH_DEFAULT,
         }
     }
 }
@@ -515,6 +554,14 @@ enum StorageWait {
     },
     /// A received page being stored; then ask for `next`.
     StreamStore { session: u64, next: Option<Vec<u8>> },
+    /// A page of a range scan for a repair session.
+    RepairScan {
+        key: antientropy::SessionKey,
+        range: crate::ring::Range,
+        purpose: antientropy::ScanPurpose,
+    },
+    /// A write of a newer version found by a repair session.
+    RepairWrite,
 }
 
 /// A ringstore node. See the module docs.
@@ -531,6 +578,7 @@ pub struct Node {
     hints: replica::HintBook,
     lifecycle: Lifecycle,
     streams: stream::Streams,
+    ae: antientropy::AntiEntropy,
     out: Vec<Output>,
 }
 
@@ -550,6 +598,7 @@ impl Node {
             hints: replica::HintBook::default(),
             lifecycle: Lifecycle::Normal,
             streams: stream::Streams::default(),
+            ae: antientropy::AntiEntropy::default(),
             out: Vec::new(),
         };
         node.storage_op(StorageOp::CountHints, StorageWait::HintCount);
@@ -557,6 +606,12 @@ impl Node {
             Millis(now.0 + node.config.hint_replay_interval_ms),
             Timer::HintReplay,
         );
+        let ae = node.config.anti_entropy_interval_ms;
+        if ae > 0 {
+            // Spread the nodes' first repairs over one interval.
+            let offset = u64::from(node.config.id.0).wrapping_mul(7919) % ae;
+            node.set_timer(Millis(now.0 + ae + offset), Timer::AntiEntropy);
+        }
         let out = std::mem::take(&mut node.out);
         (node, out)
     }
@@ -603,6 +658,10 @@ impl Node {
             Input::Message { from, msg } => self.on_message(now, from, msg),
             Input::Timer(Timer::RequestTimeout(seq)) => self.on_request_timeout(seq),
             Input::Timer(Timer::HintReplay) => self.on_hint_replay_timer(now),
+            Input::Timer(Timer::AntiEntropy) => self.on_anti_entropy_timer(now),
+            Input::Timer(Timer::AntiEntropyTimeout { initiator, session }) => {
+                self.on_anti_entropy_timeout(initiator, session)
+            }
             Input::Timer(Timer::StreamTimeout { session, attempt }) => {
                 self.on_stream_timeout(now, session, attempt)
             }
@@ -644,6 +703,11 @@ impl Node {
                 self.on_stream_offer(now, from, session, range)
             }
             Message::StreamDone { session, .. } => self.on_stream_done(session),
+            Message::AntiEntropy {
+                initiator,
+                session,
+                msg,
+            } => self.on_anti_entropy_message(now, from, initiator, session, msg),
         }
     }
 
@@ -724,7 +788,12 @@ impl Node {
                 self.on_replica_read_done(coordinator, req, result);
             }
             StorageWait::HintScan { owner } => self.on_hint_scan(now, owner, result),
-            StorageWait::HintConsumed => {}
+            StorageWait::HintConsumed | StorageWait::RepairWrite => {}
+            StorageWait::RepairScan {
+                key,
+                range,
+                purpose,
+            } => self.on_repair_scan(key, range, purpose, result),
             StorageWait::StreamServe { to, session, range } => {
                 self.on_stream_served(to, session, range, result)
             }

@@ -114,6 +114,7 @@ pub(super) fn label_short(msg: &Message) -> &'static str {
         Message::StreamBatch { .. } => "StreamBatch",
         Message::StreamOffer { .. } => "StreamOffer",
         Message::StreamDone { .. } => "StreamDone",
+        Message::AntiEntropy { .. } => "AntiEntropy",
     }
 }
 
@@ -188,6 +189,44 @@ pub fn label(msg: &Message) -> String {
         ),
         Message::StreamOffer { range, .. } => format!("StreamOffer {}", show_range(range)),
         Message::StreamDone { keys, bytes, .. } => format!("StreamDone {keys} keys {bytes} bytes"),
+        Message::AntiEntropy { msg, .. } => format!("AE {}", ae_label(msg)),
         Message::ReadReply { result: Err(e), .. } => format!("GetReply error ({e:?})"),
+    }
+}
+
+fn ae_label(msg: &crate::antientropy::AeMsg) -> String {
+    use crate::antientropy::AeMsg;
+    match msg {
+        AeMsg::Request {
+            range,
+            level,
+            indexes,
+            ..
+        } => {
+            format!(
+                "Request {} level {level} ({} nodes)",
+                show_range(range),
+                indexes.len()
+            )
+        }
+        AeMsg::Hashes { level, hashes, .. } => format!("Hashes level {level} ({})", hashes.len()),
+        AeMsg::Digests { leaf, digests, .. } => {
+            format!("Digests leaf {leaf} ({} keys)", digests.len())
+        }
+        AeMsg::Repair {
+            leaf,
+            entries,
+            want,
+            ..
+        } => {
+            format!(
+                "Repair leaf {leaf} ({} newer, {} wanted)",
+                entries.len(),
+                want.len()
+            )
+        }
+        AeMsg::Entries { leaf, entries, .. } => format!("Entries leaf {leaf} ({})", entries.len()),
+        AeMsg::Done { range } => format!("Done {}", show_range(range)),
+        AeMsg::Abort { reason, .. } => format!("Abort ({reason})"),
     }
 }

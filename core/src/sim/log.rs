@@ -389,6 +389,23 @@ fn show_node_event(event: &NodeEvent) -> String {
             "stream {} {from} -> {to} done: {keys} keys, {bytes} bytes",
             super::inspect::show_range(range)
         ),
+        NodeEvent::RepairDone {
+            range,
+            peer,
+            bytes,
+            keys_repaired,
+        } => format!(
+            "anti-entropy with {peer} over {} done: {bytes} bytes, {keys_repaired} keys repaired here",
+            super::inspect::show_range(range)
+        ),
+        NodeEvent::RepairFailed {
+            range,
+            peer,
+            reason,
+        } => format!(
+            "anti-entropy with {peer} over {} failed: {reason}",
+            super::inspect::show_range(range)
+        ),
         NodeEvent::HintStored { owner, key } => {
             format!("stores hint for {owner}: {}", show_bytes(key))
         }

@@ -84,6 +84,8 @@ pub struct SimConfig {
     pub hint_ttl_ms: u64,
     /// How often hints are offered back.
     pub hint_replay_interval_ms: u64,
+    /// How often each node repairs one of its ranges with a replica (0: no anti-entropy).
+    pub anti_entropy_interval_ms: u64,
     /// The client workload.
     pub workload: WorkloadConfig,
     /// Events the log keeps (older ones are dropped; the hash covers all).
@@ -123,6 +125,7 @@ impl Default for SimConfig {
             hints_max: 10_000,
             hint_ttl_ms: 3600 * 1000,
             hint_replay_interval_ms: 500,
+            anti_entropy_interval_ms: 1_000,
             workload: WorkloadConfig::default(),
             log_capacity: 100_000,
             tokens: None,
@@ -146,6 +149,7 @@ impl SimConfig {
             hints_max: self.hints_max,
             hint_ttl_ms: self.hint_ttl_ms,
             hint_replay_interval_ms: self.hint_replay_interval_ms,
+            anti_entropy_interval_ms: self.anti_entropy_interval_ms,
             tokens: match &self.tokens {
                 Some(all) => all
                     .iter()
@@ -622,6 +626,44 @@ impl Sim {
             },
         );
         self.update_views();
+    }
+
+    /// Runs a major compaction on `node`'s data store at its local time: every expired
+    /// tombstone that nothing older could still need is purged (an operator's `compact`).
+    pub fn compact(&mut self, node: NodeId) -> Result<(), StorageError> {
+        let local = self.local(node);
+        let Some(sim_node) = self.nodes.get_mut(&node) else {
+            return Ok(());
+        };
+        sim_node.job = None;
+        match sim_node.data.as_mut() {
+            Some(lsm) => lsm.compact_all(local),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether every replica of every key in `keys` holds the same newest version, by the
+    /// current ring: `Err` names the first key whose replicas disagree.
+    pub fn replicas_agree<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), String> {
+        for key in keys {
+            let replicas = self
+                .ring
+                .preference_list(crate::ring::key_token(key), self.config.n);
+            let versions: Vec<(NodeId, Option<crate::storage::Version>)> = replicas
+                .iter()
+                .map(|&r| (r, self.stored(r, key).map(|c| c.version)))
+                .collect();
+            if versions.windows(2).any(|w| w[0].1 != w[1].1) {
+                return Err(format!(
+                    "replicas of {} disagree: {versions:?}",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Sets `node`'s clock offset from true time.

@@ -24,6 +24,7 @@
 //!
 //! `cluster` options: `nodes`, `n`, `w`, `r`, `seed`, `vnodes`, `latency=MIN..MAX` or
 //! `latency=MS`, `tail=PPM`, `sync=always|never|interval:MS`, `timeout=MS`, `detect=MS`,
+//! `ae=MS` (anti-entropy interval per node; 0 turns it off),
 //! `layout=notes` (one token per node, placed so that `user123` falls between `n2` and `n3`:
 //! the notes' ring A–E with B as coordinator and C, D, E as replicas).
 //!
@@ -316,6 +317,7 @@ impl Runner {
                 "tail" => config.network.tail_ppm = num(name, value)?,
                 "timeout" => config.request_timeout_ms = num(name, value)?,
                 "detect" => config.detection_ms = num(name, value)?,
+                "ae" => config.anti_entropy_interval_ms = num(name, value)?,
                 "sync" => {
                     config.sync = match value {
                         "always" => SyncPolicy::Always,

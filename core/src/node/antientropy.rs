@@ -1,0 +1,357 @@
+//! The node's side of Merkle-tree anti-entropy: which range to repair next, with whom, and the
+//! plumbing between a repair [`Session`] and the node's storage and network.
+//!
+//! Every `anti_entropy_interval_ms` the node picks the next of the ranges it replicates
+//! (round-robin) and another live replica of it, builds the range's [`MerkleTree`] from a
+//! range scan of its data store, and initiates a session. The peer builds its own tree the same
+//! way when the first message arrives (buffering it meanwhile) and answers. Leaves that differ
+//! are read through the same range scans; the newer cells found are written through the
+//! storage engine with LWW (tombstones too). Trees are rebuilt for every session rather than
+//! kept up to date, which costs one scan of the range per repair.
+//!
+//! Bounds: one session initiated at a time, at most [`RESPONDER_SESSIONS_MAX`] answered at a
+//! time (more are refused with an abort), [`AE_BUFFERED_MAX`] messages buffered per session
+//! while its tree builds, and a deadline per session.
+
+use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
+use crate::antientropy::{AeMsg, AeOutput, MerkleTree, Role, Session};
+use crate::ring::Range;
+use crate::storage::Cell;
+use crate::wire::Message;
+use crate::{Millis, NodeId};
+use std::collections::BTreeMap;
+
+/// Sessions this node answers at once.
+pub const RESPONDER_SESSIONS_MAX: usize = 4;
+/// Messages kept for a session whose tree is still being built.
+pub const AE_BUFFERED_MAX: usize = 64;
+/// Keys per page when scanning a range.
+pub const AE_SCAN_PAGE_KEYS: usize = 1024;
+/// How long a session may last.
+pub const AE_SESSION_TIMEOUT_MS: u64 = 30_000;
+
+/// A session's identity: who initiated it, and their number for it.
+pub(super) type SessionKey = (NodeId, u64);
+
+/// What a range scan is for.
+#[derive(Debug, Clone)]
+pub(super) enum ScanPurpose {
+    /// Building the session's tree.
+    Tree,
+    /// Loading leaf `leaf` for the session.
+    Leaf(u32),
+}
+
+/// One session, while its tree builds and after.
+#[derive(Debug)]
+struct Repair {
+    peer: NodeId,
+    range: Range,
+    role: Role,
+    tree: MerkleTree,
+    /// `None` while the tree is being built.
+    session: Option<Session>,
+    buffered: Vec<AeMsg>,
+    /// Entries of leaves being loaded.
+    loading: BTreeMap<u32, Vec<(Vec<u8>, Cell)>>,
+}
+
+/// Totals for metrics and the UI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AntiEntropyStats {
+    /// Sessions completed.
+    pub sessions_done: u64,
+    /// Sessions failed or timed out.
+    pub sessions_failed: u64,
+    /// Bytes of anti-entropy messages sent and received.
+    pub bytes: u64,
+    /// Keys written because a replica had a newer version.
+    pub keys_repaired: u64,
+}
+
+/// The node's anti-entropy state.
+#[derive(Debug, Default)]
+pub(super) struct AntiEntropy {
+    next_range: usize,
+    next_peer: usize,
+    repairs: BTreeMap<SessionKey, Repair>,
+    stats: AntiEntropyStats,
+}
+
+impl AntiEntropy {
+    pub(super) fn stats(&self) -> AntiEntropyStats {
+        self.stats
+    }
+}
+
+impl Node {
+    /// Anti-entropy totals.
+    pub fn anti_entropy_stats(&self) -> AntiEntropyStats {
+        self.ae.stats()
+    }
+
+    pub(super) fn on_anti_entropy_timer(&mut self, now: Millis) {
+        let interval = self.config.anti_entropy_interval_ms;
+        if interval == 0 {
+            return;
+        }
+        self.set_timer(Millis(now.0 + interval), Timer::AntiEntropy);
+        let me = self.config.id;
+        if self
+            .ae
+            .repairs
+            .keys()
+            .any(|(initiator, _)| *initiator == me)
+        {
+            return;
+        }
+        let ranges = self.ring.replica_ranges(me, self.config.n);
+        if ranges.is_empty() {
+            return;
+        }
+        let range = ranges[self.ae.next_range % ranges.len()];
+        self.ae.next_range = self.ae.next_range.wrapping_add(1);
+        let peers: Vec<NodeId> = self
+            .ring
+            .preference_list(range.end, self.config.n)
+            .into_iter()
+            .filter(|p| *p != me && self.believes_up(*p))
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let peer = peers[self.ae.next_peer % peers.len()];
+        self.ae.next_peer = self.ae.next_peer.wrapping_add(1);
+        let id = self.next_seq();
+        self.begin_repair(now, (me, id), peer, range, Role::Initiator);
+    }
+
+    fn begin_repair(
+        &mut self,
+        now: Millis,
+        key: SessionKey,
+        peer: NodeId,
+        range: Range,
+        role: Role,
+    ) {
+        let Ok(tree) = MerkleTree::new(range, self.config.merkle_depth) else {
+            return;
+        };
+        let repair = Repair {
+            peer,
+            range,
+            role,
+            tree,
+            session: None,
+            buffered: Vec::new(),
+            loading: BTreeMap::new(),
+        };
+        self.ae.repairs.insert(key, repair);
+        self.set_timer(
+            Millis(now.0 + AE_SESSION_TIMEOUT_MS),
+            Timer::AntiEntropyTimeout {
+                initiator: key.0,
+                session: key.1,
+            },
+        );
+        self.scan_for_repair(key, range, None, ScanPurpose::Tree);
+    }
+
+    fn scan_for_repair(
+        &mut self,
+        key: SessionKey,
+        range: Range,
+        after: Option<Vec<u8>>,
+        purpose: ScanPurpose,
+    ) {
+        let op = StorageOp::ScanRange {
+            range,
+            after,
+            limit: AE_SCAN_PAGE_KEYS,
+        };
+        self.storage_op(
+            op,
+            StorageWait::RepairScan {
+                key,
+                range,
+                purpose,
+            },
+        );
+    }
+
+    pub(super) fn on_repair_scan(
+        &mut self,
+        key: SessionKey,
+        range: Range,
+        purpose: ScanPurpose,
+        result: StorageResult,
+    ) {
+        let StorageResult::Range { entries, next } = result else {
+            return self.end_repair(key, Err("a range scan failed".to_string()));
+        };
+        let Some(repair) = self.ae.repairs.get_mut(&key) else {
+            return;
+        };
+        match purpose {
+            ScanPurpose::Tree => {
+                for (k, cell) in &entries {
+                    // A key outside the tree's range cannot be in a range scan.
+                    let _ = repair.tree.insert(k, cell);
+                }
+            }
+            ScanPurpose::Leaf(leaf) => repair.loading.entry(leaf).or_default().extend(entries),
+        }
+        if next.is_some() {
+            return self.scan_for_repair(key, range, next, purpose);
+        }
+        let outputs = match purpose {
+            ScanPurpose::Tree => {
+                let mut outputs = Vec::new();
+                let session = match repair.role {
+                    Role::Initiator => {
+                        let (s, out) = Session::initiate(&repair.tree);
+                        outputs = out;
+                        s
+                    }
+                    Role::Responder => Session::respond(&repair.tree),
+                };
+                let mut session = session;
+                for msg in std::mem::take(&mut repair.buffered) {
+                    outputs.extend(session.handle(&repair.tree, msg));
+                }
+                repair.session = Some(session);
+                outputs
+            }
+            ScanPurpose::Leaf(leaf) => {
+                let entries = repair.loading.remove(&leaf).unwrap_or_default();
+                match repair.session.as_mut() {
+                    Some(s) => s.leaf_loaded(&repair.tree, leaf, entries),
+                    None => Vec::new(),
+                }
+            }
+        };
+        self.repair_outputs(key, outputs);
+    }
+
+    pub(super) fn on_anti_entropy_message(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        initiator: NodeId,
+        session: u64,
+        msg: AeMsg,
+    ) {
+        let key = (initiator, session);
+        let me = self.config.id;
+        if !self.ae.repairs.contains_key(&key) {
+            let responders = self.ae.repairs.keys().filter(|(i, _)| *i != me).count();
+            let first = matches!(msg, AeMsg::Request { level: 0, .. });
+            if initiator == me || initiator != from || !first {
+                return;
+            }
+            if responders >= RESPONDER_SESSIONS_MAX {
+                let abort = AeMsg::Abort {
+                    range: msg.range(),
+                    reason: "busy".to_string(),
+                };
+                return self.send(
+                    from,
+                    Message::AntiEntropy {
+                        initiator,
+                        session,
+                        msg: abort,
+                    },
+                );
+            }
+            self.begin_repair(now, key, from, msg.range(), Role::Responder);
+        }
+        let Some(repair) = self.ae.repairs.get_mut(&key) else {
+            return;
+        };
+        if repair.peer != from {
+            return;
+        }
+        let outputs = match repair.session.as_mut() {
+            Some(s) => s.handle(&repair.tree, msg),
+            None => {
+                if repair.buffered.len() < AE_BUFFERED_MAX {
+                    repair.buffered.push(msg);
+                }
+                Vec::new()
+            }
+        };
+        self.repair_outputs(key, outputs);
+    }
+
+    fn repair_outputs(&mut self, key: SessionKey, outputs: Vec<AeOutput>) {
+        let Some(repair) = self.ae.repairs.get(&key) else {
+            return;
+        };
+        let (peer, range) = (repair.peer, repair.range);
+        for output in outputs {
+            match output {
+                AeOutput::Send(msg) => {
+                    self.send(
+                        peer,
+                        Message::AntiEntropy {
+                            initiator: key.0,
+                            session: key.1,
+                            msg,
+                        },
+                    );
+                }
+                AeOutput::LoadLeaf {
+                    leaf,
+                    range: leaf_range,
+                } => {
+                    self.scan_for_repair(key, leaf_range, None, ScanPurpose::Leaf(leaf));
+                }
+                AeOutput::Apply { key: k, cell } => {
+                    self.ae.stats.keys_repaired += 1;
+                    let op = StorageOp::Write {
+                        store: StoreId::Data,
+                        key: k,
+                        cell,
+                    };
+                    self.storage_op(op, StorageWait::RepairWrite);
+                }
+                AeOutput::Finished(stats) => {
+                    self.ae.stats.bytes += stats.bytes_sent + stats.bytes_received;
+                    self.event(NodeEvent::RepairDone {
+                        range,
+                        peer,
+                        bytes: stats.bytes_sent + stats.bytes_received,
+                        keys_repaired: stats.keys_applied,
+                    });
+                    self.end_repair(key, Ok(()));
+                }
+                AeOutput::Failed(e) => self.end_repair(key, Err(e.to_string())),
+            }
+        }
+    }
+
+    fn end_repair(&mut self, key: SessionKey, outcome: Result<(), String>) {
+        let Some(repair) = self.ae.repairs.remove(&key) else {
+            return;
+        };
+        match outcome {
+            Ok(()) => self.ae.stats.sessions_done += 1,
+            Err(reason) => {
+                self.ae.stats.sessions_failed += 1;
+                if let Some(s) = &repair.session {
+                    let st = s.stats();
+                    self.ae.stats.bytes += st.bytes_sent + st.bytes_received;
+                }
+                self.event(NodeEvent::RepairFailed {
+                    range: repair.range,
+                    peer: repair.peer,
+                    reason,
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_anti_entropy_timeout(&mut self, initiator: NodeId, session: u64) {
+        self.end_repair((initiator, session), Err("timed out".to_string()));
+    }
+}
