@@ -63,6 +63,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod membership;
 pub mod node;
 pub mod ring;
 pub mod sim;
