@@ -57,7 +57,15 @@ fn exchange(a: &mut Gossiper, b: &mut Gossiper, now: Millis) -> (usize, usize) {
 fn choose_peers_table() {
     // (live, unreachable, seeds, me, fanout) → expectation on every one of 200 draws
     type Check = fn(&[NodeId]) -> bool;
-    let table: [(&[u32], &[u32], &[u32], u32, usize, Check); 6] = [
+    type Row = (
+        &'static [u32],
+        &'static [u32],
+        &'static [u32],
+        u32,
+        usize,
+        Check,
+    );
+    let table: [Row; 6] = [
         // A newcomer knows only seeds: it always gossips to exactly one of them.
         (&[], &[], &[1, 2], 5, 3, |p| {
             p.len() == 1 && (p[0] == n(1) || p[0] == n(2))

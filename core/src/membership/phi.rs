@@ -27,8 +27,9 @@ use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
-/// `log10(e)`, written out so no transcendental function is ever called.
-pub const LOG10_E: f64 = 0.434_294_481_903_251_8;
+/// `log10(e)` = 0.4342944819032518: a compile-time constant (the standard library's), so no
+/// transcendental function is ever called at run time.
+pub const LOG10_E: f64 = std::f64::consts::LOG10_E;
 
 /// The detector's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
