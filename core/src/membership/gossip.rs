@@ -153,9 +153,7 @@ impl Gossiper {
             )));
         }
         check_app(&config, &address, &tokens)?;
-        let mut tokens = tokens;
-        tokens.sort_unstable();
-        tokens.dedup();
+        let tokens = sorted(tokens);
         let mut seeds: Vec<NodeId> = seeds.into_iter().filter(|&s| s != me).collect();
         seeds.sort_unstable();
         seeds.dedup();

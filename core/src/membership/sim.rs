@@ -93,8 +93,9 @@ pub struct GossipSim {
 }
 
 impl GossipSim {
-    /// Starts `config.nodes` nodes at time 0, each knowing only the seeds.
-    pub fn new(config: SimConfig) -> GossipSim {
+    /// Starts `config.nodes` nodes at time 0, each knowing only the seeds. Fails if the gossip
+    /// settings are refused by [`Gossiper::new`].
+    pub fn new(config: SimConfig) -> Result<GossipSim, GossipError> {
         let mut sim = GossipSim {
             net_rng: SmallRng::seed_from_u64(config.seed),
             config,
@@ -108,9 +109,9 @@ impl GossipSim {
             messages_sent: 0,
         };
         for i in 1..=sim.config.nodes {
-            sim.start(NodeId(i as u32));
+            sim.start(NodeId(i as u32))?;
         }
-        sim
+        Ok(sim)
     }
 
     /// The current simulated time.
@@ -154,8 +155,9 @@ impl GossipSim {
         }
     }
 
-    /// Starts (or restarts) `node` now, as a fresh gossiper with a larger generation.
-    pub fn start(&mut self, node: NodeId) {
+    /// Starts (or restarts) `node` now, as a fresh gossiper with a larger generation, Alive at
+    /// once.
+    pub fn start(&mut self, node: NodeId) -> Result<(), GossipError> {
         let c = &self.config;
         let seeds: Vec<NodeId> = (1..=c.seeds.min(c.nodes))
             .map(|i| NodeId(i as u32))
@@ -169,13 +171,9 @@ impl GossipSim {
             None => (self.now.0 + 1, 0),
         };
         let address = format!("sim://{node}");
-        // The configuration was validated by the first node; a bad one is a bug in the caller.
-        let Ok(mut gossiper) =
-            Gossiper::new(node, generation, address, tokens, seeds, c.gossip.clone())
-        else {
-            return;
-        };
-        let _ = gossiper.set_status(MemberStatus::Alive);
+        let mut gossiper =
+            Gossiper::new(node, generation, address, tokens, seeds, c.gossip.clone())?;
+        gossiper.set_status(MemberStatus::Alive)?;
         let mut rng = SmallRng::seed_from_u64(c.seed ^ (u64::from(node.0) << 32) ^ incarnation);
         let offset = rng.random_range(0..c.gossip.gossip_interval_ms);
         self.nodes.insert(
@@ -191,6 +189,7 @@ impl GossipSim {
             Millis(self.now.0 + offset),
             SimEvent::Tick { node, incarnation },
         );
+        Ok(())
     }
 
     /// Changes `node`'s own status through its gossiper (see [`Gossiper::set_status`]).
@@ -371,7 +370,7 @@ pub fn rounds_until_all_know_failure(
     let mut config = SimConfig::new(nodes, seed);
     config.gossip.fanout = fanout;
     config.events_max = 0;
-    let mut sim = GossipSim::new(config);
+    let mut sim = GossipSim::new(config).ok()?;
     let converge_rounds = sim.run_until_converged(20 * log2_ceil(nodes) + 50)?;
     sim.run_rounds(30);
     let victim = NodeId(nodes as u32);

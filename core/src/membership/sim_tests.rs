@@ -16,7 +16,7 @@ fn converge_bound(nodes: usize) -> u64 {
 fn a_cold_start_converges_in_logarithmic_rounds() {
     for nodes in [8, 16, 32, 64] {
         for seed in 0..3 {
-            let mut sim = GossipSim::new(SimConfig::new(nodes, seed));
+            let mut sim = GossipSim::new(SimConfig::new(nodes, seed)).unwrap();
             let bound = converge_bound(nodes);
             let rounds = sim.run_until_converged(bound);
             assert!(
@@ -43,7 +43,7 @@ fn a_lossy_network_still_converges() {
         let seed = 11;
         let mut config = SimConfig::new(nodes, seed);
         config.loss_ppm = loss_ppm;
-        let mut sim = GossipSim::new(config);
+        let mut sim = GossipSim::new(config).unwrap();
         // Each lost message can cost a node a round; allow twice the lossless bound.
         let bound = 2 * converge_bound(nodes);
         let rounds = sim.run_until_converged(bound);
@@ -60,7 +60,7 @@ fn a_partition_heals_and_changes_made_on_both_sides_spread() {
     let seed = 5;
     let mut config = SimConfig::new(nodes, seed);
     config.loss_ppm = 50_000;
-    let mut sim = GossipSim::new(config);
+    let mut sim = GossipSim::new(config).unwrap();
     assert!(sim.run_until_converged(2 * converge_bound(nodes)).is_some());
     sim.run_rounds(10);
 
@@ -76,7 +76,7 @@ fn a_partition_heals_and_changes_made_on_both_sides_spread() {
     }
     // Meanwhile one node leaves on the right side, and a new node joins on the left.
     sim.partition(&[left.clone(), vec![NodeId(33)]].concat());
-    sim.start(NodeId(33));
+    sim.start(NodeId(33)).unwrap();
     sim.run_rounds(1);
     // (Set through the gossiper of n20: its state is what the cluster must learn.)
     sim.set_status(NodeId(20), MemberStatus::Leaving).unwrap();
@@ -117,7 +117,7 @@ fn suspect_bound(nodes: usize) -> u64 {
 fn a_crashed_node_is_suspected_then_dead_everywhere_and_a_restart_is_recognised() {
     let nodes = 24;
     let seed = 3;
-    let mut sim = GossipSim::new(SimConfig::new(nodes, seed));
+    let mut sim = GossipSim::new(SimConfig::new(nodes, seed)).unwrap();
     assert!(sim.run_until_converged(converge_bound(nodes)).is_some());
     sim.run_rounds(30);
     let victim = NodeId(7);
@@ -171,7 +171,7 @@ fn a_crashed_node_is_suspected_then_dead_everywhere_and_a_restart_is_recognised(
 
     // The victim restarts with a larger generation and knows only the seeds.
     let restarted_at = sim.now();
-    sim.start(victim);
+    sim.start(victim).unwrap();
     let bound = converge_bound(nodes) + 2;
     sim.run_rounds(bound);
     let verdicts = sim.verdicts_on(victim);
@@ -227,7 +227,7 @@ fn a_run_replays_exactly_from_its_seed() {
     let run = |seed| {
         let mut config = SimConfig::new(12, seed);
         config.loss_ppm = 100_000;
-        let mut sim = GossipSim::new(config);
+        let mut sim = GossipSim::new(config).unwrap();
         sim.run_rounds(10);
         sim.crash(NodeId(4));
         sim.run_rounds(35);
