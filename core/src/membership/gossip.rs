@@ -1,0 +1,738 @@
+//! Gossip membership: a Scuttlebutt-style anti-entropy of member states, as in Cassandra and
+//! chitchat, with a phi-accrual detector turning heartbeats into local verdicts.
+//!
+//! Every gossip interval a node bumps its own heartbeat and opens a three-message exchange
+//! with a few peers chosen by the pure function [`choose_peers`] (see [`GossipMsg`] for the
+//! exchange). Each exchange leaves both sides with the newer of their two copies of every
+//! member's state, so news spreads like an epidemic: in O(log N) rounds in expectation. A node
+//! feeds its [`PhiDetector`] whenever a newer heartbeat of a member reaches it, first- or
+//! second-hand, and derives the member's [`Verdict`] from φ. What this guarantees, and what
+//! it does not, is in `docs/ALGORITHM.md`.
+//!
+//! The [`Gossiper`] is sans-IO like the rest of the core: time is passed in, randomness is an
+//! injected `SmallRng`, messages to send are returned, and events wait in a bounded queue for
+//! [`Gossiper::drain_events`].
+
+use super::{
+    AppState, Delta, Digest, GossipConfig, GossipError, GossipEvent, GossipMsg, MemberState,
+    MemberStatus, PhiDetector, Verdict,
+};
+use crate::ring::Token;
+use crate::{Millis, NodeId};
+use rand::Rng;
+use rand::rngs::SmallRng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Chooses the peers to gossip with this round (pure: the same inputs and RNG state give the
+/// same answer).
+///
+/// - Up to `fanout` distinct members of `live`, uniformly at random.
+/// - Then, with probability `|unreachable| / (|live| + 1)`, one member of `unreachable`
+///   (suspected or dead): without it a node that recovers, or the other side of a healed
+///   partition, would only be found again by chance through a third party. Cassandra uses the
+///   same probability.
+/// - Then, if no seed was chosen, one seed: always when no live peer is known (that is how a
+///   new node joins, and how an isolated node keeps retrying), otherwise with probability
+///   `|seeds| / (|live| + |unreachable|)` (Cassandra's rule), so seeds stay well informed and
+///   a cluster split into islands that each lost every live link still meets at the seeds.
+///
+/// `me` is never chosen. Inputs are sorted and deduplicated first, so their order does not
+/// matter. At most `fanout + 2` peers are returned, in the order they were chosen.
+pub fn choose_peers(
+    live: &[NodeId],
+    unreachable: &[NodeId],
+    seeds: &[NodeId],
+    me: NodeId,
+    fanout: usize,
+    rng: &mut SmallRng,
+) -> Vec<NodeId> {
+    let clean = |nodes: &[NodeId]| -> Vec<NodeId> {
+        let set: BTreeSet<NodeId> = nodes.iter().copied().filter(|&n| n != me).collect();
+        set.into_iter().collect()
+    };
+    let mut live = clean(live);
+    let unreachable = clean(unreachable);
+    let seeds = clean(seeds);
+    let live_count = live.len();
+
+    // Partial Fisher–Yates: the first `take` entries become a uniform sample.
+    let take = fanout.min(live.len());
+    for i in 0..take {
+        let j = rng.random_range(i..live.len());
+        live.swap(i, j);
+    }
+    let mut chosen: Vec<NodeId> = live[..take].to_vec();
+
+    if !unreachable.is_empty() && rng.random_range(0..=live_count) < unreachable.len() {
+        let pick = unreachable[rng.random_range(0..unreachable.len())];
+        if !chosen.contains(&pick) {
+            chosen.push(pick);
+        }
+    }
+
+    let seed_chosen = chosen.iter().any(|n| seeds.binary_search(n).is_ok());
+    if !seeds.is_empty() && !seed_chosen {
+        let known = live_count + unreachable.len();
+        let go = live_count == 0 || rng.random_range(0..known) < seeds.len();
+        if go {
+            let pick = seeds[rng.random_range(0..seeds.len())];
+            if !chosen.contains(&pick) {
+                chosen.push(pick);
+            }
+        }
+    }
+    chosen
+}
+
+/// Counters of what the gossiper ignored or postponed, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GossipStats {
+    /// Deltas ignored: older than what is known, over a bound, or missing the application
+    /// state for a member not known here.
+    pub deltas_ignored: u64,
+    /// New members ignored because `members_max` members are already known.
+    pub members_refused: u64,
+    /// Deltas left out of a message by `max_deltas_bytes` (sent in a later round).
+    pub deltas_deferred: u64,
+}
+
+/// One node's gossip membership state machine.
+#[derive(Clone, Debug)]
+pub struct Gossiper {
+    me: NodeId,
+    config: GossipConfig,
+    /// Sorted, without `me`.
+    seeds: Vec<NodeId>,
+    /// Every member known, this node included; at most `members_max`.
+    members: BTreeMap<NodeId, MemberState>,
+    detector: PhiDetector,
+    /// The last verdict reported per member (not this node), to turn changes into events.
+    verdicts: BTreeMap<NodeId, Verdict>,
+    events: VecDeque<GossipEvent>,
+    events_dropped: u64,
+    last_tick: Option<Millis>,
+    stats: GossipStats,
+}
+
+impl Gossiper {
+    /// A node `me` starting with `generation` (larger than at any earlier start: the start
+    /// time in ms works), reachable at `address`, owning `tokens`, that knows only `seeds`.
+    /// It starts as [`MemberStatus::Joining`]; call [`Gossiper::set_status`] with `Alive` once
+    /// it serves its ranges (at once for a node restarting with its data).
+    pub fn new(
+        me: NodeId,
+        generation: u64,
+        address: String,
+        tokens: Vec<Token>,
+        seeds: Vec<NodeId>,
+        config: GossipConfig,
+    ) -> Result<Gossiper, GossipError> {
+        let largest_delta = Delta {
+            node: me,
+            generation,
+            heartbeat: 0,
+            version: 0,
+            app: Some(AppState {
+                app_version: 0,
+                status: MemberStatus::Joining,
+                tokens: vec![Token(0); config.tokens_max],
+                address: "a".repeat(config.address_bytes_max),
+            }),
+        }
+        .bytes_max();
+        if config.gossip_interval_ms == 0 || config.members_max == 0 || config.events_max == 0 {
+            return Err(GossipError::BadConfig(
+                "gossip_interval_ms, members_max and events_max must be positive".into(),
+            ));
+        }
+        if config.max_deltas_bytes < largest_delta {
+            return Err(GossipError::BadConfig(format!(
+                "max_deltas_bytes {} cannot hold one member with {} tokens ({largest_delta} bytes)",
+                config.max_deltas_bytes, config.tokens_max
+            )));
+        }
+        check_app(&config, &address, &tokens)?;
+        let tokens = sorted(tokens);
+        let mut seeds: Vec<NodeId> = seeds.into_iter().filter(|&s| s != me).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds.truncate(config.members_max);
+        let mut members = BTreeMap::new();
+        members.insert(
+            me,
+            MemberState {
+                generation,
+                heartbeat: 0,
+                version: 1,
+                app_version: 1,
+                status: MemberStatus::Joining,
+                tokens,
+                address,
+            },
+        );
+        Ok(Gossiper {
+            me,
+            detector: PhiDetector::new(config.phi.clone()),
+            config,
+            seeds,
+            members,
+            verdicts: BTreeMap::new(),
+            events: VecDeque::new(),
+            events_dropped: 0,
+            last_tick: None,
+            stats: GossipStats::default(),
+        })
+    }
+
+    // ----- getters -----
+
+    /// This node.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's current generation (it grows if it had to refute a removal).
+    pub fn generation(&self) -> u64 {
+        self.own().map_or(0, |s| s.generation)
+    }
+
+    /// Every member known, this node included, with what it last said about itself. Removed
+    /// members stay (as tombstones, so stale gossip cannot bring them back).
+    pub fn members(&self) -> &BTreeMap<NodeId, MemberState> {
+        &self.members
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GossipConfig {
+        &self.config
+    }
+
+    /// The seeds, without this node.
+    pub fn seeds(&self) -> &[NodeId] {
+        &self.seeds
+    }
+
+    /// What was ignored or postponed so far.
+    pub fn stats(&self) -> GossipStats {
+        self.stats
+    }
+
+    /// When the next [`Gossiper::tick`] is due (now, if it never ticked).
+    pub fn next_tick_at(&self) -> Millis {
+        self.last_tick.map_or(Millis(0), |t| {
+            Millis(t.0.saturating_add(self.config.gossip_interval_ms))
+        })
+    }
+
+    /// φ of `node` at `now` (`None` for this node, removed or left members, and strangers).
+    pub fn phi(&self, node: NodeId, now: Millis) -> Option<f64> {
+        self.detector.phi(node, now)
+    }
+
+    /// φ of every member tracked by the detector at `now`, for the UI.
+    pub fn phis(&self, now: Millis) -> BTreeMap<NodeId, f64> {
+        self.detector.snapshot(now)
+    }
+
+    /// The failure detector, for inspection.
+    pub fn detector(&self) -> &PhiDetector {
+        &self.detector
+    }
+
+    /// This node's verdict on every member at `now`: its self-reported status combined with
+    /// φ. This node is Alive (Left once it left); removed members are absent.
+    pub fn live_view(&self, now: Millis) -> BTreeMap<NodeId, Verdict> {
+        self.members
+            .keys()
+            .filter_map(|&n| self.verdict(n, now).map(|v| (n, v)))
+            .collect()
+    }
+
+    /// This node's verdict on `node` at `now` (`None` if unknown or removed).
+    pub fn verdict(&self, node: NodeId, now: Millis) -> Option<Verdict> {
+        let state = self.members.get(&node)?;
+        match state.status {
+            MemberStatus::Removed => return None,
+            MemberStatus::Left => return Some(Verdict::Left),
+            _ => {}
+        }
+        if node == self.me || !self.detector.is_suspect(node, now) {
+            return Some(Verdict::Alive);
+        }
+        let since = self.detector.suspect_since(node).unwrap_or(now);
+        if now.saturating_sub(since).0 > self.config.dead_after_ms {
+            Some(Verdict::Dead)
+        } else {
+            Some(Verdict::Suspect)
+        }
+    }
+
+    // ----- commands -----
+
+    /// Changes this node's own status: Joining → Alive → Leaving → Left (steps may be skipped,
+    /// never reversed; Removed is only set by [`Gossiper::remove`]). Gossiped from the next
+    /// round.
+    pub fn set_status(&mut self, status: MemberStatus) -> Result<(), GossipError> {
+        use MemberStatus::*;
+        let me = self.me;
+        // This node's own state is always present: `remove` and `apply` never touch it.
+        let own = self
+            .members
+            .get_mut(&me)
+            .ok_or_else(|| GossipError::BadConfig("this node's own state is missing".into()))?;
+        let from = own.status;
+        let allowed = from == status
+            || matches!(
+                (from, status),
+                (Joining, Alive | Leaving | Left) | (Alive, Leaving | Left) | (Leaving, Left)
+            );
+        if !allowed {
+            return Err(GossipError::BadTransition { from, to: status });
+        }
+        if from != status {
+            own.version = own.version.saturating_add(1);
+            own.app_version = own.version;
+            own.status = status;
+        }
+        Ok(())
+    }
+
+    /// An operator removes `node`, a dead member that will not come back: it is marked
+    /// Removed, with no tokens, under its generation + 1 so the removal replaces what every
+    /// other node knows. A node that is in fact alive refutes it (see
+    /// [`GossipEvent::Refuted`]); a node that restarts later with a larger generation comes
+    /// back as a new member.
+    pub fn remove(&mut self, node: NodeId) -> Result<(), GossipError> {
+        if node == self.me {
+            return Err(GossipError::CannotRemove(node));
+        }
+        let state = self
+            .members
+            .get_mut(&node)
+            .ok_or(GossipError::CannotRemove(node))?;
+        if state.status == MemberStatus::Removed {
+            return Ok(());
+        }
+        *state = MemberState {
+            generation: state.generation.saturating_add(1),
+            heartbeat: 0,
+            version: 1,
+            app_version: 1,
+            status: MemberStatus::Removed,
+            tokens: Vec::new(),
+            address: state.address.clone(),
+        };
+        self.detector.remove(node);
+        self.verdicts.remove(&node);
+        self.push_event(GossipEvent::PeerRemoved { node });
+        Ok(())
+    }
+
+    /// Takes the events that happened since the last call, oldest first.
+    pub fn drain_events(&mut self) -> Vec<GossipEvent> {
+        let mut out = Vec::with_capacity(self.events.len() + 1);
+        if self.events_dropped > 0 {
+            out.push(GossipEvent::EventsDropped {
+                count: self.events_dropped,
+            });
+            self.events_dropped = 0;
+        }
+        out.extend(self.events.drain(..));
+        out
+    }
+
+    // ----- inputs -----
+
+    /// One gossip round, every `gossip_interval_ms`: bumps this node's heartbeat, updates the
+    /// verdicts (events for members that became suspect or dead) and returns a
+    /// [`GossipMsg::Syn`] for each peer [`choose_peers`] picks.
+    pub fn tick(&mut self, now: Millis, rng: &mut SmallRng) -> Vec<(NodeId, GossipMsg)> {
+        let me = self.me;
+        if let Some(own) = self.members.get_mut(&me) {
+            own.heartbeat = own.heartbeat.saturating_add(1);
+            own.version = own.version.saturating_add(1);
+        }
+        self.last_tick = Some(now);
+        let nodes: Vec<NodeId> = self.members.keys().copied().collect();
+        self.update_verdicts(now, &nodes);
+
+        let mut live = Vec::new();
+        let mut unreachable = Vec::new();
+        for (&node, v) in &self.verdicts {
+            match v {
+                Verdict::Alive => live.push(node),
+                Verdict::Suspect | Verdict::Dead => unreachable.push(node),
+                Verdict::Left => {}
+            }
+        }
+        let peers = choose_peers(
+            &live,
+            &unreachable,
+            &self.seeds,
+            me,
+            self.config.fanout,
+            rng,
+        );
+        let digests = self.digests();
+        peers
+            .into_iter()
+            .map(|p| {
+                (
+                    p,
+                    GossipMsg::Syn {
+                        digests: digests.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A gossip message from `from` arrived at `now`: returns the reply, if any.
+    pub fn handle(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        msg: GossipMsg,
+    ) -> Vec<(NodeId, GossipMsg)> {
+        match msg {
+            GossipMsg::Syn { digests } => {
+                let (deltas, requests) = self.answer_syn(&digests);
+                vec![(from, GossipMsg::Ack { deltas, requests })]
+            }
+            GossipMsg::Ack { deltas, requests } => {
+                self.apply_deltas(now, deltas);
+                let wanted: Vec<(NodeId, Option<Digest>)> =
+                    requests.iter().map(|d| (d.node, Some(*d))).collect();
+                let deltas = self.deltas_for(&wanted);
+                if deltas.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(from, GossipMsg::Ack2 { deltas })]
+                }
+            }
+            GossipMsg::Ack2 { deltas } => {
+                self.apply_deltas(now, deltas);
+                Vec::new()
+            }
+        }
+    }
+
+    // ----- the exchange -----
+
+    /// One digest per member, in node order.
+    fn digests(&self) -> Vec<Digest> {
+        self.members.iter().map(|(&n, s)| s.digest(n)).collect()
+    }
+
+    /// The deltas the sender of `digests` lacks, and the requests for what it has newer.
+    fn answer_syn(&mut self, digests: &[Digest]) -> (Vec<Delta>, Vec<Digest>) {
+        let mut theirs: BTreeMap<NodeId, Digest> = BTreeMap::new();
+        for d in digests.iter().take(self.config.members_max) {
+            theirs.insert(d.node, *d);
+        }
+        let wanted: Vec<(NodeId, Option<Digest>)> = self
+            .members
+            .keys()
+            .map(|&n| (n, theirs.get(&n).copied()))
+            .collect();
+        let deltas = self.deltas_for(&wanted);
+        let mut room = self.config.members_max.saturating_sub(self.members.len());
+        let mut requests = Vec::new();
+        for (&node, d) in &theirs {
+            match self.members.get(&node) {
+                Some(s) if (d.generation, d.max_version) > (s.generation, s.version) => {
+                    requests.push(s.digest(node));
+                }
+                Some(_) => {}
+                None if room > 0 => {
+                    room -= 1;
+                    requests.push(Digest {
+                        node,
+                        generation: 0,
+                        max_version: 0,
+                    });
+                }
+                None => self.stats.members_refused += 1,
+            }
+        }
+        (deltas, requests)
+    }
+
+    /// The deltas for members whose known state (`None`: nothing) is older than ours, most
+    /// behind first, within `max_deltas_bytes`.
+    fn deltas_for(&mut self, wanted: &[(NodeId, Option<Digest>)]) -> Vec<Delta> {
+        // (how far behind, node, whether the application state is needed)
+        let mut behind: Vec<(u64, NodeId, bool)> = Vec::new();
+        for &(node, theirs) in wanted {
+            let Some(s) = self.members.get(&node) else {
+                continue;
+            };
+            match theirs {
+                Some(d) if d.generation == s.generation => {
+                    if d.max_version < s.version {
+                        behind.push((
+                            s.version - d.max_version,
+                            node,
+                            s.app_version > d.max_version,
+                        ));
+                    }
+                }
+                Some(d) if d.generation > s.generation => {}
+                // Unknown there, or an older generation: everything, first.
+                _ => behind.push((u64::MAX, node, true)),
+            }
+        }
+        behind.sort_unstable_by_key(|&(b, node, _)| (Reverse(b), node));
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (_, node, with_app) in behind {
+            let Some(s) = self.members.get(&node) else {
+                continue;
+            };
+            let delta = Delta {
+                node,
+                generation: s.generation,
+                heartbeat: s.heartbeat,
+                version: s.version,
+                app: with_app.then(|| s.app()),
+            };
+            let size = delta.bytes_max();
+            if bytes + size > self.config.max_deltas_bytes {
+                self.stats.deltas_deferred += 1;
+                continue;
+            }
+            bytes += size;
+            out.push(delta);
+        }
+        out
+    }
+
+    fn apply_deltas(&mut self, now: Millis, deltas: Vec<Delta>) {
+        let mut touched = Vec::new();
+        for delta in deltas {
+            let node = delta.node;
+            if self.apply(now, delta) {
+                touched.push(node);
+            }
+        }
+        self.update_verdicts(now, &touched);
+    }
+
+    /// Applies one delta; returns whether a newer heartbeat or generation arrived.
+    fn apply(&mut self, now: Millis, delta: Delta) -> bool {
+        if let Some(app) = &delta.app
+            && check_app(&self.config, &app.address, &app.tokens).is_err()
+        {
+            self.stats.deltas_ignored += 1;
+            return false;
+        }
+        if delta.node == self.me {
+            self.maybe_refute(&delta);
+            return false;
+        }
+        let node = delta.node;
+        let Some(state) = self.members.get_mut(&node) else {
+            let Some(app) = delta.app else {
+                self.stats.deltas_ignored += 1;
+                return false;
+            };
+            if self.members.len() >= self.config.members_max {
+                self.stats.members_refused += 1;
+                return false;
+            }
+            let state = new_state(delta.generation, delta.heartbeat, delta.version, app);
+            let status = state.status;
+            self.members.insert(node, state);
+            if status != MemberStatus::Removed {
+                self.push_event(GossipEvent::Joined { node, status });
+            }
+            self.after_status(now, node, None, status);
+            return true;
+        };
+        if delta.generation > state.generation {
+            let Some(app) = delta.app else {
+                self.stats.deltas_ignored += 1;
+                return false;
+            };
+            let old_generation = state.generation;
+            *state = new_state(delta.generation, delta.heartbeat, delta.version, app);
+            let status = state.status;
+            // A removal travels as a new generation too (see `remove`).
+            self.push_event(if status == MemberStatus::Removed {
+                GossipEvent::PeerRemoved { node }
+            } else {
+                GossipEvent::PeerRestarted {
+                    node,
+                    old_generation,
+                    generation: delta.generation,
+                }
+            });
+            self.detector.remove(node);
+            self.after_status(now, node, None, status);
+            return true;
+        }
+        if delta.generation < state.generation || delta.version <= state.version {
+            return false;
+        }
+        state.version = delta.version;
+        let newer_heartbeat = delta.heartbeat > state.heartbeat;
+        state.heartbeat = state.heartbeat.max(delta.heartbeat);
+        let old_status = state.status;
+        if let Some(app) = delta.app
+            && app.app_version > state.app_version
+        {
+            state.app_version = app.app_version;
+            state.status = app.status;
+            state.tokens = sorted(app.tokens);
+            state.address = app.address;
+        }
+        let status = state.status;
+        if status != old_status {
+            self.after_status(now, node, Some(old_status), status);
+        } else if newer_heartbeat && is_active(status) {
+            self.detector.heartbeat(node, now);
+        }
+        newer_heartbeat
+    }
+
+    /// Events and detector bookkeeping for `node` whose status went from `old` to `new` (or
+    /// that is new, or restarted: then the detector has no window for it).
+    fn after_status(
+        &mut self,
+        now: Millis,
+        node: NodeId,
+        old: Option<MemberStatus>,
+        new: MemberStatus,
+    ) {
+        match new {
+            MemberStatus::Left => {
+                self.detector.remove(node);
+                self.verdicts.insert(node, Verdict::Left);
+            }
+            MemberStatus::Removed => {
+                self.detector.remove(node);
+                self.verdicts.remove(&node);
+            }
+            _ => self.detector.heartbeat(node, now),
+        }
+        let Some(old) = old else {
+            return;
+        };
+        if old == new {
+            return;
+        }
+        let event = match new {
+            MemberStatus::Left => GossipEvent::PeerLeft { node },
+            MemberStatus::Removed => GossipEvent::PeerRemoved { node },
+            status => GossipEvent::StatusChanged { node, status },
+        };
+        self.push_event(event);
+    }
+
+    /// Someone gossiped a state of this node that would replace ours (a removal, or state
+    /// from a later generation that cannot be ours): take a larger generation so ours wins.
+    fn maybe_refute(&mut self, delta: &Delta) {
+        let me = self.me;
+        let Some(own) = self.members.get_mut(&me) else {
+            return;
+        };
+        let removed_now = delta.generation == own.generation
+            && delta
+                .app
+                .as_ref()
+                .is_some_and(|a| a.status == MemberStatus::Removed);
+        if delta.generation > own.generation || removed_now {
+            own.generation = delta.generation.max(own.generation).saturating_add(1);
+            own.version = own.version.saturating_add(1);
+            own.app_version = own.version;
+            let generation = own.generation;
+            self.push_event(GossipEvent::Refuted { generation });
+        }
+    }
+
+    /// Recomputes the verdicts of `nodes` at `now` and logs the changes.
+    fn update_verdicts(&mut self, now: Millis, nodes: &[NodeId]) {
+        for &node in nodes {
+            if node == self.me {
+                continue;
+            }
+            let Some(new) = self.verdict(node, now) else {
+                self.verdicts.remove(&node);
+                continue;
+            };
+            let old = self.verdicts.insert(node, new);
+            let event = match (old, new) {
+                (Some(Verdict::Suspect | Verdict::Dead), Verdict::Alive) => {
+                    Some(GossipEvent::PeerUp { node })
+                }
+                (Some(Verdict::Alive) | None, Verdict::Suspect) => Some(GossipEvent::PeerSuspect {
+                    node,
+                    phi: self.detector.phi(node, now).unwrap_or(0.0),
+                }),
+                (Some(Verdict::Alive | Verdict::Suspect) | None, Verdict::Dead) => {
+                    Some(GossipEvent::PeerDown { node })
+                }
+                _ => None,
+            };
+            if let Some(e) = event {
+                self.push_event(e);
+            }
+        }
+    }
+
+    fn push_event(&mut self, event: GossipEvent) {
+        if self.events.len() >= self.config.events_max {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(event);
+    }
+
+    fn own(&self) -> Option<&MemberState> {
+        self.members.get(&self.me)
+    }
+}
+
+/// Whether a member with this status is expected to heartbeat.
+fn is_active(status: MemberStatus) -> bool {
+    !matches!(status, MemberStatus::Left | MemberStatus::Removed)
+}
+
+fn sorted(mut tokens: Vec<Token>) -> Vec<Token> {
+    tokens.sort_unstable();
+    tokens.dedup();
+    tokens
+}
+
+fn new_state(generation: u64, heartbeat: u64, version: u64, app: AppState) -> MemberState {
+    MemberState {
+        generation,
+        heartbeat,
+        version,
+        app_version: app.app_version,
+        status: app.status,
+        tokens: sorted(app.tokens),
+        address: app.address,
+    }
+}
+
+fn check_app(config: &GossipConfig, address: &str, tokens: &[Token]) -> Result<(), GossipError> {
+    if address.len() > config.address_bytes_max {
+        return Err(GossipError::AddressTooLong {
+            len: address.len(),
+            max: config.address_bytes_max,
+        });
+    }
+    if tokens.len() > config.tokens_max {
+        return Err(GossipError::TooManyTokens {
+            count: tokens.len(),
+            max: config.tokens_max,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "gossip_tests.rs"]
+mod tests;
