@@ -72,4 +72,4 @@ pub mod storage;
 mod types;
 pub mod wire;
 
-pub use types::{Millis, NodeId};
+pub use types::{DetRng, Millis, NodeId};

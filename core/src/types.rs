@@ -6,6 +6,11 @@
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+/// The random generator of every seeded decision in the core: Xoshiro256++, the same sequence on
+/// every platform. (`rand`'s `SmallRng` is not: it is a different algorithm on 32-bit targets
+/// such as wasm32, so a seed would replay differently in the browser.)
+pub type DetRng = rand_xoshiro::Xoshiro256PlusPlus;
+
 /// A point in time, or a duration, in milliseconds. Core code never reads a clock: the driver
 /// (tokio node, browser, simulator) passes `Millis` in.
 #[derive(

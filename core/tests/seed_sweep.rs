@@ -15,8 +15,8 @@
 //! `SWEEP_SEEDS` sets how many seeds run (default 500; CI uses the default). A failing seed
 //! prints the one command that replays it with a trace.
 
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use ringstore_core::DetRng;
 use ringstore_core::NodeId;
 use ringstore_core::node::ClientOk;
 use ringstore_core::sim::log::OpKind;
@@ -45,7 +45,7 @@ const SAFETY_MS: u64 = 3_000;
 const LIVENESS_MS: u64 = 5_000;
 
 fn scenario(seed: u64) -> Scenario {
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_5eed);
+    let mut rng = DetRng::seed_from_u64(seed ^ 0x5eed_5eed);
     let nodes = rng.random_range(3..=7u32);
     let n = if rng.random_bool(0.7) {
         3.min(nodes as usize)
@@ -175,7 +175,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     );
     let mut sim = Sim::new(config.clone()).map_err(|e| format!("start: {e}"))?;
     if skewed {
-        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5c3e);
+        let mut rng = DetRng::seed_from_u64(seed ^ 0x5c3e);
         for id in config.node_ids() {
             if rng.random_bool(0.5) {
                 sim.set_skew(id, rng.random_range(-100..100));

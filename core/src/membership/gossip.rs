@@ -10,17 +10,17 @@
 //! it does not, is in `docs/ALGORITHM.md`.
 //!
 //! The [`Gossiper`] is sans-IO like the rest of the core: time is passed in, randomness is an
-//! injected `SmallRng`, messages to send are returned, and events wait in a bounded queue for
+//! injected `DetRng`, messages to send are returned, and events wait in a bounded queue for
 //! [`Gossiper::drain_events`].
 
 use super::{
     AppState, Delta, Digest, GossipConfig, GossipError, GossipEvent, GossipMsg, MemberState,
     MemberStatus, PhiDetector, Verdict,
 };
+use crate::DetRng;
 use crate::ring::Token;
 use crate::{Millis, NodeId};
 use rand::Rng;
-use rand::rngs::SmallRng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -45,7 +45,7 @@ pub fn choose_peers(
     seeds: &[NodeId],
     me: NodeId,
     fanout: usize,
-    rng: &mut SmallRng,
+    rng: &mut DetRng,
 ) -> Vec<NodeId> {
     let clean = |nodes: &[NodeId]| -> Vec<NodeId> {
         let set: BTreeSet<NodeId> = nodes.iter().copied().filter(|&n| n != me).collect();
@@ -347,7 +347,7 @@ impl Gossiper {
     /// One gossip round, every `gossip_interval_ms`: bumps this node's heartbeat, updates the
     /// verdicts (events for members that became suspect or dead) and returns a
     /// [`GossipMsg::Syn`] for each peer [`choose_peers`] picks.
-    pub fn tick(&mut self, now: Millis, rng: &mut SmallRng) -> Vec<(NodeId, GossipMsg)> {
+    pub fn tick(&mut self, now: Millis, rng: &mut DetRng) -> Vec<(NodeId, GossipMsg)> {
         let me = self.me;
         if let Some(own) = self.members.get_mut(&me) {
             own.heartbeat = own.heartbeat.saturating_add(1);

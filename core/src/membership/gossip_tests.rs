@@ -89,7 +89,7 @@ fn choose_peers_table() {
         (&[2], &[3], &[], 1, 0, |p| p.is_empty() || p == [n(3)]),
     ];
     for (row, (live, unreachable, seeds, me, fanout, check)) in table.into_iter().enumerate() {
-        let mut rng = SmallRng::seed_from_u64(row as u64);
+        let mut rng = DetRng::seed_from_u64(row as u64);
         for _ in 0..200 {
             let p = choose_peers(
                 &nodes(live),
@@ -107,7 +107,7 @@ fn choose_peers_table() {
 #[test]
 fn choose_peers_is_uniform_and_follows_cassandras_probabilities() {
     let live = nodes(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    let mut rng = SmallRng::seed_from_u64(3);
+    let mut rng = DetRng::seed_from_u64(3);
     let mut hits: BTreeMap<NodeId, u32> = BTreeMap::new();
     let draws = 10_000;
     for _ in 0..draws {
@@ -124,17 +124,10 @@ fn choose_peers_is_uniform_and_follows_cassandras_probabilities() {
     let h = hits[&n(50)];
     assert!((800..1_020).contains(&h), "unreachable: {h}");
     // Same inputs, same RNG state: same choice, whatever the input order.
-    let a = choose_peers(&live, &[], &[], n(99), 3, &mut SmallRng::seed_from_u64(5));
+    let a = choose_peers(&live, &[], &[], n(99), 3, &mut DetRng::seed_from_u64(5));
     let mut reversed = live.clone();
     reversed.reverse();
-    let b = choose_peers(
-        &reversed,
-        &[],
-        &[],
-        n(99),
-        3,
-        &mut SmallRng::seed_from_u64(5),
-    );
+    let b = choose_peers(&reversed, &[], &[], n(99), 3, &mut DetRng::seed_from_u64(5));
     assert_eq!(a, b);
 }
 
@@ -164,7 +157,7 @@ fn one_exchange_makes_both_sides_know_each_other() {
 fn deltas_carry_only_what_the_peer_lacks() {
     let mut a = gossiper(1, 100, &[]);
     let mut b = gossiper(2, 200, &[1]);
-    let mut rng = SmallRng::seed_from_u64(1);
+    let mut rng = DetRng::seed_from_u64(1);
     exchange(&mut b, &mut a, Millis(0));
     // b heartbeats: a lacks only b's heartbeat, not its application state.
     let syns = b.tick(Millis(1_000), &mut rng);
@@ -381,7 +374,7 @@ fn bounds_are_enforced() {
 fn silence_makes_a_peer_suspect_then_dead_and_a_heartbeat_brings_it_back() {
     let mut a = gossiper(1, 1, &[]);
     let mut b = gossiper(2, 2, &[1]);
-    let mut rng = SmallRng::seed_from_u64(9);
+    let mut rng = DetRng::seed_from_u64(9);
     // Ten rounds of 1 s: a learns b's heartbeat rate.
     for s in 0..10 {
         let now = Millis(s * 1_000);
@@ -504,7 +497,7 @@ fn a_member_that_left_is_left_not_dead() {
     // Long silence afterwards: still Left, and not gossiped to.
     let later = Millis(1_000_000);
     assert_eq!(a.live_view(later)[&n(2)], Verdict::Left);
-    let out = a.tick(later, &mut SmallRng::seed_from_u64(1));
+    let out = a.tick(later, &mut DetRng::seed_from_u64(1));
     assert!(out.is_empty(), "{out:?}");
 }
 

@@ -12,9 +12,9 @@
 //! Everything is drawn from one seed, so a run replays exactly.
 
 use super::{GossipConfig, GossipError, GossipEvent, GossipMsg, Gossiper, MemberStatus, Verdict};
+use crate::DetRng;
 use crate::ring::node_tokens;
 use crate::{Millis, NodeId};
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,7 +71,7 @@ enum SimEvent {
 #[derive(Debug)]
 struct SimNode {
     gossiper: Gossiper,
-    rng: SmallRng,
+    rng: DetRng,
     up: bool,
     incarnation: u64,
 }
@@ -80,7 +80,7 @@ struct SimNode {
 #[derive(Debug)]
 pub struct GossipSim {
     config: SimConfig,
-    net_rng: SmallRng,
+    net_rng: DetRng,
     nodes: BTreeMap<NodeId, SimNode>,
     queue: BTreeMap<(Millis, u64), SimEvent>,
     seq: u64,
@@ -97,7 +97,7 @@ impl GossipSim {
     /// settings are refused by [`Gossiper::new`].
     pub fn new(config: SimConfig) -> Result<GossipSim, GossipError> {
         let mut sim = GossipSim {
-            net_rng: SmallRng::seed_from_u64(config.seed),
+            net_rng: DetRng::seed_from_u64(config.seed),
             config,
             nodes: BTreeMap::new(),
             queue: BTreeMap::new(),
@@ -174,7 +174,7 @@ impl GossipSim {
         let mut gossiper =
             Gossiper::new(node, generation, address, tokens, seeds, c.gossip.clone())?;
         gossiper.set_status(MemberStatus::Alive)?;
-        let mut rng = SmallRng::seed_from_u64(c.seed ^ (u64::from(node.0) << 32) ^ incarnation);
+        let mut rng = DetRng::seed_from_u64(c.seed ^ (u64::from(node.0) << 32) ^ incarnation);
         let offset = rng.random_range(0..c.gossip.gossip_interval_ms);
         self.nodes.insert(
             node,

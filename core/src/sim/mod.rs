@@ -27,6 +27,7 @@ pub mod workload;
 pub use inspect::label;
 use inspect::label_short;
 
+use crate::DetRng;
 use crate::node::{
     ClientError, ClientOp, Input, Node, NodeConfig, NodeEvent, Output, StorageResult, StoreId,
     Timer,
@@ -38,7 +39,6 @@ use crate::{Millis, NodeId};
 use history::History;
 use log::{EventLog, OpId, OpKind, SimEvent};
 use network::{DropReason, NetworkConfig, Partitions};
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -323,7 +323,7 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<Scheduled>>,
     nodes: BTreeMap<NodeId, SimNode>,
     ring: Ring,
-    rng: SmallRng,
+    rng: DetRng,
     log: EventLog,
     history: History,
     partitions: Partitions,
@@ -350,7 +350,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             nodes: BTreeMap::new(),
             ring,
-            rng: SmallRng::seed_from_u64(config.seed),
+            rng: DetRng::seed_from_u64(config.seed),
             log: EventLog::new(config.log_capacity),
             history: History::default(),
             partitions: Partitions::default(),

@@ -6,9 +6,9 @@
 //! probability `tail_ppm`, an extra delay uniform in `[0, tail_ms]`: a long tail that reorders
 //! messages. A message to oneself is delivered at once and never lost.
 
+use crate::DetRng;
 use crate::NodeId;
 use rand::Rng;
-use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -121,7 +121,7 @@ pub struct Fate {
 pub fn fate(
     config: &NetworkConfig,
     partitions: &Partitions,
-    rng: &mut SmallRng,
+    rng: &mut DetRng,
     from: NodeId,
     to: NodeId,
 ) -> Fate {
@@ -132,7 +132,7 @@ pub fn fate(
             duplicate_ms: None,
         };
     }
-    let draw_latency = |rng: &mut SmallRng| {
+    let draw_latency = |rng: &mut DetRng| {
         let lo = config.latency_min_ms;
         let hi = config.latency_max_ms.max(lo);
         let mut ms = rng.random_range(lo..=hi);
@@ -187,7 +187,7 @@ mod tests {
             loss_ppm: 250_000,
             ..NetworkConfig::default()
         };
-        let mut rng = SmallRng::seed_from_u64(1);
+        let mut rng = DetRng::seed_from_u64(1);
         let p = Partitions::default();
         let fates: Vec<Fate> = (0..10_000)
             .map(|_| fate(&config, &p, &mut rng, NodeId(1), NodeId(2)))

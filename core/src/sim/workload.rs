@@ -1,9 +1,9 @@
 //! A client workload generator: a rate of operations, a read/write/delete mix, a key
 //! distribution, and a consistency level, all drawn from the simulation's seeded generator.
 
+use crate::DetRng;
 use crate::node::{ClientOp, Consistency};
 use rand::Rng;
-use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
 
 /// How keys are chosen.
@@ -49,7 +49,7 @@ impl Default for WorkloadConfig {
 }
 
 /// Draws one operation. `counter` makes values unique, so a read shows which write it saw.
-pub fn next_op(config: &WorkloadConfig, rng: &mut SmallRng, counter: u64) -> ClientOp {
+pub fn next_op(config: &WorkloadConfig, rng: &mut DetRng, counter: u64) -> ClientOp {
     let keys = config.keys.max(1);
     let index = match config.distribution {
         KeyDistribution::Uniform => rng.random_range(0..keys),

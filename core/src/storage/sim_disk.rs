@@ -46,7 +46,7 @@
 //! drawn.
 
 use super::disk::{Disk, DiskError, DiskOp};
-use rand::rngs::SmallRng;
+use crate::DetRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -134,7 +134,7 @@ struct Inode {
 
 #[derive(Debug)]
 struct State {
-    rng: SmallRng,
+    rng: DetRng,
     faults: FaultConfig,
     stats: SimDiskStats,
     inodes: BTreeMap<InodeId, Inode>,
@@ -189,7 +189,7 @@ fn injected(op: DiskOp, name: &str, what: &str) -> DiskError {
 impl State {
     fn new(seed: u64, faults: FaultConfig) -> State {
         State {
-            rng: SmallRng::seed_from_u64(seed),
+            rng: DetRng::seed_from_u64(seed),
             faults,
             stats: SimDiskStats::default(),
             inodes: BTreeMap::new(),
