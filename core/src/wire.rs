@@ -133,6 +133,9 @@ pub enum Message {
         /// The token range.
         range: Range,
     },
+    /// Node ↔ node: one message of a gossip round (digests, then the state each side lacks;
+    /// see `membership::GossipMsg`).
+    Gossip(crate::membership::GossipMsg),
     /// Replica ↔ replica: one message of a Merkle-tree anti-entropy session over a token range
     /// (see `antientropy::AeMsg`). `initiator` and `session` identify the session on both sides.
     AntiEntropy {
@@ -211,6 +214,7 @@ impl Message {
             | Message::StreamOffer { .. }
             | Message::StreamDone { .. } => MessageKind::Stream,
             Message::AntiEntropy { .. } => MessageKind::Repair,
+            Message::Gossip(_) => MessageKind::Gossip,
         }
     }
 }

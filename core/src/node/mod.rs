@@ -27,6 +27,7 @@
 
 mod antientropy;
 mod coordinator;
+mod membership;
 mod replica;
 mod stream;
 #[cfg(test)]
@@ -41,6 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSIONS_MAX};
 pub use coordinator::resolve_lww;
+pub use membership::Membership;
 pub use replica::{hint_key, split_hint_key};
 pub use stream::{Lifecycle, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
 
@@ -280,6 +282,10 @@ pub enum Timer {
         /// Its number for the session.
         session: u64,
     },
+    /// Time for a gossip round.
+    GossipTick,
+    /// Time for a joining node to compute what it streams.
+    JoinStart,
     /// A streamed page's deadline.
     StreamTimeout {
         /// The streaming session.
@@ -359,6 +365,13 @@ pub enum NodeEvent {
         keys: u64,
         /// Bytes moved (keys and cells).
         bytes: u64,
+    },
+    /// Membership news from gossip and the failure detector.
+    Membership(crate::membership::GossipEvent),
+    /// This node's ring changed (a member joined, left or was removed).
+    RingChanged {
+        /// Nodes in the ring now.
+        nodes: usize,
     },
     /// An anti-entropy session with `peer` over `range` completed.
     RepairDone {
@@ -452,11 +465,14 @@ pub enum Input {
         /// Its result.
         result: StorageResult,
     },
-    /// The operator asks this node to join the ring with its configured tokens, streaming the
-    /// ranges it gains first.
-    Join,
     /// The operator asks this node to leave the ring, handing its ranges over first.
     Leave,
+    /// The operator removes `node`, a dead member that will not come back: it leaves every
+    /// ring without streaming (anti-entropy then restores the replica count).
+    Remove {
+        /// The node to remove.
+        node: NodeId,
+    },
     /// The ring changed (an oracle's notice; gossip makes the same change itself).
     RingChanged {
         /// Every member and its tokens.
@@ -472,7 +488,7 @@ pub enum Input {
 }
 
 /// A node's configuration. Every queue has a bound here.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeConfig {
     /// This node.
     pub id: NodeId,
@@ -505,6 +521,20 @@ pub struct NodeConfig {
     pub anti_entropy_interval_ms: u64,
     /// Depth of the Merkle trees; every node of a cluster must use the same.
     pub merkle_depth: u8,
+    /// How this node learns membership: gossip, or an oracle (its driver).
+    pub membership: Membership,
+    /// Larger at every start of this node (its start time in ms works): lets peers tell a
+    /// restart from a stale message.
+    pub generation: u64,
+    /// How peers reach this node (opaque to the core: `host:port`, a URL).
+    pub address: String,
+    /// Seed of this node's own random choices (gossip peers).
+    pub seed: u64,
+    /// Whether this node starts by joining: it streams the ranges it gains before serving.
+    pub joining: bool,
+    /// Under gossip, how long a joining node listens before it computes what to stream (so that
+    /// it knows the ring).
+    pub join_delay_ms: u64,
 }
 
 impl NodeConfig {
@@ -525,6 +555,12 @@ impl NodeConfig {
             tokens: Vec::new(),
             anti_entropy_interval_ms: 10_000,
             merkle_depth: crate::antientropy::DEPTH_DEFAULT,
+            membership: Membership::Oracle,
+            generation: 0,
+            address: String::new(),
+            seed: u64::from(id.0),
+            joining: false,
+            join_delay_ms: 3_000,
         }
     }
 }
@@ -569,6 +605,10 @@ enum StorageWait {
 pub struct Node {
     config: NodeConfig,
     ring: Ring,
+    /// The ring this node started with; gossip adds and removes members from it.
+    base_ring: Ring,
+    gossip: Option<crate::membership::Gossiper>,
+    rng: crate::DetRng,
     down: BTreeSet<NodeId>,
     next_seq: u64,
     last_ts: u64,
@@ -586,9 +626,13 @@ impl Node {
     /// A node starting (or restarting) at local time `now` with `ring`. The outputs start hint
     /// handoff: counting hints left from before a restart, and the replay timer.
     pub fn new(config: NodeConfig, ring: Ring, now: Millis) -> (Node, Vec<Output>) {
+        let seed = config.seed;
         let mut node = Node {
             config,
+            base_ring: ring.clone(),
             ring,
+            gossip: None,
+            rng: <crate::DetRng as rand::SeedableRng>::seed_from_u64(seed),
             down: BTreeSet::new(),
             next_seq: 1,
             last_ts: 0,
@@ -606,6 +650,21 @@ impl Node {
             Millis(now.0 + node.config.hint_replay_interval_ms),
             Timer::HintReplay,
         );
+        if let Err(why) = node.start_membership(now) {
+            node.event(NodeEvent::RepairFailed {
+                range: crate::ring::Range::full(crate::ring::Token(0)),
+                peer: node.config.id,
+                reason: format!("gossip could not start: {why}"),
+            });
+        }
+        if node.config.joining {
+            node.lifecycle = Lifecycle::Joining;
+            let delay = match node.config.membership {
+                Membership::Oracle => 0,
+                Membership::Gossip { .. } => node.config.join_delay_ms,
+            };
+            node.set_timer(Millis(now.0 + delay), Timer::JoinStart);
+        }
         let ae = node.config.anti_entropy_interval_ms;
         if ae > 0 {
             // Spread the nodes' first repairs over one interval.
@@ -665,8 +724,10 @@ impl Node {
             Input::Timer(Timer::StreamTimeout { session, attempt }) => {
                 self.on_stream_timeout(now, session, attempt)
             }
-            Input::Join => self.start_join(now),
+            Input::Timer(Timer::GossipTick) => self.on_gossip_tick(now),
+            Input::Timer(Timer::JoinStart) => self.start_join(now),
             Input::Leave => self.start_leave(),
+            Input::Remove { node } => self.on_remove(node),
             Input::RingChanged { members } => self.ring = Ring::new(members),
             Input::Storage { op, result } => self.on_storage(now, op, result),
             Input::PeerStatus { node, up } => self.on_peer_status(now, node, up),
@@ -708,6 +769,7 @@ impl Node {
                 session,
                 msg,
             } => self.on_anti_entropy_message(now, from, initiator, session, msg),
+            Message::Gossip(msg) => self.on_gossip(now, from, msg),
         }
     }
 

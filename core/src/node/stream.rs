@@ -105,6 +105,7 @@ impl Node {
             .into_iter()
             .collect();
         self.lifecycle = Lifecycle::Leaving;
+        self.announce(crate::membership::MemberStatus::Leaving);
         let mine: Vec<&RangeMove> = moves.iter().filter(|m| m.from == me).collect();
         self.event(NodeEvent::LeaveStarted { ranges: mine.len() });
         for m in mine {
@@ -325,6 +326,7 @@ impl Node {
         if self.lifecycle == Lifecycle::Joining && self.streams.incoming.is_empty() {
             self.lifecycle = Lifecycle::Normal;
             self.ring = after;
+            self.announce(crate::membership::MemberStatus::Alive);
             self.event(NodeEvent::Joined);
         }
     }
@@ -333,6 +335,7 @@ impl Node {
         if self.lifecycle == Lifecycle::Leaving && self.streams.offers.is_empty() {
             self.lifecycle = Lifecycle::Left;
             self.ring = self.ring.without_node(self.config.id);
+            self.announce(crate::membership::MemberStatus::Left);
             self.event(NodeEvent::Left);
         }
     }

@@ -115,6 +115,7 @@ pub(super) fn label_short(msg: &Message) -> &'static str {
         Message::StreamOffer { .. } => "StreamOffer",
         Message::StreamDone { .. } => "StreamDone",
         Message::AntiEntropy { .. } => "AntiEntropy",
+        Message::Gossip(_) => "Gossip",
     }
 }
 
@@ -190,6 +191,21 @@ pub fn label(msg: &Message) -> String {
         Message::StreamOffer { range, .. } => format!("StreamOffer {}", show_range(range)),
         Message::StreamDone { keys, bytes, .. } => format!("StreamDone {keys} keys {bytes} bytes"),
         Message::AntiEntropy { msg, .. } => format!("AE {}", ae_label(msg)),
+        Message::Gossip(msg) => match msg {
+            crate::membership::GossipMsg::Syn { digests } => {
+                format!("GossipSyn ({} digests)", digests.len())
+            }
+            crate::membership::GossipMsg::Ack { deltas, requests } => {
+                format!(
+                    "GossipAck ({} deltas, {} requests)",
+                    deltas.len(),
+                    requests.len()
+                )
+            }
+            crate::membership::GossipMsg::Ack2 { deltas } => {
+                format!("GossipAck2 ({} deltas)", deltas.len())
+            }
+        },
         Message::ReadReply { result: Err(e), .. } => format!("GetReply error ({e:?})"),
     }
 }

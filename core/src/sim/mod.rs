@@ -46,7 +46,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use workload::WorkloadConfig;
 
 /// Everything a simulation is made of. A run is reproduced by its config.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {
     /// The seed every random choice comes from.
     pub seed: u64,
@@ -86,6 +86,9 @@ pub struct SimConfig {
     pub hint_replay_interval_ms: u64,
     /// How often each node repairs one of its ranges with a replica (0: no anti-entropy).
     pub anti_entropy_interval_ms: u64,
+    /// Gossip membership and failure detection, or `None` for an oracle that tells nodes of
+    /// crashes, partitions and ring changes after `detection_ms`.
+    pub gossip: Option<crate::membership::GossipConfig>,
     /// The client workload.
     pub workload: WorkloadConfig,
     /// Events the log keeps (older ones are dropped; the hash covers all).
@@ -126,6 +129,7 @@ impl Default for SimConfig {
             hint_ttl_ms: 3600 * 1000,
             hint_replay_interval_ms: 500,
             anti_entropy_interval_ms: 1_000,
+            gossip: None,
             workload: WorkloadConfig::default(),
             log_capacity: 100_000,
             tokens: None,
@@ -139,8 +143,33 @@ impl SimConfig {
         (1..=self.nodes).map(NodeId).collect()
     }
 
-    fn node_config(&self, id: NodeId) -> NodeConfig {
+    /// Gossip settings scaled for simulation: 100 ms rounds, a peer Suspect after about 2 s of
+    /// silence and Dead 1 s later.
+    pub fn fast_gossip() -> crate::membership::GossipConfig {
+        let mut g = crate::membership::GossipConfig {
+            gossip_interval_ms: 100,
+            dead_after_ms: 1_000,
+            ..crate::membership::GossipConfig::default()
+        };
+        g.phi.initial_interval_ms = 100;
+        g
+    }
+
+    fn node_config(&self, id: NodeId, joining: bool, generation: u64) -> NodeConfig {
+        let membership = match &self.gossip {
+            None => crate::node::Membership::Oracle,
+            Some(config) => crate::node::Membership::Gossip {
+                seeds: self.node_ids().into_iter().take(3).collect(),
+                config: config.clone(),
+            },
+        };
         NodeConfig {
+            membership,
+            joining,
+            generation,
+            address: format!("sim://{id}"),
+            seed: self.seed ^ u64::from(id.0).rotate_left(17),
+            join_delay_ms: self.gossip.as_ref().map_or(0, |g| 5 * g.gossip_interval_ms),
             n: self.n,
             w: self.w,
             r: self.r,
@@ -216,6 +245,10 @@ enum Event {
         to: NodeId,
         members: Vec<(NodeId, Vec<crate::ring::Token>)>,
     },
+    Stop {
+        node: NodeId,
+        incarnation: u64,
+    },
     WorkloadTick,
 }
 
@@ -229,6 +262,7 @@ impl Event {
                 | Event::IntervalSync { .. }
                 | Event::PeerStatus { .. }
                 | Event::RingChanged { .. }
+                | Event::Stop { .. }
         )
     }
 }
@@ -272,6 +306,8 @@ struct SimNode {
     job: Option<(StoreId, Job<SimDisk>)>,
     /// The node left the ring gracefully: it does not restart.
     left: bool,
+    /// The node is joining (it streams before it serves); cleared once it has joined.
+    joining: bool,
 }
 
 impl SimNode {
@@ -388,6 +424,7 @@ impl Sim {
                 sync_scheduled: false,
                 job: None,
                 left: false,
+                joining: false,
             },
         );
     }
@@ -400,9 +437,11 @@ impl Sim {
             return Ok(());
         }
         self.insert_machine(id);
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.joining = true;
+        }
         self.start_node(id)?;
         self.update_views();
-        self.input(id, Input::Join);
         Ok(())
     }
 
@@ -428,28 +467,59 @@ impl Sim {
             .iter()
             .map(|n| (*n, self.ring.tokens_of(*n)))
             .collect();
+        if joined {
+            if let Some(n) = self.nodes.get_mut(&node) {
+                n.joining = false;
+            }
+        }
+        if let Some(g) = &self.config.gossip {
+            // Gossip carries the change. A leaving node keeps gossiping for a few rounds so that
+            // everyone hears it left, then stops.
+            if !joined {
+                let at = Millis(self.now.0 + 10 * g.gossip_interval_ms);
+                let incarnation = self.incarnation(node);
+                self.schedule(at, Event::Stop { node, incarnation });
+            }
+            return;
+        }
         let at = Millis(self.now.0 + self.config.detection_ms);
         for id in self.node_ids() {
             if id != node {
-                self.schedule(
-                    at,
-                    Event::RingChanged {
-                        to: id,
-                        members: members.clone(),
-                    },
-                );
+                let members = members.clone();
+                self.schedule(at, Event::RingChanged { to: id, members });
             }
         }
         if !joined {
-            // The node has handed everything over: it shuts down.
-            if let Some(n) = self.nodes.get_mut(&node) {
-                n.node = None;
-                n.left = true;
-                n.incarnation += 1;
-            }
-            self.log.push(self.now, SimEvent::NodeStopped { node });
-            self.update_views();
+            self.stop(node);
         }
+    }
+
+    /// A node that has handed everything over shuts down for good.
+    fn stop(&mut self, node: NodeId) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.node = None;
+            n.left = true;
+            n.incarnation += 1;
+        }
+        self.log.push(self.now, SimEvent::NodeStopped { node });
+        self.update_views();
+    }
+
+    /// An operator removes `node` (a dead member that will not come back), through `via`:
+    /// gossip spreads it, or the oracle tells everyone.
+    pub fn remove_node(&mut self, node: NodeId, via: NodeId) {
+        self.ring = self.ring.without_node(node);
+        if self.config.gossip.is_some() {
+            self.input(via, Input::Remove { node });
+        } else {
+            for id in self.node_ids() {
+                if self.is_up(id) {
+                    self.input(id, Input::Remove { node });
+                }
+            }
+        }
+        let description = format!("operator removes {node} through {via}");
+        self.log.push(self.now, SimEvent::Fault { description });
     }
 
     /// The configuration.
@@ -520,7 +590,12 @@ impl Sim {
     // ---- nodes: start, crash, restart ------------------------------------------------------
 
     fn start_node(&mut self, id: NodeId) -> Result<(), StorageError> {
-        let node_config = self.config.node_config(id);
+        let (joining, incarnation) = self
+            .nodes
+            .get(&id)
+            .map_or((false, 0), |n| (n.joining, n.incarnation));
+        let generation = (self.now.0 << 16) + incarnation + 1;
+        let node_config = self.config.node_config(id, joining, generation);
         let lsm_config = self.config.lsm.clone();
         let hint_config = LsmConfig {
             tombstone_grace_ms: 0,
@@ -692,6 +767,9 @@ impl Sim {
     /// The oracle: what each running node should believe about each peer (up, reachable to
     /// it), and news of every change after the detection delay.
     fn update_views(&mut self) {
+        if self.config.gossip.is_some() {
+            return;
+        }
         let ids = self.node_ids();
         for &observer in &ids {
             if !self.is_up(observer) {
@@ -900,6 +978,11 @@ impl Sim {
             Event::RingChanged { to, members } => {
                 if self.is_up(to) {
                     self.input(to, Input::RingChanged { members });
+                }
+            }
+            Event::Stop { node, incarnation } => {
+                if self.incarnation(node) == incarnation {
+                    self.stop(node);
                 }
             }
             Event::WorkloadTick => self.workload_tick(),

@@ -1,0 +1,164 @@
+//! Membership inside the node: gossip rounds, the failure detector's verdicts, and the ring
+//! they imply.
+//!
+//! With [`Membership::Gossip`] the node runs a [`Gossiper`]: every `gossip_interval_ms` it
+//! heartbeats and exchanges digests with a few peers ([`Message::Gossip`]); after every round
+//! or message it reads the phi-accrual verdicts (a Suspect or Dead peer is treated as down: the
+//! coordinator routes around it and writes hints for it; a peer seen Alive again gets its hints
+//! back) and rebuilds its ring: the ring it started with, plus every member gossiping Alive or
+//! Leaving with its tokens, minus every member that Left or was Removed. A node that fails is
+//! not removed from the ring by failure detection alone (Dynamo's rule: failure is not
+//! departure); an operator removes it. With [`Membership::Oracle`] the driver feeds verdicts
+//! and rings instead ([`super::Input::PeerStatus`], [`super::Input::RingChanged`]).
+
+use super::{Node, NodeEvent, Timer};
+use crate::membership::{GossipConfig, GossipMsg, Gossiper, MemberStatus, Verdict};
+use crate::wire::Message;
+use crate::{Millis, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// How a node learns who is up and what the ring is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Membership {
+    /// From its driver (tests, and simulations that isolate the data path).
+    Oracle,
+    /// From gossip and its own failure detector.
+    Gossip {
+        /// Nodes contacted to join, and now and then afterwards.
+        seeds: Vec<NodeId>,
+        /// Gossip and failure-detection settings.
+        config: GossipConfig,
+    },
+}
+
+impl Node {
+    /// Starts gossip, if this node uses it: the first round, spread over one interval by id.
+    pub(super) fn start_membership(&mut self, now: Millis) -> Result<(), String> {
+        let Membership::Gossip { seeds, config } = &self.config.membership else {
+            return Ok(());
+        };
+        let interval = config.gossip_interval_ms;
+        let mut gossiper = Gossiper::new(
+            self.config.id,
+            self.config.generation,
+            self.config.address.clone(),
+            self.config.tokens.clone(),
+            seeds.clone(),
+            config.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        if !self.config.joining {
+            gossiper
+                .set_status(MemberStatus::Alive)
+                .map_err(|e| e.to_string())?;
+        }
+        self.gossip = Some(gossiper);
+        let offset = u64::from(self.config.id.0).wrapping_mul(7919) % interval.max(1);
+        self.set_timer(Millis(now.0 + offset), Timer::GossipTick);
+        Ok(())
+    }
+
+    /// Announces this node's own status to the cluster (no-op under an oracle).
+    pub(super) fn announce(&mut self, status: MemberStatus) {
+        if let Some(g) = self.gossip.as_mut() {
+            let _ = g.set_status(status);
+        }
+    }
+
+    /// The phi of every peer this node has heard from, for the UI.
+    pub fn phis(&self, now: Millis) -> std::collections::BTreeMap<NodeId, f64> {
+        self.gossip
+            .as_ref()
+            .map(|g| g.phis(now))
+            .unwrap_or_default()
+    }
+
+    /// This node's gossiper, if it gossips.
+    pub fn gossiper(&self) -> Option<&Gossiper> {
+        self.gossip.as_ref()
+    }
+
+    pub(super) fn on_gossip_tick(&mut self, now: Millis) {
+        let Some(g) = self.gossip.as_mut() else {
+            return;
+        };
+        let interval = g.config().gossip_interval_ms;
+        let msgs = g.tick(now, &mut self.rng);
+        for (to, msg) in msgs {
+            self.send(to, Message::Gossip(msg));
+        }
+        self.set_timer(Millis(now.0 + interval), Timer::GossipTick);
+        self.after_gossip(now);
+    }
+
+    pub(super) fn on_gossip(&mut self, now: Millis, from: NodeId, msg: GossipMsg) {
+        let Some(g) = self.gossip.as_mut() else {
+            return;
+        };
+        let replies = g.handle(now, from, msg);
+        for (to, msg) in replies {
+            self.send(to, Message::Gossip(msg));
+        }
+        self.after_gossip(now);
+    }
+
+    pub(super) fn on_remove(&mut self, node: NodeId) {
+        if let Some(g) = self.gossip.as_mut() {
+            let _ = g.remove(node);
+        }
+        self.base_ring = self.base_ring.without_node(node);
+        self.ring = self.ring.without_node(node);
+        self.after_gossip_ring();
+    }
+
+    /// Reads verdicts and the ring out of the gossiper after it changed.
+    fn after_gossip(&mut self, now: Millis) {
+        let me = self.config.id;
+        let Some(g) = self.gossip.as_mut() else {
+            return;
+        };
+        let events = g.drain_events();
+        let view = g.live_view(now);
+        for event in events {
+            self.event(NodeEvent::Membership(event));
+        }
+        for (node, verdict) in view {
+            if node == me {
+                continue;
+            }
+            if verdict == Verdict::Alive {
+                if self.down.remove(&node) {
+                    self.replay_hints_to(now, node);
+                }
+            } else {
+                self.down.insert(node);
+            }
+        }
+        self.after_gossip_ring();
+    }
+
+    fn after_gossip_ring(&mut self) {
+        let Some(g) = self.gossip.as_ref() else {
+            return;
+        };
+        let mut ring = self.base_ring.clone();
+        for (&node, state) in g.members() {
+            match state.status {
+                MemberStatus::Alive | MemberStatus::Leaving if !state.tokens.is_empty() => {
+                    if ring.tokens_of(node) != state.tokens {
+                        ring = ring.with_node(node, state.tokens.clone());
+                    }
+                }
+                MemberStatus::Left | MemberStatus::Removed if ring.contains_node(node) => {
+                    ring = ring.without_node(node);
+                }
+                _ => {}
+            }
+        }
+        if ring != self.ring {
+            let nodes = ring.nodes().len();
+            self.ring = ring;
+            self.event(NodeEvent::RingChanged { nodes });
+        }
+    }
+}
