@@ -144,10 +144,10 @@ impl Node {
         let mut ring = self.base_ring.clone();
         for (&node, state) in g.members() {
             match state.status {
-                MemberStatus::Alive | MemberStatus::Leaving if !state.tokens.is_empty() => {
-                    if ring.tokens_of(node) != state.tokens {
-                        ring = ring.with_node(node, state.tokens.clone());
-                    }
+                MemberStatus::Alive | MemberStatus::Leaving
+                    if !state.tokens.is_empty() && ring.tokens_of(node) != state.tokens =>
+                {
+                    ring = ring.with_node(node, state.tokens.clone());
                 }
                 MemberStatus::Left | MemberStatus::Removed if ring.contains_node(node) => {
                     ring = ring.without_node(node);

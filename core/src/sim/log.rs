@@ -420,6 +420,22 @@ fn show_node_event(event: &NodeEvent) -> String {
     }
 }
 
+fn show_gossip_event(event: &crate::membership::GossipEvent) -> String {
+    use crate::membership::GossipEvent as G;
+    match event {
+        G::Joined { node, status } => format!("gossip: learns of {node} ({status:?})"),
+        G::PeerUp { node } => format!("gossip: {node} is alive again"),
+        G::PeerSuspect { node, phi } => format!("gossip: suspects {node} (phi {phi:.1})"),
+        G::PeerDown { node } => format!("gossip: {node} is dead"),
+        G::PeerRestarted { node, .. } => format!("gossip: {node} restarted"),
+        G::StatusChanged { node, status } => format!("gossip: {node} is {status:?}"),
+        G::PeerLeft { node } => format!("gossip: {node} left"),
+        G::PeerRemoved { node } => format!("gossip: {node} was removed"),
+        G::Refuted { generation } => format!("gossip: refuted a removal (generation {generation})"),
+        G::EventsDropped { count } => format!("gossip: {count} events dropped"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,21 +464,5 @@ mod tests {
         assert_eq!(show_bytes(&[b'a'; 30]).chars().count(), 25);
         assert_eq!(show_ts(12_345), "12.345");
         assert_eq!(show_ts(100_000), "100");
-    }
-}
-
-fn show_gossip_event(event: &crate::membership::GossipEvent) -> String {
-    use crate::membership::GossipEvent as G;
-    match event {
-        G::Joined { node, status } => format!("gossip: learns of {node} ({status:?})"),
-        G::PeerUp { node } => format!("gossip: {node} is alive again"),
-        G::PeerSuspect { node, phi } => format!("gossip: suspects {node} (phi {phi:.1})"),
-        G::PeerDown { node } => format!("gossip: {node} is dead"),
-        G::PeerRestarted { node, .. } => format!("gossip: {node} restarted"),
-        G::StatusChanged { node, status } => format!("gossip: {node} is {status:?}"),
-        G::PeerLeft { node } => format!("gossip: {node} left"),
-        G::PeerRemoved { node } => format!("gossip: {node} was removed"),
-        G::Refuted { generation } => format!("gossip: refuted a removal (generation {generation})"),
-        G::EventsDropped { count } => format!("gossip: {count} events dropped"),
     }
 }

@@ -467,10 +467,8 @@ impl Sim {
             .iter()
             .map(|n| (*n, self.ring.tokens_of(*n)))
             .collect();
-        if joined {
-            if let Some(n) = self.nodes.get_mut(&node) {
-                n.joining = false;
-            }
+        if joined && let Some(n) = self.nodes.get_mut(&node) {
+            n.joining = false;
         }
         if let Some(g) = &self.config.gossip {
             // Gossip carries the change. A leaving node keeps gossiping for a few rounds so that
