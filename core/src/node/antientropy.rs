@@ -105,15 +105,13 @@ impl Node {
         {
             return;
         }
-        let ranges = self.ring.replica_ranges(me, self.config.n);
+        let ranges = self.repair_ranges();
         if ranges.is_empty() {
             return;
         }
-        let range = ranges[self.ae.next_range % ranges.len()];
+        let (range, replicas) = ranges[self.ae.next_range % ranges.len()].clone();
         self.ae.next_range = self.ae.next_range.wrapping_add(1);
-        let peers: Vec<NodeId> = self
-            .ring
-            .preference_list(range.end, self.config.n)
+        let peers: Vec<NodeId> = replicas
             .into_iter()
             .filter(|p| *p != me && self.believes_up(*p))
             .collect();
@@ -124,6 +122,28 @@ impl Node {
         self.ae.next_peer = self.ae.next_peer.wrapping_add(1);
         let id = self.next_seq();
         self.begin_repair(now, (me, id), peer, range, Role::Initiator);
+    }
+
+    /// The ranges this node replicates, each with its replica set: adjacent ranges are merged
+    /// only when they have the same replicas, so a peer holds every key of the range it is
+    /// asked to compare.
+    fn repair_ranges(&self) -> Vec<(Range, Vec<NodeId>)> {
+        let me = self.config.id;
+        let mut out: Vec<(Range, Vec<NodeId>)> = Vec::new();
+        for (range, _) in self.ring.ranges() {
+            let mut replicas = self.ring.preference_list(range.end, self.config.n);
+            if !replicas.contains(&me) {
+                continue;
+            }
+            replicas.sort_unstable();
+            match out.last_mut() {
+                Some((last, set)) if *set == replicas && last.end == range.start => {
+                    last.end = range.end;
+                }
+                _ => out.push((range, replicas)),
+            }
+        }
+        out
     }
 
     fn begin_repair(

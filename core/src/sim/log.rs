@@ -61,6 +61,8 @@ pub enum SimEvent {
         from: NodeId,
         /// Receiver.
         to: NodeId,
+        /// Kind, for colour.
+        kind: MessageKind,
         /// Why.
         reason: DropReason,
     },

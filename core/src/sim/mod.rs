@@ -86,6 +86,8 @@ pub struct SimConfig {
     pub hint_replay_interval_ms: u64,
     /// How often each node repairs one of its ranges with a replica (0: no anti-entropy).
     pub anti_entropy_interval_ms: u64,
+    /// Depth of the anti-entropy Merkle trees (2^depth leaves per range).
+    pub merkle_depth: u8,
     /// Gossip membership and failure detection, or `None` for an oracle that tells nodes of
     /// crashes, partitions and ring changes after `detection_ms`.
     pub gossip: Option<crate::membership::GossipConfig>,
@@ -129,6 +131,7 @@ impl Default for SimConfig {
             hint_ttl_ms: 3600 * 1000,
             hint_replay_interval_ms: 500,
             anti_entropy_interval_ms: 1_000,
+            merkle_depth: 6,
             gossip: None,
             workload: WorkloadConfig::default(),
             log_capacity: 100_000,
@@ -179,6 +182,7 @@ impl SimConfig {
             hint_ttl_ms: self.hint_ttl_ms,
             hint_replay_interval_ms: self.hint_replay_interval_ms,
             anti_entropy_interval_ms: self.anti_entropy_interval_ms,
+            merkle_depth: self.merkle_depth,
             tokens: match &self.tokens {
                 Some(all) => all
                     .iter()
@@ -988,13 +992,14 @@ impl Sim {
     }
 
     fn drop_message(&mut self, id: u64, from: NodeId, to: NodeId, reason: DropReason) {
-        self.flying.remove(&id);
+        let kind = self.flying.remove(&id).map_or(MessageKind::Write, |f| f.2);
         self.log.push(
             self.now,
             SimEvent::MessageDropped {
                 id,
                 from,
                 to,
+                kind,
                 reason,
             },
         );

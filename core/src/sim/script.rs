@@ -24,7 +24,9 @@
 //!
 //! `cluster` options: `nodes`, `n`, `w`, `r`, `seed`, `vnodes`, `latency=MIN..MAX` or
 //! `latency=MS`, `tail=PPM`, `sync=always|never|interval:MS`, `timeout=MS`, `detect=MS`,
-//! `ae=MS` (anti-entropy interval per node; 0 turns it off),
+//! `ae=MS` (anti-entropy interval per node; 0 turns it off), `membership=gossip|oracle`
+//! (gossip rounds every 100 ms with phi-accrual detection, or an oracle that tells nodes of
+//! failures after `detect` ms; gossip messages themselves are left out of traces),
 //! `layout=notes` (one token per node, placed so that `user123` falls between `n2` and `n3`:
 //! the notes' ring A–E with B as coordinator and C, D, E as replicas).
 //!
@@ -126,7 +128,12 @@ impl Runner {
         let Some(sim) = self.sim.as_ref() else { return };
         let mut lines = Vec::new();
         for entry in sim.log().since(self.shown) {
-            let show = !matches!(entry.event, SimEvent::MessageDelivered { .. });
+            let show = match &entry.event {
+                SimEvent::MessageDelivered { .. } => false,
+                SimEvent::MessageSent { kind, .. } => *kind != crate::wire::MessageKind::Gossip,
+                SimEvent::MessageDropped { kind, .. } => *kind != crate::wire::MessageKind::Gossip,
+                _ => true,
+            };
             if show {
                 lines.push(format!("  {:>6}ms  {}", entry.time.0, entry.event.trace()));
             }
@@ -275,7 +282,22 @@ impl Runner {
                 }
             }
             "status" => {
-                let snapshot = self.sim()?.snapshot();
+                let sim = self.sim()?;
+                let now = sim.now();
+                let phis: std::collections::BTreeMap<NodeId, String> = sim
+                    .node_ids()
+                    .into_iter()
+                    .filter_map(|id| {
+                        let phis = sim.node(id)?.phis(now);
+                        if phis.is_empty() {
+                            return None;
+                        }
+                        let shown: Vec<String> =
+                            phis.iter().map(|(p, v)| format!("{p} {v:.1}")).collect();
+                        Some((id, format!(", phi [{}]", shown.join(", "))))
+                    })
+                    .collect();
+                let snapshot = sim.snapshot();
                 for n in snapshot.nodes {
                     let down: Vec<String> = n.believes_down.iter().map(|d| d.to_string()).collect();
                     let hints: Vec<String> = n
@@ -285,11 +307,12 @@ impl Runner {
                         .collect();
                     let _ = writeln!(
                         self.out,
-                        "  {}: {}, believes down [{}], hints [{}]",
+                        "  {}: {}, believes down [{}], hints [{}]{}",
                         n.id,
                         if n.up { "up" } else { "down" },
                         down.join(", "),
-                        hints.join(", ")
+                        hints.join(", "),
+                        phis.get(&n.id).map(String::as_str).unwrap_or("")
                     );
                 }
             }
@@ -318,6 +341,13 @@ impl Runner {
                 "timeout" => config.request_timeout_ms = num(name, value)?,
                 "detect" => config.detection_ms = num(name, value)?,
                 "ae" => config.anti_entropy_interval_ms = num(name, value)?,
+                "membership" => {
+                    config.gossip = match value {
+                        "gossip" => Some(SimConfig::fast_gossip()),
+                        "oracle" => None,
+                        v => return Err(format!("bad membership {v:?}: gossip or oracle")),
+                    }
+                }
                 "sync" => {
                     config.sync = match value {
                         "always" => SyncPolicy::Always,
