@@ -2,15 +2,22 @@
 //! faults drawn from one seed, checked against the invariants the system promises.
 //!
 //! Each seed runs a *safety phase* (3 s of simulated client load while nodes crash and
-//! restart, links partition and heal, messages are lost, duplicated and reordered, and, for
-//! some seeds, clocks are skewed), then a *liveness phase* (every fault healed, every node up,
-//! the load stopped, 5 s to settle). Then:
+//! restart, join and leave, links partition and heal, messages are lost, duplicated and
+//! reordered, and, for some seeds, clocks are skewed), then a *liveness phase* (every fault
+//! healed, every node up, the load stopped, up to 125 s to converge). Then:
 //!
 //! 1. every client operation was answered (no hang);
 //! 2. with W + R > N and no clock skew, no read missed a write acknowledged before it began
 //!    while membership was stable (the quorum invariant);
 //! 3. with `SyncPolicy::Always`, no acknowledged write is lost: for every key, some node's data
-//!    or hint store holds a version at least as new as the newest acknowledged write.
+//!    or hint store holds a version at least as new as the newest acknowledged write;
+//! 4. convergence: within a bounded time after everything healed, every live node's membership
+//!    view (under gossip) agrees, and all replicas of every key hold the same version (through
+//!    hinted handoff and anti-entropy, without any read);
+//! 5. a deleted key never reappears: no replica holds a value older than an acknowledged delete.
+//!
+//! Half the seeds run gossip membership with phi-accrual detection, half an oracle; some seeds
+//! also add a node (which streams its ranges) or make one leave (it hands them over).
 //!
 //! `SWEEP_SEEDS` sets how many seeds run (default 500; CI uses the default). A failing seed
 //! prints the one command that replays it with a trace.
@@ -33,6 +40,8 @@ enum Fault {
     Restart(NodeId),
     Partition(Vec<NodeId>, Vec<NodeId>, bool),
     Heal,
+    Join(NodeId),
+    Leave(NodeId),
 }
 
 struct Scenario {
@@ -43,6 +52,31 @@ struct Scenario {
 
 const SAFETY_MS: u64 = 3_000;
 const LIVENESS_MS: u64 = 5_000;
+/// Seconds the liveness phase may take to converge after its first 5 s.
+const CONVERGE_STEPS: u32 = 120;
+
+/// Whether every running node's membership view (gossip) holds the same members and statuses.
+fn views_agree(sim: &Sim) -> Result<(), String> {
+    let views: Vec<(
+        NodeId,
+        Vec<(NodeId, ringstore_core::membership::MemberStatus)>,
+    )> = sim
+        .node_ids()
+        .into_iter()
+        .filter(|n| sim.is_up(*n))
+        .filter_map(|n| {
+            let g = sim.node(n)?.gossiper()?;
+            Some((
+                n,
+                g.members().iter().map(|(id, m)| (*id, m.status)).collect(),
+            ))
+        })
+        .collect();
+    match views.windows(2).find(|w| w[0].1 != w[1].1) {
+        Some(w) => Err(format!("membership views differ: {:?} vs {:?}", w[0], w[1])),
+        None => Ok(()),
+    }
+}
 
 fn scenario(seed: u64) -> Scenario {
     let mut rng = DetRng::seed_from_u64(seed ^ 0x5eed_5eed);
@@ -101,6 +135,12 @@ fn scenario(seed: u64) -> Scenario {
         request_timeout_ms: rng.random_range(100..800),
         detection_ms: rng.random_range(10..300),
         hint_replay_interval_ms: rng.random_range(50..500),
+        anti_entropy_interval_ms: rng.random_range(50..300),
+        gossip: if rng.random_bool(0.5) {
+            Some(SimConfig::fast_gossip())
+        } else {
+            None
+        },
         workload,
         log_capacity: 10_000,
         ..SimConfig::default()
@@ -110,6 +150,7 @@ fn scenario(seed: u64) -> Scenario {
     let ids = config.node_ids();
     let mut faults = Vec::new();
     let mut down: Vec<NodeId> = Vec::new();
+    let (mut joined, mut left, mut gone) = (false, false, Vec::new());
     let mut t = 0;
     loop {
         t += rng.random_range(50..800);
@@ -135,8 +176,28 @@ fn scenario(seed: u64) -> Scenario {
                 let (a, b) = ids.split_at(split);
                 Fault::Partition(a.to_vec(), b.to_vec(), rng.random_bool(0.3))
             }
+            9 if rng.random_bool(0.3) && !joined => {
+                joined = true;
+                Fault::Join(NodeId(nodes + 1))
+            }
+            9 if rng.random_bool(0.3) && !left && nodes > 3 => {
+                // A node that is up and stays up leaves (the last one: not a gossip seed).
+                let leaver = NodeId(nodes);
+                if down.contains(&leaver) {
+                    continue;
+                }
+                left = true;
+                gone.push(leaver);
+                Fault::Leave(leaver)
+            }
             _ => Fault::Heal,
         };
+        if let Fault::Crash(victim) = &fault
+            && gone.contains(victim)
+        {
+            down.retain(|d| d != victim);
+            continue;
+        }
         faults.push((t, fault));
     }
     let skewed = rng.random_bool(0.25);
@@ -189,6 +250,8 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
             Fault::Restart(n) => sim.restart(*n).map_err(|e| format!("restart {n}: {e}"))?,
             Fault::Partition(a, b, one_way) => sim.partition(a, b, *one_way),
             Fault::Heal => sim.heal(),
+            Fault::Join(n) => sim.add_node(*n).map_err(|e| format!("join {n}: {e}"))?,
+            Fault::Leave(n) => sim.leave(*n),
         }
     }
     sim.run_until(ringstore_core::Millis(SAFETY_MS));
@@ -198,14 +261,32 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         ..config.workload.clone()
     });
     sim.heal();
-    for id in config.node_ids() {
+    for id in sim.node_ids() {
         sim.restart(id).map_err(|e| format!("restart {id}: {e}"))?;
     }
     sim.run_for(LIVENESS_MS);
+    // 4. Convergence: within a bounded time after every fault healed, every live node's view
+    // of the membership agrees and all replicas of every key hold the same version.
+    let keys: std::collections::BTreeSet<Vec<u8>> =
+        sim.history().ops().map(|o| o.key.clone()).collect();
+    let mut converged = Err(String::new());
+    for _ in 0..CONVERGE_STEPS {
+        converged =
+            views_agree(&sim).and_then(|()| sim.replicas_agree(keys.iter().map(|k| k.as_slice())));
+        if converged.is_ok() {
+            break;
+        }
+        sim.run_for(1_000);
+    }
 
     if verbose {
         for entry in sim.log().entries() {
             println!("{:>6}ms {}", entry.time.0, entry.event.trace());
+        }
+        if let Err(why) = converged {
+            return Err(format!(
+                "no convergence {CONVERGE_STEPS} s after healing: {why}; {summary}"
+            ));
         }
     }
     let report = sim.history().check();
@@ -251,6 +332,39 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
                 return Err(format!(
                     "acknowledged write lost: key {:?} acked at {version:?}, newest stored {stored:?}; {summary}",
                     String::from_utf8_lossy(key)
+                ));
+            }
+        }
+    }
+    // 5. A deleted key never reappears: where the newest acknowledged write of a key is a
+    // delete, no replica of the converged cluster holds an older value.
+    let mut newest: BTreeMap<Vec<u8>, (ringstore_core::storage::Version, OpKind)> = BTreeMap::new();
+    for op in sim.history().ops() {
+        if let (OpKind::Put | OpKind::Delete, Some(Ok(ClientOk::Written { version, .. }))) =
+            (op.kind, &op.result)
+        {
+            let e = newest.entry(op.key.clone()).or_insert((*version, op.kind));
+            if *version > e.0 {
+                *e = (*version, op.kind);
+            }
+        }
+    }
+    for (key, (version, kind)) in &newest {
+        if *kind != OpKind::Delete || config.sync != SyncPolicy::Always {
+            continue;
+        }
+        let replicas = sim
+            .ring()
+            .preference_list(ringstore_core::ring::key_token(key), config.n);
+        for r in replicas {
+            if let Some(cell) = sim.stored(r, key)
+                && !cell.is_tombstone()
+                && cell.version < *version
+            {
+                return Err(format!(
+                    "deleted key {:?} reappeared on {r}: {:?} older than the delete at {version:?}; {summary}",
+                    String::from_utf8_lossy(key),
+                    cell.version
                 ));
             }
         }
@@ -322,6 +436,8 @@ fn the_same_seed_gives_the_identical_event_log() {
                     Fault::Restart(n) => sim.restart(n).unwrap(),
                     Fault::Partition(a, b, one_way) => sim.partition(&a, &b, one_way),
                     Fault::Heal => sim.heal(),
+                    Fault::Join(n) => sim.add_node(n).unwrap(),
+                    Fault::Leave(n) => sim.leave(n),
                 }
             }
             sim.run_until(ringstore_core::Millis(SAFETY_MS));

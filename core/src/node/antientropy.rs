@@ -27,8 +27,9 @@ pub const RESPONDER_SESSIONS_MAX: usize = 4;
 pub const AE_BUFFERED_MAX: usize = 64;
 /// Keys per page when scanning a range.
 pub const AE_SCAN_PAGE_KEYS: usize = 1024;
-/// How long a session may last.
-pub const AE_SESSION_TIMEOUT_MS: u64 = 30_000;
+/// The default for how long a session may go without a message before it is given up (a lost
+/// message would otherwise stall it; the next interval starts a fresh one).
+pub const AE_SESSION_TIMEOUT_MS: u64 = 10_000;
 
 /// A session's identity: who initiated it, and their number for it.
 pub(super) type SessionKey = (NodeId, u64);
@@ -54,6 +55,8 @@ struct Repair {
     buffered: Vec<AeMsg>,
     /// Entries of leaves being loaded.
     loading: BTreeMap<u32, Vec<(Vec<u8>, Cell)>>,
+    /// The session is given up if nothing happens before this (local time).
+    deadline: Millis,
 }
 
 /// Totals for metrics and the UI.
@@ -165,10 +168,11 @@ impl Node {
             session: None,
             buffered: Vec::new(),
             loading: BTreeMap::new(),
+            deadline: Millis(now.0 + self.config.anti_entropy_idle_timeout_ms),
         };
         self.ae.repairs.insert(key, repair);
         self.set_timer(
-            Millis(now.0 + AE_SESSION_TIMEOUT_MS),
+            Millis(now.0 + self.config.anti_entropy_idle_timeout_ms),
             Timer::AntiEntropyTimeout {
                 initiator: key.0,
                 session: key.1,
@@ -371,7 +375,16 @@ impl Node {
         }
     }
 
-    pub(super) fn on_anti_entropy_timeout(&mut self, initiator: NodeId, session: u64) {
-        self.end_repair((initiator, session), Err("timed out".to_string()));
+    pub(super) fn on_anti_entropy_timeout(&mut self, now: Millis, initiator: NodeId, session: u64) {
+        let key = (initiator, session);
+        let Some(repair) = self.ae.repairs.get(&key) else {
+            return;
+        };
+        if now < repair.deadline {
+            // Messages arrived since the timer was set: wait until the new deadline.
+            let at = repair.deadline;
+            return self.set_timer(at, Timer::AntiEntropyTimeout { initiator, session });
+        }
+        self.end_repair(key, Err("no message in time (lost?)".to_string()));
     }
 }

@@ -108,7 +108,7 @@ impl Node {
         }
         self.base_ring = self.base_ring.without_node(node);
         self.ring = self.ring.without_node(node);
-        self.after_gossip_ring();
+        self.after_gossip_ring(None);
     }
 
     /// Reads verdicts and the ring out of the gossiper after it changed.
@@ -134,10 +134,10 @@ impl Node {
                 self.down.insert(node);
             }
         }
-        self.after_gossip_ring();
+        self.after_gossip_ring(Some(now));
     }
 
-    fn after_gossip_ring(&mut self) {
+    fn after_gossip_ring(&mut self, now: Option<Millis>) {
         let Some(g) = self.gossip.as_ref() else {
             return;
         };
@@ -157,7 +157,10 @@ impl Node {
         }
         if ring != self.ring {
             let nodes = ring.nodes().len();
-            self.ring = ring;
+            let old = std::mem::replace(&mut self.ring, ring.clone());
+            if let Some(now) = now {
+                self.hand_over_lost_ranges(now, &old, &ring);
+            }
             self.event(NodeEvent::RingChanged { nodes });
         }
     }

@@ -521,6 +521,8 @@ pub struct NodeConfig {
     pub anti_entropy_interval_ms: u64,
     /// Depth of the Merkle trees; every node of a cluster must use the same.
     pub merkle_depth: u8,
+    /// A repair session that receives nothing for this long is given up.
+    pub anti_entropy_idle_timeout_ms: u64,
     /// How this node learns membership: gossip, or an oracle (its driver).
     pub membership: Membership,
     /// Larger at every start of this node (its start time in ms works): lets peers tell a
@@ -555,6 +557,7 @@ impl NodeConfig {
             tokens: Vec::new(),
             anti_entropy_interval_ms: 10_000,
             merkle_depth: crate::antientropy::DEPTH_DEFAULT,
+            anti_entropy_idle_timeout_ms: antientropy::AE_SESSION_TIMEOUT_MS,
             membership: Membership::Oracle,
             generation: 0,
             address: String::new(),
@@ -719,7 +722,7 @@ impl Node {
             Input::Timer(Timer::HintReplay) => self.on_hint_replay_timer(now),
             Input::Timer(Timer::AntiEntropy) => self.on_anti_entropy_timer(now),
             Input::Timer(Timer::AntiEntropyTimeout { initiator, session }) => {
-                self.on_anti_entropy_timeout(initiator, session)
+                self.on_anti_entropy_timeout(now, initiator, session)
             }
             Input::Timer(Timer::StreamTimeout { session, attempt }) => {
                 self.on_stream_timeout(now, session, attempt)
@@ -728,7 +731,13 @@ impl Node {
             Input::Timer(Timer::JoinStart) => self.start_join(now),
             Input::Leave => self.start_leave(),
             Input::Remove { node } => self.on_remove(node),
-            Input::RingChanged { members } => self.ring = Ring::new(members),
+            Input::RingChanged { members } => {
+                let new = Ring::new(members);
+                let old = std::mem::replace(&mut self.ring, new.clone());
+                if old != new {
+                    self.hand_over_lost_ranges(now, &old, &new);
+                }
+            }
             Input::Storage { op, result } => self.on_storage(now, op, result),
             Input::PeerStatus { node, up } => self.on_peer_status(now, node, up),
         }
@@ -744,7 +753,7 @@ impl Node {
                 hint_for,
                 purpose: _,
             } => {
-                self.on_replicate(from, req, key, cell, hint_for);
+                self.on_replicate(now, from, req, key, cell, hint_for);
             }
             Message::ReplicateAck { req, result } => self.on_replicate_ack(now, from, req, result),
             Message::Read { req, key } => self.on_read(from, req, key),

@@ -84,6 +84,7 @@ fn decode_hint(bytes: &[u8]) -> Option<Cell> {
 impl Node {
     pub(super) fn on_replicate(
         &mut self,
+        now: Millis,
         from: NodeId,
         req: ReqId,
         key: Vec<u8>,
@@ -118,6 +119,7 @@ impl Node {
                 self.storage_op(op, wait);
             }
             _ => {
+                self.forward_if_handed_over(now, &key, &cell);
                 let wait = StorageWait::ReplicaWrite {
                     coordinator: from,
                     req,

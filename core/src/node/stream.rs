@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 
 /// Keys per streamed page.
 pub const STREAM_PAGE_KEYS: usize = 256;
+/// How long a node forwards writes for a range it lost in a ring change.
+pub const HANDOVER_FORWARD_MS: u64 = 30_000;
 /// How long a page may take before it is asked for again.
 pub const STREAM_PAGE_TIMEOUT_MS: u64 = 2_000;
 
@@ -64,6 +66,10 @@ pub(super) struct Streams {
     incoming: BTreeMap<u64, Incoming>,
     /// Offers made while leaving: session -> new owner.
     offers: BTreeMap<u64, (Range, NodeId)>,
+    /// Ranges this node handed over (leaving, or losing them in a ring change), with their new
+    /// owner and until when (local time; `None`: for good): writes that still arrive for them,
+    /// from coordinators that have not heard of the change, are forwarded.
+    pub(super) handed: Vec<(Range, NodeId, Option<Millis>)>,
 }
 
 fn entry_bytes(entries: &[(Vec<u8>, Cell)]) -> u64 {
@@ -111,6 +117,7 @@ impl Node {
         for m in mine {
             let session = self.next_seq();
             self.streams.offers.insert(session, (m.range, m.to));
+            self.streams.handed.push((m.range, m.to, None));
             self.send(
                 m.to,
                 Message::StreamOffer {
@@ -314,6 +321,65 @@ impl Node {
             return;
         }
         self.pull(now, range, from, Vec::new(), true, Some(session));
+    }
+
+    /// Forwards a write this leaving node received to the new owners of its key, so that a
+    /// write racing the handover (after the range was streamed) is not lost with this node.
+    pub(super) fn forward_if_handed_over(&mut self, now: Millis, key: &[u8], cell: &Cell) {
+        if self.streams.handed.is_empty() {
+            return;
+        }
+        self.streams
+            .handed
+            .retain(|(_, _, until)| until.is_none_or(|u| now <= u));
+        let token = crate::ring::key_token(key);
+        let owners: Vec<NodeId> = self
+            .streams
+            .handed
+            .iter()
+            .filter(|(range, _, _)| range.contains(token))
+            .map(|(_, to, _)| *to)
+            .collect();
+        for to in owners {
+            let req = self.req_id();
+            let msg = Message::Replicate {
+                req,
+                key: key.to_vec(),
+                cell: cell.clone(),
+                hint_for: None,
+                purpose: crate::wire::WritePurpose::HintReplay,
+            };
+            self.send(to, msg);
+        }
+    }
+
+    /// After the ring changed from `old` to `new`: offers every range this node no longer
+    /// replicates to each node that gains it, and forwards writes for it for a while. The
+    /// node that joined (or the plan's chosen source) already streamed the range, but from one
+    /// replica: this node may hold a newer version (a write acknowledged only here), which
+    /// would otherwise be stranded where no repair looks.
+    pub(super) fn hand_over_lost_ranges(&mut self, now: Millis, old: &Ring, new: &Ring) {
+        let me = self.config.id;
+        if self.lifecycle != Lifecycle::Normal || !new.contains_node(me) {
+            return;
+        }
+        let n = self.config.n;
+        let until = Millis(now.0 + HANDOVER_FORWARD_MS);
+        for m in plan(old, new, n).moves {
+            let lost = old.preference_list(m.range.end, n).contains(&me)
+                && !new.preference_list(m.range.end, n).contains(&me);
+            if lost && m.to != me {
+                let session = self.next_seq();
+                self.streams.handed.push((m.range, m.to, Some(until)));
+                self.send(
+                    m.to,
+                    Message::StreamOffer {
+                        session,
+                        range: m.range,
+                    },
+                );
+            }
+        }
     }
 
     pub(super) fn on_stream_done(&mut self, session: u64) {

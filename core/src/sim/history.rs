@@ -6,8 +6,11 @@
 //!   version or a later one, *provided the failures stayed within what the quorum tolerates*:
 //!   the write's W acks all came from its preference list (none from a stand-in holding a hint:
 //!   a sloppy quorum's hinted copies sit where a read does not look until they are handed over),
-//!   and no replica lost acknowledged data in between (a crash under a sync policy other than
-//!   sync-every-write). Then any R replicas of the preference list intersect the W that acked.
+//!   no replica lost acknowledged data in between (a crash under a sync policy other than
+//!   sync-every-write), and the ring did not change around them (a join or leave in progress,
+//!   or less than [`TOPOLOGY_SETTLE_MS`] before: coordinators may disagree on the replicas, and
+//!   a write can reach a leaving node after it streamed the range; anti-entropy repairs it).
+//!   Then any R replicas of the preference list intersect the W that acked.
 //!   Stale reads outside those conditions are expected in a Dynamo and are counted separately.
 //! * **Durability** (invariant (b)): with a sync-every-write policy, no acknowledged write is
 //!   lost while at most N − W replicas crash: checked at the end of a run against what the
@@ -106,7 +109,13 @@ impl CheckReport {
 pub struct History {
     ops: BTreeMap<OpId, OpRecord>,
     data_losses: Vec<Millis>,
+    /// Times the ring changed (a join or leave began or ended, an operator removed a node).
+    topology_changes: Vec<Millis>,
 }
+
+/// How long after a ring change the nodes' views may still disagree about replicas (gossip
+/// spreading the change, streams in flight): quorum reads and writes may miss each other.
+pub const TOPOLOGY_SETTLE_MS: u64 = 2_000;
 
 impl History {
     /// Records an invocation.
@@ -151,6 +160,18 @@ impl History {
         self.ops.get(&id)
     }
 
+    /// Records a ring change at `at`: a join or leave starting or finishing, a removal.
+    pub fn topology_change(&mut self, at: Millis) {
+        self.topology_changes.push(at);
+    }
+
+    fn ring_stable_between(&self, from: Millis, to: Millis) -> bool {
+        !self
+            .topology_changes
+            .iter()
+            .any(|t| t.0 + TOPOLOGY_SETTLE_MS >= from.0 && *t <= to)
+    }
+
     fn no_data_loss_between(&self, from: Millis, to: Millis) -> bool {
         !self.data_losses.iter().any(|t| *t >= from && *t <= to)
     }
@@ -179,7 +200,9 @@ impl History {
                 for o in ops.iter().filter(|o| o.succeeded() && o.invoked > w_done) {
                     let Some(o_done) = o.completed else { continue };
                     let strict = matches!(w.result, Some(Ok(ClientOk::Written { hinted: 0, .. })));
-                    let stable = strict && self.no_data_loss_between(w.invoked, o_done);
+                    let stable = strict
+                        && self.no_data_loss_between(w.invoked, o_done)
+                        && self.ring_stable_between(w.invoked, o_done);
                     match o.kind {
                         OpKind::Get if o.version().is_none_or(|v| v < w_version) => {
                             report.stale_reads.push(Anomaly {

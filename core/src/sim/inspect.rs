@@ -67,7 +67,7 @@ impl Sim {
     /// every key written: the newest version any node's data or hint store holds.
     pub fn newest_stored(&self, key: &[u8]) -> Option<Cell> {
         let mut best: Option<Cell> = None;
-        for (&id, n) in &self.nodes {
+        for (&id, n) in self.nodes.iter().filter(|(_, n)| !n.left) {
             let mut candidates = Vec::new();
             if let Some(c) = self.stored(id, key) {
                 candidates.push(c);

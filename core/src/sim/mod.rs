@@ -183,6 +183,7 @@ impl SimConfig {
             hint_replay_interval_ms: self.hint_replay_interval_ms,
             anti_entropy_interval_ms: self.anti_entropy_interval_ms,
             merkle_depth: self.merkle_depth,
+            anti_entropy_idle_timeout_ms: 4 * self.request_timeout_ms,
             tokens: match &self.tokens {
                 Some(all) => all
                     .iter()
@@ -441,6 +442,7 @@ impl Sim {
             return Ok(());
         }
         self.insert_machine(id);
+        self.history.topology_change(self.now);
         if let Some(n) = self.nodes.get_mut(&id) {
             n.joining = true;
         }
@@ -452,6 +454,7 @@ impl Sim {
     /// Asks `node` to leave gracefully: it hands its ranges to their new owners, then stops.
     pub fn leave(&mut self, node: NodeId) {
         if self.is_up(node) {
+            self.history.topology_change(self.now);
             self.input(node, Input::Leave);
         }
     }
@@ -459,6 +462,7 @@ impl Sim {
     /// Every node's ring changes: `node` joined or left. Nodes hear it after the detection
     /// delay, as they would through gossip.
     fn ring_changed(&mut self, node: NodeId, joined: bool) {
+        self.history.topology_change(self.now);
         self.ring = if joined {
             let tokens = crate::ring::node_tokens(node, self.config.vnodes, self.config.seed);
             self.ring.with_node(node, tokens)
@@ -496,6 +500,19 @@ impl Sim {
         }
     }
 
+    /// Clients waiting on `node`, which just went away, lose their connection.
+    fn disconnect_clients(&mut self, node: NodeId) {
+        let orphaned: Vec<OpId> = self
+            .history
+            .ops()
+            .filter(|o| o.node == node && o.completed.is_none())
+            .map(|o| o.id)
+            .collect();
+        for op in orphaned {
+            self.client_done(op, node, Err(ClientError::NodeDown));
+        }
+    }
+
     /// A node that has handed everything over shuts down for good.
     fn stop(&mut self, node: NodeId) {
         if let Some(n) = self.nodes.get_mut(&node) {
@@ -503,6 +520,7 @@ impl Sim {
             n.left = true;
             n.incarnation += 1;
         }
+        self.disconnect_clients(node);
         self.log.push(self.now, SimEvent::NodeStopped { node });
         self.update_views();
     }
@@ -510,6 +528,7 @@ impl Sim {
     /// An operator removes `node` (a dead member that will not come back), through `via`:
     /// gossip spreads it, or the oracle tells everyone.
     pub fn remove_node(&mut self, node: NodeId, via: NodeId) {
+        self.history.topology_change(self.now);
         self.ring = self.ring.without_node(node);
         if self.config.gossip.is_some() {
             self.input(via, Input::Remove { node });
@@ -651,16 +670,7 @@ impl Sim {
         if !self.config.sync.acks_after_sync() {
             self.history.data_loss(self.now);
         }
-        // Clients waiting on this coordinator lose their connection.
-        let orphaned: Vec<OpId> = self
-            .history
-            .ops()
-            .filter(|o| o.node == node && o.completed.is_none())
-            .map(|o| o.id)
-            .collect();
-        for op in orphaned {
-            self.client_done(op, node, Err(ClientError::NodeDown));
-        }
+        self.disconnect_clients(node);
         self.update_views();
     }
 
