@@ -6,17 +6,20 @@
 //! one side, in turn). For each depth it prints the time to build one tree from scratch, the
 //! tree's memory and fullest leaf, and the session's messages, digests, keys streamed and
 //! bytes (postcard-encoded, both ways) against the bytes of a full copy. Run with
-//! `cargo run -p ringstore-core --release --example antientropy_bytes [keys] [differing]`.
+//! `cargo run -p ringstore-core --release --example antientropy_bytes [keys] [differing]`;
+//! `-- --quick` (CI) runs 100,000 keys at depths 10 and 14. It fails if a session at the
+//! default depth costs 1% or more of a full copy.
 
 use ringstore_core::antientropy::{bench_bytes, bench_replicas};
 use std::time::Instant;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let quick = std::env::args().any(|a| a == "--quick");
+    let mut args = std::env::args().skip(1).filter(|a| a != "--quick");
     let keys: u64 = args
         .next()
         .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(if quick { 100_000 } else { 1_000_000 });
     let differing: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     println!(
         "{keys} keys (16 B keys, 100 B values) on two replicas of the full ring, {differing} differing"
@@ -24,7 +27,13 @@ fn main() {
     println!(
         "depth  leaves   tree_mem  leaf_max  build_ms | msgs  digests  keys  session_bytes  full_copy_bytes  ratio"
     );
-    for depth in [8u8, 10, 12, 14, 16, 18, 20] {
+    let depths: &[u8] = if quick {
+        &[10, 14]
+    } else {
+        &[8, 10, 12, 14, 16, 18, 20]
+    };
+    let mut default_ratio = None;
+    for &depth in depths {
         let (mut a, mut b) = match bench_replicas(keys, differing, depth) {
             Ok(pair) => pair,
             Err(e) => {
@@ -60,5 +69,17 @@ fn main() {
             report.full_copy_bytes,
             report.ratio() * 100.0,
         );
+        if depth == ringstore_core::antientropy::DEPTH_DEFAULT {
+            default_ratio = Some(report.ratio());
+        }
+    }
+    match default_ratio {
+        Some(r) if r < 0.01 => {}
+        other => {
+            eprintln!(
+                "a session at the default depth should cost under 1% of a full copy: {other:?}"
+            );
+            std::process::exit(1);
+        }
     }
 }

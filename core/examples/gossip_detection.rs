@@ -7,16 +7,24 @@
 //! then Dead (suspect for 10 s more). Default settings, fanout 3, no message loss.
 //!
 //! ```text
-//! cargo run -p ringstore-core --example gossip_detection --release
+//! cargo run -p ringstore-core --example gossip_detection --release [-- --quick]
 //! ```
+//!
+//! `--quick` (CI) measures 16 and 64 nodes only.
 
 use ringstore_core::membership::sim::{log2_ceil, rounds_until_all_know_failure};
 
 fn main() {
     let fanout = 3;
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[(usize, u64)] = if quick {
+        &[(16, 1), (64, 2)]
+    } else {
+        &[(16, 1), (64, 2), (256, 3), (1_024, 4)]
+    };
     println!("nodes  log2(N) | converge | suspect everywhere | dead everywhere");
     println!("               |   rounds |  rounds   sim time |  rounds  sim time");
-    for (nodes, seed) in [(16, 1), (64, 2), (256, 3), (1_024, 4)] {
+    for &(nodes, seed) in sizes {
         match rounds_until_all_know_failure(nodes, fanout, seed) {
             Some(r) => println!(
                 "{nodes:>5}  {:>7} | {:>8} | {:>7}  {:>7.1} s | {:>6}  {:>6.1} s",
