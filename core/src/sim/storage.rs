@@ -25,22 +25,11 @@ impl Sim {
                 let Some(lsm) = sim_node.lsm(store) else {
                     return;
                 };
-                let mut written = lsm.write(&key, cell.clone());
-                if matches!(written, Err(StorageError::WriteStall { .. })) {
-                    // Background work fell behind: finish it now, then retry.
-                    let _ = lsm.run_background(local);
-                    written = lsm.write(&key, cell);
-                }
-                match written {
-                    Ok(_) => {
+                match write_retrying(lsm, vec![(key.clone(), cell)], local) {
+                    Ok(()) => {
                         self.log
                             .push(self.now, SimEvent::DiskWrite { node, store, key });
-                        if self.config.sync.acks_after_sync() {
-                            self.wait_for_sync(node, op);
-                            return self.maybe_start_job(node);
-                        }
-                        self.maybe_start_job(node);
-                        (write_ms, StorageResult::Written)
+                        return self.write_applied(node, op);
                     }
                     Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
                 }
@@ -49,20 +38,8 @@ impl Sim {
                 let Some(lsm) = sim_node.data.as_mut() else {
                     return;
                 };
-                let mut written = lsm.write_batch(entries.clone());
-                if matches!(written, Err(StorageError::WriteStall { .. })) {
-                    let _ = lsm.run_background(local);
-                    written = lsm.write_batch(entries);
-                }
-                match written {
-                    Ok(_) => {
-                        if self.config.sync.acks_after_sync() {
-                            self.wait_for_sync(node, op);
-                            return self.maybe_start_job(node);
-                        }
-                        self.maybe_start_job(node);
-                        (write_ms, StorageResult::Written)
-                    }
+                match write_retrying(lsm, entries, local) {
+                    Ok(()) => return self.write_applied(node, op),
                     Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
                 }
             }
@@ -116,6 +93,28 @@ impl Sim {
             }
         };
         let at = Millis(self.now.0 + delay_ms);
+        self.schedule(
+            at,
+            Event::StorageDone {
+                node,
+                incarnation,
+                op,
+                result,
+            },
+        );
+    }
+
+    /// A write reached the WAL and memtable: under `SyncPolicy::Always` it waits for the next
+    /// group sync, otherwise it completes after the disk's write latency.
+    fn write_applied(&mut self, node: NodeId, op: u64) {
+        if self.config.sync.acks_after_sync() {
+            self.wait_for_sync(node, op);
+            return self.maybe_start_job(node);
+        }
+        self.maybe_start_job(node);
+        let incarnation = self.incarnation(node);
+        let at = Millis(self.now.0 + self.config.disk_write_ms);
+        let result = StorageResult::Written;
         self.schedule(
             at,
             Event::StorageDone {
@@ -299,5 +298,21 @@ pub fn scan_range<D: crate::storage::Disk>(
         if exhausted {
             return Ok((out, None));
         }
+    }
+}
+
+/// Applies a batch; when background work has fallen behind (a write stall), finishes it at
+/// once and retries, as a host waiting for its flush threads would.
+fn write_retrying<D: crate::storage::Disk>(
+    lsm: &mut crate::storage::Lsm<D>,
+    batch: Vec<(Vec<u8>, crate::storage::Cell)>,
+    now: Millis,
+) -> Result<(), StorageError> {
+    match lsm.write_batch(batch.clone()) {
+        Err(StorageError::WriteStall { .. }) => {
+            lsm.run_background(now)?;
+            lsm.write_batch(batch).map(|_| ())
+        }
+        other => other.map(|_| ()),
     }
 }
