@@ -245,7 +245,7 @@ impl<D: Disk> Lsm<D> {
         &self.disk
     }
 
-    fn check_writable(&self) -> Result<(), StorageError> {
+    pub(super) fn check_writable(&self) -> Result<(), StorageError> {
         match &self.poisoned {
             Some(why) => Err(StorageError::Poisoned(why.clone())),
             None => Ok(()),
@@ -353,18 +353,20 @@ impl<D: Disk> Lsm<D> {
         if !self.frozen.is_empty() || !self.jobs.is_empty() {
             return true;
         }
+        self.pick_compaction_task(&BTreeSet::new()).is_some()
+    }
+
+    /// The compaction the leveled policy would run next, leaving tables in `busy` alone.
+    pub(super) fn pick_compaction_task(
+        &self,
+        busy: &BTreeSet<u64>,
+    ) -> Option<super::compaction::CompactionTask> {
         let metas: Vec<Vec<super::sstable::TableMeta>> = self
             .levels
             .iter()
             .map(|tables| tables.iter().map(|t| t.meta().clone()).collect())
             .collect();
-        super::compaction::pick_compaction(
-            &metas,
-            &BTreeSet::new(),
-            &self.config.compaction,
-            &self.cursors,
-        )
-        .is_some()
+        super::compaction::pick_compaction(&metas, busy, &self.config.compaction, &self.cursors)
     }
 
     /// Remembers `now` as the time of the last WAL sync, for [`SyncPolicy::IntervalMs`].

@@ -8,7 +8,7 @@
 //! [`Lsm::abort`] gives up a failed job and deletes its partial output.
 
 use super::cell::Version;
-use super::compaction::{CompactionTask, MergeIter, pick_compaction, tombstone_purgeable};
+use super::compaction::{CompactionTask, MergeIter, tombstone_purgeable};
 use super::engine::{Frozen, Lsm};
 use super::manifest::Edit;
 use super::memtable::Memtable;
@@ -252,7 +252,7 @@ impl<D: Disk> Lsm<D> {
     /// then the most urgent compaction. Several jobs may run at once (a flush beside a
     /// compaction); they never share tables.
     pub fn next_job(&mut self, now: Millis) -> Result<Option<Job<D>>, StorageError> {
-        self.check_poison()?;
+        self.check_writable()?;
         if let Some(frozen) = self.frozen.front_mut()
             && !frozen.flushing
         {
@@ -268,14 +268,8 @@ impl<D: Disk> Lsm<D> {
             };
             return Ok(Some(self.job(kind, Vec::new(), work)));
         }
-        let metas: Vec<Vec<TableMeta>> = self
-            .levels
-            .iter()
-            .map(|tables| tables.iter().map(|t| t.meta().clone()).collect())
-            .collect();
         let busy = self.busy_tables();
-        let Some(task) = pick_compaction(&metas, &busy, &self.config.compaction, &self.cursors)
-        else {
+        let Some(task) = self.pick_compaction_task(&busy) else {
             return Ok(None);
         };
         Ok(Some(self.compaction_job(task, now, true)))
@@ -286,7 +280,7 @@ impl<D: Disk> Lsm<D> {
     /// memtable could still need. `None` while another job holds a table. The operator's
     /// `compact` command and the tests use it; leveled compaction never needs it.
     pub fn major_compaction_job(&mut self, now: Millis) -> Result<Option<Job<D>>, StorageError> {
-        self.check_poison()?;
+        self.check_writable()?;
         if !self.jobs.is_empty() {
             return Ok(None);
         }
@@ -371,13 +365,6 @@ impl<D: Disk> Lsm<D> {
             done: false,
         };
         self.job(kind, tables, work)
-    }
-
-    fn check_poison(&self) -> Result<(), StorageError> {
-        match &self.poisoned {
-            Some(why) => Err(StorageError::Poisoned(why.clone())),
-            None => Ok(()),
-        }
     }
 
     fn take_job(&mut self, job: &Job<D>) -> Result<(), StorageError> {
