@@ -117,14 +117,9 @@ impl Cluster {
         value: &str,
         consistency: &str,
     ) -> Result<OpId, PageError> {
-        let level = match consistency.to_ascii_lowercase().as_str() {
+        let level = match consistency {
             "" => None,
-            "one" => Some(Consistency::One),
-            "quorum" => Some(Consistency::Quorum),
-            "all" => Some(Consistency::All),
-            n => Some(Consistency::Count(n.parse().map_err(|_| {
-                PageError(format!("bad consistency {consistency:?}"))
-            })?)),
+            other => Some(other.parse::<Consistency>().map_err(PageError)?),
         };
         let key = key.as_bytes().to_vec();
         let op = match kind {

@@ -74,6 +74,23 @@ impl Consistency {
     }
 }
 
+impl core::str::FromStr for Consistency {
+    type Err = String;
+
+    /// `one`, `quorum`, `all` (any case), or a number of replicas.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "one" => Ok(Consistency::One),
+            "quorum" => Ok(Consistency::Quorum),
+            "all" => Ok(Consistency::All),
+            n => n
+                .parse::<u32>()
+                .map(Consistency::Count)
+                .map_err(|_| format!("bad consistency {value:?}: one, quorum, all or a number")),
+        }
+    }
+}
+
 impl core::fmt::Display for Consistency {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

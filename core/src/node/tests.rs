@@ -252,3 +252,12 @@ fn a_put_is_acknowledged_after_w_acks() {
             .is_empty()
     );
 }
+
+#[test]
+fn consistency_levels_parse_from_words_and_numbers() {
+    assert_eq!("QUORUM".parse::<Consistency>(), Ok(Consistency::Quorum));
+    assert_eq!("one".parse::<Consistency>(), Ok(Consistency::One));
+    assert_eq!("all".parse::<Consistency>(), Ok(Consistency::All));
+    assert_eq!("2".parse::<Consistency>(), Ok(Consistency::Count(2)));
+    assert!("most".parse::<Consistency>().is_err());
+}

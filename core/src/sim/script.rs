@@ -90,18 +90,6 @@ fn node(arg: &str) -> Result<NodeId, String> {
     arg.parse::<NodeId>()
 }
 
-fn consistency(value: &str) -> Result<Consistency, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "one" => Ok(Consistency::One),
-        "quorum" => Ok(Consistency::Quorum),
-        "all" => Ok(Consistency::All),
-        n => n
-            .parse::<u32>()
-            .map(Consistency::Count)
-            .map_err(|_| format!("bad consistency {value:?}")),
-    }
-}
-
 /// Options `a=b` after the positional arguments.
 fn options<'a>(args: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, String> {
     args.iter()
@@ -411,7 +399,7 @@ impl Runner {
         let mut level = None;
         for (name, value) in options(&args[2..])? {
             match name {
-                "w" | "r" | "consistency" => level = Some(consistency(value)?),
+                "w" | "r" | "consistency" => level = Some(value.parse::<Consistency>()?),
                 _ => return Err(format!("unknown option {name}")),
             }
         }
