@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSIONS_MAX};
 pub use coordinator::resolve_lww;
 pub use membership::Membership;
-pub use replica::{hint_key, split_hint_key};
+pub use replica::{decode_hint, hint_key, split_hint_key};
 pub use stream::{Lifecycle, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
 
 /// A consistency level for one request: how many replicas must answer.

@@ -77,7 +77,8 @@ fn encode_hint(cell: &Cell) -> Vec<u8> {
     postcard::to_allocvec(cell).unwrap_or_default()
 }
 
-fn decode_hint(bytes: &[u8]) -> Option<Cell> {
+/// The original cell a hint-store value holds (`None` if the bytes are not one).
+pub fn decode_hint(bytes: &[u8]) -> Option<Cell> {
     postcard::from_bytes(bytes).ok()
 }
 

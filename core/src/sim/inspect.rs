@@ -76,10 +76,7 @@ impl Sim {
                 for owner in self.nodes.keys() {
                     let hk = crate::node::hint_key(*owner, key);
                     if let Ok(Some(c)) = hints.get(&hk)
-                        && let Some(orig) = c
-                            .value
-                            .as_deref()
-                            .and_then(|v| postcard::from_bytes::<Cell>(v).ok())
+                        && let Some(orig) = c.value.as_deref().and_then(crate::node::decode_hint)
                     {
                         candidates.push(orig);
                     }

@@ -14,7 +14,6 @@ impl Sim {
     /// writes complete after the disk's latency; under `SyncPolicy::Always` a write joins the
     /// group waiting for the next WAL sync.
     pub(super) fn storage(&mut self, node: NodeId, op: u64, storage: StorageOp) {
-        let incarnation = self.incarnation(node);
         let local = self.local(node);
         let (write_ms, read_ms) = (self.config.disk_write_ms, self.config.disk_read_ms);
         let Some(sim_node) = self.nodes.get_mut(&node) else {
@@ -92,6 +91,12 @@ impl Sim {
                 (read_ms, StorageResult::HintCounts(counts))
             }
         };
+        self.complete_storage(node, op, delay_ms, result);
+    }
+
+    /// Feeds `result` back to `node` after `delay_ms` (to the same incarnation only).
+    fn complete_storage(&mut self, node: NodeId, op: u64, delay_ms: u64, result: StorageResult) {
+        let incarnation = self.incarnation(node);
         let at = Millis(self.now.0 + delay_ms);
         self.schedule(
             at,
@@ -112,18 +117,7 @@ impl Sim {
             return self.maybe_start_job(node);
         }
         self.maybe_start_job(node);
-        let incarnation = self.incarnation(node);
-        let at = Millis(self.now.0 + self.config.disk_write_ms);
-        let result = StorageResult::Written;
-        self.schedule(
-            at,
-            Event::StorageDone {
-                node,
-                incarnation,
-                op,
-                result,
-            },
-        );
+        self.complete_storage(node, op, self.config.disk_write_ms, StorageResult::Written);
     }
 
     /// Adds a write to the group waiting for `node`'s next WAL sync, scheduling that sync.
