@@ -113,7 +113,6 @@ impl Node {
 
     /// Reads verdicts and the ring out of the gossiper after it changed.
     fn after_gossip(&mut self, now: Millis) {
-        let me = self.config.id;
         let Some(g) = self.gossip.as_mut() else {
             return;
         };
@@ -123,16 +122,7 @@ impl Node {
             self.event(NodeEvent::Membership(event));
         }
         for (node, verdict) in view {
-            if node == me {
-                continue;
-            }
-            if verdict == Verdict::Alive {
-                if self.down.remove(&node) {
-                    self.replay_hints_to(now, node);
-                }
-            } else {
-                self.down.insert(node);
-            }
+            self.on_peer_status(now, node, verdict == Verdict::Alive);
         }
         self.after_gossip_ring(Some(now));
     }

@@ -799,13 +799,13 @@ impl Node {
         }
     }
 
-    fn on_peer_status(&mut self, now: Millis, node: NodeId, up: bool) {
+    /// Records a verdict on a peer, from an oracle or the failure detector.
+    pub(super) fn on_peer_status(&mut self, now: Millis, node: NodeId, up: bool) {
         if node == self.config.id {
             return;
         }
         if up {
-            let was_down = self.down.remove(&node);
-            if was_down {
+            if self.down.remove(&node) {
                 // An owner is back: offer its hints now rather than at the next round.
                 self.replay_hints_to(now, node);
             }
