@@ -28,6 +28,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Bytes of a new WAL segment: its header.
+const SEGMENT_HEADER_BYTES: u64 = super::frame::HEADER_BYTES as u64;
+
 /// The most entries one [`Lsm::scan`] returns.
 pub const SCAN_LIMIT_MAX: usize = 100_000;
 
@@ -174,7 +177,7 @@ impl<D: Disk> Lsm<D> {
             let name = wal::segment_file_name(seq);
             let is_last = i + 1 == segments.len();
             let replayed = wal::replay_segment(&disk, &name, last_lsn, is_last)?;
-            if replayed.valid_bytes < frame_header_bytes() as u64 {
+            if replayed.valid_bytes < SEGMENT_HEADER_BYTES {
                 // Not even the header became durable: the segment never held a synced write.
                 disk.delete(&name)?;
                 report.torn_bytes_truncated += replayed.torn_bytes;
@@ -207,7 +210,7 @@ impl<D: Disk> Lsm<D> {
             live_bytes,
             wal::wal_preallocate_bytes(config.memtable_bytes_max),
         )?;
-        wal_segments.insert(next_seq, (frame_header_bytes()) as u64);
+        wal_segments.insert(next_seq, SEGMENT_HEADER_BYTES);
         // Makes the deletions and truncations above and the new segment's name durable.
         disk.sync_dir()?;
         wal.dir_synced();
@@ -332,8 +335,7 @@ impl<D: Disk> Lsm<D> {
             return self.poison(e);
         }
         self.counters.wal_syncs += 1;
-        self.wal_segments
-            .insert(new_seq, frame_header_bytes() as u64);
+        self.wal_segments.insert(new_seq, SEGMENT_HEADER_BYTES);
         let mem = std::mem::take(&mut self.active);
         self.frozen.push_back(Frozen {
             mem: Arc::new(mem),
@@ -653,10 +655,6 @@ impl<D: Disk> Lsm<D> {
         self.freeze_memtable()?;
         self.run_background(now)
     }
-}
-
-fn frame_header_bytes() -> usize {
-    super::frame::HEADER_BYTES
 }
 
 impl SyncPolicy {
