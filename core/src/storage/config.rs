@@ -17,6 +17,11 @@ pub enum SyncPolicy {
 }
 
 impl SyncPolicy {
+    /// Whether a write under this policy is acknowledged only once durable.
+    pub fn acks_after_sync(self) -> bool {
+        matches!(self, SyncPolicy::Always)
+    }
+
     /// Whether a sync is due at `now`, given the last sync and whether anything is unsynced.
     pub fn sync_due(self, now: Millis, last_sync: Millis, unsynced: bool) -> bool {
         unsynced

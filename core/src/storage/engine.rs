@@ -2,7 +2,7 @@
 //!
 //! * **Writes** ([`Lsm::write`], [`Lsm::write_batch`]) append a batch to the WAL and apply it to
 //!   the active memtable. When the memtable is full it is frozen and the WAL rotates.
-//! * **Durability** is the host's call, guided by the [`SyncPolicy`]: [`Lsm::sync_wal`] in one
+//! * **Durability** is the host's call, guided by the [`SyncPolicy`](super::SyncPolicy): [`Lsm::sync_wal`] in one
 //!   step, or [`Lsm::begin_sync`]/[`Lsm::complete_sync`] around a sync run without the engine.
 //! * **Reads** ([`Lsm::get`], [`Lsm::scan`]) reconcile every source by LWW version: the answer
 //!   is the greatest version among the memtables and tables, not the most recently written
@@ -15,7 +15,7 @@
 
 use super::cell::{Cell, Version, check_key};
 use super::compaction::{MergeIter, Source};
-use super::config::{LsmConfig, SyncPolicy};
+use super::config::LsmConfig;
 use super::manifest::{LEVELS, Manifest, ManifestState};
 use super::memtable::Memtable;
 use super::sstable::{self, BlockCache, Table, key_hash};
@@ -371,7 +371,7 @@ impl<D: Disk> Lsm<D> {
         super::compaction::pick_compaction(&metas, busy, &self.config.compaction, &self.cursors)
     }
 
-    /// Remembers `now` as the time of the last WAL sync, for [`SyncPolicy::IntervalMs`].
+    /// Remembers `now` as the time of the last WAL sync, for [`SyncPolicy::IntervalMs`](super::SyncPolicy::IntervalMs).
     pub fn note_sync(&mut self, now: Millis) {
         self.last_sync = now;
     }
@@ -403,7 +403,7 @@ impl<D: Disk> Lsm<D> {
         Ok(())
     }
 
-    /// Like [`Lsm::sync_wal`], and remembers `now` as the last sync for [`SyncPolicy::IntervalMs`].
+    /// Like [`Lsm::sync_wal`], and remembers `now` as the last sync for [`SyncPolicy::IntervalMs`](super::SyncPolicy::IntervalMs).
     pub fn sync_wal_at(&mut self, now: Millis) -> Result<(), StorageError> {
         self.sync_wal()?;
         self.last_sync = now;
@@ -654,12 +654,5 @@ impl<D: Disk> Lsm<D> {
     pub fn flush_all(&mut self, now: Millis) -> Result<(), StorageError> {
         self.freeze_memtable()?;
         self.run_background(now)
-    }
-}
-
-impl SyncPolicy {
-    /// Whether a write under this policy is acknowledged only once durable.
-    pub fn acks_after_sync(self) -> bool {
-        matches!(self, SyncPolicy::Always)
     }
 }
