@@ -20,6 +20,35 @@ impl Sim {
         self.nodes.get(&node)?.data.as_ref()
     }
 
+    /// A running node's hint store (for the UI).
+    pub fn hint_store(&self, node: NodeId) -> Option<&Lsm<crate::storage::SimDisk>> {
+        self.nodes.get(&node)?.hints.as_ref()
+    }
+
+    /// Whether `node` left the ring gracefully (it will not restart).
+    pub fn has_left(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|n| n.left)
+    }
+
+    /// Whether `node` is still joining (streaming the ranges it gains).
+    pub fn is_joining(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|n| n.joining)
+    }
+
+    /// `node`'s clock: simulated time plus its skew.
+    pub fn local_time(&self, node: NodeId) -> crate::Millis {
+        self.local(node)
+    }
+
+    /// Whether nothing is pending but periodic timers and the workload: no message in flight,
+    /// no storage operation and no client request waiting (what `run_until_quiet` waits for).
+    pub fn is_quiet(&self) -> bool {
+        !self
+            .queue
+            .iter()
+            .any(|std::cmp::Reverse(s)| s.event.is_activity())
+    }
+
     // ---- inspection -------------------------------------------------------------------------
 
     /// The cluster's state for drawing.

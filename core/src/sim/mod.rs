@@ -22,6 +22,7 @@ pub mod log;
 pub mod network;
 pub mod script;
 mod storage;
+pub mod trace;
 pub mod workload;
 
 pub use inspect::label;
@@ -375,6 +376,8 @@ pub struct Sim {
     next_msg: u64,
     next_op: OpId,
     workload_ops: u64,
+    /// Which client operation each message, storage operation and log entry belongs to.
+    tags: trace::Tags,
 }
 
 impl Sim {
@@ -400,6 +403,7 @@ impl Sim {
             next_msg: 1,
             next_op: 1,
             workload_ops: 0,
+            tags: trace::Tags::default(),
             config,
         };
         for id in ids {
@@ -666,6 +670,7 @@ impl Sim {
         sim_node.incarnation += 1;
         sim_node.data_disk.crash();
         sim_node.hint_disk.crash();
+        self.tags.crashed(node);
         self.log.push(self.now, SimEvent::NodeDown { node });
         if !self.config.sync.acks_after_sync() {
             self.history.data_loss(self.now);
@@ -884,8 +889,7 @@ impl Sim {
     pub fn run_until_quiet(&mut self, max_ms: u64) -> bool {
         let deadline = Millis(self.now.0 + max_ms);
         loop {
-            let busy = self.queue.iter().any(|Reverse(s)| s.event.is_activity());
-            if !busy {
+            if self.is_quiet() {
                 return true;
             }
             match self.queue.peek() {
@@ -921,9 +925,11 @@ impl Sim {
                     return self.drop_message(id, from, to, DropReason::NodeDown);
                 }
                 self.flying.remove(&id);
+                let tag = self.tags.message_done(id);
                 self.log
                     .push(self.now, SimEvent::MessageDelivered { id, from, to });
-                self.input(to, Input::Message { from, msg });
+                self.tag_last_entry(tag);
+                self.input_caused(to, Input::Message { from, msg }, tag);
             }
             Event::Dropped {
                 id,
@@ -1003,6 +1009,7 @@ impl Sim {
 
     fn drop_message(&mut self, id: u64, from: NodeId, to: NodeId, reason: DropReason) {
         let kind = self.flying.remove(&id).map_or(MessageKind::Write, |f| f.2);
+        let tag = self.tags.message_done(id);
         self.log.push(
             self.now,
             SimEvent::MessageDropped {
@@ -1013,15 +1020,44 @@ impl Sim {
                 reason,
             },
         );
+        self.tag_last_entry(tag);
     }
 
+    /// Tags the entry just logged with client operation `op` (see [`trace`]).
+    fn tag_last_entry(&mut self, op: Option<OpId>) {
+        if let Some(op) = op {
+            let end = self.log.total();
+            let oldest = self.log.entries().front().map_or(0, |e| e.seq);
+            self.tags.entries(end.saturating_sub(1), end, op, oldest);
+        }
+    }
+
+    /// Feeds `input` to `node`. A client request is tagged with its operation, a storage
+    /// completion with the operation its request belonged to (see [`trace`]).
     fn input(&mut self, node: NodeId, input: Input) {
+        let cause = match &input {
+            Input::Client { client, .. } => Some(*client),
+            Input::Storage { op, .. } => self.tags.storage_done(node, *op),
+            _ => None,
+        };
+        self.input_caused(node, input, cause);
+    }
+
+    /// Feeds `input` to `node`; what it does inherits `cause`.
+    fn input_caused(&mut self, node: NodeId, input: Input, cause: Option<OpId>) {
         let local = self.local(node);
         let outputs = match self.nodes.get_mut(&node).and_then(|n| n.node.as_mut()) {
             Some(n) => n.handle(local, input),
             None => return,
         };
+        let previous = std::mem::replace(&mut self.tags.cause, cause);
+        let start = self.log.total();
         self.apply(node, outputs);
+        if let Some(op) = cause {
+            let oldest = self.log.entries().front().map_or(0, |e| e.seq);
+            self.tags.entries(start, self.log.total(), op, oldest);
+        }
+        self.tags.cause = previous;
     }
 
     fn apply(&mut self, node: NodeId, outputs: Vec<Output>) {
@@ -1042,7 +1078,10 @@ impl Sim {
                         },
                     );
                 }
-                Output::Storage { op, storage } => self.storage(node, op, storage),
+                Output::Storage { op, storage } => {
+                    self.tags.storage_started(node, op);
+                    self.storage(node, op, storage);
+                }
                 Output::Event(event) => {
                     let ring_change = match event {
                         NodeEvent::Joined => Some(true),
@@ -1061,6 +1100,7 @@ impl Sim {
     fn send(&mut self, from: NodeId, to: NodeId, msg: Message) {
         let id = self.next_msg;
         self.next_msg += 1;
+        self.tags.sent(id);
         let fate = network::fate(
             &self.config.network,
             &self.partitions,
@@ -1086,6 +1126,7 @@ impl Sim {
         if let Some(dup_ms) = fate.duplicate_ms {
             let dup = self.next_msg;
             self.next_msg += 1;
+            self.tags.sent(dup);
             let label = format!("{} (duplicate)", label_short(&msg));
             let dup_at = Millis(self.now.0 + dup_ms);
             self.log.push(

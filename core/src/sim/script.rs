@@ -54,7 +54,169 @@ pub struct ScriptError {
 }
 
 /// How long a command may run before the script gives up waiting (simulated ms).
-const WAIT_MS: u64 = 10_000;
+pub const WAIT_MS: u64 = 10_000;
+
+/// A client operation in a script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    /// `put NODE KEY=VALUE`.
+    Put,
+    /// `get NODE KEY`.
+    Get,
+    /// `delete NODE KEY`.
+    Delete,
+}
+
+/// One parsed command (the module docs list them).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `cluster ...`: a new cluster with this configuration.
+    Cluster(Box<SimConfig>),
+    /// `ring KEY`: the key's token and preference list.
+    Ring(String),
+    /// `put|get|delete NODE KEY[=VALUE] [w=|r=|consistency=]`.
+    Client {
+        /// PUT, GET or DELETE.
+        kind: ClientKind,
+        /// The coordinator.
+        node: NodeId,
+        /// The key.
+        key: String,
+        /// The value (PUT only).
+        value: String,
+        /// The consistency level, if given.
+        consistency: Option<Consistency>,
+    },
+    /// `crash NODE`.
+    Crash(NodeId),
+    /// `restart NODE`.
+    Restart(NodeId),
+    /// `partition A.. | B..` or `partition A.. -> B..`.
+    Partition {
+        /// One side.
+        a: Vec<NodeId>,
+        /// The other side.
+        b: Vec<NodeId>,
+        /// Only a → b is cut.
+        one_way: bool,
+    },
+    /// `join NODE`.
+    Join(NodeId),
+    /// `leave NODE`.
+    Leave(NodeId),
+    /// `load NODE COUNT`: put `key0..key{COUNT-1}` quietly.
+    Load {
+        /// The coordinator.
+        node: NodeId,
+        /// How many keys.
+        count: u32,
+    },
+    /// `heal`.
+    Heal,
+    /// `skew NODE MS`.
+    Skew {
+        /// The node.
+        node: NodeId,
+        /// Clock offset.
+        ms: i64,
+    },
+    /// `loss PERCENT`.
+    Loss(u32),
+    /// `run MS`.
+    Run(u64),
+    /// `stabilize`.
+    Stabilize,
+    /// `stored KEY`: every node's stored version.
+    Stored(String),
+    /// `status`: who believes whom down, hints held, phi.
+    Status,
+}
+
+impl Command {
+    /// Parses one command line (without its comment).
+    pub fn parse(line: &str) -> Result<Command, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (cmd, args) = words.split_first().ok_or("empty command")?;
+        let first_node = |usage: &str| node(args.first().ok_or(usage.to_string())?);
+        Ok(match *cmd {
+            "cluster" => Command::Cluster(Box::new(cluster_config(args)?)),
+            "ring" => Command::Ring(args.first().ok_or("ring KEY")?.to_string()),
+            "put" | "get" | "delete" => parse_client(cmd, args)?,
+            "crash" => Command::Crash(first_node("crash NODE")?),
+            "restart" => Command::Restart(first_node("restart NODE")?),
+            "partition" => {
+                let one_way = args.contains(&"->");
+                let sep = if one_way { "->" } else { "|" };
+                let pos = args
+                    .iter()
+                    .position(|a| *a == sep)
+                    .ok_or("partition A.. | B.. or A.. -> B..")?;
+                let nodes = |g: &[&str]| g.iter().map(|a| node(a)).collect::<Result<Vec<_>, _>>();
+                Command::Partition {
+                    a: nodes(&args[..pos])?,
+                    b: nodes(&args[pos + 1..])?,
+                    one_way,
+                }
+            }
+            "join" => Command::Join(first_node("join NODE")?),
+            "leave" => Command::Leave(first_node("leave NODE")?),
+            "load" => Command::Load {
+                node: first_node("load NODE COUNT")?,
+                count: num("load", args.get(1).ok_or("load NODE COUNT")?)?,
+            },
+            "heal" => Command::Heal,
+            "skew" => Command::Skew {
+                node: first_node("skew NODE MS")?,
+                ms: num("skew", args.get(1).ok_or("skew NODE MS")?)?,
+            },
+            "loss" => Command::Loss(num("loss", args.first().ok_or("loss PERCENT")?)?),
+            "run" => Command::Run(num("run", args.first().ok_or("run MS")?)?),
+            "stabilize" => Command::Stabilize,
+            "stored" => Command::Stored(args.first().ok_or("stored KEY")?.to_string()),
+            "status" => Command::Status,
+            other => return Err(format!("unknown command {other:?}")),
+        })
+    }
+}
+
+/// One command of a script with the comment lines just before it (a scenario's narration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// 1-based line number.
+    pub line: usize,
+    /// The command as written (comment stripped).
+    pub text: String,
+    /// The `#` comment lines before it, without the `#`.
+    pub comments: Vec<String>,
+    /// The command.
+    pub command: Command,
+}
+
+/// Parses a whole script into its steps, for a player that runs them one at a time (the page).
+pub fn parse_script(text: &str) -> Result<Vec<Step>, ScriptError> {
+    let mut steps = Vec::new();
+    let mut comments = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            if let Some(c) = raw.trim_start().strip_prefix('#') {
+                comments.push(c.trim().to_string());
+            }
+            continue;
+        }
+        let command = Command::parse(line).map_err(|message| ScriptError {
+            line: i + 1,
+            message,
+        })?;
+        steps.push(Step {
+            line: i + 1,
+            text: line.to_string(),
+            comments: std::mem::take(&mut comments),
+            command,
+        });
+    }
+    Ok(steps)
+}
 
 /// Runs a whole script and returns its trace.
 pub fn run_script(text: &str) -> Result<String, ScriptError> {
@@ -72,10 +234,12 @@ pub fn run_script(text: &str) -> Result<String, ScriptError> {
             continue;
         }
         let _ = writeln!(runner.out, "> {line}");
-        runner.command(line).map_err(|message| ScriptError {
-            line: i + 1,
-            message,
-        })?;
+        Command::parse(line)
+            .and_then(|command| runner.command(command))
+            .map_err(|message| ScriptError {
+                line: i + 1,
+                message,
+            })?;
     }
     Ok(runner.out)
 }
@@ -102,6 +266,241 @@ fn options<'a>(args: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, String> {
 
 fn num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
     value.parse().map_err(|_| format!("bad {name} {value:?}"))
+}
+
+/// The simulator configuration a `cluster` command's options describe (see the module docs).
+pub fn cluster_config(args: &[&str]) -> Result<SimConfig, String> {
+    let mut config = SimConfig::default();
+    let mut notes_layout = false;
+    for (name, value) in options(args)? {
+        match name {
+            "nodes" => config.nodes = num(name, value)?,
+            "n" => config.n = num(name, value)?,
+            "w" => config.w = num(name, value)?,
+            "r" => config.r = num(name, value)?,
+            "seed" => config.seed = num(name, value)?,
+            "vnodes" => config.vnodes = num(name, value)?,
+            "latency" => {
+                let (lo, hi) = value.split_once("..").unwrap_or((value, value));
+                config.network.latency_min_ms = num(name, lo)?;
+                config.network.latency_max_ms = num(name, hi)?;
+            }
+            "tail" => config.network.tail_ppm = num(name, value)?,
+            "timeout" => config.request_timeout_ms = num(name, value)?,
+            "detect" => config.detection_ms = num(name, value)?,
+            "ae" => config.anti_entropy_interval_ms = num(name, value)?,
+            "membership" => {
+                config.gossip = match value {
+                    "gossip" => Some(SimConfig::fast_gossip()),
+                    "oracle" => None,
+                    v => return Err(format!("bad membership {v:?}: gossip or oracle")),
+                }
+            }
+            "sync" => {
+                config.sync = match value {
+                    "always" => SyncPolicy::Always,
+                    "never" => SyncPolicy::Never,
+                    v => match v.strip_prefix("interval:") {
+                        Some(ms) => SyncPolicy::IntervalMs(num(name, ms)?),
+                        None => return Err(format!("bad sync {v:?}")),
+                    },
+                }
+            }
+            "layout" if value == "notes" => notes_layout = true,
+            _ => return Err(format!("unknown cluster option {name}={value}")),
+        }
+    }
+    if config.n == 0 || config.w == 0 || config.r == 0 || config.w > config.n || config.r > config.n
+    {
+        return Err("need 1 <= W, R <= N".to_string());
+    }
+    if notes_layout {
+        config.tokens = Some(notes_layout_tokens(config.nodes));
+    }
+    Ok(config)
+}
+
+/// The design notes' ring: one token per node, evenly spaced, rotated so that `user123` falls
+/// just before `n3` (the notes' A–E with B as coordinator and C, D, E as replicas).
+pub fn notes_layout_tokens(nodes: u32) -> Vec<(NodeId, Vec<Token>)> {
+    let step = u64::MAX / u64::from(nodes.max(1));
+    let anchor = key_token(b"user123").0.wrapping_add(1);
+    (1..=nodes)
+        .map(|id| {
+            let offset = (i64::from(id) - 3) as u64;
+            (
+                NodeId(id),
+                vec![Token(anchor.wrapping_add(offset.wrapping_mul(step)))],
+            )
+        })
+        .collect()
+}
+
+fn parse_client(cmd: &str, args: &[&str]) -> Result<Command, String> {
+    let coordinator = node(
+        args.first()
+            .ok_or("put|get|delete NODE KEY[=VALUE] [w=|r=|consistency=]")?,
+    )?;
+    let target = args.get(1).ok_or("missing key")?;
+    let mut consistency = None;
+    for (name, value) in options(&args[2..])? {
+        match name {
+            "w" | "r" | "consistency" => consistency = Some(value.parse::<Consistency>()?),
+            _ => return Err(format!("unknown option {name}")),
+        }
+    }
+    let (kind, key, value) = match cmd {
+        "put" => {
+            let (key, value) = target.split_once('=').ok_or("put NODE KEY=VALUE")?;
+            (ClientKind::Put, key, value)
+        }
+        "get" => (ClientKind::Get, *target, ""),
+        _ => (ClientKind::Delete, *target, ""),
+    };
+    Ok(Command::Client {
+        kind,
+        node: coordinator,
+        key: key.to_string(),
+        value: value.to_string(),
+        consistency,
+    })
+}
+
+impl Command {
+    /// The client operation a [`Command::Client`] sends, if it is one.
+    pub fn client_op(&self) -> Option<(NodeId, ClientOp)> {
+        let Command::Client {
+            kind,
+            node,
+            key,
+            value,
+            consistency,
+        } = self
+        else {
+            return None;
+        };
+        let key = key.as_bytes().to_vec();
+        let consistency = *consistency;
+        let op = match kind {
+            ClientKind::Put => ClientOp::Put {
+                key,
+                value: value.as_bytes().to_vec(),
+                consistency,
+            },
+            ClientKind::Get => ClientOp::Get { key, consistency },
+            ClientKind::Delete => ClientOp::Delete { key, consistency },
+        };
+        Some((*node, op))
+    }
+}
+
+/// The `ring KEY` line: the key's token and preference list.
+pub fn describe_ring(sim: &Sim, key: &str) -> String {
+    let token = key_token(key.as_bytes());
+    let pref = sim.ring().preference_list(token, sim.config().n);
+    let pref: Vec<String> = pref.iter().map(|p| p.to_string()).collect();
+    format!(
+        "{key}: token {token}, preference list [{}]",
+        pref.join(", ")
+    )
+}
+
+/// The `stored KEY` lines: every node's newest stored version of `key`.
+pub fn describe_stored(sim: &Sim, key: &str) -> Vec<String> {
+    sim.node_ids()
+        .into_iter()
+        .map(|id| {
+            let state = if !sim.is_up(id) {
+                "down".to_string()
+            } else {
+                match sim.stored(id, key.as_bytes()) {
+                    Some(c) => match c.value {
+                        Some(v) => format!("{} ts={}", show_bytes(&v), show_ts(c.version.ts)),
+                        None => format!("tombstone ts={}", show_ts(c.version.ts)),
+                    },
+                    None => "-".to_string(),
+                }
+            };
+            format!("{id}: {state}")
+        })
+        .collect()
+}
+
+/// The `status` lines: per node, up or down, whom it believes down, hints held, and its phi
+/// for each peer under gossip.
+pub fn describe_status(sim: &Sim) -> Vec<String> {
+    let now = sim.now();
+    let phis: std::collections::BTreeMap<NodeId, String> = sim
+        .node_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let phis = sim.node(id)?.phis(now);
+            if phis.is_empty() {
+                return None;
+            }
+            let shown: Vec<String> = phis.iter().map(|(p, v)| format!("{p} {v:.1}")).collect();
+            Some((id, format!(", phi [{}]", shown.join(", "))))
+        })
+        .collect();
+    sim.snapshot()
+        .nodes
+        .into_iter()
+        .map(|n| {
+            let down: Vec<String> = n.believes_down.iter().map(|d| d.to_string()).collect();
+            let hints: Vec<String> = n
+                .hints_held
+                .iter()
+                .map(|(o, c)| format!("{c} for {o}"))
+                .collect();
+            format!(
+                "{}: {}, believes down [{}], hints [{}]{}",
+                n.id,
+                if n.up { "up" } else { "down" },
+                down.join(", "),
+                hints.join(", "),
+                phis.get(&n.id).map(String::as_str).unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Builds a scripted cluster and runs it to t = 100 ms, as the design notes' timestamps start
+/// there (start-up noise, nodes coming up, is not interesting in a trace).
+pub fn start_cluster(config: SimConfig) -> Result<Sim, String> {
+    let mut sim = Sim::new(config).map_err(|e| e.to_string())?;
+    sim.run_for(100);
+    Ok(sim)
+}
+
+/// The `cluster` line: nodes, quorums and sync policy.
+pub fn describe_cluster(config: &SimConfig) -> String {
+    format!(
+        "{} nodes, N={} W={} R={}, sync {:?}",
+        config.nodes, config.n, config.w, config.r, config.sync
+    )
+}
+
+/// Puts `key0..key{count-1}` through `node`, each to completion, then waits until quiet.
+pub fn load_keys(sim: &mut Sim, node: NodeId, count: u32) {
+    for i in 0..count {
+        let op = ClientOp::Put {
+            key: format!("key{i}").into_bytes(),
+            value: format!("v{i}").into_bytes(),
+            consistency: None,
+        };
+        let id = sim.client(node, op);
+        sim.run_until_done(id, WAIT_MS);
+    }
+    sim.run_until_quiet(WAIT_MS);
+}
+
+/// Sets the network's loss rate to `pct` percent.
+pub fn set_loss(sim: &mut Sim, pct: u32) {
+    let network = NetworkConfig {
+        loss_ppm: pct.min(100) * 10_000,
+        ..sim.config().network.clone()
+    };
+    sim.set_network(network);
 }
 
 impl Runner {
@@ -132,80 +531,50 @@ impl Runner {
         }
     }
 
-    fn command(&mut self, line: &str) -> Result<(), String> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let (cmd, args) = words.split_first().ok_or("empty command")?;
-        match *cmd {
-            "cluster" => self.cluster(args)?,
-            "ring" => {
-                let key = args.first().ok_or("ring KEY")?;
-                let sim = self.sim()?;
-                let token = key_token(key.as_bytes());
-                let n = sim.config().n;
-                let pref = sim.ring().preference_list(token, n);
-                let pref: Vec<String> = pref.iter().map(|p| p.to_string()).collect();
-                let _ = writeln!(
-                    self.out,
-                    "  {key}: token {token}, preference list [{}]",
-                    pref.join(", ")
-                );
+    fn lines(&mut self, lines: Vec<String>) {
+        for l in lines {
+            let _ = writeln!(self.out, "  {l}");
+        }
+    }
+
+    fn command(&mut self, command: Command) -> Result<(), String> {
+        match command {
+            Command::Cluster(config) => {
+                let _ = writeln!(self.out, "  {}", describe_cluster(&config));
+                let sim = start_cluster(*config)?;
+                self.shown = sim.log().total();
+                self.sim = Some(sim);
             }
-            "put" | "get" | "delete" => self.client(cmd, args)?,
-            "crash" => {
-                let n = node(args.first().ok_or("crash NODE")?)?;
+            Command::Ring(key) => {
+                let line = describe_ring(self.sim()?, &key);
+                self.lines(vec![line]);
+            }
+            Command::Client { .. } => self.client(&command)?,
+            Command::Crash(n) => {
                 self.sim()?.crash(n);
                 self.flush_trace();
             }
-            "restart" => {
-                let n = node(args.first().ok_or("restart NODE")?)?;
+            Command::Restart(n) => {
                 self.sim()?.restart(n).map_err(|e| e.to_string())?;
                 self.flush_trace();
             }
-            "partition" => {
-                let one_way = args.contains(&"->");
-                let sep = if one_way { "->" } else { "|" };
-                let pos = args
-                    .iter()
-                    .position(|a| *a == sep)
-                    .ok_or("partition A.. | B.. or A.. -> B..")?;
-                let a = args[..pos]
-                    .iter()
-                    .map(|a| node(a))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let b = args[pos + 1..]
-                    .iter()
-                    .map(|a| node(a))
-                    .collect::<Result<Vec<_>, _>>()?;
+            Command::Partition { a, b, one_way } => {
                 self.sim()?.partition(&a, &b, one_way);
                 self.flush_trace();
             }
-            "join" => {
-                let n = node(args.first().ok_or("join NODE")?)?;
+            Command::Join(n) => {
                 self.sim()?.add_node(n).map_err(|e| e.to_string())?;
                 self.sim()?.run_until_quiet(WAIT_MS);
                 self.flush_trace();
             }
-            "leave" => {
-                let n = node(args.first().ok_or("leave NODE")?)?;
+            Command::Leave(n) => {
                 self.sim()?.leave(n);
                 self.sim()?.run_until_quiet(WAIT_MS);
                 self.flush_trace();
             }
-            "load" => {
-                // load COORDINATOR COUNT: puts key0..key{COUNT-1} through the coordinator, quietly.
-                let n = node(args.first().ok_or("load NODE COUNT")?)?;
-                let count: u32 = num("load", args.get(1).ok_or("load NODE COUNT")?)?;
+            Command::Load { node, count } => {
                 let sim = self.sim()?;
-                for i in 0..count {
-                    let op = ClientOp::Put {
-                        key: format!("key{i}").into_bytes(),
-                        value: format!("v{i}").into_bytes(),
-                        consistency: None,
-                    };
-                    let id = sim.client(n, op);
-                    sim.run_until_done(id, WAIT_MS);
-                }
-                sim.run_until_quiet(WAIT_MS);
+                load_keys(sim, node, count);
                 let ok = sim
                     .history()
                     .ops()
@@ -217,209 +586,49 @@ impl Runner {
                     "  {count} keys written ({ok} operations ok so far)"
                 );
             }
-            "heal" => {
+            Command::Heal => {
                 self.sim()?.heal();
                 self.flush_trace();
             }
-            "skew" => {
-                let n = node(args.first().ok_or("skew NODE MS")?)?;
-                let ms: i64 = num("skew", args.get(1).ok_or("skew NODE MS")?)?;
-                self.sim()?.set_skew(n, ms);
+            Command::Skew { node, ms } => {
+                self.sim()?.set_skew(node, ms);
                 self.flush_trace();
             }
-            "loss" => {
-                let pct: u32 = num("loss", args.first().ok_or("loss PERCENT")?)?;
-                let sim = self.sim()?;
-                let network = NetworkConfig {
-                    loss_ppm: pct.min(100) * 10_000,
-                    ..sim.config().network.clone()
-                };
-                sim.set_network(network);
-            }
-            "run" => {
-                let ms: u64 = num("run", args.first().ok_or("run MS")?)?;
+            Command::Loss(pct) => set_loss(self.sim()?, pct),
+            Command::Run(ms) => {
                 self.sim()?.run_for(ms);
                 self.flush_trace();
             }
-            "stabilize" => {
+            Command::Stabilize => {
                 self.sim()?.run_until_quiet(WAIT_MS);
                 self.flush_trace();
             }
-            "stored" => {
-                let key = args.first().ok_or("stored KEY")?.to_string();
-                let sim = self.sim()?;
-                let mut lines = Vec::new();
-                for id in sim.node_ids() {
-                    let state = if !sim.is_up(id) {
-                        "down".to_string()
-                    } else {
-                        match sim.stored(id, key.as_bytes()) {
-                            Some(c) => match c.value {
-                                Some(v) => {
-                                    format!("{} ts={}", show_bytes(&v), show_ts(c.version.ts))
-                                }
-                                None => format!("tombstone ts={}", show_ts(c.version.ts)),
-                            },
-                            None => "-".to_string(),
-                        }
-                    };
-                    lines.push(format!("  {id}: {state}"));
-                }
-                for l in lines {
-                    let _ = writeln!(self.out, "{l}");
-                }
+            Command::Stored(key) => {
+                let lines = describe_stored(self.sim()?, &key);
+                self.lines(lines);
             }
-            "status" => {
-                let sim = self.sim()?;
-                let now = sim.now();
-                let phis: std::collections::BTreeMap<NodeId, String> = sim
-                    .node_ids()
-                    .into_iter()
-                    .filter_map(|id| {
-                        let phis = sim.node(id)?.phis(now);
-                        if phis.is_empty() {
-                            return None;
-                        }
-                        let shown: Vec<String> =
-                            phis.iter().map(|(p, v)| format!("{p} {v:.1}")).collect();
-                        Some((id, format!(", phi [{}]", shown.join(", "))))
-                    })
-                    .collect();
-                let snapshot = sim.snapshot();
-                for n in snapshot.nodes {
-                    let down: Vec<String> = n.believes_down.iter().map(|d| d.to_string()).collect();
-                    let hints: Vec<String> = n
-                        .hints_held
-                        .iter()
-                        .map(|(o, c)| format!("{c} for {o}"))
-                        .collect();
-                    let _ = writeln!(
-                        self.out,
-                        "  {}: {}, believes down [{}], hints [{}]{}",
-                        n.id,
-                        if n.up { "up" } else { "down" },
-                        down.join(", "),
-                        hints.join(", "),
-                        phis.get(&n.id).map(String::as_str).unwrap_or("")
-                    );
-                }
+            Command::Status => {
+                let lines = describe_status(self.sim()?);
+                self.lines(lines);
             }
-            other => return Err(format!("unknown command {other:?}")),
         }
         Ok(())
     }
 
-    fn cluster(&mut self, args: &[&str]) -> Result<(), String> {
-        let mut config = SimConfig::default();
-        let mut notes_layout = false;
-        for (name, value) in options(args)? {
-            match name {
-                "nodes" => config.nodes = num(name, value)?,
-                "n" => config.n = num(name, value)?,
-                "w" => config.w = num(name, value)?,
-                "r" => config.r = num(name, value)?,
-                "seed" => config.seed = num(name, value)?,
-                "vnodes" => config.vnodes = num(name, value)?,
-                "latency" => {
-                    let (lo, hi) = value.split_once("..").unwrap_or((value, value));
-                    config.network.latency_min_ms = num(name, lo)?;
-                    config.network.latency_max_ms = num(name, hi)?;
-                }
-                "tail" => config.network.tail_ppm = num(name, value)?,
-                "timeout" => config.request_timeout_ms = num(name, value)?,
-                "detect" => config.detection_ms = num(name, value)?,
-                "ae" => config.anti_entropy_interval_ms = num(name, value)?,
-                "membership" => {
-                    config.gossip = match value {
-                        "gossip" => Some(SimConfig::fast_gossip()),
-                        "oracle" => None,
-                        v => return Err(format!("bad membership {v:?}: gossip or oracle")),
-                    }
-                }
-                "sync" => {
-                    config.sync = match value {
-                        "always" => SyncPolicy::Always,
-                        "never" => SyncPolicy::Never,
-                        v => match v.strip_prefix("interval:") {
-                            Some(ms) => SyncPolicy::IntervalMs(num(name, ms)?),
-                            None => return Err(format!("bad sync {v:?}")),
-                        },
-                    }
-                }
-                "layout" if value == "notes" => notes_layout = true,
-                _ => return Err(format!("unknown cluster option {name}={value}")),
-            }
-        }
-        if config.n == 0
-            || config.w == 0
-            || config.r == 0
-            || config.w > config.n
-            || config.r > config.n
-        {
-            return Err("need 1 <= W, R <= N".to_string());
-        }
-        if notes_layout {
-            // One token per node, evenly spaced, rotated so that user123 falls just before n3.
-            let step = u64::MAX / u64::from(config.nodes.max(1));
-            let anchor = key_token(b"user123").0.wrapping_add(1);
-            config.tokens = Some(
-                config
-                    .node_ids()
-                    .into_iter()
-                    .map(|id| {
-                        let offset = (i64::from(id.0) - 3) as u64;
-                        (
-                            id,
-                            vec![Token(anchor.wrapping_add(offset.wrapping_mul(step)))],
-                        )
-                    })
-                    .collect(),
-            );
-        }
-        let _ = writeln!(
-            self.out,
-            "  {} nodes, N={} W={} R={}, sync {:?}",
-            config.nodes, config.n, config.w, config.r, config.sync
-        );
-        let mut sim = Sim::new(config).map_err(|e| e.to_string())?;
-        // Start the story at t = 100 ms, as the design notes' timestamps do; start-up noise
-        // (nodes coming up) is not interesting in a trace.
-        sim.run_for(100);
-        self.shown = sim.log().total();
-        self.sim = Some(sim);
-        Ok(())
-    }
-
-    fn client(&mut self, cmd: &str, args: &[&str]) -> Result<(), String> {
-        let coordinator = node(
-            args.first()
-                .ok_or("put|get|delete NODE KEY[=VALUE] [w=|r=|consistency=]")?,
-        )?;
-        let target = args.get(1).ok_or("missing key")?;
-        let mut level = None;
-        for (name, value) in options(&args[2..])? {
-            match name {
-                "w" | "r" | "consistency" => level = Some(value.parse::<Consistency>()?),
-                _ => return Err(format!("unknown option {name}")),
-            }
-        }
-        let op = match cmd {
-            "put" => {
-                let (key, value) = target.split_once('=').ok_or("put NODE KEY=VALUE")?;
-                ClientOp::Put {
-                    key: key.as_bytes().to_vec(),
-                    value: value.as_bytes().to_vec(),
-                    consistency: level,
-                }
-            }
-            "get" => ClientOp::Get {
-                key: target.as_bytes().to_vec(),
-                consistency: level,
-            },
-            _ => ClientOp::Delete {
-                key: target.as_bytes().to_vec(),
-                consistency: level,
-            },
+    fn client(&mut self, command: &Command) -> Result<(), String> {
+        let Some((coordinator, op)) = command.client_op() else {
+            return Ok(());
+        };
+        let (cmd, key) = match command {
+            Command::Client { kind, key, .. } => (
+                match kind {
+                    ClientKind::Put => "put",
+                    ClientKind::Get => "get",
+                    ClientKind::Delete => "delete",
+                },
+                key.clone(),
+            ),
+            _ => return Ok(()),
         };
         let sim = self.sim()?;
         let id = sim.client(coordinator, op);
@@ -431,11 +640,36 @@ impl Runner {
             Some(r) => show_result(&r),
             None => "no answer".to_string(),
         };
-        let _ = writeln!(
-            self.out,
-            "  => {cmd} {}: {shown}",
-            target.split('=').next().unwrap_or(target)
-        );
+        let _ = writeln!(self.out, "  => {cmd} {key}: {shown}");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_parses_into_steps_with_their_narration() {
+        let text = "# The PUT.\n# Two lines.\ncluster nodes=5 layout=notes\nput n2 user123=Alice w=all # inline\n\n# Read it.\nget n1 user123\n";
+        let steps = parse_script(text).unwrap();
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0].comments, vec!["The PUT.", "Two lines."]);
+        assert!(matches!(&steps[0].command, Command::Cluster(c) if c.tokens.is_some()));
+        assert_eq!(steps[1].text, "put n2 user123=Alice w=all");
+        assert_eq!(
+            steps[1].command,
+            Command::Client {
+                kind: ClientKind::Put,
+                node: NodeId(2),
+                key: "user123".into(),
+                value: "Alice".into(),
+                consistency: Some(Consistency::All),
+            }
+        );
+        assert_eq!(steps[2].comments, vec!["Read it."]);
+        let err = parse_script("cluster\nfly n1\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(parse_script("cluster w=4").is_err());
     }
 }

@@ -156,6 +156,16 @@ impl Sim {
                 writes: waiting.len(),
             },
         );
+        // The sync belongs to every operation whose write it made durable.
+        let mut ops: Vec<_> = waiting
+            .iter()
+            .filter_map(|op| self.tags.storage(node, *op))
+            .collect();
+        ops.sort_unstable();
+        ops.dedup();
+        for op in ops {
+            self.tag_last_entry(Some(op));
+        }
         for op in waiting {
             let result = match &failed {
                 None => StorageResult::Written,
