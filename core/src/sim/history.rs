@@ -111,6 +111,9 @@ pub struct History {
     data_losses: Vec<Millis>,
     /// Times the ring changed (a join or leave began or ended, an operator removed a node).
     topology_changes: Vec<Millis>,
+    /// What the checker finds, kept up to date as operations complete.
+    #[serde(skip)]
+    live: super::live_check::LiveReport,
 }
 
 /// How long after a ring change the nodes' views may still disagree about replicas (gossip
@@ -141,7 +144,17 @@ impl History {
         {
             op.completed = Some(at);
             op.result = Some(result);
+            let (losses, changes) = (&self.data_losses, &self.topology_changes);
+            self.live.complete(op, |from, to| {
+                no_data_loss_between(losses, from, to) && ring_stable_between(changes, from, to)
+            });
         }
+    }
+
+    /// The checker's findings so far, kept as operations complete (bounded; see
+    /// [`super::live_check`]).
+    pub fn live(&self) -> &super::live_check::LiveReport {
+        &self.live
     }
 
     /// Records that a replica may have lost acknowledged writes at `at` (a crash under a sync
@@ -166,14 +179,11 @@ impl History {
     }
 
     fn ring_stable_between(&self, from: Millis, to: Millis) -> bool {
-        !self
-            .topology_changes
-            .iter()
-            .any(|t| t.0 + TOPOLOGY_SETTLE_MS >= from.0 && *t <= to)
+        ring_stable_between(&self.topology_changes, from, to)
     }
 
     fn no_data_loss_between(&self, from: Millis, to: Millis) -> bool {
-        !self.data_losses.iter().any(|t| *t >= from && *t <= to)
+        no_data_loss_between(&self.data_losses, from, to)
     }
 
     /// Checks the history. Cost: for each key, reads × acknowledged writes.
@@ -227,6 +237,18 @@ impl History {
         }
         report
     }
+}
+
+/// Whether no ring change happened from `from` (less [`TOPOLOGY_SETTLE_MS`]) to `to`.
+fn ring_stable_between(changes: &[Millis], from: Millis, to: Millis) -> bool {
+    !changes
+        .iter()
+        .any(|t| t.0 + TOPOLOGY_SETTLE_MS >= from.0 && *t <= to)
+}
+
+/// Whether no replica may have lost acknowledged data from `from` to `to`.
+fn no_data_loss_between(losses: &[Millis], from: Millis, to: Millis) -> bool {
+    !losses.iter().any(|t| *t >= from && *t <= to)
 }
 
 #[cfg(test)]
@@ -303,6 +325,47 @@ mod tests {
         let report = h.check();
         assert_eq!(report.stale_reads.len(), 2);
         assert_eq!(report.strict_violations().count(), 0);
+    }
+
+    #[test]
+    fn the_live_checker_counts_what_the_full_check_finds() {
+        let mut h = History::default();
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        h.complete(1, Millis(5), written(100));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6));
+        h.complete(2, Millis(9), Ok(ClientOk::NotFound { version: None }));
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10));
+        h.complete(3, Millis(12), found(100));
+        h.invoke(4, OpKind::Put, b"k".to_vec(), NodeId(2), Millis(13));
+        h.complete(4, Millis(14), written(60));
+        h.data_loss(Millis(15));
+        h.invoke(5, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(16));
+        h.complete(5, Millis(18), found(90));
+        h.invoke(6, OpKind::Get, b"other".to_vec(), NodeId(2), Millis(16));
+        h.complete(6, Millis(18), Err(crate::node::ClientError::NodeDown));
+        let full = h.check();
+        let live = h.live();
+        assert_eq!(live.stale_reads, full.stale_reads.len() as u64);
+        assert_eq!(live.lost_updates, full.lost_updates.len() as u64);
+        assert_eq!(
+            live.strict_violations,
+            full.strict_violations().count() as u64
+        );
+        assert_eq!((live.ok, live.failed), (full.ok as u64, full.failed as u64));
+        assert_eq!(
+            live.recent_stale
+                .iter()
+                .map(|a| a.other)
+                .collect::<Vec<_>>(),
+            vec![2, 5]
+        );
+        assert_eq!(
+            live.recent_lost
+                .iter()
+                .map(|a| (a.write, a.other))
+                .collect::<Vec<_>>(),
+            vec![(1, 4)]
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 pub mod history;
 mod inspect;
+pub mod live_check;
 pub mod log;
 pub mod network;
 pub mod script;
