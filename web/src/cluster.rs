@@ -27,11 +27,20 @@ pub struct ClusterOptions {
     pub vnodes: u32,
     /// Gossip membership with phi-accrual detection instead of the oracle.
     pub gossip: bool,
+    /// When replicas sync their WAL: `always`, `never` or `interval:MS` (empty: always).
+    pub sync: String,
+    /// A scenario's name (see `scenario::SCENARIOS`): its cluster line decides everything
+    /// else, and the fields above are ignored.
+    pub scenario: String,
 }
 
 impl ClusterOptions {
     /// The simulator configuration these options describe.
     pub fn config(&self) -> SimConfig {
+        if let Some(Ok(config)) = crate::scenario::find(&self.scenario).map(crate::scenario::config)
+        {
+            return config;
+        }
         let mut config = SimConfig::default();
         let pick = |v: usize, default: usize| if v == 0 { default } else { v };
         if self.seed != 0 {
@@ -48,6 +57,9 @@ impl ClusterOptions {
         config.r = pick(self.r, config.r);
         if self.gossip {
             config.gossip = Some(SimConfig::fast_gossip());
+        }
+        if let Some(sync) = crate::page::parse_sync(&self.sync) {
+            config.sync = sync;
         }
         config
     }
@@ -78,8 +90,31 @@ impl Cluster {
                 config.nodes
             )));
         }
-        let sim = Sim::new(config).map_err(|e| PageError(e.to_string()))?;
+        if !options.scenario.is_empty() && crate::scenario::find(&options.scenario).is_none() {
+            return Err(PageError(format!("no scenario {:?}", options.scenario)));
+        }
+        if !options.sync.is_empty() && crate::page::parse_sync(&options.sync).is_none() {
+            return Err(PageError(format!(
+                "sync must be always, never or interval:MS, got {:?}",
+                options.sync
+            )));
+        }
+        let sim = if options.scenario.is_empty() {
+            Sim::new(config).map_err(|e| PageError(e.to_string()))?
+        } else {
+            ringstore_core::sim::script::start_cluster(config).map_err(PageError)?
+        };
         Ok(Cluster { sim })
+    }
+
+    /// The simulation, to draw.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// The simulation, to drive.
+    pub fn sim_mut(&mut self) -> &mut Sim {
+        &mut self.sim
     }
 
     /// Simulated time.

@@ -3,12 +3,23 @@
 //! Compiled to WebAssembly with wasm-bindgen, it gives the page a whole simulated cluster
 //! ([`Cluster`]): build it from a few options, run simulated time, send client operations,
 //! inject faults, and read back a snapshot and the event log to draw (structured data crosses
-//! to JavaScript with serde-wasm-bindgen). The IndexedDB-backed disk and the canvas renderer
-//! come with the page (see ARCHITECTURE.md). The logic lives in [`cluster`], which is tested on
-//! the host; this file only converts types at the boundary.
+//! to JavaScript with serde-wasm-bindgen); and the picture ([`app::View`]): the [`view`] model,
+//! its [`layout`] and the canvas [`render`]er, paced by the [`player`], with the [`scenario`]s
+//! of the design notes, the page's [`url`] settings and the [`logview`]. The rest of the page's
+//! API is in [`page`]. The logic is plain Rust tested on the host; the wasm-bindgen files only
+//! convert types at the boundary.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cluster;
+pub mod layout;
+pub mod logview;
+pub mod page;
+pub mod player;
+pub mod render;
+pub mod scenario;
+pub mod url;
+pub mod view;
 
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 

@@ -312,7 +312,8 @@ impl ViewModel {
 
     /// Forgets effects older than [`EFFECT_MS`] at real time `real_ms`.
     pub fn expire_effects(&mut self, real_ms: f64) {
-        self.effects.retain(|e| real_ms - e.born_real_ms < EFFECT_MS);
+        self.effects
+            .retain(|e| real_ms - e.born_real_ms < EFFECT_MS);
     }
 
     /// The key's preference list on this ring: the first `n` distinct owners clockwise from

@@ -1,0 +1,157 @@
+//! The event log as the page lists it: each entry as one line with a class (for colour and
+//! the kind filter), the nodes it concerns (for the node filter) and the client operation it
+//! names (so clicking it follows that operation). Filtering happens here, in wasm, so the page
+//! never ships thousands of entries per second to JavaScript only to hide them.
+
+use crate::view::sim_source::kind;
+use ringstore_core::sim::log::{LogEntry, SimEvent};
+use serde::{Deserialize, Serialize};
+
+/// Lines returned per call at most.
+pub const LINES_MAX: usize = 400;
+
+/// One line of the log panel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Line {
+    /// Sequence number.
+    pub seq: u64,
+    /// Cluster time (ms).
+    pub t: u64,
+    /// A message kind (`write`, `read`, `ack`, `gossip`, `hint`, `repair`, `stream`), or
+    /// `disk`, `node`, `client`, `protocol`, `fault`.
+    pub class: &'static str,
+    /// The nodes it concerns.
+    pub nodes: Vec<u32>,
+    /// The trace line.
+    pub text: String,
+    /// The client operation it names, if any.
+    pub op: Option<u64>,
+}
+
+/// What the log panel shows.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    /// Classes hidden (see [`Line::class`]).
+    pub hide: Vec<String>,
+    /// Only lines about this node (0: every node).
+    pub node: u32,
+    /// Leave out deliveries (they double every message).
+    pub deliveries: bool,
+}
+
+/// The line for a log entry, or `None` for a delivery when they are hidden.
+pub fn line(entry: &LogEntry, deliveries: bool) -> Option<Line> {
+    let (class, nodes, op): (&'static str, Vec<u32>, Option<u64>) = match &entry.event {
+        SimEvent::MessageSent {
+            from, to, kind: k, ..
+        }
+        | SimEvent::MessageDropped {
+            from, to, kind: k, ..
+        } => (kind(*k).name(), vec![from.0, to.0], None),
+        SimEvent::MessageDelivered { from, to, .. } => {
+            if !deliveries {
+                return None;
+            }
+            ("delivery", vec![from.0, to.0], None)
+        }
+        SimEvent::DiskWrite { node, .. }
+        | SimEvent::DiskSync { node, .. }
+        | SimEvent::Flush { node, .. }
+        | SimEvent::Compaction { node, .. } => ("disk", vec![node.0], None),
+        SimEvent::NodeUp { node }
+        | SimEvent::NodeDown { node }
+        | SimEvent::NodeStopped { node } => ("node", vec![node.0], None),
+        SimEvent::ClientBegin { op, node, .. } | SimEvent::ClientDone { op, node, .. } => {
+            ("client", vec![node.0], Some(*op))
+        }
+        SimEvent::Node { node, event } => {
+            let op = match event {
+                ringstore_core::node::NodeEvent::RequestStarted { client, .. } => Some(*client),
+                _ => None,
+            };
+            ("protocol", vec![node.0], op)
+        }
+        SimEvent::Fault { .. } => ("fault", Vec::new(), None),
+    };
+    Some(Line {
+        seq: entry.seq,
+        t: entry.time.0,
+        class,
+        nodes,
+        text: entry.event.trace(),
+        op,
+    })
+}
+
+impl Filter {
+    /// Whether `line` passes.
+    pub fn passes(&self, line: &Line) -> bool {
+        let class_ok = !self.hide.iter().any(|h| h == line.class);
+        let node_ok = self.node == 0 || line.nodes.contains(&self.node) || line.class == "fault";
+        class_ok && node_ok
+    }
+}
+
+/// The lines after `seq` that pass `filter`, the newest [`LINES_MAX`] of them.
+pub fn since<'a>(entries: impl Iterator<Item = &'a LogEntry>, filter: &Filter) -> Vec<Line> {
+    let mut out: std::collections::VecDeque<Line> = std::collections::VecDeque::new();
+    for entry in entries {
+        if let Some(l) = line(entry, filter.deliveries)
+            && filter.passes(&l)
+        {
+            if out.len() == LINES_MAX {
+                out.pop_front();
+            }
+            out.push_back(l);
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringstore_core::NodeId;
+    use ringstore_core::node::ClientOp;
+    use ringstore_core::sim::{Sim, SimConfig};
+
+    #[test]
+    fn the_log_filters_by_class_and_node_and_names_operations() {
+        let mut sim = Sim::new(SimConfig::default()).unwrap();
+        let op = sim.client(
+            NodeId(2),
+            ClientOp::Put {
+                key: b"user123".to_vec(),
+                value: b"A".to_vec(),
+                consistency: None,
+            },
+        );
+        sim.run_for(50);
+        sim.crash(NodeId(4));
+        let all = since(sim.log().entries().iter(), &Filter::default());
+        assert!(
+            all.iter()
+                .any(|l| l.class == "write" && l.text.contains("Put user123=A"))
+        );
+        assert!(all.iter().any(|l| l.class == "client" && l.op == Some(op)));
+        assert!(
+            all.iter()
+                .any(|l| l.class == "protocol" && l.op == Some(op))
+        );
+        assert!(all.iter().all(|l| l.class != "delivery"));
+        let only_n4 = Filter {
+            node: 4,
+            ..Filter::default()
+        };
+        let n4 = since(sim.log().entries().iter(), &only_n4);
+        assert!(!n4.is_empty() && n4.iter().all(|l| l.nodes.contains(&4)));
+        let no_disk = Filter {
+            hide: vec!["disk".into(), "write".into()],
+            ..Filter::default()
+        };
+        let rest = since(sim.log().entries().iter(), &no_disk);
+        assert!(rest.iter().all(|l| l.class != "disk" && l.class != "write"));
+        assert!(rest.iter().any(|l| l.text == "n4 crashed"));
+    }
+}

@@ -1,0 +1,860 @@
+//! Draws the [`ViewModel`] on a 2D canvas (web-sys). Reads only the view model, the layout
+//! and the pointer state, never the simulator: a live cluster draws the same way.
+//!
+//! Per frame: the ring's ownership arcs and vnode ticks, the key under study with its
+//! preference list, cut links, the followed operation's path, messages in flight (batched into
+//! one path per kind), short animations (deaths, disk flashes), then the nodes with their
+//! status, phi, hints and storage, and the clock in the centre. Labels thin out when nodes are
+//! too many for all of them to fit.
+
+use crate::layout::{self, Geometry, Hit};
+use crate::view::{EFFECT_MS, EffectKind, Kind, NodeView, Status, ViewModel};
+use std::f64::consts::{FRAC_PI_2, TAU};
+use wasm_bindgen::JsValue;
+use web_sys::CanvasRenderingContext2d as Ctx;
+
+/// Colours that depend on light or dark mode.
+#[derive(Clone, Debug)]
+pub struct Theme {
+    /// Background.
+    pub bg: &'static str,
+    /// Text and strong lines.
+    pub fg: &'static str,
+    /// Secondary text.
+    pub muted: &'static str,
+    /// Faint lines.
+    pub faint: &'static str,
+    /// Node bodies' outline.
+    pub outline: &'static str,
+    /// Lightness of node colours (HSL %).
+    pub lightness: u32,
+}
+
+impl Theme {
+    /// The dark theme.
+    pub const DARK: Theme = Theme {
+        bg: "#0f141b",
+        fg: "#e6edf3",
+        muted: "#8b98a8",
+        faint: "rgba(139,152,168,0.18)",
+        outline: "#0f141b",
+        lightness: 60,
+    };
+    /// The light theme.
+    pub const LIGHT: Theme = Theme {
+        bg: "#fbfcfd",
+        fg: "#17202b",
+        muted: "#5b6675",
+        faint: "rgba(60,72,88,0.14)",
+        outline: "#fbfcfd",
+        lightness: 46,
+    };
+}
+
+/// A message kind's colour (the legend in `www/` uses the same).
+pub fn kind_color(k: Kind) -> &'static str {
+    match k {
+        Kind::Write => "#4f9dff",
+        Kind::Read => "#34d399",
+        Kind::Ack => "#cbd5e1",
+        Kind::Gossip => "#a78bfa",
+        Kind::Hint => "#f5a524",
+        Kind::Repair => "#f472b6",
+        Kind::Stream => "#22d3ee",
+    }
+}
+
+const RED: &str = "#ff5d5d";
+const AMBER: &str = "#f5a524";
+const GREEN: &str = "#34d399";
+
+/// A node's hue: ids spread by the golden angle, so neighbours never look alike.
+pub fn node_hue(id: u32) -> f64 {
+    (f64::from(id) * 137.508 + 200.0) % 360.0
+}
+
+fn node_color(id: u32, theme: &Theme, alpha: f64) -> String {
+    format!(
+        "hsla({:.0},70%,{}%,{alpha:.2})",
+        node_hue(id),
+        theme.lightness
+    )
+}
+
+/// What the pointer and the controls add to the picture.
+#[derive(Clone, Debug, Default)]
+pub struct Ui {
+    /// What the pointer is over.
+    pub hover: Option<Hit>,
+    /// The node whose panel is open.
+    pub selected: Option<u32>,
+    /// The key being studied.
+    pub key: Option<String>,
+    /// Whether gossip messages are drawn.
+    pub show_gossip: bool,
+    /// A line of text under the clock (scenario name, mode).
+    pub subtitle: String,
+}
+
+/// The layout of one frame: geometry and node positions, by index in the model.
+#[derive(Clone, Debug)]
+pub struct Scene {
+    /// Sizes.
+    pub geom: Geometry,
+    /// Node positions, in the order of [`ViewModel::nodes`].
+    pub positions: Vec<(u32, (f64, f64))>,
+    /// Node angles, same order.
+    pub angles: Vec<f64>,
+}
+
+impl Scene {
+    /// Lays out `model` on a canvas of `width` × `height` CSS pixels.
+    pub fn new(model: &ViewModel, width: f64, height: f64) -> Scene {
+        let geom = layout::geometry(width, height, model.nodes.len());
+        let tokens: Vec<Vec<u64>> = model
+            .nodes
+            .iter()
+            .map(|n| {
+                model
+                    .ring
+                    .iter()
+                    .filter(|(_, o)| *o == n.id)
+                    .map(|(t, _)| *t)
+                    .collect()
+            })
+            .collect();
+        let angles = layout::node_angles(&tokens, geom.node_radius, geom.orbit_radius);
+        let positions = model
+            .nodes
+            .iter()
+            .zip(&angles)
+            .map(|(n, a)| (n.id, geom.at(*a, geom.orbit_radius)))
+            .collect();
+        Scene {
+            geom,
+            positions,
+            angles,
+        }
+    }
+
+    fn pos(&self, model: &ViewModel, id: u32) -> Option<(f64, f64)> {
+        model
+            .index_of(id)
+            .and_then(|i| self.positions.get(i))
+            .map(|p| p.1)
+    }
+
+    /// Where each drawn message is now, for hit-testing.
+    pub fn message_positions(&self, model: &ViewModel, ui: &Ui) -> Vec<(u64, (f64, f64))> {
+        let center = (self.geom.cx, self.geom.cy);
+        model
+            .messages
+            .iter()
+            .filter(|m| ui.show_gossip || m.kind != Kind::Gossip)
+            .filter_map(|m| {
+                let a = self.pos(model, m.from)?;
+                let b = self.pos(model, m.to)?;
+                Some((
+                    m.id,
+                    layout::message_point(a, b, center, m.progress(model.now_ms)),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Formats a byte count: `812 B`, `3.1 KB`, `2.0 MB`.
+pub fn show_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if bytes < 1 << 20 {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MB", bytes as f64 / (1 << 20) as f64)
+    }
+}
+
+/// The node's short name: `n3`.
+pub fn name(id: u32) -> String {
+    format!("n{id}")
+}
+
+/// Draws one frame. `real_ms` times the animations.
+pub fn draw(
+    ctx: &Ctx,
+    model: &ViewModel,
+    scene: &Scene,
+    ui: &Ui,
+    theme: &Theme,
+    real_ms: f64,
+) -> Result<(), JsValue> {
+    let g = &scene.geom;
+    ctx.set_fill_style_str(theme.bg);
+    ctx.fill_rect(0.0, 0.0, g.width, g.height);
+    let hovered_node = match ui.hover {
+        Some(Hit::Node(id)) => Some(id),
+        _ => ui.selected,
+    };
+    let key_token = ui
+        .key
+        .as_ref()
+        .map(|k| ringstore_core::ring::key_token(k.as_bytes()).0);
+    let pref = key_token
+        .map(|t| model.preference_list(t))
+        .unwrap_or_default();
+    draw_ring(ctx, model, g, theme, hovered_node)?;
+    if let Some(t) = key_token {
+        draw_key(
+            ctx,
+            model,
+            g,
+            theme,
+            t,
+            ui.key.as_deref().unwrap_or(""),
+            &pref,
+        )?;
+    }
+    if let Some(Hit::Ring(t)) = ui.hover {
+        draw_token_probe(ctx, model, g, theme, t)?;
+    }
+    draw_cuts(ctx, model, scene)?;
+    draw_followed(ctx, model, scene)?;
+    draw_messages(ctx, model, scene, ui)?;
+    draw_effects(ctx, model, scene, real_ms)?;
+    draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
+    draw_center(ctx, model, g, theme, ui)?;
+    Ok(())
+}
+
+fn draw_ring(
+    ctx: &Ctx,
+    model: &ViewModel,
+    g: &Geometry,
+    theme: &Theme,
+    hovered: Option<u32>,
+) -> Result<(), JsValue> {
+    ctx.set_line_cap("butt");
+    ctx.set_line_width(g.ring_width + 6.0);
+    ctx.set_stroke_style_str(theme.faint);
+    ctx.begin_path();
+    ctx.arc(g.cx, g.cy, g.ring_radius, 0.0, TAU)?;
+    ctx.stroke();
+    ctx.set_line_width(g.ring_width);
+    let down = |id: u32| model.node(id).is_some_and(|n| n.status != Status::Up);
+    for arc in layout::arcs(&model.ring) {
+        let dim = hovered.is_some_and(|h| h != arc.owner);
+        let alpha = if dim {
+            0.18
+        } else if down(arc.owner) {
+            0.35
+        } else {
+            0.9
+        };
+        ctx.set_stroke_style_str(&node_color(arc.owner, theme, alpha));
+        ctx.begin_path();
+        // A hair of gap between ranges, so each reads as a range.
+        let gap = (0.6 / g.ring_radius).min((arc.end - arc.start) / 4.0);
+        ctx.arc(g.cx, g.cy, g.ring_radius, arc.start + gap, arc.end - gap)?;
+        ctx.stroke();
+    }
+    // Vnode ticks: one per token, in the owner's colour.
+    ctx.set_line_width(1.5);
+    let (r0, r1) = (
+        g.ring_radius - g.ring_width / 2.0 - 4.0,
+        g.ring_radius + g.ring_width / 2.0 + 4.0,
+    );
+    for &(t, owner) in &model.ring {
+        let a = layout::token_angle(t);
+        let dim = hovered.is_some_and(|h| h != owner);
+        ctx.set_stroke_style_str(&node_color(owner, theme, if dim { 0.25 } else { 1.0 }));
+        ctx.begin_path();
+        let (x0, y0) = g.at(a, r0);
+        let (x1, y1) = g.at(a, r1);
+        ctx.move_to(x0, y0);
+        ctx.line_to(x1, y1);
+        ctx.stroke();
+    }
+    // Scale marks: 0 at the top, a quarter each.
+    ctx.set_fill_style_str(theme.muted);
+    ctx.set_font("10px ui-monospace, SFMono-Regular, Menlo, monospace");
+    ctx.set_text_align("center");
+    ctx.set_text_baseline("middle");
+    for (i, label) in ["0", "2⁶²", "2⁶³", "3·2⁶²"].iter().enumerate() {
+        let a = i as f64 * FRAC_PI_2 - FRAC_PI_2;
+        let (x, y) = g.at(a, g.ring_radius - g.ring_width / 2.0 - 14.0);
+        ctx.fill_text(label, x, y)?;
+    }
+    Ok(())
+}
+
+fn draw_key(
+    ctx: &Ctx,
+    model: &ViewModel,
+    g: &Geometry,
+    theme: &Theme,
+    token: u64,
+    key: &str,
+    pref: &[u32],
+) -> Result<(), JsValue> {
+    let a = layout::token_angle(token);
+    // The walk clockwise from the key to its last replica's token.
+    if let Some(&last) = pref.last() {
+        let start = model.ring.partition_point(|&(t, _)| t < token);
+        let mut seen = Vec::new();
+        let mut end_token = token;
+        for k in 0..model.ring.len() {
+            let (t, o) = model.ring[(start + k) % model.ring.len()];
+            if !seen.contains(&o) {
+                seen.push(o);
+            }
+            if o == last && seen.len() == pref.len() {
+                end_token = t;
+                break;
+            }
+        }
+        let mut end = layout::token_angle(end_token);
+        if end <= a {
+            end += TAU;
+        }
+        ctx.set_stroke_style_str(theme.fg);
+        ctx.set_global_alpha(0.55);
+        ctx.set_line_width(2.0);
+        ctx.begin_path();
+        ctx.arc(g.cx, g.cy, g.ring_radius + g.ring_width / 2.0 + 8.0, a, end)?;
+        ctx.stroke();
+        ctx.set_global_alpha(1.0);
+    }
+    let (x0, y0) = g.at(a, g.ring_radius - g.ring_width / 2.0 - 2.0);
+    let (x1, y1) = g.at(a, g.ring_radius + g.ring_width / 2.0 + 12.0);
+    ctx.set_stroke_style_str(theme.fg);
+    ctx.set_line_width(2.0);
+    ctx.begin_path();
+    ctx.move_to(x0, y0);
+    ctx.line_to(x1, y1);
+    ctx.stroke();
+    ctx.set_fill_style_str(theme.fg);
+    ctx.begin_path();
+    ctx.arc(x1, y1, 4.0, 0.0, TAU)?;
+    ctx.fill();
+    let (lx, ly) = g.at(a, g.ring_radius - g.ring_width / 2.0 - 26.0);
+    ctx.set_font("600 12px ui-sans-serif, system-ui, sans-serif");
+    ctx.set_text_align("center");
+    ctx.set_text_baseline("middle");
+    ctx.fill_text(key, lx, ly)?;
+    Ok(())
+}
+
+fn draw_token_probe(
+    ctx: &Ctx,
+    model: &ViewModel,
+    g: &Geometry,
+    theme: &Theme,
+    token: u64,
+) -> Result<(), JsValue> {
+    let a = layout::token_angle(token);
+    let (x0, y0) = g.at(a, g.ring_radius - g.ring_width);
+    let (x1, y1) = g.at(a, g.ring_radius + g.ring_width);
+    ctx.set_stroke_style_str(theme.fg);
+    ctx.set_line_width(1.0);
+    ctx.set_line_dash(&js_dash(&[3.0, 3.0]))?;
+    ctx.begin_path();
+    ctx.move_to(x0, y0);
+    ctx.line_to(x1, y1);
+    ctx.stroke();
+    ctx.set_line_dash(&js_dash(&[]))?;
+    let owner = layout::owner(&model.ring, token)
+        .map(name)
+        .unwrap_or_default();
+    ctx.set_fill_style_str(theme.muted);
+    ctx.set_font("11px ui-monospace, SFMono-Regular, Menlo, monospace");
+    ctx.set_text_align("center");
+    let (lx, ly) = g.at(a, g.ring_radius - g.ring_width - 12.0);
+    ctx.fill_text(&format!("{:04x}… → {owner}", token >> 48), lx, ly)?;
+    Ok(())
+}
+
+fn js_dash(d: &[f64]) -> JsValue {
+    let arr = js_sys::Array::new();
+    for v in d {
+        arr.push(&JsValue::from_f64(*v));
+    }
+    arr.into()
+}
+
+fn draw_cuts(ctx: &Ctx, model: &ViewModel, scene: &Scene) -> Result<(), JsValue> {
+    if model.cut.is_empty() || model.cut.len() > 600 {
+        return Ok(());
+    }
+    ctx.set_stroke_style_str(RED);
+    ctx.set_global_alpha(0.35);
+    ctx.set_line_width(1.2);
+    ctx.set_line_dash(&js_dash(&[5.0, 5.0]))?;
+    ctx.begin_path();
+    for &(a, b) in &model.cut {
+        // Draw each pair once; a one-way cut gets an arrowhead-like tick at the receiver.
+        let both = model.cut.contains(&(b, a));
+        if both && a > b {
+            continue;
+        }
+        let (Some(pa), Some(pb)) = (scene.pos(model, a), scene.pos(model, b)) else {
+            continue;
+        };
+        ctx.move_to(pa.0, pa.1);
+        ctx.line_to(pb.0, pb.1);
+    }
+    ctx.stroke();
+    ctx.set_line_dash(&js_dash(&[]))?;
+    ctx.set_global_alpha(1.0);
+    Ok(())
+}
+
+fn draw_followed(ctx: &Ctx, model: &ViewModel, scene: &Scene) -> Result<(), JsValue> {
+    let Some(f) = &model.followed else {
+        return Ok(());
+    };
+    let Some(c) = scene.pos(model, f.coordinator) else {
+        return Ok(());
+    };
+    let color = match f.kind.as_str() {
+        "get" => kind_color(Kind::Read),
+        _ => kind_color(Kind::Write),
+    };
+    ctx.set_line_width(2.0);
+    for &(t, hint_for) in &f.targets {
+        let Some(p) = scene.pos(model, t) else {
+            continue;
+        };
+        let answered = f.answered.contains(&t);
+        ctx.set_stroke_style_str(if hint_for.is_some() {
+            kind_color(Kind::Hint)
+        } else {
+            color
+        });
+        ctx.set_global_alpha(if answered { 0.75 } else { 0.35 });
+        ctx.set_line_dash(&js_dash(if answered { &[] } else { &[6.0, 4.0] }))?;
+        ctx.begin_path();
+        ctx.move_to(c.0, c.1);
+        let ctl = layout::message_control(c, p, (scene.geom.cx, scene.geom.cy));
+        ctx.quadratic_curve_to(ctl.0, ctl.1, p.0, p.1);
+        ctx.stroke();
+    }
+    for &r in &f.repaired {
+        let Some(p) = scene.pos(model, r) else {
+            continue;
+        };
+        ctx.set_stroke_style_str(kind_color(Kind::Repair));
+        ctx.set_global_alpha(0.8);
+        ctx.set_line_dash(&js_dash(&[2.0, 3.0]))?;
+        ctx.begin_path();
+        ctx.move_to(c.0, c.1);
+        ctx.line_to(p.0, p.1);
+        ctx.stroke();
+    }
+    ctx.set_line_dash(&js_dash(&[]))?;
+    ctx.set_global_alpha(1.0);
+    Ok(())
+}
+
+fn draw_messages(ctx: &Ctx, model: &ViewModel, scene: &Scene, ui: &Ui) -> Result<(), JsValue> {
+    let center = (scene.geom.cx, scene.geom.cy);
+    let followed = model.followed.as_ref().map(|f| f.op);
+    let small = scene.geom.node_radius < 10.0;
+    for kind in Kind::ALL {
+        if kind == Kind::Gossip && !ui.show_gossip {
+            continue;
+        }
+        let (r, alpha) = match kind {
+            Kind::Gossip => (if small { 1.5 } else { 2.2 }, 0.55),
+            _ => (if small { 2.5 } else { 3.6 }, 0.95),
+        };
+        let dim = followed.is_some();
+        ctx.set_fill_style_str(kind_color(kind));
+        ctx.set_stroke_style_str(kind_color(kind));
+        // Tails, then heads, each as one path.
+        ctx.set_global_alpha(if dim { alpha * 0.12 } else { alpha * 0.35 });
+        ctx.set_line_width(r * 0.9);
+        ctx.set_line_cap("round");
+        ctx.begin_path();
+        let mut any = false;
+        for m in model.messages.iter().filter(|m| m.kind == kind) {
+            let (Some(a), Some(b)) = (scene.pos(model, m.from), scene.pos(model, m.to)) else {
+                continue;
+            };
+            let t = m.progress(model.now_ms);
+            let p = layout::message_point(a, b, center, t);
+            let q = layout::message_point(a, b, center, (t - 0.12).max(0.0));
+            ctx.move_to(q.0, q.1);
+            ctx.line_to(p.0, p.1);
+            any = true;
+        }
+        if any {
+            ctx.stroke();
+        }
+        ctx.set_global_alpha(if dim { alpha * 0.3 } else { alpha });
+        ctx.begin_path();
+        for m in model.messages.iter().filter(|m| m.kind == kind) {
+            let (Some(a), Some(b)) = (scene.pos(model, m.from), scene.pos(model, m.to)) else {
+                continue;
+            };
+            let p = layout::message_point(a, b, center, m.progress(model.now_ms));
+            ctx.move_to(p.0 + r, p.1);
+            ctx.arc(p.0, p.1, r, 0.0, TAU)?;
+        }
+        ctx.fill();
+    }
+    // The followed operation's messages, on top and larger.
+    if let Some(op) = followed {
+        ctx.set_global_alpha(1.0);
+        ctx.set_line_width(2.0);
+        for m in model.messages.iter().filter(|m| m.op == Some(op)) {
+            let (Some(a), Some(b)) = (scene.pos(model, m.from), scene.pos(model, m.to)) else {
+                continue;
+            };
+            let p = layout::message_point(a, b, center, m.progress(model.now_ms));
+            ctx.set_fill_style_str(kind_color(m.kind));
+            ctx.begin_path();
+            ctx.arc(p.0, p.1, 6.0, 0.0, TAU)?;
+            ctx.fill();
+            ctx.set_stroke_style_str("#ffffff");
+            ctx.stroke();
+        }
+    }
+    ctx.set_global_alpha(1.0);
+    ctx.set_line_cap("butt");
+    Ok(())
+}
+
+fn draw_effects(ctx: &Ctx, model: &ViewModel, scene: &Scene, real_ms: f64) -> Result<(), JsValue> {
+    let center = (scene.geom.cx, scene.geom.cy);
+    let nr = scene.geom.node_radius;
+    for e in &model.effects {
+        let age = ((real_ms - e.born_real_ms) / EFFECT_MS).clamp(0.0, 1.0);
+        let fade = 1.0 - age;
+        let Some(at) = scene.pos(model, e.node) else {
+            continue;
+        };
+        match e.kind {
+            EffectKind::Death => {
+                let Some(from) = scene.pos(model, e.from) else {
+                    continue;
+                };
+                let p = layout::message_point(from, at, center, e.at);
+                let s = 4.0 + 6.0 * age;
+                ctx.set_global_alpha(fade);
+                ctx.set_stroke_style_str(RED);
+                ctx.set_line_width(2.0);
+                ctx.begin_path();
+                ctx.move_to(p.0 - s, p.1 - s);
+                ctx.line_to(p.0 + s, p.1 + s);
+                ctx.move_to(p.0 + s, p.1 - s);
+                ctx.line_to(p.0 - s, p.1 + s);
+                ctx.stroke();
+                ctx.set_global_alpha(fade * 0.5);
+                ctx.begin_path();
+                ctx.arc(p.0, p.1, s * 1.6, 0.0, TAU)?;
+                ctx.stroke();
+            }
+            EffectKind::Crash => {
+                ctx.set_global_alpha(fade);
+                ctx.set_stroke_style_str(RED);
+                ctx.set_line_width(3.0);
+                ctx.begin_path();
+                ctx.arc(at.0, at.1, nr + 4.0 + 18.0 * age, 0.0, TAU)?;
+                ctx.stroke();
+            }
+            kind => {
+                let color = match kind {
+                    EffectKind::Wal => kind_color(Kind::Write),
+                    EffectKind::Sync => GREEN,
+                    EffectKind::Flush => AMBER,
+                    _ => kind_color(Kind::Gossip),
+                };
+                ctx.set_global_alpha(fade * 0.8);
+                ctx.set_stroke_style_str(color);
+                ctx.set_line_width(if kind == EffectKind::Wal { 1.5 } else { 2.5 });
+                ctx.begin_path();
+                ctx.arc(at.0, at.1, nr + 2.0 + 7.0 * age, 0.0, TAU)?;
+                ctx.stroke();
+            }
+        }
+    }
+    ctx.set_global_alpha(1.0);
+    Ok(())
+}
+
+/// The verdict colour for what the others think of a node.
+fn seen_color(n: &NodeView) -> Option<&'static str> {
+    match n.seen.consensus() {
+        "dead" => Some(RED),
+        "suspect" | "doubted" => Some(AMBER),
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_nodes(
+    ctx: &Ctx,
+    model: &ViewModel,
+    scene: &Scene,
+    ui: &Ui,
+    theme: &Theme,
+    hovered: Option<u32>,
+    pref: &[u32],
+) -> Result<(), JsValue> {
+    let g = &scene.geom;
+    let nr = g.node_radius;
+    let stride = layout::label_stride(model.nodes.len(), g.orbit_radius, layout::LABEL_PX);
+    let inside = nr >= 13.0;
+    let detail = model.nodes.len() <= 16 && nr >= 12.0;
+    let followed = model.followed.as_ref();
+    for (i, node) in model.nodes.iter().enumerate() {
+        let (x, y) = scene.positions[i].1;
+        let angle = scene.angles[i];
+        let running = matches!(node.status, Status::Up | Status::Joining | Status::Leaving);
+        // Body.
+        ctx.begin_path();
+        ctx.arc(x, y, nr, 0.0, TAU)?;
+        if running {
+            ctx.set_fill_style_str(&node_color(node.id, theme, 1.0));
+        } else {
+            ctx.set_fill_style_str(if node.status == Status::Left {
+                theme.faint
+            } else {
+                "#4a5361"
+            });
+        }
+        ctx.fill();
+        ctx.set_line_width(2.0);
+        ctx.set_stroke_style_str(theme.outline);
+        ctx.stroke();
+        // What the others think of it.
+        if let Some(color) = seen_color(node) {
+            ctx.set_stroke_style_str(color);
+            ctx.set_line_width(2.5);
+            ctx.set_line_dash(&js_dash(if node.seen.consensus() == "dead" {
+                &[]
+            } else {
+                &[4.0, 3.0]
+            }))?;
+            ctx.begin_path();
+            ctx.arc(x, y, nr + 4.0, 0.0, TAU)?;
+            ctx.stroke();
+            ctx.set_line_dash(&js_dash(&[]))?;
+        }
+        if matches!(node.status, Status::Joining | Status::Leaving) {
+            ctx.set_stroke_style_str(kind_color(Kind::Stream));
+            ctx.set_line_width(2.0);
+            ctx.set_line_dash(&js_dash(&[2.0, 3.0]))?;
+            ctx.begin_path();
+            ctx.arc(x, y, nr + 7.0, 0.0, TAU)?;
+            ctx.stroke();
+            ctx.set_line_dash(&js_dash(&[]))?;
+        }
+        if node.status == Status::Down {
+            let s = nr * 0.5;
+            ctx.set_stroke_style_str(RED);
+            ctx.set_line_width(2.5);
+            ctx.begin_path();
+            ctx.move_to(x - s, y - s);
+            ctx.line_to(x + s, y + s);
+            ctx.move_to(x + s, y - s);
+            ctx.line_to(x - s, y + s);
+            ctx.stroke();
+        }
+        // Highlights: hovered or selected, in the key's preference list, in the followed path.
+        let in_pref = pref.iter().position(|p| *p == node.id);
+        let in_path = followed.is_some_and(|f| {
+            f.coordinator == node.id || f.targets.iter().any(|(t, _)| *t == node.id)
+        });
+        if hovered == Some(node.id) || ui.selected == Some(node.id) {
+            ctx.set_stroke_style_str(theme.fg);
+            ctx.set_line_width(2.0);
+            ctx.begin_path();
+            ctx.arc(x, y, nr + 9.0, 0.0, TAU)?;
+            ctx.stroke();
+        }
+        if let Some(k) = in_pref {
+            let (bx, by) = (x + nr * 0.8, y - nr * 0.8);
+            ctx.set_fill_style_str(theme.fg);
+            ctx.begin_path();
+            ctx.arc(bx, by, 7.0, 0.0, TAU)?;
+            ctx.fill();
+            ctx.set_fill_style_str(theme.bg);
+            ctx.set_font("700 9px ui-sans-serif, system-ui, sans-serif");
+            ctx.set_text_align("center");
+            ctx.set_text_baseline("middle");
+            ctx.fill_text(&(k + 1).to_string(), bx, by + 0.5)?;
+        }
+        if let Some(f) = followed.filter(|_| in_path) {
+            let tag = if f.coordinator == node.id {
+                "coord".to_string()
+            } else {
+                let mut t = String::new();
+                if f.wal.contains(&node.id) {
+                    t.push_str("wal ");
+                }
+                if f.answered.contains(&node.id) {
+                    t.push_str(if f.kind == "get" { "reply" } else { "ack" });
+                }
+                if f.repaired.contains(&node.id) {
+                    t.push_str(" repaired");
+                }
+                t
+            };
+            let (tx, ty) = (x, y - nr - 10.0);
+            ctx.set_font("600 10px ui-sans-serif, system-ui, sans-serif");
+            ctx.set_text_align("center");
+            ctx.set_text_baseline("bottom");
+            ctx.set_fill_style_str(theme.fg);
+            ctx.fill_text(tag.trim(), tx, ty)?;
+        }
+        // Hints held: an amber badge.
+        if node.hints > 0 && nr >= 8.0 {
+            let (bx, by) = (x - nr * 0.85, y - nr * 0.85);
+            ctx.set_fill_style_str(AMBER);
+            ctx.begin_path();
+            ctx.arc(bx, by, 7.5, 0.0, TAU)?;
+            ctx.fill();
+            ctx.set_fill_style_str("#111");
+            ctx.set_font("700 9px ui-sans-serif, system-ui, sans-serif");
+            ctx.set_text_align("center");
+            ctx.set_text_baseline("middle");
+            let n = if node.hints > 99 {
+                "99+".to_string()
+            } else {
+                node.hints.to_string()
+            };
+            ctx.fill_text(&n, bx, by + 0.5)?;
+        }
+        // Label: inside a large body; outside otherwise, thinned.
+        let must = hovered == Some(node.id)
+            || in_pref.is_some()
+            || in_path
+            || node.status != Status::Up
+            || node.seen.consensus() != "alive";
+        let outward = g.at(angle, g.orbit_radius + nr + 12.0);
+        ctx.set_text_align("center");
+        ctx.set_text_baseline("middle");
+        if inside {
+            ctx.set_fill_style_str(if running { "#0b0f14" } else { theme.fg });
+            ctx.set_font("700 12px ui-sans-serif, system-ui, sans-serif");
+            ctx.fill_text(&name(node.id), x, y + 0.5)?;
+        } else if i % stride == 0 || must {
+            ctx.set_fill_style_str(theme.fg);
+            ctx.set_font("600 10px ui-sans-serif, system-ui, sans-serif");
+            ctx.fill_text(&name(node.id), outward.0, outward.1)?;
+        }
+        // Phi, when it means something.
+        let phi = node.seen.phi_max.filter(|p| *p >= 1.0 || must);
+        let mut line_y = if inside {
+            outward.1 - 4.0
+        } else {
+            outward.1 + 11.0
+        };
+        if let Some(phi) = phi.filter(|_| inside || must)
+            && model.gossip
+        {
+            ctx.set_fill_style_str(if phi >= 8.0 {
+                RED
+            } else if phi >= 3.0 {
+                AMBER
+            } else {
+                theme.muted
+            });
+            ctx.set_font("600 10px ui-monospace, SFMono-Regular, Menlo, monospace");
+            ctx.fill_text(&format!("φ {phi:.1}"), outward.0, line_y)?;
+            line_y += 11.0;
+        }
+        // Storage, when there is room.
+        if detail && let Some(s) = &node.storage {
+            let levels: Vec<String> = s
+                .tables
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t > 0)
+                .map(|(l, t)| format!("L{l}:{t}"))
+                .collect();
+            ctx.set_fill_style_str(theme.muted);
+            ctx.set_font("9.5px ui-monospace, SFMono-Regular, Menlo, monospace");
+            let (sx, sy) = g.at(angle, g.orbit_radius + nr + 12.0);
+            let sy = if phi.is_some() && model.gossip {
+                line_y.max(sy + 11.0)
+            } else {
+                line_y.max(sy)
+            };
+            let mem = format!(
+                "mem {} · wal {}",
+                s.memtable_entries,
+                show_size(s.wal_bytes)
+            );
+            ctx.fill_text(&mem, sx, sy)?;
+            if !levels.is_empty() {
+                ctx.fill_text(&levels.join(" "), sx, sy + 11.0)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn draw_center(
+    ctx: &Ctx,
+    model: &ViewModel,
+    g: &Geometry,
+    theme: &Theme,
+    ui: &Ui,
+) -> Result<(), JsValue> {
+    let scale = (g.ring_radius / 160.0).clamp(0.6, 1.3);
+    ctx.set_text_align("center");
+    ctx.set_text_baseline("middle");
+    ctx.set_fill_style_str(theme.fg);
+    ctx.set_font(&format!(
+        "600 {:.0}px ui-monospace, SFMono-Regular, Menlo, monospace",
+        22.0 * scale
+    ));
+    ctx.fill_text(
+        &format!("{:.3} s", model.now_ms / 1000.0),
+        g.cx,
+        g.cy - 12.0 * scale,
+    )?;
+    ctx.set_fill_style_str(theme.muted);
+    ctx.set_font(&format!(
+        "{:.0}px ui-sans-serif, system-ui, sans-serif",
+        12.0 * scale
+    ));
+    ctx.fill_text(
+        &format!(
+            "N={} W={} R={} · {} nodes",
+            model.n,
+            model.w,
+            model.r,
+            model
+                .nodes
+                .iter()
+                .filter(|n| n.status != Status::Left)
+                .count()
+        ),
+        g.cx,
+        g.cy + 10.0 * scale,
+    )?;
+    if !ui.subtitle.is_empty() {
+        ctx.fill_text(&ui.subtitle, g.cx, g.cy + 28.0 * scale)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well_and_hues_differ_for_neighbours() {
+        assert_eq!(show_size(812), "812 B");
+        assert_eq!(show_size(3_200), "3.1 KB");
+        assert_eq!(show_size(2 << 20), "2.0 MB");
+        for id in 1..64 {
+            let d = (node_hue(id) - node_hue(id + 1)).abs();
+            let d = d.min(360.0 - d);
+            assert!(d > 20.0, "n{id} and n{} too close: {d}", id + 1);
+        }
+    }
+}
