@@ -17,6 +17,9 @@ use crate::wire::Message;
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
 
+/// Each member's status and tokens, as the gossiped ring was last built from them.
+pub(super) type RingInputs = Vec<(NodeId, MemberStatus, Vec<crate::ring::Token>)>;
+
 /// How a node learns who is up and what the ring is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Membership {
@@ -103,6 +106,7 @@ impl Node {
     }
 
     pub(super) fn on_remove(&mut self, node: NodeId) {
+        self.ring_inputs = None;
         if let Some(g) = self.gossip.as_mut() {
             let _ = g.remove(node);
         }
@@ -131,16 +135,42 @@ impl Node {
         let Some(g) = self.gossip.as_ref() else {
             return;
         };
+        // The ring is a function of the base ring and every member's status and tokens: when
+        // none of those changed since the last build (nearly every gossip message), neither
+        // did the ring. Checking costs one comparison per token, no allocation.
+        if let Some(inputs) = &self.ring_inputs
+            && inputs.len() == g.members().len()
+            && inputs
+                .iter()
+                .zip(g.members())
+                .all(|((n, st, t), (m, state))| {
+                    n == m && *st == state.status && t.as_slice() == state.tokens.as_slice()
+                })
+        {
+            return;
+        }
+        self.ring_inputs = Some(
+            g.members()
+                .iter()
+                .map(|(n, state)| (*n, state.status, state.tokens.clone()))
+                .collect(),
+        );
         let mut ring = self.base_ring.clone();
+        // Each member's tokens on the ring being built, recomputed only when it changes (rare:
+        // a join or leave), so a gossip message costs one pass over the ring, not one per member.
+        let mut held = ring.tokens_by_node();
         for (&node, state) in g.members() {
+            let holds = held.get(&node).map_or(&[][..], Vec::as_slice);
             match state.status {
                 MemberStatus::Alive | MemberStatus::Leaving
-                    if !state.tokens.is_empty() && ring.tokens_of(node) != state.tokens =>
+                    if !state.tokens.is_empty() && holds != state.tokens.as_slice() =>
                 {
                     ring = ring.with_node(node, state.tokens.clone());
+                    held = ring.tokens_by_node();
                 }
                 MemberStatus::Left | MemberStatus::Removed if ring.contains_node(node) => {
                     ring = ring.without_node(node);
+                    held = ring.tokens_by_node();
                 }
                 _ => {}
             }

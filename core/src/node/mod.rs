@@ -628,6 +628,8 @@ pub struct Node {
     /// The ring this node started with; gossip adds and removes members from it.
     base_ring: Ring,
     gossip: Option<crate::membership::Gossiper>,
+    /// What the gossiped ring was last built from (see `after_gossip_ring`).
+    ring_inputs: Option<membership::RingInputs>,
     rng: crate::DetRng,
     down: BTreeSet<NodeId>,
     next_seq: u64,
@@ -652,6 +654,7 @@ impl Node {
             base_ring: ring.clone(),
             ring,
             gossip: None,
+            ring_inputs: None,
             rng: <crate::DetRng as rand::SeedableRng>::seed_from_u64(seed),
             down: BTreeSet::new(),
             next_seq: 1,
@@ -749,6 +752,7 @@ impl Node {
             Input::Leave => self.start_leave(),
             Input::Remove { node } => self.on_remove(node),
             Input::RingChanged { members } => {
+                self.ring_inputs = None;
                 let new = Ring::new(members);
                 let old = std::mem::replace(&mut self.ring, new.clone());
                 if old != new {

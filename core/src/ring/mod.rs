@@ -338,6 +338,16 @@ impl Ring {
             .collect()
     }
 
+    /// Every node's tokens, sorted: one pass over the ring (where calling [`Ring::tokens_of`]
+    /// for each node would walk it once per node).
+    pub fn tokens_by_node(&self) -> BTreeMap<NodeId, Vec<Token>> {
+        let mut out: BTreeMap<NodeId, Vec<Token>> = BTreeMap::new();
+        for &(t, n) in &self.tokens {
+            out.entry(n).or_default().push(t);
+        }
+        out
+    }
+
     /// Index of the first ring token `≥ token`, wrapping to 0 past the last. The ring must not
     /// be empty.
     fn successor_index(&self, token: Token) -> usize {

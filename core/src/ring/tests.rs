@@ -389,3 +389,14 @@ proptest! {
         check_plan(&ring, &after, replicas, &plan);
     }
 }
+
+#[test]
+fn tokens_by_node_agrees_with_tokens_of() {
+    let nodes: Vec<NodeId> = (1..=7).map(NodeId).collect();
+    let ring = Ring::build(&nodes, 16, 3);
+    let grouped = ring.tokens_by_node();
+    assert_eq!(grouped.len(), 7);
+    for n in nodes {
+        assert_eq!(grouped[&n], ring.tokens_of(n));
+    }
+}

@@ -1,0 +1,63 @@
+//! How fast the page's simulation runs natively, with the page's defaults (gossip, 200 client
+//! operations per second), and what building the view model costs per frame and per refresh.
+//! `cargo run -p ringstore-web --example page_speed --release [-- NODES...]`
+use ringstore_core::sim::Sim;
+use ringstore_web::cluster::{Cluster, ClusterOptions};
+use ringstore_web::page::{WorkloadKnobs, apply_workload};
+use ringstore_web::view::ViewModel;
+use ringstore_web::view::sim_source::SimSource;
+use std::time::Instant;
+
+fn run(nodes: u32, gossip: bool) {
+    let mut c = Cluster::new(&ClusterOptions {
+        seed: 12,
+        nodes,
+        gossip,
+        ..ClusterOptions::default()
+    })
+    .expect("cluster");
+    let sim: &mut Sim = c.sim_mut();
+    let w = apply_workload(
+        sim.config().workload.clone(),
+        &WorkloadKnobs {
+            rate: Some(200),
+            ..Default::default()
+        },
+    );
+    sim.set_workload(w);
+    sim.run_for(2_000);
+    let sim_s = 10u64;
+    let t = Instant::now();
+    sim.run_for(sim_s * 1000);
+    let real = t.elapsed().as_secs_f64();
+    let mut source = SimSource::new(sim);
+    let mut model = ViewModel::default();
+    let t = Instant::now();
+    for _ in 0..100 {
+        source.refresh(sim, &mut model);
+    }
+    let refresh_ms = t.elapsed().as_secs_f64() * 10.0;
+    let t = Instant::now();
+    for i in 0..100 {
+        sim.run_for(1);
+        source.frame(sim, &mut model, sim.now().0 as f64, f64::from(i));
+    }
+    let frame_ms = t.elapsed().as_secs_f64() * 10.0;
+    println!(
+        "{nodes:>3} nodes, {}: {:.1} simulated s per real s; view refresh {refresh_ms:.3} ms, frame (1 ms run + update) {frame_ms:.3} ms",
+        if gossip { "gossip" } else { "oracle" },
+        sim_s as f64 / real
+    );
+}
+
+fn main() {
+    let args: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if args.is_empty() { vec![16, 64] } else { args };
+    for n in sizes {
+        run(n, true);
+        run(n, false);
+    }
+}
