@@ -42,6 +42,13 @@ pub struct Filter {
 
 /// The line for a log entry, or `None` for a delivery when they are hidden.
 pub fn line(entry: &LogEntry, deliveries: bool) -> Option<Line> {
+    let mut l = classify(entry, deliveries)?;
+    l.text = entry.event.trace();
+    Some(l)
+}
+
+/// The line without its text (formatting it is most of the cost; filters look first).
+fn classify(entry: &LogEntry, deliveries: bool) -> Option<Line> {
     let (class, nodes, op): (&'static str, Vec<u32>, Option<u64>) = match &entry.event {
         SimEvent::MessageSent {
             from, to, kind: k, ..
@@ -79,7 +86,7 @@ pub fn line(entry: &LogEntry, deliveries: bool) -> Option<Line> {
         t: entry.time.0,
         class,
         nodes,
-        text: entry.event.trace(),
+        text: String::new(),
         op,
     })
 }
@@ -96,15 +103,21 @@ impl Filter {
 /// The lines after `seq` that pass `filter`, the newest [`LINES_MAX`] of them.
 pub fn since<'a>(entries: impl Iterator<Item = &'a LogEntry>, filter: &Filter) -> Vec<Line> {
     let mut out: std::collections::VecDeque<Line> = std::collections::VecDeque::new();
+    let mut kept: std::collections::VecDeque<&LogEntry> = std::collections::VecDeque::new();
     for entry in entries {
-        if let Some(l) = line(entry, filter.deliveries)
+        if let Some(l) = classify(entry, filter.deliveries)
             && filter.passes(&l)
         {
             if out.len() == LINES_MAX {
                 out.pop_front();
+                kept.pop_front();
             }
             out.push_back(l);
+            kept.push_back(entry);
         }
+    }
+    for (l, e) in out.iter_mut().zip(kept) {
+        l.text = e.event.trace();
     }
     out.into()
 }

@@ -12,6 +12,9 @@ pub const SPEEDS: [f64; 14] = [
     0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0,
 ];
 
+/// The longest slice of simulated time run without looking at the clock.
+const SLICE_MS_MAX: u64 = 1_000;
+
 /// A frame's real time longer than this (a background tab, a debugger) counts as this much.
 const FRAME_GAP_MAX_MS: f64 = 100.0;
 
@@ -28,6 +31,9 @@ pub struct Player {
     last_real_ms: Option<f64>,
     /// Achieved simulated ms per real ms, smoothed.
     rate: f64,
+    /// Simulated ms run between two looks at the clock: grows while slices are cheap, shrinks
+    /// when one takes a good part of the budget, so the budget holds at any cost per ms.
+    slice_ms: u64,
 }
 
 impl Default for Player {
@@ -39,6 +45,7 @@ impl Default for Player {
             shown_ms: 0.0,
             last_real_ms: None,
             rate: 0.0,
+            slice_ms: 1,
         }
     }
 }
@@ -106,11 +113,18 @@ impl Player {
         let target = self.shown_ms.floor() as u64;
         let began = clock();
         // Run in slices so the budget is checked as we go.
-        let slice = ((self.speed * 2.0).ceil() as u64).max(1);
         while sim.now_ms() < target {
-            let next = (sim.now_ms() + slice).min(target);
+            let next = (sim.now_ms() + self.slice_ms).min(target);
+            let before = clock();
             sim.run_until(next);
-            if clock() - began > self.budget_ms {
+            let after = clock();
+            let took = after - before;
+            if took < self.budget_ms / 16.0 {
+                self.slice_ms = (self.slice_ms * 2).min(SLICE_MS_MAX);
+            } else if took > self.budget_ms / 4.0 {
+                self.slice_ms = (self.slice_ms / 2).max(1);
+            }
+            if after - began > self.budget_ms {
                 break;
             }
         }
@@ -210,8 +224,8 @@ mod tests {
             p.frame(&mut sim, i as f64 * 16.0, || c.get());
         }
         assert_eq!(p.shown_ms(), sim.now as f64);
-        // About 100 to 200 simulated ms per 16 ms frame (one slice of 200 may overshoot).
-        assert!(p.rate() > 5.0 && p.rate() < 14.0, "rate {}", p.rate());
+        // About 100 simulated ms per 16 ms frame: the budget holds.
+        assert!(p.rate() > 5.0 && p.rate() < 9.0, "rate {}", p.rate());
     }
 
     #[test]

@@ -1,0 +1,634 @@
+// The page: builds the cluster from the URL, runs the animation loop (all drawing and the
+// simulation's pacing happen in wasm, in View.frame), and keeps the DOM panels up to date a
+// few times a second. Every control has a keyboard shortcut (see the ? dialog).
+import init, { View, parseQuery, toQuery, scenarios, version } from './pkg/ringstore_web.js';
+import { Cluster, DB_NAME, openCluster, persistCluster, resetCluster, persistent } from './cluster.js';
+
+const $ = (id) => document.getElementById(id);
+const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
+const PANEL_MS = 250;
+const PERSIST_MS = 500;
+
+const state = {
+  cluster: null,
+  view: null,
+  settings: null,
+  selected: 0,
+  sideA: new Set(),
+  logSeq: 0,
+  logFrozen: false,
+  hidden: new Set(['gossip', 'disk']),
+  logNode: 0,
+  results: [],
+  followed: -1,
+  captionShown: 0,
+  lastPanel: 0,
+  building: false,
+};
+window.ringstore = state; // for the browser test and for curious users
+
+function fatal(msg) {
+  const el = $('fatal');
+  el.hidden = false;
+  el.textContent = msg;
+}
+
+function warn(lines) {
+  const el = $('warnings');
+  if (!lines.length) { el.hidden = true; return; }
+  el.hidden = false;
+  el.innerHTML = '';
+  const b = document.createElement('b');
+  b.textContent = 'Some settings in the link were not valid, so defaults are used:';
+  const ul = document.createElement('ul');
+  for (const l of lines) { const li = document.createElement('li'); li.textContent = l; ul.append(li); }
+  el.append(b, ul);
+}
+
+function clusterOptions(s) {
+  if (s.scenario) return { scenario: s.scenario };
+  return { seed: s.seed, nodes: s.nodes, n: s.n, w: s.w, r: s.r, vnodes: s.vnodes,
+    gossip: s.gossip, sync: s.sync };
+}
+
+async function build() {
+  state.building = true;
+  const s = state.settings;
+  try {
+    const options = clusterOptions(s);
+    const cluster = s.scenario ? new Cluster(options) : await openCluster(DB_NAME, options);
+    if (state.cluster) state.cluster.free();
+    state.cluster = cluster;
+    if (!s.scenario) {
+      cluster.setNetwork({ latencyMin: s.latency_min, latencyMax: s.latency_max, lossPct: s.loss });
+      cluster.setWorkload({ rate: s.rate, readPct: s.reads, keys: s.keys });
+    }
+    state.view.attach(cluster);
+    if (s.scenario) {
+      state.view.startScenario(cluster, s.scenario);
+      state.captionShown = 0;
+      $('caption-lines').innerHTML = '';
+    }
+    state.results = [];
+    $('results').innerHTML = '';
+    state.logSeq = 0;
+    $('log').innerHTML = '';
+    follow(-1);
+    state.sideA.clear();
+    select(0);
+    fillNodeLists();
+    syncControls();
+  } catch (e) {
+    warn([`could not build the cluster (${e.message || e}); using the defaults`]);
+    state.settings = parseQuery('').settings;
+    if (!state.cluster) state.cluster = new Cluster(clusterOptions(state.settings));
+    state.view.attach(state.cluster);
+  } finally {
+    state.building = false;
+  }
+  updateUrl();
+}
+
+function updateUrl() {
+  const q = toQuery(state.settings);
+  const url = location.pathname + (q ? `?${q}` : '');
+  history.replaceState(null, '', url);
+  $('open-full').href = url.replace(/([?&])embed=1&?/, '$1').replace(/[?&]$/, '');
+}
+
+// ---- controls ---------------------------------------------------------------------------
+
+function syncControls() {
+  const s = state.settings;
+  $('speed').textContent = fmtSpeed(state.view.speed());
+  for (const [id, v] of [['cfg-nodes', s.nodes], ['cfg-n', s.n], ['cfg-w', s.w], ['cfg-r', s.r], ['cfg-vnodes', s.vnodes], ['cfg-seed', s.seed]]) $(id).value = v;
+  const sync = $('cfg-sync');
+  if (![...sync.options].some(o => o.value === s.sync)) sync.add(new Option(s.sync, s.sync));
+  sync.value = s.sync;
+  $('cfg-membership').value = s.gossip ? 'gossip' : 'oracle';
+  $('loss').value = s.loss; $('loss-out').textContent = `${s.loss}%`;
+  $('latency').value = s.latency_max; $('latency-out').textContent = `${s.latency_min}–${s.latency_max} ms`;
+  $('wl-rate').value = s.rate; $('rate-out').textContent = `${s.rate} ops/s`;
+  $('wl-reads').value = s.reads; $('reads-out').textContent = `${s.reads}%`;
+  $('wl-keys').value = s.keys; $('keys-out').textContent = `${s.keys}`;
+  $('scenario').value = s.scenario || '';
+  const inScenario = !!s.scenario;
+  for (const id of ['workload-card', 'cluster-card']) $(id).classList.toggle('muted', inScenario);
+}
+
+function fmtSpeed(x) {
+  return x >= 1 ? `${x}×` : `${x}×`;
+}
+
+function fillNodeLists() {
+  const ids = state.cluster.nodeIds();
+  const via = $('via');
+  const prev = via.value;
+  via.innerHTML = '';
+  for (const id of ids) via.add(new Option(`n${id}`, id));
+  via.value = ids.includes(Number(prev)) ? prev : String(ids[Math.min(1, ids.length - 1)]);
+  const ln = $('log-node');
+  const lprev = ln.value;
+  ln.innerHTML = '';
+  ln.add(new Option('all nodes', 0));
+  for (const id of ids) ln.add(new Option(`n${id}`, id));
+  ln.value = ids.includes(Number(lprev)) ? lprev : '0';
+  const chips = $('side-a');
+  chips.innerHTML = '';
+  for (const id of ids) {
+    const b = document.createElement('button');
+    b.className = 'chip';
+    b.textContent = `n${id}`;
+    b.setAttribute('aria-pressed', state.sideA.has(id) ? 'true' : 'false');
+    b.onclick = () => { toggleSideA(id); };
+    chips.append(b);
+  }
+  $('node-count').textContent = `${ids.length} nodes`;
+}
+
+function toggleSideA(id) {
+  if (state.sideA.has(id)) state.sideA.delete(id); else state.sideA.add(id);
+  fillNodeLists();
+}
+
+function setSettings(patch, rebuild) {
+  Object.assign(state.settings, patch);
+  if (rebuild) build(); else updateUrl();
+  syncControls();
+}
+
+function select(id) {
+  state.selected = id;
+  state.view.select(id);
+  $('node-card').hidden = !id;
+  if (id) { $('node-name').textContent = `n${id}`; renderNode(); }
+}
+
+function follow(op) {
+  state.followed = op;
+  state.view.follow(op);
+  for (const li of $('results').children) li.classList.toggle('followed', Number(li.dataset.op) === op);
+  $('path').hidden = op < 0;
+}
+
+function send(ev) {
+  ev?.preventDefault();
+  const kind = $('op').value, node = Number($('via').value);
+  const key = $('key').value.trim(), value = $('value').value;
+  if (!key) { $('key').focus(); return; }
+  try {
+    const op = state.cluster.client(node, kind, key, value, $('consistency').value);
+    const c = $('consistency').value;
+    state.results.unshift({ op, text: `${kind} ${key}${kind === 'put' ? '=' + value : ''} via n${node}${c ? ' ' + c : ''}`, result: null });
+    state.results.length = Math.min(state.results.length, 30);
+    state.view.setKey(key);
+    follow(op);
+    renderResults();
+  } catch (e) {
+    state.results.unshift({ op: -1, text: `${kind} ${key}`, result: `error: ${e.message || e}` });
+    renderResults();
+  }
+}
+
+function renderResults() {
+  const ol = $('results');
+  ol.innerHTML = '';
+  for (const r of state.results) {
+    const li = document.createElement('li');
+    li.dataset.op = r.op;
+    const what = document.createElement('span'); what.className = 'what'; what.textContent = r.text;
+    const res = document.createElement('span');
+    res.className = 'res ' + (r.result == null ? 'pending' : r.result.startsWith('error') ? 'err' : 'ok');
+    res.textContent = r.result == null ? 'waiting…' : r.result;
+    li.append(what, res);
+    li.title = 'Follow this operation';
+    li.classList.toggle('followed', r.op === state.followed);
+    li.onclick = () => r.op >= 0 && follow(r.op);
+    ol.append(li);
+  }
+}
+
+function crashOrRestart(id) {
+  if (!id) return;
+  try { state.cluster.toggle(id); } catch (e) { warn([`n${id}: ${e.message || e}`]); }
+  renderNode();
+}
+
+function partition() {
+  const a = [...state.sideA];
+  if (!a.length) { warn(['choose side A first: click node chips under Faults, or open a node and press A']); return; }
+  const b = state.cluster.nodeIds().filter(id => !state.sideA.has(id));
+  state.cluster.partition(a, b, $('one-way').checked);
+}
+
+function studyKey() {
+  const key = $('key').value.trim();
+  state.view.setKey(key);
+}
+
+// ---- panels -----------------------------------------------------------------------------
+
+function renderNode() {
+  const id = state.selected;
+  if (!id || !state.cluster) return;
+  const d = state.cluster.nodeDetail(id);
+  const body = $('node-body');
+  const rows = [];
+  const st = d.data;
+  rows.push(['state', d.up ? 'running' : 'down']);
+  rows.push(['tokens', d.tokens.join(' ')]);
+  if (st) {
+    rows.push(['WAL', `${fmtBytes(st.wal_bytes)} in ${st.wal_segments} segment(s), durable to LSN ${st.durable_lsn}/${st.last_lsn}, ${st.wal_syncs} syncs`]);
+    rows.push(['memtable', `${st.memtable_entries} keys, ${fmtBytes(st.memtable_bytes)}${st.frozen_memtables ? `, ${st.frozen_memtables} frozen` : ''}`]);
+    rows.push(['SSTables', st.levels.map((l, i) => `L${i}:${l.tables}`).join(' ') || 'none']);
+    rows.push(['jobs', `${st.flushes} flushes, ${st.compactions} compactions, WA ${st.write_amplification.toFixed(2)}`]);
+  }
+  rows.push(['hints held', d.hints.length ? d.hints.map(([o, c]) => `${c} for n${o}`).join(', ') : 'none']);
+  const t = document.createElement('table');
+  t.className = 'node-table';
+  for (const [k, v] of rows) {
+    const tr = t.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = v;
+  }
+  const ops = document.createElement('table');
+  ops.className = 'node-table';
+  const head = ops.insertRow();
+  head.insertCell().textContent = 'seen by';
+  head.insertCell().textContent = 'verdict';
+  head.insertCell().textContent = 'φ';
+  for (const o of d.opinions) {
+    const tr = ops.insertRow();
+    tr.insertCell().textContent = `n${o.observer}`;
+    const v = tr.insertCell(); v.textContent = o.verdict; v.className = `verdict-${o.verdict}`;
+    tr.insertCell().textContent = o.phi == null ? '–' : o.phi.toFixed(2);
+  }
+  const levels = document.createElement('div');
+  levels.className = 'levels';
+  if (st) {
+    const max = Math.max(1, ...st.levels.map(l => l.tables));
+    st.levels.forEach((l, i) => {
+      const bar = document.createElement('div');
+      bar.style.height = `${(l.tables / max) * 30 + 2}px`;
+      bar.title = `L${i}: ${l.tables} tables, ${fmtBytes(l.bytes)}`;
+      const s = document.createElement('span'); s.textContent = `L${i}`;
+      bar.append(s);
+      levels.append(bar);
+    });
+  }
+  body.replaceChildren(t, levels, ops);
+  $('node-toggle').innerHTML = (d.up ? 'Crash' : 'Restart') + ' <kbd>X</kbd>';
+  $('skew-out').textContent = `${d.skewMs > 0 ? '+' : ''}${d.skewMs} ms`;
+  if (document.activeElement !== $('skew')) $('skew').value = d.skewMs;
+}
+
+function fmtBytes(b) {
+  if (b < 1024) return `${b} B`;
+  if (b < 1 << 20) return `${(b / 1024).toFixed(1)} KB`;
+  return `${(b / 1048576).toFixed(1)} MB`;
+}
+
+function renderPath(panel) {
+  const f = panel.followed;
+  if (!f) return;
+  $('path-title').textContent = `${f.kind} ${f.key} via n${f.coordinator}${f.result ? ' → ' + f.result : ''}`;
+  const ol = $('path-steps');
+  if (ol.childElementCount === f.steps.length && ol.dataset.op == f.op) return;
+  ol.dataset.op = f.op;
+  ol.innerHTML = '';
+  for (const [t, text] of f.steps) {
+    if (text.endsWith(' delivered')) continue;
+    const li = document.createElement('li');
+    const ts = document.createElement('span'); ts.className = 't'; ts.textContent = `${t}ms`;
+    li.append(ts, text);
+    ol.append(li);
+  }
+}
+
+function renderChecker() {
+  const c = state.cluster.checker();
+  $('stale-n').textContent = c.staleReads;
+  $('lost-n').textContent = c.lostUpdates;
+  $('ok-n').textContent = c.ok;
+  $('failed-n').textContent = c.failed;
+  $('strict').textContent = c.strictViolations
+    ? `${c.strictViolations} stale read(s) broke the quorum invariant (W + R > N, no failure beyond tolerance)!`
+    : c.staleReads ? 'Every stale read is expected: W + R ≤ N, a hinted write, skew or a crash under a lax sync policy.' : '';
+  state.lastChecker = c;
+  const list = $('anomalies');
+  if (!list.hidden) renderAnomalies(list.dataset.kind);
+}
+
+function renderAnomalies(kind) {
+  const c = state.lastChecker;
+  const list = $('anomalies');
+  list.dataset.kind = kind;
+  list.innerHTML = '';
+  const items = kind === 'stale' ? c.stale : c.lost;
+  if (!items.length) { const li = document.createElement('li'); li.textContent = 'none so far'; list.append(li); return; }
+  for (const [w, o, stable] of items) {
+    if (!w || !o) continue;
+    const li = document.createElement('li');
+    li.textContent = kind === 'stale'
+      ? `#${o.op} get ${o.key} via n${o.node} → ${o.result} missed #${w.op} ${w.kind} (${w.result})`
+      : `#${o.op} ${o.kind} ${o.key} via n${o.node} (${o.result}) lost to #${w.op} (${w.result})`;
+    const why = document.createElement('div'); why.className = 'why';
+    why.textContent = stable ? 'within tolerance: a violation' : 'expected (sloppy quorum, skew, R+W ≤ N or data loss)';
+    li.append(why);
+    li.title = 'Follow the later operation';
+    li.onclick = () => follow(o.op);
+    list.append(li);
+  }
+}
+
+function renderLog() {
+  if (state.logFrozen) return;
+  const filter = { hide: [...state.hidden], node: state.logNode, deliveries: false };
+  const out = state.cluster.logSince(state.logSeq, filter);
+  state.logSeq = out.next;
+  const ol = $('log');
+  const atBottom = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 4;
+  const frag = document.createDocumentFragment();
+  for (const l of out.lines) {
+    const li = document.createElement('li');
+    li.className = l.class;
+    const t = document.createElement('span'); t.className = 't'; t.textContent = `${l.t}ms`;
+    li.append(t, l.text);
+    if (l.op != null) { li.dataset.op = l.op; li.title = 'Follow this operation'; }
+    frag.append(li);
+  }
+  ol.append(frag);
+  while (ol.childElementCount > 300) ol.firstElementChild.remove();
+  if (atBottom) ol.scrollTop = ol.scrollHeight;
+}
+
+function renderCaption() {
+  const s = state.view.scenarioState(state.captionShown);
+  const box = $('caption');
+  if (!s) { box.hidden = true; return; }
+  box.hidden = false;
+  $('caption-section').textContent = s.section;
+  $('caption-progress').textContent = s.finished ? 'done' : `step ${Math.max(0, s.done - 1)} of ${s.total - 1}`;
+  $('caption-title').textContent = s.title;
+  const lines = $('caption-lines');
+  for (const [cls, text] of s.lines) {
+    const p = document.createElement('p');
+    p.className = cls;
+    p.textContent = text;
+    lines.append(p);
+  }
+  state.captionShown += s.lines.length;
+  if (s.lines.length) lines.scrollTop = lines.scrollHeight;
+  $('caption-next').disabled = s.finished;
+}
+
+function panelTick() {
+  const panel = state.view.panel();
+  $('clock').textContent = `${(panel.now / 1000).toFixed(3)} s`;
+  $('play').textContent = panel.playing ? '❚❚' : '▶';
+  $('speed').textContent = fmtSpeed(panel.speed);
+  $('rate').textContent = panel.playing ? `${panel.rate.toFixed(panel.rate < 1 ? 3 : 1)} sim s/s` : 'paused';
+  let changed = false;
+  for (const r of state.results) {
+    if (r.result == null && r.op >= 0) {
+      const res = state.cluster.resultOf(r.op);
+      if (res != null) { r.result = res; changed = true; }
+    }
+  }
+  if (changed) renderResults();
+  if (state.followed >= 0) renderPath(panel);
+  if (state.cluster.nodeIds().length !== $('via').options.length) fillNodeLists();
+  renderChecker();
+  renderLog();
+  renderNode();
+  renderCaption();
+}
+
+// ---- the loop ---------------------------------------------------------------------------
+
+function resize() {
+  const c = $('canvas');
+  const r = c.getBoundingClientRect();
+  state.view.resize(r.width, r.height, window.devicePixelRatio || 1);
+}
+
+function loop(t) {
+  if (state.cluster && !state.building) {
+    try {
+      state.view.frame(state.cluster, t);
+      if (t - state.lastPanel > PANEL_MS) { state.lastPanel = t; panelTick(); }
+    } catch (e) {
+      console.error(e);
+      fatal(`Something went wrong drawing the cluster: ${e.message || e}. Reload the page; the link keeps your settings.`);
+      return;
+    }
+  }
+  requestAnimationFrame(loop);
+}
+
+function showTooltip(hit, x, y) {
+  const tip = $('tooltip');
+  let text = '';
+  if (hit.kind === 'node') {
+    const n = state.view.panel().nodes.find(n => n.id === hit.id);
+    if (n) {
+      const seen = n.seen;
+      text = `n${n.id} · ${n.status}\nseen: ${seen.alive} alive, ${seen.suspect} suspect, ${seen.dead} dead` +
+        (seen.phi_max != null ? `\nmax φ ${seen.phi_max.toFixed(2)}` : '') +
+        (n.storage ? `\nmem ${n.storage.memtable_entries} · wal ${fmtBytes(n.storage.wal_bytes)} · SST ${n.storage.tables.join('/')}` : '') +
+        (n.hints ? `\nholds ${n.hints} hints` : '') + (n.skew_ms ? `\nclock ${n.skew_ms > 0 ? '+' : ''}${n.skew_ms} ms` : '') +
+        '\nclick to open';
+    }
+  } else if (hit.kind === 'ring') {
+    text = `token ${hit.token.slice(0, 6)}…\nowner n${hit.owner}\nreplicas [${hit.preference.map(p => 'n' + p).join(', ')}]`;
+  } else if (hit.kind === 'message') {
+    text = `${hit.message} n${hit.from} → n${hit.to}` + (hit.op != null ? `\nop #${hit.op} (click to follow)` : '');
+  }
+  tip.hidden = !text;
+  if (text) {
+    tip.textContent = text;
+    tip.style.whiteSpace = 'pre';
+    tip.style.left = `${x + 14}px`;
+    tip.style.top = `${y + 14}px`;
+  }
+}
+
+function wire() {
+  const canvas = $('canvas');
+  canvas.addEventListener('pointermove', (e) => {
+    const r = canvas.getBoundingClientRect();
+    const hit = state.view.pointer(e.clientX - r.left, e.clientY - r.top);
+    state.hover = hit;
+    canvas.style.cursor = hit.kind === 'none' ? 'crosshair' : 'pointer';
+    showTooltip(hit, e.clientX - r.left, e.clientY - r.top);
+  });
+  canvas.addEventListener('pointerleave', () => { state.view.pointerLeft(); $('tooltip').hidden = true; });
+  canvas.addEventListener('click', (e) => {
+    const r = canvas.getBoundingClientRect();
+    const hit = state.view.pointer(e.clientX - r.left, e.clientY - r.top);
+    if (hit.kind === 'node') select(state.selected === hit.id ? 0 : hit.id);
+    else if (hit.kind === 'message' && hit.op != null) follow(hit.op);
+    else if (hit.kind === 'none') select(0);
+  });
+  new ResizeObserver(resize).observe(canvas);
+  $('console').addEventListener('submit', send);
+  $('key').addEventListener('input', studyKey);
+  $('op').addEventListener('change', () => { $('value').disabled = $('op').value !== 'put'; });
+  $('play').onclick = () => state.view.setPlaying(!state.view.playing());
+  $('step').onclick = () => state.view.stepOne(state.cluster);
+  $('faster').onclick = () => { state.settings.speed = state.view.nudgeSpeed(true); updateUrl(); };
+  $('slower').onclick = () => { state.settings.speed = state.view.nudgeSpeed(false); updateUrl(); };
+  $('unfollow').onclick = () => follow(-1);
+  $('node-toggle').onclick = () => crashOrRestart(state.selected);
+  $('node-leave').onclick = () => state.selected && state.cluster.leave(state.selected);
+  $('skew').oninput = () => { state.cluster.setSkew(state.selected, Number($('skew').value)); renderNode(); };
+  $('add-node').onclick = () => { try { state.cluster.addNode(); fillNodeLists(); } catch (e) { warn([e.message || String(e)]); } };
+  $('partition').onclick = partition;
+  $('heal').onclick = () => state.cluster.heal();
+  $('loss').oninput = () => { const v = Number($('loss').value); state.cluster.setNetwork({ lossPct: v }); setSettings({ loss: v }); };
+  $('latency').oninput = () => {
+    const hi = Number($('latency').value), lo = Math.max(1, Math.round(hi / 3));
+    state.cluster.setNetwork({ latencyMin: lo, latencyMax: hi }); setSettings({ latency_min: lo, latency_max: hi });
+  };
+  $('wl-rate').oninput = () => { const v = Number($('wl-rate').value); state.cluster.setWorkload({ rate: v }); setSettings({ rate: v }); };
+  $('wl-reads').oninput = () => { const v = Number($('wl-reads').value); state.cluster.setWorkload({ readPct: v }); setSettings({ reads: v }); };
+  $('wl-keys').oninput = () => { const v = Number($('wl-keys').value); state.cluster.setWorkload({ keys: v }); setSettings({ keys: v }); };
+  $('rebuild').onclick = () => {
+    const num = (id) => Number($(id).value);
+    const patch = { nodes: num('cfg-nodes'), n: num('cfg-n'), w: num('cfg-w'), r: num('cfg-r'), vnodes: num('cfg-vnodes'),
+      seed: num('cfg-seed'), sync: $('cfg-sync').value, gossip: $('cfg-membership').value === 'gossip', scenario: '' };
+    const q = toQuery({ ...state.settings, ...patch });
+    const parsed = parseQuery(q);
+    warn(parsed.warnings);
+    state.settings = parsed.settings;
+    build();
+  };
+  $('scenario').onchange = () => startScenario($('scenario').value);
+  $('caption-next').onclick = () => state.view.nextStep();
+  $('caption-stop').onclick = () => startScenario('');
+  $('stale').onclick = () => toggleAnomalies('stale');
+  $('lost').onclick = () => toggleAnomalies('lost');
+  $('copy-link').onclick = copyLink;
+  $('reset').onclick = async () => { await resetCluster(DB_NAME); state.settings.scenario = ''; build(); };
+  $('help-btn').onclick = () => $('help').showModal();
+  $('log-node').onchange = () => { state.logNode = Number($('log-node').value); };
+  $('log-pause').onclick = () => { state.logFrozen = !state.logFrozen; $('log-pause').textContent = state.logFrozen ? 'resume' : 'freeze'; };
+  $('log').addEventListener('click', (e) => { const li = e.target.closest('li[data-op]'); if (li) follow(Number(li.dataset.op)); });
+  const kinds = $('log-kinds');
+  for (const k of KINDS) {
+    const b = document.createElement('button');
+    b.className = 'chip';
+    b.innerHTML = `<i class="k-${k}"></i>${k}`;
+    b.setAttribute('aria-pressed', state.hidden.has(k) ? 'false' : 'true');
+    b.onclick = () => {
+      if (state.hidden.has(k)) state.hidden.delete(k); else state.hidden.add(k);
+      b.setAttribute('aria-pressed', state.hidden.has(k) ? 'false' : 'true');
+    };
+    kinds.append(b);
+  }
+  document.addEventListener('keydown', onKey);
+  const save = () => { persistCluster(state.cluster).catch(() => {}); };
+  setInterval(save, PERSIST_MS);
+  addEventListener('pagehide', save);
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'hidden') save(); });
+}
+
+function toggleAnomalies(kind) {
+  const list = $('anomalies');
+  if (!list.hidden && list.dataset.kind === kind) { list.hidden = true; return; }
+  list.hidden = false;
+  renderAnomalies(kind);
+}
+
+async function copyLink() {
+  const url = location.href;
+  try { await navigator.clipboard.writeText(url); flash($('copy-link'), 'Copied'); }
+  catch { prompt('Copy this link:', url); }
+}
+
+function flash(btn, text) {
+  const old = btn.innerHTML;
+  btn.textContent = text;
+  setTimeout(() => { btn.innerHTML = old; }, 1200);
+}
+
+function startScenario(name) {
+  state.settings.scenario = name;
+  if (name && !new URLSearchParams(location.search).has('speed')) state.settings.speed = 0.02;
+  if (!name) state.settings.speed = parseQuery('').settings.speed;
+  state.view.setSpeed(state.settings.speed);
+  build();
+}
+
+function onKey(e) {
+  const tag = e.target.tagName;
+  if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA') {
+    if (e.key === 'Escape') e.target.blur();
+    return;
+  }
+  if (e.metaKey || e.ctrlKey || e.altKey) return;
+  const k = e.key;
+  const act = {
+    ' ': () => state.view.setPlaying(!state.view.playing()),
+    '.': () => state.view.stepOne(state.cluster),
+    '+': () => $('faster').click(), '=': () => $('faster').click(),
+    '-': () => $('slower').click(), '_': () => $('slower').click(),
+    'x': () => crashOrRestart(state.selected),
+    'l': () => state.selected && state.cluster.leave(state.selected),
+    'a': () => state.selected && toggleSideA(state.selected),
+    'n': () => $('add-node').click(),
+    'p': partition,
+    'h': () => state.cluster.heal(),
+    'k': () => { $('console-card').open = true; $('key').focus(); $('key').select(); },
+    'g': () => { state.showGossip = !(state.showGossip ?? true); state.view.setShowGossip(state.showGossip); },
+    's': () => $('scenario').focus(),
+    'c': copyLink,
+    'ArrowRight': () => state.view.nextStep(),
+    '?': () => $('help').showModal(),
+    'Escape': () => {
+      if ($('help').open) return;
+      if (state.followed >= 0) follow(-1);
+      else if (state.selected) select(0);
+      else if (state.settings.scenario) startScenario('');
+    },
+  }[k.length === 1 ? k.toLowerCase() : k];
+  if (act) { e.preventDefault(); act(); return; }
+  if (/^[1-9]$/.test(k)) {
+    const id = Number(k);
+    if (state.cluster.nodeIds().includes(id)) select(state.selected === id ? 0 : id);
+  }
+}
+
+async function main() {
+  try {
+    await init();
+  } catch (e) {
+    fatal(`This page needs WebAssembly, and the module did not load (${e.message || e}). Was it built? Run ./scripts/build-web.`);
+    return;
+  }
+  const parsed = parseQuery(location.search);
+  state.settings = parsed.settings;
+  warn(parsed.warnings);
+  if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; }
+  const dark = !matchMedia('(prefers-color-scheme: light)').matches;
+  state.view = new View($('canvas'));
+  state.view.setDark(dark);
+  state.view.setSpeed(state.settings.speed);
+  matchMedia('(prefers-color-scheme: light)').addEventListener('change', (m) => state.view.setDark(!m.matches));
+  const select = $('scenario');
+  let group = null, section = '';
+  for (const s of scenarios()) {
+    const head = s.section.split(' ')[0];
+    if (head !== section) { section = head; group = document.createElement('optgroup'); group.label = s.section; select.append(group); }
+    group.append(new Option(s.title, s.name));
+  }
+  document.title = `ringstore ${version()} · a Dynamo-style cluster in your browser`;
+  wire();
+  resize();
+  await build();
+  state.ready = true;
+  state.persistent = persistent;
+  requestAnimationFrame(loop);
+}
+
+main();
