@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
 const PANEL_MS = 250;
 const PERSIST_MS = 500;
+const LOG_BATCH_MAX = 80;
 
 const state = {
   cluster: null,
@@ -349,7 +350,8 @@ function renderLog() {
   const ol = $('log');
   const atBottom = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 4;
   const frag = document.createDocumentFragment();
-  for (const l of out.lines) {
+  // At hundreds of operations per second nobody reads every line: show the newest of each batch.
+  for (const l of out.lines.slice(-LOG_BATCH_MAX)) {
     const li = document.createElement('li');
     li.className = l.class;
     const t = document.createElement('span'); t.className = 't'; t.textContent = `${l.t}ms`;
@@ -365,15 +367,24 @@ function renderLog() {
 function renderCaption() {
   const s = state.view.scenarioState(state.captionShown);
   const box = $('caption');
-  if (!s) { box.hidden = true; return; }
-  box.hidden = false;
+  if (!s) {
+    if (!box.hidden) { box.hidden = true; resize(); }
+    return;
+  }
+  if (box.hidden) { box.hidden = false; resize(); }
   $('caption-section').textContent = s.section;
   $('caption-progress').textContent = s.finished ? 'done' : `step ${Math.max(0, s.done - 1)} of ${s.total - 1}`;
   $('caption-title').textContent = s.title;
   const lines = $('caption-lines');
   for (const [cls, text] of s.lines) {
+    // The scripts' comments are hard-wrapped: join a comment's lines into one paragraph.
+    const prev = lines.lastElementChild;
+    if (cls === 'caption' && prev && prev.className === 'l-caption' && !state.captionBreak) {
+      prev.textContent += ' ' + text;
+      continue;
+    }
     const p = document.createElement('p');
-    p.className = cls;
+    p.className = `l-${cls}`;
     p.textContent = text;
     lines.append(p);
   }
@@ -410,6 +421,9 @@ function resize() {
   const c = $('canvas');
   const r = c.getBoundingClientRect();
   state.view.resize(r.width, r.height, window.devicePixelRatio || 1);
+  // Keep the ring clear of the scenario's narration, which sits on the left.
+  const cap = $('caption');
+  state.view.setInset(cap.hidden ? 0 : cap.getBoundingClientRect().width + 16);
 }
 
 function loop(t) {

@@ -80,6 +80,7 @@ pub struct View {
     width: f64,
     height: f64,
     dpr: f64,
+    inset_left: f64,
     model: ViewModel,
     source: Option<SimSource>,
     player: Player,
@@ -119,6 +120,7 @@ impl View {
             width: 800.0,
             height: 600.0,
             dpr: 1.0,
+            inset_left: 0.0,
             model: ViewModel::default(),
             source: None,
             player: Player::default(),
@@ -160,6 +162,13 @@ impl View {
             .set_width((self.width * self.dpr).round() as u32);
         self.canvas
             .set_height((self.height * self.dpr).round() as u32);
+        self.scene = None;
+    }
+
+    /// Keeps `px` CSS pixels on the left free of the picture (the scenario narration).
+    #[wasm_bindgen(js_name = setInset)]
+    pub fn set_inset(&mut self, px: f64) {
+        self.inset_left = px.max(0.0);
         self.scene = None;
     }
 
@@ -225,11 +234,16 @@ impl View {
             (self.width as u64) << 32 | self.height as u64,
         );
         if self.scene.is_none() || self.scene_key != key {
-            self.scene = Some(Scene::new(&self.model, self.width, self.height));
+            self.scene = Some(Scene::new(
+                &self.model,
+                self.width,
+                self.height,
+                self.inset_left,
+            ));
             self.scene_key = key;
         }
         self.scene
-            .get_or_insert_with(|| Scene::new(&ViewModel::default(), 100.0, 100.0))
+            .get_or_insert_with(|| Scene::new(&ViewModel::default(), 100.0, 100.0, 0.0))
     }
 
     fn draw(&mut self, real_ms: f64) -> Result<(), JsError> {

@@ -108,9 +108,13 @@ pub struct Scene {
 }
 
 impl Scene {
-    /// Lays out `model` on a canvas of `width` × `height` CSS pixels.
-    pub fn new(model: &ViewModel, width: f64, height: f64) -> Scene {
-        let geom = layout::geometry(width, height, model.nodes.len());
+    /// Lays out `model` on a canvas of `width` × `height` CSS pixels, leaving `inset_left`
+    /// pixels on the left free (for the scenario narration).
+    pub fn new(model: &ViewModel, width: f64, height: f64, inset_left: f64) -> Scene {
+        let inset = inset_left.clamp(0.0, width * 0.6);
+        let mut geom = layout::geometry(width - inset, height, model.nodes.len());
+        geom.width = width;
+        geom.cx += inset;
         let tokens: Vec<Vec<u64>> = model
             .nodes
             .iter()
@@ -281,7 +285,7 @@ fn draw_ring(
     ctx.set_text_baseline("middle");
     for (i, label) in ["0", "2⁶²", "2⁶³", "3·2⁶²"].iter().enumerate() {
         let a = i as f64 * FRAC_PI_2 - FRAC_PI_2;
-        let (x, y) = g.at(a, g.ring_radius - g.ring_width / 2.0 - 14.0);
+        let (x, y) = g.at(a, g.ring_radius - g.ring_width / 2.0 - 18.0);
         ctx.fill_text(label, x, y)?;
     }
     Ok(())
@@ -733,6 +737,16 @@ fn draw_nodes(
             || node.status != Status::Up
             || node.seen.consensus() != "alive";
         let outward = g.at(angle, g.orbit_radius + nr + 12.0);
+        // Text beside a body on the left or right runs away from it, never across it.
+        let side = angle.cos();
+        let align = if side > 0.45 {
+            "left"
+        } else if side < -0.45 {
+            "right"
+        } else {
+            "center"
+        };
+        let outward = (outward.0 - side * 8.0, outward.1);
         ctx.set_text_align("center");
         ctx.set_text_baseline("middle");
         if inside {
@@ -740,6 +754,7 @@ fn draw_nodes(
             ctx.set_font("700 12px ui-sans-serif, system-ui, sans-serif");
             ctx.fill_text(&name(node.id), x, y + 0.5)?;
         } else if i % stride == 0 || must {
+            ctx.set_text_align(align);
             ctx.set_fill_style_str(theme.fg);
             ctx.set_font("600 10px ui-sans-serif, system-ui, sans-serif");
             ctx.fill_text(&name(node.id), outward.0, outward.1)?;
@@ -751,6 +766,7 @@ fn draw_nodes(
         } else {
             outward.1 + 11.0
         };
+        ctx.set_text_align(align);
         if let Some(phi) = phi.filter(|_| inside || must)
             && model.gossip
         {
