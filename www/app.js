@@ -484,6 +484,11 @@ function wire() {
     else if (hit.kind === 'message' && hit.op != null) follow(hit.op);
     else if (hit.kind === 'none') select(0);
   });
+  canvas.addEventListener('dblclick', (e) => {
+    const r = canvas.getBoundingClientRect();
+    const hit = state.view.pointer(e.clientX - r.left, e.clientY - r.top);
+    if (hit.kind === 'node') { select(hit.id); crashOrRestart(hit.id); }
+  });
   new ResizeObserver(resize).observe(canvas);
   $('console').addEventListener('submit', send);
   $('key').addEventListener('input', studyKey);

@@ -62,8 +62,9 @@ after(async () => {
   if (profile) fs.rmSync(profile, { recursive: true, force: true });
 });
 
-async function open(query = '') {
+async function open(query = '', { dark = false } = {}) {
   const page = await browser.newPage();
+  await page.emulateMedia({ colorScheme: dark ? 'dark' : 'light' });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
@@ -166,14 +167,22 @@ test('screenshots at 5, 16 and 64 nodes, embedded, and in a scenario', async () 
     ['page-64-nodes', '?nodes=64&rate=200&speed=0.5&seed=5'], ['page-embed', '?embed=1&scenario=hinted_handoff&speed=0.05']]) {
     const page = await open(q);
     if (name === 'page-16-nodes') {
-      await page.fill('#key', 'user123');
-      await page.dispatchEvent('#key', 'input');
+      // Follow one operation: its path is drawn over the traffic.
+      await consoleOp(page, { op: 'put', via: 2, key: 'user123', value: 'Alice' });
     }
     await page.waitForTimeout(name === 'page-embed' ? 5_000 : 2_500);
     await shot(page, name);
     assert.deepEqual(page.errors, []);
     await page.close();
   }
+  const dark = await open('?nodes=16&rate=100&speed=0.2&seed=4&loss=5', { dark: true });
+  await dark.waitForTimeout(2_500);
+  await dark.keyboard.press('3');
+  await dark.keyboard.press('x');
+  await dark.waitForTimeout(1_500);
+  await shot(dark, 'page-16-nodes-dark-crash-and-loss');
+  assert.deepEqual(dark.errors, []);
+  await dark.close();
   const page = await open('?scenario=put_get_design_notes&speed=0.02');
   await page.waitForFunction(() => /=> put user123: ok/.test(document.getElementById('caption-lines').textContent), null, { timeout: 60_000 });
   await shot(page, 'page-scenario-design-notes');
