@@ -121,12 +121,22 @@ impl Node {
             return;
         };
         let events = g.drain_events();
-        let view = g.live_view(now);
+        // Only verdicts that differ from what the node believes: telling it what it already
+        // believes does nothing, and this runs after every gossip message.
+        let me = self.config.id;
+        let changed: Vec<(NodeId, bool)> = g
+            .members()
+            .keys()
+            .filter_map(|&node| {
+                let up = g.verdict(node, now)? == Verdict::Alive;
+                (node != me && up == self.down.contains(&node)).then_some((node, up))
+            })
+            .collect();
         for event in events {
             self.event(NodeEvent::Membership(event));
         }
-        for (node, verdict) in view {
-            self.on_peer_status(now, node, verdict == Verdict::Alive);
+        for (node, up) in changed {
+            self.on_peer_status(now, node, up);
         }
         self.after_gossip_ring(Some(now));
     }
