@@ -9,6 +9,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod idb_disk;
+pub mod persist;
+pub mod records;
 
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
