@@ -35,7 +35,12 @@ fn get(key: &str) -> ClientOp {
 }
 
 /// Saves `sim` as a host would: its state, and every disk's durable image.
-fn save(sim: &Sim) -> (ringstore_core::sim::SimState, BTreeMap<(NodeId, u8), SimDisk>) {
+fn save(
+    sim: &Sim,
+) -> (
+    ringstore_core::sim::SimState,
+    BTreeMap<(NodeId, u8), SimDisk>,
+) {
     let mut disks = BTreeMap::new();
     for (id, data, hints) in sim.disks() {
         disks.insert((id, 0), SimDisk::from_image(1, data.durable_image()));
@@ -122,7 +127,11 @@ fn unsynced_writes_do_not_survive_a_resume() {
     let (state, disks) = save(&sim);
     let resumed = resume(state, disks);
     for id in resumed.node_ids() {
-        assert_eq!(resumed.stored(id, b"k"), None, "{id} kept an unsynced write");
+        assert_eq!(
+            resumed.stored(id, b"k"),
+            None,
+            "{id} kept an unsynced write"
+        );
     }
 }
 
@@ -143,5 +152,8 @@ fn a_resumed_cluster_runs_its_workload_and_keeps_its_joined_nodes() {
     assert!(resumed.ring().nodes().contains(&NodeId(6)));
     let before = resumed.history().ops().count();
     resumed.run_until(Millis(resumed.now().0 + 1_000));
-    assert!(resumed.history().ops().count() >= before + 90, "the workload resumed");
+    assert!(
+        resumed.history().ops().count() >= before + 90,
+        "the workload resumed"
+    );
 }

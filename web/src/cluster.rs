@@ -2,9 +2,9 @@
 //! the operations the page's controls call. `lib.rs` wraps it for JavaScript; keeping the logic
 //! here lets it be tested on the host without a browser.
 
+use crate::idb_disk::IdbDisk;
 use ringstore_core::node::{ClientOp, Consistency};
 use ringstore_core::sim::log::{LogEntry, OpId};
-use crate::idb_disk::IdbDisk;
 use ringstore_core::sim::{ClusterSnapshot, Sim, SimConfig};
 use ringstore_core::{Millis, NodeId};
 use serde::{Deserialize, Serialize};

@@ -447,6 +447,6 @@ impl Disk for IdbDisk {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 #[path = "idb_disk_tests.rs"]
 mod tests;

@@ -49,7 +49,11 @@ fn reload(db: &MemDb) -> IdbDisk {
     }
     for (inode, len) in &lens {
         let file = files.entry(*inode).or_default();
-        assert_eq!(file.0.len() as u64, *len, "inode {inode}: extents cover its length");
+        assert_eq!(
+            file.0.len() as u64,
+            *len,
+            "inode {inode}: extents cover its length"
+        );
     }
     for inode in files.keys() {
         assert!(names.values().any(|i| i == inode), "inode {inode} is named");
@@ -156,7 +160,12 @@ fn saves_write_only_what_changed() {
     disk.delete("old.log").unwrap();
     disk.sync_dir().unwrap();
     save(&disk, &mut db);
-    assert_eq!(db.len(), 1, "only the (empty) namespace is left: {:?}", db.keys());
+    assert_eq!(
+        db.len(),
+        1,
+        "only the (empty) namespace is left: {:?}",
+        db.keys()
+    );
 }
 
 #[test]
@@ -187,7 +196,10 @@ fn an_engine_on_the_disk_recovers_from_a_reload() {
     save(&disk, &mut db);
     drop(lsm);
     let (lsm, _) = Lsm::open(reload(&db), LsmConfig::small_for_tests()).unwrap();
-    assert!(lsm.stats().levels.iter().any(|l| l.tables > 0), "flushed tables reloaded");
+    assert!(
+        lsm.stats().levels.iter().any(|l| l.tables > 0),
+        "flushed tables reloaded"
+    );
     for i in (0..2_000u64).step_by(37) {
         let key = format!("key{i:05}");
         assert!(lsm.get(key.as_bytes()).unwrap().is_some(), "{key} survives");
@@ -291,5 +303,8 @@ fn a_truncate_below_the_saved_length_rewrites_from_the_cut() {
     disk.append("wal", &vec![b'b'; long]).unwrap();
     disk.sync("wal").unwrap();
     save(&disk, &mut db);
-    assert_eq!(reload(&db).read_all("wal").unwrap(), disk.read_all("wal").unwrap());
+    assert_eq!(
+        reload(&db).read_all("wal").unwrap(),
+        disk.read_all("wal").unwrap()
+    );
 }

@@ -220,7 +220,9 @@ impl Key {
         let decoded = match (key.first(), key.len()) {
             (Some(1), 1) => Some(Key::Cluster),
             (Some(2), 6) => disk(key).map(Key::Namespace),
-            (Some(3), 14) => disk(key).zip(be_u64(&key[6..14])).map(|(d, i)| Key::File(d, i)),
+            (Some(3), 14) => disk(key)
+                .zip(be_u64(&key[6..14]))
+                .map(|(d, i)| Key::File(d, i)),
             (Some(4), 22) => match (disk(key), be_u64(&key[6..14]), be_u64(&key[14..22])) {
                 (Some(d), Some(i), Some(o)) => Some(Key::Extent(d, i, o)),
                 _ => None,

@@ -27,9 +27,9 @@ mod storage;
 pub mod workload;
 
 pub use inspect::label;
+use inspect::label_short;
 pub use machine_disk::{DiskFactory, MachineDisk, sim_disks};
 pub use resume::{MachineState, SimState};
-use inspect::label_short;
 
 use crate::DetRng;
 use crate::node::{
