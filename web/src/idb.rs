@@ -35,14 +35,17 @@ fn backend(what: &str, value: &JsValue) -> SavedError {
     SavedError::Backend(format!("{what}: {}", js_text(value)))
 }
 
+/// An event listener, kept alive while it is registered.
+type Listener = Closure<dyn FnMut(Event)>;
+
 /// Waits until `target` fires one of `ok` (resolves) or `failed` (rejects with the event).
 async fn settled(target: &EventTarget, ok: &[&str], failed: &[&str]) -> Result<(), JsValue> {
-    let mut listeners: Vec<(String, Closure<dyn FnMut(Event)>)> = Vec::new();
+    let mut listeners: Vec<(String, Listener)> = Vec::new();
     let promise = js_sys::Promise::new(&mut |resolve, reject| {
         for (names, settle) in [(ok, resolve), (failed, reject)] {
             for name in names {
                 let settle = settle.clone();
-                let listener = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
+                let listener = Listener::new(move |event: Event| {
                     let _ = settle.call1(&JsValue::UNDEFINED, &event);
                 });
                 let _ = target
@@ -88,7 +91,7 @@ pub async fn open(name: &str) -> Result<IdbDatabase, SavedError> {
     outcome.map_err(|_| backend("open", &request.error().ok().flatten().into()))?;
     let db: IdbDatabase = request
         .result()
-        .and_then(|r| r.dyn_into().map_err(JsValue::from))
+        .and_then(|r| r.dyn_into())
         .map_err(|e| backend("open", &e))?;
     if !db.object_store_names().contains(STORE) {
         return Err(SavedError::Foreign {
