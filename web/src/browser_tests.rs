@@ -289,10 +289,10 @@ async fn measure(nodes: u32, seconds: u32) {
 
 #[wasm_bindgen_test]
 async fn persist_cost_5_nodes() {
-    measure(5, 10).await;
+    measure(5, 30).await;
 }
 
 #[wasm_bindgen_test]
 async fn persist_cost_16_nodes() {
-    measure(16, 10).await;
+    measure(16, 30).await;
 }
