@@ -30,6 +30,14 @@ async fn fresh_db(name: &str) -> web_sys::IdbDatabase {
     idb::open(name).await.unwrap()
 }
 
+/// Creates `name` holding `bytes`, synced and dir-synced.
+fn durable_file(disk: &IdbDisk, name: &str, bytes: &[u8]) {
+    disk.create(name).unwrap();
+    disk.append(name, bytes).unwrap();
+    disk.sync(name).unwrap();
+    disk.sync_dir().unwrap();
+}
+
 async fn save(disk: &IdbDisk, db: &web_sys::IdbDatabase) {
     let mut batch = Batch::default();
     disk.take_changes(DISK, &mut batch);
@@ -50,15 +58,9 @@ async fn the_disk_writes_syncs_and_reopens_from_indexeddb() {
     let name = "ringstore-test-disk";
     let db = fresh_db(name).await;
     let disk = IdbDisk::new();
-    disk.create("wal").unwrap();
-    disk.append("wal", b"synced ").unwrap();
-    disk.sync("wal").unwrap();
-    disk.sync_dir().unwrap();
+    durable_file(&disk, "wal", b"synced ");
     let big = vec![7u8; 200_000];
-    disk.create("sst").unwrap();
-    disk.append("sst", &big).unwrap();
-    disk.sync("sst").unwrap();
-    disk.sync_dir().unwrap();
+    durable_file(&disk, "sst", &big);
     disk.append("wal", b"unsynced").unwrap();
     save(&disk, &db).await;
     let reopened = reopen_disk(name).await;
@@ -85,10 +87,7 @@ async fn a_crash_loses_what_was_not_synced_and_a_reload_what_was_not_saved() {
     let name = "ringstore-test-crash";
     let db = fresh_db(name).await;
     let disk = IdbDisk::new();
-    disk.create("wal").unwrap();
-    disk.append("wal", b"one").unwrap();
-    disk.sync("wal").unwrap();
-    disk.sync_dir().unwrap();
+    durable_file(&disk, "wal", b"one");
     save(&disk, &db).await;
     disk.append("wal", b" two").unwrap();
     disk.create("new").unwrap();
@@ -112,10 +111,7 @@ async fn damaged_and_foreign_records_are_typed_errors() {
     let name = "ringstore-test-damage";
     let db = fresh_db(name).await;
     let disk = IdbDisk::new();
-    disk.create("f").unwrap();
-    disk.append("f", b"contents").unwrap();
-    disk.sync("f").unwrap();
-    disk.sync_dir().unwrap();
+    durable_file(&disk, "f", b"contents");
     let mut batch = Batch::default();
     disk.take_changes(DISK, &mut batch);
     idb::write(&db, &batch).await.unwrap();
@@ -164,13 +160,7 @@ async fn persist(cluster: &mut Cluster) {
 }
 
 fn finish(cluster: &mut Cluster, op: f64) -> String {
-    for _ in 0..200 {
-        if let Some(result) = cluster.result_of(op) {
-            return result;
-        }
-        cluster.run_for(10);
-    }
-    panic!("operation {op} did not finish");
+    crate::persist::finish(&mut cluster.inner, op as u64)
 }
 
 #[wasm_bindgen_test]

@@ -360,6 +360,19 @@ impl PersistStats {
     }
 }
 
+/// Runs `cluster` until client operation `op` finished (at most 2 simulated seconds) and
+/// returns its outcome; for the host and browser tests.
+#[cfg(test)]
+pub(crate) fn finish(cluster: &mut Cluster, op: u64) -> String {
+    for _ in 0..200 {
+        if let Some(result) = cluster.result_of(op) {
+            return result;
+        }
+        cluster.run_for(10);
+    }
+    panic!("operation {op} did not finish");
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 #[path = "persist_tests.rs"]
 mod tests;

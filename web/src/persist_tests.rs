@@ -26,22 +26,12 @@ fn reopen(db: &MemDb) -> Cluster {
     resume(load(db.iter()).unwrap().expect("a saved cluster")).unwrap()
 }
 
-fn done(cluster: &mut Cluster, op: u64) -> String {
-    for _ in 0..100 {
-        if let Some(r) = cluster.result_of(op) {
-            return r;
-        }
-        cluster.run_for(20);
-    }
-    panic!("operation {op} did not finish");
-}
-
 #[test]
 fn a_saved_cluster_resumes_with_its_data_clock_and_configuration() {
     let mut c = cluster(9);
     let mut db = MemDb::new();
     let put = c.client(2, "put", "user123", "Alice", "").unwrap();
-    assert!(done(&mut c, put).starts_with("ok"), "the put succeeded");
+    assert!(finish(&mut c, put).starts_with("ok"), "the put succeeded");
     c.set_skew(3, 25);
     c.crash(5);
     c.run_for(100);
@@ -56,17 +46,17 @@ fn a_saved_cluster_resumes_with_its_data_clock_and_configuration() {
     assert_eq!(snap.nodes.iter().find(|n| n.id.0 == 3).unwrap().skew_ms, 25);
     let get = r.client(1, "get", "user123", "", "quorum").unwrap();
     assert!(
-        done(&mut r, get).starts_with("Alice"),
+        finish(&mut r, get).starts_with("Alice"),
         "read back after reload"
     );
     // The resumed cluster saves incrementally into the same database and resumes again.
     let put = r.client(1, "put", "k2", "v2", "").unwrap();
-    done(&mut r, put);
+    finish(&mut r, put);
     let b = save(&mut r, &mut db);
     assert!(b.bytes < 64 << 10, "an incremental save: {} bytes", b.bytes);
     let mut again = reopen(&db);
     let get = again.client(4, "get", "k2", "", "").unwrap();
-    assert!(done(&mut again, get).starts_with("v2"));
+    assert!(finish(&mut again, get).starts_with("v2"));
 }
 
 #[test]
@@ -78,7 +68,7 @@ fn what_was_not_synced_is_lost_in_a_reload() {
     let mut c = Cluster::from_sim(ClusterOptions::default(), sim.unwrap());
     let mut db = MemDb::new();
     let put = c.client(1, "put", "k", "v", "").unwrap();
-    assert!(done(&mut c, put).starts_with("ok"));
+    assert!(finish(&mut c, put).starts_with("ok"));
     save(&mut c, &mut db);
     let r = reopen(&db);
     for id in r.sim.node_ids() {
@@ -100,7 +90,7 @@ fn an_empty_database_is_no_saved_cluster_and_a_database_without_the_cluster_reco
 fn every_damaged_byte_is_a_typed_error() {
     let mut c = cluster(2);
     let put = c.client(1, "put", "user123", "Alice", "").unwrap();
-    done(&mut c, put);
+    finish(&mut c, put);
     let mut db = MemDb::new();
     save(&mut c, &mut db);
     let keys: Vec<Vec<u8>> = db.keys().cloned().collect();
@@ -170,13 +160,13 @@ fn a_failed_write_goes_back_in_front_of_the_queue_and_loses_nothing() {
     let first = queue.take().unwrap();
     // The write fails; meanwhile the cluster changes and saves again.
     let put = c.client(1, "put", "k", "v", "").unwrap();
-    done(&mut c, put);
+    finish(&mut c, put);
     queue.push(take_batch(&mut c, false).unwrap());
     queue.failed(first);
     apply(&mut db, &queue.take().unwrap());
     let mut r = reopen(&db);
     let get = r.client(2, "get", "k", "", "").unwrap();
-    assert!(done(&mut r, get).starts_with("v"));
+    assert!(finish(&mut r, get).starts_with("v"));
     assert!(queue.take().is_none());
 }
 
