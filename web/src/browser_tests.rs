@@ -208,6 +208,14 @@ async fn a_whole_cluster_is_saved_and_resumed() {
     );
     persist(&mut r).await;
 
+    // Refused options leave the saved cluster alone.
+    let refused = serde_wasm_bindgen::to_value(&cluster::ClusterOptions {
+        n: 3,
+        w: 4,
+        ..cluster::ClusterOptions::default()
+    })
+    .unwrap();
+    assert!(Cluster::open(name.to_string(), refused).await.is_err());
     // Undefined options resume whatever is saved; other options start fresh.
     let same = Cluster::open(name.to_string(), JsValue::UNDEFINED)
         .await

@@ -93,15 +93,17 @@ async fn open_cluster(name: &str, options: Option<ClusterOptions>) -> Result<Clu
             persist::resume(saved).map_err(|e| saved_error(&e))?
         }
         None => {
-            // No saved cluster, or one made with other options: start fresh, and delete the
-            // stale state now rather than at the first save.
+            // No saved cluster, or one made with other options: start fresh (options refused
+            // leave the database alone), and delete the stale state now rather than at the
+            // first save.
+            let fresh =
+                cluster::Cluster::new(&options.unwrap_or_default()).map_err(crate::page_error)?;
             let clear = Batch {
                 ops: vec![Op::Clear],
                 ..Batch::default()
             };
             idb::write(&db, &clear).await.map_err(|e| saved_error(&e))?;
-            let options = options.unwrap_or_default();
-            cluster::Cluster::new(&options).map_err(crate::page_error)?
+            fresh
         }
     };
     stats.open_ms = now_ms() - started;
@@ -121,7 +123,9 @@ async fn open_cluster(name: &str, options: Option<ClusterOptions>) -> Result<Clu
 impl Cluster {
     /// Opens the cluster saved in IndexedDB database `dbName`: resumes it if its options equal
     /// `options` (or `options` is undefined), else deletes it and starts fresh from `options`.
-    /// Rejects with a `SavedStateError` if the saved state is damaged or foreign.
+    /// Rejects with a `SavedStateError` if the saved state is damaged or foreign (whatever the
+    /// options: damaged state is never deleted without a reset), and with an `Error` if the
+    /// options are refused (the database is then left as it was).
     pub async fn open(db_name: String, options: JsValue) -> Result<Cluster, JsValue> {
         let options = options_from(options)?;
         open_cluster(&db_name, options).await

@@ -28,8 +28,8 @@ impl MachineDisk for SimDisk {
 /// Makes the disk of machine `node`'s store `store` when the simulator creates that machine,
 /// given a seed drawn from the cluster seed (a disk that draws no randomness ignores it). It is
 /// called once per machine and store, when the machine is created (at start, on a join, or when
-/// a saved cluster is resumed).
-pub type DiskFactory<D> = Box<dyn FnMut(NodeId, StoreId, u64) -> D>;
+/// a saved cluster is resumed). It is `Send` so that a simulation can move to another thread.
+pub type DiskFactory<D> = Box<dyn FnMut(NodeId, StoreId, u64) -> D + Send>;
 
 /// The default factory: a fresh [`SimDisk`] seeded as given.
 pub fn sim_disks() -> DiskFactory<SimDisk> {
