@@ -1,7 +1,6 @@
 //! How fast the page's simulation runs natively, with the page's defaults (gossip, 200 client
 //! operations per second), and what building the view model costs per frame and per refresh.
 //! `cargo run -p ringstore-web --example page_speed --release [-- NODES...]`
-use ringstore_core::sim::Sim;
 use ringstore_web::cluster::{Cluster, ClusterOptions};
 use ringstore_web::page::{WorkloadKnobs, apply_workload};
 use ringstore_web::view::ViewModel;
@@ -16,7 +15,7 @@ fn run(nodes: u32, gossip: bool) {
         ..ClusterOptions::default()
     })
     .expect("cluster");
-    let sim: &mut Sim = c.sim_mut();
+    let sim = c.sim_mut();
     let w = apply_workload(
         sim.config().workload.clone(),
         &WorkloadKnobs {

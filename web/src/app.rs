@@ -13,13 +13,13 @@ use crate::scenario::{self, Pace, Play};
 use crate::view::ViewModel;
 use crate::view::sim_source::SimSource;
 use crate::{page_error, to_js};
-use ringstore_core::sim::Sim;
+use ringstore_core::sim::{MachineDisk, Sim};
 use serde::Serialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-impl Clocked for Sim {
+impl<D: MachineDisk> Clocked for Sim<D> {
     fn now_ms(&self) -> u64 {
         self.now().0
     }

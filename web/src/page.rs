@@ -5,6 +5,7 @@
 
 use crate::{Cluster, logview, page_error, to_js, url};
 use ringstore_core::NodeId;
+use ringstore_core::sim::MachineDisk;
 use ringstore_core::sim::log::{OpKind, show_bytes, show_result};
 use ringstore_core::sim::network::NetworkConfig;
 use ringstore_core::sim::workload::WorkloadConfig;
@@ -108,7 +109,7 @@ pub struct OpView {
 }
 
 /// Operation `op` as the page lists it.
-pub fn op_view(sim: &ringstore_core::sim::Sim, op: u64) -> Option<OpView> {
+pub fn op_view<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>, op: u64) -> Option<OpView> {
     let o = sim.history().op(op)?;
     Some(OpView {
         op,
@@ -149,7 +150,7 @@ pub struct CheckerView {
 const ANOMALIES_SHOWN: usize = 20;
 
 /// The checker as the page shows it.
-pub fn checker(sim: &ringstore_core::sim::Sim) -> CheckerView {
+pub fn checker<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>) -> CheckerView {
     let live = sim.history().live();
     let list = |l: &std::collections::VecDeque<ringstore_core::sim::history::Anomaly>| {
         l.iter()
@@ -204,7 +205,7 @@ pub struct ConfigView {
 }
 
 /// The configuration of a run.
-pub fn config_view(sim: &ringstore_core::sim::Sim) -> ConfigView {
+pub fn config_view<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>) -> ConfigView {
     let c = sim.config();
     ConfigView {
         seed: c.seed,
@@ -247,7 +248,7 @@ pub struct NodeDetail {
 }
 
 /// Node `id` in detail.
-pub fn node_detail(sim: &ringstore_core::sim::Sim, id: u32) -> NodeDetail {
+pub fn node_detail<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>, id: u32) -> NodeDetail {
     let node = NodeId(id);
     let hints = sim
         .node(node)

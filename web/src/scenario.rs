@@ -8,7 +8,7 @@
 //! `run` steps fast-forward.
 
 use ringstore_core::sim::script::{self, Command, Step};
-use ringstore_core::sim::{Sim, SimConfig};
+use ringstore_core::sim::{MachineDisk, Sim, SimConfig};
 use serde::Serialize;
 
 /// One scenario of the menu.
@@ -214,7 +214,7 @@ impl Play {
 
     /// Advances the scenario at real time `real_ms`: finishes waits that are over and issues
     /// the next command when ready.
-    pub fn tick(&mut self, sim: &mut Sim, real_ms: f64) {
+    pub fn tick<D: MachineDisk>(&mut self, sim: &mut Sim<D>, real_ms: f64) {
         let now = sim.now().0;
         let over = match self.wait {
             Wait::Ready => true,
@@ -254,7 +254,7 @@ impl Play {
         };
     }
 
-    fn issue(&mut self, sim: &mut Sim, real_ms: f64) {
+    fn issue<D: MachineDisk>(&mut self, sim: &mut Sim<D>, real_ms: f64) {
         let Some(step) = self.steps.get(self.next).cloned() else {
             self.pace = Pace::Done;
             return;

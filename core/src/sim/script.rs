@@ -395,7 +395,7 @@ impl Command {
 }
 
 /// The `ring KEY` line: the key's token and preference list.
-pub fn describe_ring(sim: &Sim, key: &str) -> String {
+pub fn describe_ring<D: super::MachineDisk>(sim: &Sim<D>, key: &str) -> String {
     let token = key_token(key.as_bytes());
     let pref = sim.ring().preference_list(token, sim.config().n);
     let pref: Vec<String> = pref.iter().map(|p| p.to_string()).collect();
@@ -406,7 +406,7 @@ pub fn describe_ring(sim: &Sim, key: &str) -> String {
 }
 
 /// The `stored KEY` lines: every node's newest stored version of `key`.
-pub fn describe_stored(sim: &Sim, key: &str) -> Vec<String> {
+pub fn describe_stored<D: super::MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<String> {
     sim.node_ids()
         .into_iter()
         .map(|id| {
@@ -428,7 +428,7 @@ pub fn describe_stored(sim: &Sim, key: &str) -> Vec<String> {
 
 /// The `status` lines: per node, up or down, whom it believes down, hints held, and its phi
 /// for each peer under gossip.
-pub fn describe_status(sim: &Sim) -> Vec<String> {
+pub fn describe_status<D: super::MachineDisk>(sim: &Sim<D>) -> Vec<String> {
     let now = sim.now();
     let phis: std::collections::BTreeMap<NodeId, String> = sim
         .node_ids()
@@ -464,11 +464,14 @@ pub fn describe_status(sim: &Sim) -> Vec<String> {
         .collect()
 }
 
-/// Builds a scripted cluster and runs it to t = 100 ms, as the design notes' timestamps start
-/// there (start-up noise, nodes coming up, is not interesting in a trace).
+/// Where a scripted cluster's story starts (simulated ms): the design notes' timestamps start
+/// there, and start-up noise (nodes coming up) is not interesting in a trace.
+pub const START_MS: u64 = 100;
+
+/// Builds a scripted cluster and runs it to [`START_MS`].
 pub fn start_cluster(config: SimConfig) -> Result<Sim, String> {
     let mut sim = Sim::new(config).map_err(|e| e.to_string())?;
-    sim.run_for(100);
+    sim.run_for(START_MS);
     Ok(sim)
 }
 
@@ -481,7 +484,7 @@ pub fn describe_cluster(config: &SimConfig) -> String {
 }
 
 /// Puts `key0..key{count-1}` through `node`, each to completion, then waits until quiet.
-pub fn load_keys(sim: &mut Sim, node: NodeId, count: u32) {
+pub fn load_keys<D: super::MachineDisk>(sim: &mut Sim<D>, node: NodeId, count: u32) {
     for i in 0..count {
         let op = ClientOp::Put {
             key: format!("key{i}").into_bytes(),
@@ -495,7 +498,7 @@ pub fn load_keys(sim: &mut Sim, node: NodeId, count: u32) {
 }
 
 /// Sets the network's loss rate to `pct` percent.
-pub fn set_loss(sim: &mut Sim, pct: u32) {
+pub fn set_loss<D: super::MachineDisk>(sim: &mut Sim<D>, pct: u32) {
     let network = NetworkConfig {
         loss_ppm: pct.min(100) * 10_000,
         ..sim.config().network.clone()

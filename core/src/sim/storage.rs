@@ -9,7 +9,7 @@ use crate::storage::{JobKind, StorageError, SyncPolicy};
 use crate::{Millis, NodeId};
 use std::collections::BTreeMap;
 
-impl Sim {
+impl<D: super::MachineDisk> Sim<D> {
     /// Runs one storage operation for `node`. Reads and, unless every write waits for a sync,
     /// writes complete after the disk's latency; under `SyncPolicy::Always` a write joins the
     /// group waiting for the next WAL sync.

@@ -119,7 +119,7 @@ impl Tags {
     }
 }
 
-impl super::Sim {
+impl<D: super::MachineDisk> super::Sim<D> {
     /// Messages in flight, with the operation each belongs to, in id order.
     pub fn flying(&self) -> impl Iterator<Item = FlyingMessage> + '_ {
         self.flying

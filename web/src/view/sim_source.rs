@@ -10,8 +10,8 @@ use super::{MESSAGES_MAX, StorageView, ViewModel};
 use ringstore_core::NodeId;
 use ringstore_core::membership::Verdict;
 use ringstore_core::node::{Lifecycle, NodeEvent};
-use ringstore_core::sim::Sim;
 use ringstore_core::sim::log::{OpKind, SimEvent, show_bytes, show_result};
+use ringstore_core::sim::{MachineDisk, Sim};
 use ringstore_core::storage::LsmStats;
 use ringstore_core::wire::MessageKind;
 
@@ -58,7 +58,7 @@ fn storage_view(s: &LsmStats) -> StorageView {
     }
 }
 
-fn status(sim: &Sim, id: NodeId) -> Status {
+fn status<D: MachineDisk>(sim: &Sim<D>, id: NodeId) -> Status {
     if sim.has_left(id) {
         return Status::Left;
     }
@@ -75,7 +75,11 @@ fn status(sim: &Sim, id: NodeId) -> Status {
 }
 
 /// What `observer` thinks of `subject`: a verdict, and phi under gossip.
-fn opinion(sim: &Sim, observer: NodeId, subject: NodeId) -> Option<(&'static str, Option<f64>)> {
+fn opinion<D: MachineDisk>(
+    sim: &Sim<D>,
+    observer: NodeId,
+    subject: NodeId,
+) -> Option<(&'static str, Option<f64>)> {
     let node = sim.node(observer)?;
     let now = sim.local_time(observer);
     match node.gossiper() {
@@ -100,7 +104,7 @@ fn opinion(sim: &Sim, observer: NodeId, subject: NodeId) -> Option<(&'static str
 }
 
 /// Every running peer's opinion of `subject`, for the node panel.
-pub fn opinions(sim: &Sim, subject: u32) -> Vec<Opinion> {
+pub fn opinions<D: MachineDisk>(sim: &Sim<D>, subject: u32) -> Vec<Opinion> {
     let subject = NodeId(subject);
     sim.node_ids()
         .into_iter()
@@ -119,7 +123,7 @@ pub fn opinions(sim: &Sim, subject: u32) -> Vec<Opinion> {
 impl SimSource {
     /// A source that starts reading the log at its current end (history before it is not
     /// animated).
-    pub fn new(sim: &Sim) -> SimSource {
+    pub fn new<D: MachineDisk>(sim: &Sim<D>) -> SimSource {
         SimSource {
             log_seq: sim.log().total(),
             follow: None,
@@ -128,7 +132,13 @@ impl SimSource {
 
     /// The cheap, every-frame part. `now_ms` is the time shown (the player's, between the
     /// simulator's whole milliseconds); `real_ms` stamps new animations.
-    pub fn frame(&mut self, sim: &Sim, model: &mut ViewModel, now_ms: f64, real_ms: f64) {
+    pub fn frame<D: MachineDisk>(
+        &mut self,
+        sim: &Sim<D>,
+        model: &mut ViewModel,
+        now_ms: f64,
+        real_ms: f64,
+    ) {
         model.now_ms = now_ms;
         let flying = sim.flying().count();
         let skip = flying.saturating_sub(MESSAGES_MAX);
@@ -158,7 +168,7 @@ impl SimSource {
         model.expire_effects(real_ms);
     }
 
-    fn effects(&mut self, sim: &Sim, model: &mut ViewModel, real_ms: f64) {
+    fn effects<D: MachineDisk>(&mut self, sim: &Sim<D>, model: &mut ViewModel, real_ms: f64) {
         let log = sim.log();
         let pending = log.total().saturating_sub(self.log_seq) as usize;
         let from = self.log_seq + pending.saturating_sub(EFFECT_ENTRIES_PER_FRAME) as u64;
@@ -197,7 +207,7 @@ impl SimSource {
 
     /// The slower part: per-node opinions, storage and hints, the ring, cut links, and the
     /// followed operation.
-    pub fn refresh(&mut self, sim: &Sim, model: &mut ViewModel) {
+    pub fn refresh<D: MachineDisk>(&mut self, sim: &Sim<D>, model: &mut ViewModel) {
         let config = sim.config();
         model.n = config.n;
         model.w = config.w;
@@ -253,7 +263,7 @@ impl SimSource {
 }
 
 /// The path of client operation `op`, from its trace.
-pub fn followed(sim: &Sim, op: u64) -> Option<Followed> {
+pub fn followed<D: MachineDisk>(sim: &Sim<D>, op: u64) -> Option<Followed> {
     let record = sim.history().op(op)?;
     let mut f = Followed {
         op,
