@@ -1,7 +1,7 @@
 // End-to-end tests of the page in a real headless Chromium (the system's, through
 // playwright-core): the canvas is drawn, the client console writes and reads back, a node
 // crashed through the UI shows as down while a quorum read still succeeds, a reload keeps the
-// key (with the IndexedDB build), and screenshots. Then the performance figures: frame times
+// key (IndexedDB; a build without Cluster.open says so and skips that step), and screenshots. Then the performance figures: frame times
 // over 10 s with 16 nodes and 200 client operations per second, and simulated seconds per real
 // second with 64 nodes while drawing. Figures are printed, not asserted beyond sanity bounds.
 //
