@@ -20,7 +20,9 @@ fn report_error(reply: &Reply) -> i32 {
         .ok()
         .and_then(|j| j.get("message").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(&reply.body).into_owned());
-    let code = reply.error_code().unwrap_or_else(|| reply.status.to_string());
+    let code = reply
+        .error_code()
+        .unwrap_or_else(|| reply.status.to_string());
     eprintln!("error: {code}: {message}");
     if reply.status == 404 { 1 } else { 2 }
 }
@@ -72,7 +74,8 @@ pub fn get(target: &Target, key: &str) -> anyhow::Result<i32> {
 
 /// A node id from JSON (a number) as `n3`.
 fn node_name(v: &Value) -> String {
-    v.as_u64().map_or_else(|| "?".to_string(), |n| format!("n{n}"))
+    v.as_u64()
+        .map_or_else(|| "?".to_string(), |n| format!("n{n}"))
 }
 
 fn share(v: &Value) -> String {
@@ -135,7 +138,10 @@ pub fn ring(client: &Client) -> anyhow::Result<()> {
         node_name(&c["node"]),
         c["n"]
     );
-    println!("{:>22} {:>9} {:>6}  range share", "token", "position", "owner");
+    println!(
+        "{:>22} {:>9} {:>6}  range share",
+        "token", "position", "owner"
+    );
     let positions: Vec<f64> = tokens
         .iter()
         .map(|t| t["position"].as_f64().unwrap_or(0.0))
@@ -147,7 +153,11 @@ pub fn ring(client: &Client) -> anyhow::Result<()> {
         } else {
             positions[i - 1]
         };
-        let width = if tokens.len() == 1 { 1.0 } else { positions[i] - prev };
+        let width = if tokens.len() == 1 {
+            1.0
+        } else {
+            positions[i] - prev
+        };
         println!(
             "{:>22} {:>9.5} {:>6}  {:.2}%",
             t["token"].as_str().unwrap_or("?"),

@@ -76,7 +76,9 @@ fn formed(view: &Value, nodes: usize) -> bool {
     let members = view["members"].as_array();
     view["lifecycle"] == "normal"
         && members.is_some_and(|m| {
-            m.len() == nodes && m.iter().all(|m| m["state"] == "alive" && m["in_ring"] == true)
+            m.len() == nodes
+                && m.iter()
+                    .all(|m| m["state"] == "alive" && m["in_ring"] == true)
         })
 }
 
@@ -121,7 +123,9 @@ async fn start(
     if let Some(seed) = join {
         cmd.args(["--join", seed]);
     }
-    let mut child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
     let address = wait_for_address(&dir, &mut child)
         .await
         .with_context(|| format!("n{id} (log: {})", log.display()))?;
@@ -152,7 +156,9 @@ async fn wait_formed(nodes: &mut [Node]) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the cluster did not form within {FORM_TIMEOUT:?} ({ready} of {count} nodes see everyone)");
+            bail!(
+                "the cluster did not form within {FORM_TIMEOUT:?} ({ready} of {count} nodes see everyone)"
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -202,11 +208,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let root = match &opts.data_dir {
         Some(d) => d.clone(),
         None => {
-            temp = tempfile::Builder::new().prefix("ringstore-demo-").tempdir()?;
+            temp = tempfile::Builder::new()
+                .prefix("ringstore-demo-")
+                .tempdir()?;
             temp.path().to_path_buf()
         }
     };
-    println!("ringstore demo: starting {} nodes, data in {}", opts.nodes, root.display());
+    println!(
+        "ringstore demo: starting {} nodes, data in {}",
+        opts.nodes,
+        root.display()
+    );
     let mut nodes = Vec::new();
     let result = async {
         let first = start(&opts, &exe, &root, 1, None).await?;
@@ -234,18 +246,35 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let first = &nodes[0].address;
     println!();
-    println!("The cluster is up: {} nodes, N={} W={} R={}.", nodes.len(), opts.n, opts.w, opts.r);
+    println!(
+        "The cluster is up: {} nodes, N={} W={} R={}.",
+        nodes.len(),
+        opts.n,
+        opts.w,
+        opts.r
+    );
     println!();
     println!("    Open the page:   http://{first}/");
     println!();
     println!("Try it:");
     println!("    ringstore put user123 Alice --node {first}");
-    println!("    ringstore get user123 --node {}", nodes.last().map_or(first, |n| &n.address));
+    println!(
+        "    ringstore get user123 --node {}",
+        nodes.last().map_or(first, |n| &n.address)
+    );
     println!("    ringstore status --node {first}");
     println!("    curl -X PUT --data-binary Alice http://{first}/kv/user123");
-    println!("Kill a node (kill -9 on its pid) and watch the others notice; logs: {}/n*/node.log", root.display());
+    println!(
+        "Kill a node (kill -9 on its pid) and watch the others notice; logs: {}/n*/node.log",
+        root.display()
+    );
     for n in &nodes {
-        println!("    n{} at {} (pid {})", n.id, n.address, n.child.id().unwrap_or(0));
+        println!(
+            "    n{} at {} (pid {})",
+            n.id,
+            n.address,
+            n.child.id().unwrap_or(0)
+        );
     }
     println!("Press Ctrl-C to stop every node.");
     signalled().await;

@@ -197,14 +197,23 @@ mod tests {
         let mut rx = feed.sender().subscribe();
         for i in 0..FEED_MESSAGES_PER_SEC + 50 {
             feed.message(10, Direction::Received, NodeId(2), &ack(), None);
-            feed.message(10, Direction::Sent, NodeId(3), &ack(), Some(DropReason::Partition));
+            feed.message(
+                10,
+                Direction::Sent,
+                NodeId(3),
+                &ack(),
+                Some(DropReason::Partition),
+            );
             let _ = i;
         }
         let n2 = feed.traffic().counts()[&(NodeId(2), MessageKind::Ack)];
         assert_eq!(n2.sent, 1);
         assert_eq!(n2.received, u64::from(FEED_MESSAGES_PER_SEC) + 50);
         let n3 = feed.traffic().counts()[&(NodeId(3), MessageKind::Ack)];
-        assert_eq!((n3.sent, n3.dropped), (0, u64::from(FEED_MESSAGES_PER_SEC) + 50));
+        assert_eq!(
+            (n3.sent, n3.dropped),
+            (0, u64::from(FEED_MESSAGES_PER_SEC) + 50)
+        );
         let mut published = 0;
         while rx.try_recv().is_ok() {
             published += 1;

@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
 use percent_encoding::percent_decode_str;
+use ringstore_core::NodeId;
 use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency};
 use ringstore_core::storage::{CLIENT_KEY_BYTES_MAX, LsmStats, Version};
-use ringstore_core::NodeId;
 use serde::Serialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -281,11 +281,7 @@ fn version_headers(headers: &mut HeaderMap, v: Version) {
     }
 }
 
-async fn get_kv(
-    State(node): State<NodeHandle>,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn get_kv(State(node): State<NodeHandle>, uri: Uri, RawQuery(query): RawQuery) -> Response {
     let started = Instant::now();
     let result = async {
         let key = key_of(&uri, "/kv/")?;
@@ -302,7 +298,9 @@ async fn get_kv(
                 Ok(response)
             }
             ClientOk::NotFound { version } => Err(ApiError::NotFound(version)),
-            ClientOk::Written { .. } => Err(ApiError::Unavailable("a read answered as a write".into())),
+            ClientOk::Written { .. } => {
+                Err(ApiError::Unavailable("a read answered as a write".into()))
+            }
         }
     }
     .await;
@@ -422,7 +420,9 @@ async fn peer_ws(
 /// Node ids in a JSON list: numbers (`3`) or names (`"n3"`).
 fn node_ids(body: &[u8]) -> Result<Vec<NodeId>, ApiError> {
     let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!("expected a JSON list of node ids like [2, \"n3\"]: {e}"))
+        ApiError::BadRequest(format!(
+            "expected a JSON list of node ids like [2, \"n3\"]: {e}"
+        ))
     })?;
     values
         .iter()
@@ -539,7 +539,10 @@ mod tests {
         let uri: Uri = "/kv/user%20123%2Fx%FF".parse().unwrap();
         assert_eq!(key_of(&uri, "/kv/").unwrap(), b"user 123/x\xff".to_vec());
         let empty: Uri = "/kv/".parse().unwrap();
-        assert!(matches!(key_of(&empty, "/kv/"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            key_of(&empty, "/kv/"),
+            Err(ApiError::BadRequest(_))
+        ));
         let long: Uri = format!("/kv/{}", "a".repeat(1025)).parse().unwrap();
         assert!(key_of(&long, "/kv/").is_err());
         let max: Uri = format!("/kv/{}", "a".repeat(1024)).parse().unwrap();
@@ -549,7 +552,10 @@ mod tests {
     #[test]
     fn the_query_takes_a_count_or_a_level_once() {
         assert_eq!(consistency_of(None, "w"), Ok(None));
-        assert_eq!(consistency_of(Some("w=3"), "w"), Ok(Some(Consistency::Count(3))));
+        assert_eq!(
+            consistency_of(Some("w=3"), "w"),
+            Ok(Some(Consistency::Count(3)))
+        );
         assert_eq!(
             consistency_of(Some("consistency=QUORUM"), "r"),
             Ok(Some(Consistency::Quorum))

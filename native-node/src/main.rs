@@ -32,7 +32,8 @@ pub struct Target {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run one node of a cluster (until Ctrl-C).
+    /// Run one node of a cluster (until Ctrl-C). A flag given twice takes its last value.
+    #[command(args_override_self = true)]
     Node(NodeOptions),
     /// Start a local cluster of separate node processes, wait until it has formed, print the
     /// page's URL, and stop every node on Ctrl-C.

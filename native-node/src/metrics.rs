@@ -172,13 +172,25 @@ const STORAGE_GAUGES: [(&str, &str); 14] = [
     ("frozen_memtables", "Frozen memtables waiting for a flush"),
     ("flushes", "Flushes done"),
     ("compactions", "Compactions done"),
-    ("user_bytes_written", "Bytes of keys and cells written by users"),
+    (
+        "user_bytes_written",
+        "Bytes of keys and cells written by users",
+    ),
     ("wal_bytes_written", "Bytes appended to the WAL"),
-    ("tombstones_purged", "Tombstones dropped after their grace period"),
-    ("write_stalls", "Writes that waited for flushes or compactions"),
+    (
+        "tombstones_purged",
+        "Tombstones dropped after their grace period",
+    ),
+    (
+        "write_stalls",
+        "Writes that waited for flushes or compactions",
+    ),
     ("block_cache_hits", "Block cache hits"),
     ("block_cache_misses", "Block cache misses"),
-    ("poisoned", "1 if the engine stopped accepting writes after a disk error"),
+    (
+        "poisoned",
+        "1 if the engine stopped accepting writes after a disk error",
+    ),
 ];
 
 fn storage_value(stats: &LsmStats, name: &str) -> i64 {
@@ -245,7 +257,10 @@ impl Metrics {
         let read_repairs = counter("read_repairs", "Read repairs sent by this coordinator");
         let hints_stored = counter("hints_stored", "Hints stored for unreachable owners");
         let hints_replayed = counter("hints_replayed", "Hints handed back to their owners");
-        let hints_dropped = counter("hints_dropped", "Hints dropped: too old, or hint store full");
+        let hints_dropped = counter(
+            "hints_dropped",
+            "Hints dropped: too old, or hint store full",
+        );
         let anti_entropy_bytes = counter(
             "anti_entropy_bytes",
             "Bytes exchanged by completed anti-entropy sessions",
@@ -255,8 +270,10 @@ impl Metrics {
             "Keys written because a replica had a newer version",
         );
         let anti_entropy_sessions = counter("anti_entropy_sessions", "Repair sessions completed");
-        let anti_entropy_failures =
-            counter("anti_entropy_failures", "Repair sessions failed or timed out");
+        let anti_entropy_failures = counter(
+            "anti_entropy_failures",
+            "Repair sessions failed or timed out",
+        );
         let gossip_rounds = counter("gossip_rounds", "Gossip rounds run");
         let stream_keys = counter("stream_keys", "Keys received by range streaming");
         let bad_frames = counter(
@@ -268,7 +285,11 @@ impl Metrics {
             "Storage operations refused because the storage queue was full",
         );
         let hints_held = Gauge::default();
-        registry.register("hints_held", "Hints held for other nodes", hints_held.clone());
+        registry.register(
+            "hints_held",
+            "Hints held for other nodes",
+            hints_held.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "requests_in_flight",
@@ -341,7 +362,11 @@ impl Metrics {
         let level_tables = Family::<StoreLevel, Gauge>::default();
         storage.register("level_tables", "SSTables per level", level_tables.clone());
         let level_bytes = Family::<StoreLevel, Gauge>::default();
-        storage.register("level_bytes", "SSTable bytes per level", level_bytes.clone());
+        storage.register(
+            "level_bytes",
+            "SSTable bytes per level",
+            level_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -395,7 +420,10 @@ impl Metrics {
 
     /// A message not sent.
     pub fn dropped(&self, kind: MessageKind, reason: DropReason) {
-        let r = DropReason::ALL.iter().position(|x| *x == reason).unwrap_or(0);
+        let r = DropReason::ALL
+            .iter()
+            .position(|x| *x == reason)
+            .unwrap_or(0);
         if let Some(row) = self.dropped.get(r) {
             row[kind_index(kind)].inc();
         }
@@ -403,7 +431,9 @@ impl Metrics {
 
     /// A peer connection refused in the handshake.
     pub fn handshake_refused(&self, reason: &'static str) {
-        self.handshakes_refused.get_or_create(&Reason { reason }).inc();
+        self.handshakes_refused
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// Sets the members-by-verdict gauges.

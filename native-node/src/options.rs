@@ -111,7 +111,10 @@ impl NodeOptions {
 pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
     let id: NodeId = s.parse()?;
     if id.0 == 0 || id == NodeId::HINT_CONSUMED {
-        return Err(format!("node id {s} is reserved; use 1 to {}", u32::MAX - 1));
+        return Err(format!(
+            "node id {s} is reserved; use 1 to {}",
+            u32::MAX - 1
+        ));
     }
     Ok(id)
 }

@@ -192,7 +192,9 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
     NodeView {
         node: node.id(),
         address: config.address.clone(),
-        generation: node.gossiper().map_or(config.generation, |g| g.generation()),
+        generation: node
+            .gossiper()
+            .map_or(config.generation, |g| g.generation()),
         lifecycle: lifecycle_name(node.lifecycle()),
         now_ms: d.now.0,
         clock_skew_ms: d.skew_ms,

@@ -80,7 +80,9 @@ pub fn binary() -> &'static Path {
                 if p.is_dir() {
                     newest_source(&p)
                 } else {
-                    p.metadata().and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+                    p.metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
                 }
             })
             .max()
@@ -89,13 +91,27 @@ pub fn binary() -> &'static Path {
         if built.is_none_or(|b| b < sources) {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "--profile", "test", "-p", "ringstore-node", "--bin", "ringstore"])
+                .args([
+                    "build",
+                    "--profile",
+                    "test",
+                    "-p",
+                    "ringstore-node",
+                    "--bin",
+                    "ringstore",
+                ])
                 .arg("--manifest-path")
                 .arg(root.join("Cargo.toml"))
-                .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target dir"))
+                .env(
+                    "CARGO_TARGET_DIR",
+                    profile_dir.parent().expect("target dir"),
+                )
                 .status()
                 .expect("running cargo build for the ringstore binary");
-            assert!(status.success(), "cargo build of the ringstore binary failed");
+            assert!(
+                status.success(),
+                "cargo build of the ringstore binary failed"
+            );
         }
         assert!(bin.is_file(), "no ringstore binary at {}", bin.display());
         bin
@@ -247,9 +263,16 @@ impl Cluster {
                 .and_then(|n| n.child.as_mut())
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
-                panic!("n{id} exited ({status}) before it listened\n{}", self.logs());
+                panic!(
+                    "n{id} exited ({status}) before it listened\n{}",
+                    self.logs()
+                );
             }
-            assert!(Instant::now() < deadline, "n{id} did not listen\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "n{id} did not listen\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(n) = self.nodes.get_mut(&id) {
@@ -321,7 +344,8 @@ impl Cluster {
                         .filter_map(|m| m["id"].as_u64())
                         .collect();
                     seen.sort_unstable();
-                    if v["lifecycle"] != "normal" || seen != expected || members.len() != ids.len() {
+                    if v["lifecycle"] != "normal" || seen != expected || members.len() != ids.len()
+                    {
                         return Ok(false);
                     }
                 }
@@ -402,7 +426,11 @@ impl Cluster {
 }
 
 /// Runs `f` over `items` on `threads` threads (each item once), collecting every result.
-pub fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let chunk = items.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = items

@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 /// Writes every `(key, value)` through the coordinators in turn (4 client threads); returns
 /// each key's acknowledged timestamp, panicking on any failure.
-fn put_all(c: &Cluster, kvs: &[(String, String)], via: &[u32], query: &str) -> BTreeMap<String, u64> {
+fn put_all(
+    c: &Cluster,
+    kvs: &[(String, String)],
+    via: &[u32],
+    query: &str,
+) -> BTreeMap<String, u64> {
     let indexed: Vec<(usize, &(String, String))> = kvs.iter().enumerate().collect();
     let clients: Vec<Client> = via.iter().map(|&id| c.client(id)).collect();
     let results = parallel(&indexed, 4, |(i, (k, v))| {
@@ -35,7 +40,12 @@ fn put_all(c: &Cluster, kvs: &[(String, String)], via: &[u32], query: &str) -> B
 
 /// Reads every key through every node of `via` with `query`; returns what did not read back
 /// as `expected` (key, node, what was seen).
-fn mismatches(c: &Cluster, expected: &BTreeMap<String, String>, via: &[u32], query: &str) -> Vec<String> {
+fn mismatches(
+    c: &Cluster,
+    expected: &BTreeMap<String, String>,
+    via: &[u32],
+    query: &str,
+) -> Vec<String> {
     let keys: Vec<(&String, &String)> = expected.iter().collect();
     let mut bad = Vec::new();
     for &id in via {
@@ -72,9 +82,14 @@ fn hints_held(c: &Cluster, id: u32) -> anyhow::Result<u64> {
 
 /// Whether node `id`'s own data store holds `key` at `ts` or newer.
 fn holds(c: &Cluster, id: u32, key: &str, ts: u64) -> anyhow::Result<bool> {
-    let reply = c
-        .client(id)
-        .request("GET", &format!("/replica/{}", ringstore_node::client::encode_key(key.as_bytes())), None)?;
+    let reply = c.client(id).request(
+        "GET",
+        &format!(
+            "/replica/{}",
+            ringstore_node::client::encode_key(key.as_bytes())
+        ),
+        None,
+    )?;
     let j = reply.json()?;
     Ok(j["found"] == true && j["timestamp"].as_u64().is_some_and(|t| t >= ts))
 }
@@ -90,13 +105,21 @@ fn a_node_killed_with_kill_9_is_healed_by_hinted_handoff_and_anti_entropy() {
 
     c.kill9(3);
     let bad = mismatches(&c, &expected, &[1], "r=2");
-    assert!(bad.is_empty(), "{} keys did not read at R=2 with n3 killed: {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    assert!(
+        bad.is_empty(),
+        "{} keys did not read at R=2 with n3 killed: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
 
     // Once the others suspect n3, writes for its ranges go to stand-ins, as hints.
     for id in [1, 2, 4, 5] {
-        wait_until(&c, &format!("n{id} no longer believes n3 alive"), Duration::from_secs(15), || {
-            Ok(c.state_of(id, 3)? != "alive")
-        });
+        wait_until(
+            &c,
+            &format!("n{id} no longer believes n3 alive"),
+            Duration::from_secs(15),
+            || Ok(c.state_of(id, 3)? != "alive"),
+        );
     }
     let updates: Vec<(String, String)> = (0..2000)
         .step_by(2)
@@ -105,26 +128,46 @@ fn a_node_killed_with_kill_9_is_healed_by_hinted_handoff_and_anti_entropy() {
         .collect();
     let acked = put_all(&c, &updates, &[1, 2, 4, 5], "w=2");
     expected.extend(updates.iter().cloned());
-    let held: u64 = [1, 2, 4, 5].iter().map(|&id| hints_held(&c, id).unwrap_or(0)).sum();
-    assert!(held > 0, "no node holds a hint for n3 after {} writes", updates.len());
+    let held: u64 = [1, 2, 4, 5]
+        .iter()
+        .map(|&id| hints_held(&c, id).unwrap_or(0))
+        .sum();
+    assert!(
+        held > 0,
+        "no node holds a hint for n3 after {} writes",
+        updates.len()
+    );
 
     // The data directory remembers its node: another id is refused.
     let dir = c.nodes[&3].dir.display().to_string();
-    let refused = c.run_to_end(&["node", "--id", "7", "--listen", "127.0.0.1:0", "--data-dir", &dir]);
+    let refused = c.run_to_end(&[
+        "node",
+        "--id",
+        "7",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &dir,
+    ]);
     assert!(!refused.status.success(), "a second identity was accepted");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("refusing to start it as n7"), "{stderr}");
 
     c.restart(3);
     c.wait_formed(&[1, 2, 3, 4, 5]);
-    wait_until(&c, "every hint handed back to n3", Duration::from_secs(60), || {
-        for id in [1, 2, 4, 5] {
-            if hints_held(&c, id)? > 0 {
-                return Ok(false);
+    wait_until(
+        &c,
+        "every hint handed back to n3",
+        Duration::from_secs(60),
+        || {
+            for id in [1, 2, 4, 5] {
+                if hints_held(&c, id)? > 0 {
+                    return Ok(false);
+                }
             }
-        }
-        Ok(true)
-    });
+            Ok(true)
+        },
+    );
     // n3 itself holds every write made while it was down, for the keys it replicates.
     let ring = c.ring(3).expect("n3's ring");
     let mine: Vec<(&String, &u64)> = acked
@@ -132,25 +175,42 @@ fn a_node_killed_with_kill_9_is_healed_by_hinted_handoff_and_anti_entropy() {
         .filter(|(k, _)| Cluster::replicas(&ring, k.as_bytes(), 3).contains(&3))
         .collect();
     assert!(!mine.is_empty());
-    wait_until(&c, "n3 holds every write made while it was down", Duration::from_secs(60), || {
-        let missing = parallel(&mine, 4, |(k, ts)| !holds(&c, 3, k, **ts).unwrap_or(false));
-        Ok(!missing.contains(&true))
-    });
+    wait_until(
+        &c,
+        "n3 holds every write made while it was down",
+        Duration::from_secs(60),
+        || {
+            let missing = parallel(&mine, 4, |(k, ts)| !holds(&c, 3, k, **ts).unwrap_or(false));
+            Ok(!missing.contains(&true))
+        },
+    );
     let replayed: f64 = [1, 2, 4, 5]
         .iter()
-        .map(|&id| c.metric(id, "ringstore_hints_replayed_total", "").unwrap_or(0.0))
+        .map(|&id| {
+            c.metric(id, "ringstore_hints_replayed_total", "")
+                .unwrap_or(0.0)
+        })
         .sum();
     assert!(replayed > 0.0, "no hint replayed");
     assert!(c.log(3).contains("restarted") || c.log(1).contains("n3 restarted"));
 
-    wait_until(&c, "every key reads its newest value from every node at R=1", Duration::from_secs(60), || {
-        let bad = mismatches(&c, &expected, &[1, 2, 3, 4, 5], "r=1");
-        if bad.is_empty() {
-            Ok(true)
-        } else {
-            anyhow::bail!("{} reads differ, e.g. {:?}", bad.len(), &bad[..bad.len().min(3)])
-        }
-    });
+    wait_until(
+        &c,
+        "every key reads its newest value from every node at R=1",
+        Duration::from_secs(60),
+        || {
+            let bad = mismatches(&c, &expected, &[1, 2, 3, 4, 5], "r=1");
+            if bad.is_empty() {
+                Ok(true)
+            } else {
+                anyhow::bail!(
+                    "{} reads differ, e.g. {:?}",
+                    bad.len(),
+                    &bad[..bad.len().min(3)]
+                )
+            }
+        },
+    );
 }
 
 #[test]
@@ -161,9 +221,12 @@ fn a_partition_through_the_admin_api_heals_and_converges() {
     }
     post(&c, 5, "/admin/partition", "[1, 2, 3, \"n4\"]");
     for id in 1..=4 {
-        wait_until(&c, &format!("n{id} sees n5 cut off"), Duration::from_secs(15), || {
-            Ok(c.state_of(id, 5)? != "alive")
-        });
+        wait_until(
+            &c,
+            &format!("n{id} sees n5 cut off"),
+            Duration::from_secs(15),
+            || Ok(c.state_of(id, 5)? != "alive"),
+        );
     }
     let v = c.view(1).expect("n1's view");
     let cut: Vec<u64> = v["members"]
@@ -175,13 +238,21 @@ fn a_partition_through_the_admin_api_heals_and_converges() {
         .collect();
     assert_eq!(cut, vec![5], "/cluster on n1 shows the partition");
 
-    let kvs: Vec<(String, String)> = (0..300).map(|i| (format!("p{i:03}"), format!("during-{i}"))).collect();
+    let kvs: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("p{i:03}"), format!("during-{i}")))
+        .collect();
     let acked = put_all(&c, &kvs, &[1, 2, 3, 4], "w=2");
     // The isolated side cannot gather a quorum: the contract's 503.
-    wait_until(&c, "n5 sees everyone cut off", Duration::from_secs(15), || {
-        Ok((1..=4).all(|id| c.state_of(5, id).is_ok_and(|s| s != "alive")))
-    });
-    let lonely = c.client(5).put(b"lonely", b"v", "w=2").expect("a PUT to n5");
+    wait_until(
+        &c,
+        "n5 sees everyone cut off",
+        Duration::from_secs(15),
+        || Ok((1..=4).all(|id| c.state_of(5, id).is_ok_and(|s| s != "alive"))),
+    );
+    let lonely = c
+        .client(5)
+        .put(b"lonely", b"v", "w=2")
+        .expect("a PUT to n5");
     assert_eq!(lonely.status, 503, "{lonely:?}");
     let j = lonely.json().expect("a JSON error");
     assert_eq!(j["error"], "quorum_unavailable");
@@ -198,20 +269,30 @@ fn a_partition_through_the_admin_api_heals_and_converges() {
         .filter(|(k, _)| Cluster::replicas(&ring, k.as_bytes(), 3).contains(&5))
         .collect();
     assert!(!mine.is_empty());
-    wait_until(&c, "n5 holds every write made during the partition", Duration::from_secs(60), || {
-        let missing = parallel(&mine, 4, |(k, ts)| !holds(&c, 5, k, **ts).unwrap_or(false));
-        Ok(!missing.contains(&true))
-    });
+    wait_until(
+        &c,
+        "n5 holds every write made during the partition",
+        Duration::from_secs(60),
+        || {
+            let missing = parallel(&mine, 4, |(k, ts)| !holds(&c, 5, k, **ts).unwrap_or(false));
+            Ok(!missing.contains(&true))
+        },
+    );
     let expected: BTreeMap<String, String> = kvs.into_iter().collect();
-    wait_until(&c, "every key reads from every node at R=1", Duration::from_secs(30), || {
-        Ok(mismatches(&c, &expected, &[1, 2, 3, 4, 5], "r=1").is_empty())
-    });
+    wait_until(
+        &c,
+        "every key reads from every node at R=1",
+        Duration::from_secs(30),
+        || Ok(mismatches(&c, &expected, &[1, 2, 3, 4, 5], "r=1").is_empty()),
+    );
 }
 
 #[test]
 fn a_sixth_node_joins_and_streams_the_ranges_it_gains() {
     let mut c = Cluster::start(5, &[]);
-    let kvs: Vec<(String, String)> = (0..1000).map(|i| (format!("j{i:04}"), format!("value-{i}"))).collect();
+    let kvs: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("j{i:04}"), format!("value-{i}")))
+        .collect();
     let acked = put_all(&c, &kvs, &[1, 2, 3, 4, 5], "w=3");
     let seed = c.addr(1).to_string();
     // Anti-entropy off on the newcomer: what it holds came by streaming.
@@ -222,14 +303,32 @@ fn a_sixth_node_joins_and_streams_the_ranges_it_gains() {
         .iter()
         .filter(|(k, _)| Cluster::replicas(&ring, k.as_bytes(), 3).contains(&6))
         .collect();
-    assert!(gained.len() > 100, "n6 gained only {} of 1000 keys", gained.len());
-    let missing: Vec<&String> = parallel(&gained, 4, |(k, ts)| (!holds(&c, 6, k, **ts).unwrap_or(false)).then_some(*k))
-        .into_iter()
-        .flatten()
-        .collect();
-    assert!(missing.is_empty(), "n6 lacks {} streamed keys, e.g. {:?}\n{}", missing.len(), &missing[..missing.len().min(5)], c.logs());
-    let streamed = c.metric(6, "ringstore_stream_keys_total", "").expect("n6's metrics");
-    assert!(streamed >= gained.len() as f64, "streamed {streamed} keys for {} gained", gained.len());
+    assert!(
+        gained.len() > 100,
+        "n6 gained only {} of 1000 keys",
+        gained.len()
+    );
+    let missing: Vec<&String> = parallel(&gained, 4, |(k, ts)| {
+        (!holds(&c, 6, k, **ts).unwrap_or(false)).then_some(*k)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "n6 lacks {} streamed keys, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        c.logs()
+    );
+    let streamed = c
+        .metric(6, "ringstore_stream_keys_total", "")
+        .expect("n6's metrics");
+    assert!(
+        streamed >= gained.len() as f64,
+        "streamed {streamed} keys for {} gained",
+        gained.len()
+    );
     assert!(c.log(6).contains("n6: joined the ring"));
     let expected: BTreeMap<String, String> = kvs.into_iter().collect();
     assert_eq!(mismatches(&c, &expected, &[6], "r=2"), Vec::<String>::new());
@@ -265,19 +364,37 @@ fn kill_9_under_a_synced_write_load_loses_no_acknowledged_write() {
         .collect();
     std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
     c.kill9(2);
-    let acked: Vec<(String, u64)> = writers.into_iter().flat_map(|w| w.join().expect("a writer")).collect();
-    assert!(acked.len() > 50, "only {} writes acknowledged before the kill", acked.len());
-    c.restart(2);
-    let lost: Vec<String> = parallel(&acked, 4, |(k, ts)| (!holds(&c, 2, k, *ts).unwrap_or(false)).then(|| k.clone()))
+    let acked: Vec<(String, u64)> = writers
         .into_iter()
-        .flatten()
+        .flat_map(|w| w.join().expect("a writer"))
         .collect();
-    assert!(lost.is_empty(), "n2 lost {} of {} acknowledged writes, e.g. {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        acked.len() > 50,
+        "only {} writes acknowledged before the kill",
+        acked.len()
+    );
+    c.restart(2);
+    let lost: Vec<String> = parallel(&acked, 4, |(k, ts)| {
+        (!holds(&c, 2, k, *ts).unwrap_or(false)).then(|| k.clone())
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        lost.is_empty(),
+        "n2 lost {} of {} acknowledged writes, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
 }
 
 #[test]
 fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
-    let c = Cluster::start(3, &["--cluster-secret", "s3cret", "--value-bytes-max", "65536"]);
+    let c = Cluster::start(
+        3,
+        &["--cluster-secret", "s3cret", "--value-bytes-max", "65536"],
+    );
     let client = c.client(1);
     let error = |r: &ringstore_node::client::Reply| r.error_code().unwrap_or_default();
 
@@ -290,29 +407,47 @@ fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
     assert_eq!((r.status, error(&r)), (400, "bad_request".into()));
     let long = vec![b'k'; 1025];
     assert_eq!(client.get(&long, "").unwrap().status, 400);
-    for query in ["w=banana", "consistency=most", "w=9", "r=2", "w=1&consistency=all"] {
+    for query in [
+        "w=banana",
+        "consistency=most",
+        "w=9",
+        "r=2",
+        "w=1&consistency=all",
+    ] {
         let r = client.put(b"k", b"v", query).unwrap();
-        assert_eq!((r.status, error(&r)), (400, "bad_request".into()), "{query}: {r:?}");
+        assert_eq!(
+            (r.status, error(&r)),
+            (400, "bad_request".into()),
+            "{query}: {r:?}"
+        );
     }
     let r = client.get(b"never-written", "").unwrap();
     assert_eq!((r.status, error(&r)), (404, "not_found".into()));
-    let r = client.request("POST", "/admin/clock-skew-ms", Some(b"\"soon\"")).unwrap();
+    let r = client
+        .request("POST", "/admin/clock-skew-ms", Some(b"\"soon\""))
+        .unwrap();
     assert_eq!(r.status, 400);
 
     let addr = c.addr(1).to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use futures_util::{SinkExt, StreamExt};
+        use ringstore_node::peer::PeerContext;
         use ringstore_node::peer::handshake::{HandshakeError, Secret};
         use ringstore_node::peer::link::dial;
-        use ringstore_node::peer::PeerContext;
         use tokio_tungstenite::tungstenite::Message;
 
         // Garbage instead of a handshake: refused and closed.
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/peer")).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/peer"))
+            .await
+            .unwrap();
         let hello = ws.next().await.unwrap().unwrap();
         assert!(matches!(hello, Message::Binary(_)), "{hello:?}");
-        ws.send(Message::Binary(b"\x00\xffnot a frame at all".to_vec().into())).await.unwrap();
+        ws.send(Message::Binary(
+            b"\x00\xffnot a frame at all".to_vec().into(),
+        ))
+        .await
+        .unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(5), async {
             while let Some(Ok(m)) = ws.next().await {
                 if let Message::Close(_) = m {
@@ -333,16 +468,22 @@ fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
         // A peer with the wrong secret, or none, is refused.
         for secret in [Some("wrong"), None] {
             match dial(&ctx(secret), &addr, None).await {
-                Err(HandshakeError::Refused(reason)) => assert!(reason.contains("secret"), "{reason}"),
+                Err(HandshakeError::Refused(reason)) => {
+                    assert!(reason.contains("secret"), "{reason}")
+                }
                 Err(e) => panic!("refused for the wrong reason: {e}"),
                 Ok(_) => panic!("a peer without the secret was accepted"),
             }
         }
         // A peer with the secret that then sends an undecodable frame is disconnected.
-        let (ws, id) = dial(&ctx(Some("s3cret")), &addr, None).await.expect("the right secret");
+        let (ws, id) = dial(&ctx(Some("s3cret")), &addr, None)
+            .await
+            .expect("the right secret");
         assert_eq!(id, ringstore_core::NodeId(1));
         let (mut sink, mut stream) = ws.split();
-        sink.send(Message::Binary(b"RS\x01\x00garbage".to_vec().into())).await.unwrap();
+        sink.send(Message::Binary(b"RS\x01\x00garbage".to_vec().into()))
+            .await
+            .unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(5), async {
             while let Some(Ok(m)) = stream.next().await {
                 if let Message::Close(_) = m {
@@ -351,14 +492,27 @@ fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
             }
         })
         .await;
-        assert!(closed.is_ok(), "the connection with a bad frame stayed open");
+        assert!(
+            closed.is_ok(),
+            "the connection with a bad frame stayed open"
+        );
     });
     let log = c.log(1);
-    assert!(log.contains("refused a peer connection"), "no refusal logged");
-    assert!(log.contains("wrong or missing cluster secret"), "no secret refusal logged");
+    assert!(
+        log.contains("refused a peer connection"),
+        "no refusal logged"
+    );
+    assert!(
+        log.contains("wrong or missing cluster secret"),
+        "no secret refusal logged"
+    );
     assert!(log.contains("undecodable frame"), "no bad frame logged");
     assert!(c.metric(1, "ringstore_peer_bad_frames_total", "").unwrap() >= 1.0);
-    assert!(c.metric(1, "ringstore_peer_handshakes_refused_total", "bad_secret").unwrap() >= 2.0);
+    assert!(
+        c.metric(1, "ringstore_peer_handshakes_refused_total", "bad_secret")
+            .unwrap()
+            >= 2.0
+    );
 
     // And it still serves, with its real peers still connected.
     let r = client.put(b"after", b"fine", "w=3").unwrap();
@@ -402,7 +556,10 @@ fn the_demo_forms_a_cluster_prints_the_page_and_stops_every_node() {
         if let Some(u) = line.trim().strip_prefix("Open the page:") {
             url = Some(u.trim().to_string());
         }
-        if let Some(pid) = line.rsplit_once("(pid ").and_then(|(_, p)| p.trim_end_matches(')').parse::<u32>().ok()) {
+        if let Some(pid) = line
+            .rsplit_once("(pid ")
+            .and_then(|(_, p)| p.trim_end_matches(')').parse::<u32>().ok())
+        {
             pids.push(pid);
         }
         let done = line.starts_with("Press Ctrl-C");
@@ -416,7 +573,9 @@ fn the_demo_forms_a_cluster_prints_the_page_and_stops_every_node() {
         panic!("the demo printed no page URL:\n{}", seen.join("\n"))
     });
     assert_eq!(pids.len(), 3, "{seen:?}");
-    let page = Client::new(url.trim_end_matches('/')).request("GET", "/", None).unwrap();
+    let page = Client::new(url.trim_end_matches('/'))
+        .request("GET", "/", None)
+        .unwrap();
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("ringstore"));
     let status = std::process::Command::new("kill")
@@ -432,7 +591,8 @@ fn the_demo_forms_a_cluster_prints_the_page_and_stops_every_node() {
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z ")),
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
             "node process {pid} outlived the demo"
         );
     }

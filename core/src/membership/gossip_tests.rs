@@ -533,7 +533,10 @@ fn the_event_queue_is_bounded() {
 fn a_seed_added_later_is_contacted_like_one_given_at_start() {
     let mut late = gossiper(2, 1, &[]);
     let mut rng = DetRng::seed_from_u64(3);
-    assert!(late.tick(Millis(0), &mut rng).is_empty(), "knows nobody yet");
+    assert!(
+        late.tick(Millis(0), &mut rng).is_empty(),
+        "knows nobody yet"
+    );
     assert!(late.add_seed(n(1)));
     assert!(!late.add_seed(n(1)), "already a seed");
     assert!(!late.add_seed(n(2)), "never itself");

@@ -19,6 +19,9 @@ const SCAN_STEP_KEYS: usize = 1024;
 /// A page of a range scan: keys with their cells, and the cursor to continue from.
 pub type RangePage = (Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>);
 
+/// What a writing [`StorageOp`] applies: the store, and the batch of keys and cells.
+pub type WriteBatch = (StoreId, Vec<(Vec<u8>, Cell)>);
+
 /// What the shared storage code needs to read from an engine: implemented by [`Lsm`] and by
 /// hosts' thread-safe wrappers of it (which take their lock per call, so a long scan never
 /// holds it throughout).
@@ -58,7 +61,7 @@ impl StorageOp {
 
     /// The store and batch a writing operation applies, or the operation back if it only
     /// reads (run it with [`run_read`]).
-    pub fn into_write(self) -> Result<(StoreId, Vec<(Vec<u8>, Cell)>), StorageOp> {
+    pub fn into_write(self) -> Result<WriteBatch, StorageOp> {
         match self {
             StorageOp::Write { store, key, cell } => Ok((store, vec![(key, cell)])),
             StorageOp::WriteBatch { entries } => Ok((StoreId::Data, entries)),

@@ -184,7 +184,11 @@ pub enum Side {
 impl Secret {
     /// A secret (an empty string counts as none).
     pub fn new(secret: Option<&str>) -> Secret {
-        Secret(secret.filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()))
+        Secret(
+            secret
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().to_vec()),
+        )
     }
 
     /// Whether there is a secret to prove.
@@ -205,12 +209,24 @@ impl Secret {
     }
 
     /// The tag `side` sends: over its peer's nonce, its own nonce, its id and its peer's id.
-    pub fn tag(&self, side: Side, their_nonce: &Nonce, my_nonce: &Nonce, me: NodeId, them: NodeId) -> Option<Tag> {
+    pub fn tag(
+        &self,
+        side: Side,
+        their_nonce: &Nonce,
+        my_nonce: &Nonce,
+        me: NodeId,
+        them: NodeId,
+    ) -> Option<Tag> {
         let key = self.0.as_ref()?;
         let mac = self.mac(
             key,
             side,
-            [their_nonce, my_nonce, &me.0.to_le_bytes(), &them.0.to_le_bytes()],
+            [
+                their_nonce,
+                my_nonce,
+                &me.0.to_le_bytes(),
+                &them.0.to_le_bytes(),
+            ],
         );
         Some(mac.finalize().into_bytes().into())
     }
@@ -234,7 +250,12 @@ impl Secret {
         let mac = self.mac(
             key,
             side,
-            [my_nonce, their_nonce, &them.0.to_le_bytes(), &me.0.to_le_bytes()],
+            [
+                my_nonce,
+                their_nonce,
+                &them.0.to_le_bytes(),
+                &me.0.to_le_bytes(),
+            ],
         );
         mac.verify_slice(tag).map_err(|_| HandshakeError::BadSecret)
     }
@@ -305,15 +326,31 @@ mod tests {
             Err(HandshakeError::BadSecret)
         );
         // A tag for one side, nonce or id does not pass for another.
-        assert!(b.verify(Side::Server, tag.as_ref(), &ns, &nc, client, server).is_err());
-        assert!(b.verify(Side::Client, tag.as_ref(), &[3; 16], &nc, client, server).is_err());
-        assert!(b.verify(Side::Client, tag.as_ref(), &ns, &nc, NodeId(5), server).is_err());
+        assert!(
+            b.verify(Side::Server, tag.as_ref(), &ns, &nc, client, server)
+                .is_err()
+        );
+        assert!(
+            b.verify(Side::Client, tag.as_ref(), &[3; 16], &nc, client, server)
+                .is_err()
+        );
+        assert!(
+            b.verify(Side::Client, tag.as_ref(), &ns, &nc, NodeId(5), server)
+                .is_err()
+        );
         assert_eq!(
             b.verify(Side::Client, None, &ns, &nc, client, server),
             Err(HandshakeError::BadSecret)
         );
         assert!(none.tag(Side::Client, &ns, &nc, client, server).is_none());
-        assert_eq!(none.verify(Side::Client, None, &ns, &nc, client, server), Ok(()));
-        assert!(Secret::new(Some("")).tag(Side::Client, &ns, &nc, client, server).is_none());
+        assert_eq!(
+            none.verify(Side::Client, None, &ns, &nc, client, server),
+            Ok(())
+        );
+        assert!(
+            Secret::new(Some(""))
+                .tag(Side::Client, &ns, &nc, client, server)
+                .is_none()
+        );
     }
 }

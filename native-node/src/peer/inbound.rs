@@ -100,7 +100,14 @@ pub async fn serve(
                 )))
             } else {
                 ctx.secret
-                    .verify(Side::Client, mac.as_ref(), &my_nonce, &their_nonce, node, me)
+                    .verify(
+                        Side::Client,
+                        mac.as_ref(),
+                        &my_nonce,
+                        &their_nonce,
+                        node,
+                        me,
+                    )
                     .map(|()| (node, address, their_nonce))
             }
         }
@@ -113,7 +120,13 @@ pub async fn serve(
             warn!("{me}: refused a peer connection from {remote}: {e}");
             ctx.metrics.handshake_refused(refusal_label(&e));
             let reason = e.to_string();
-            let _ = send(&mut socket, &Handshake::Refused { reason: reason.clone() }).await;
+            let _ = send(
+                &mut socket,
+                &Handshake::Refused {
+                    reason: reason.clone(),
+                },
+            )
+            .await;
             return close(socket, CLOSE_POLICY, &reason).await;
         }
     };
@@ -142,13 +155,17 @@ pub async fn serve(
                     }
                 }
                 Err(e) => {
-                    warn!("{me}: closing the connection from {peer} ({remote}): undecodable frame: {e}");
+                    warn!(
+                        "{me}: closing the connection from {peer} ({remote}): undecodable frame: {e}"
+                    );
                     ctx.metrics.bad_frames.inc();
                     return close(socket, CLOSE_BAD_DATA, &e.to_string()).await;
                 }
             },
             Ok(WsMessage::Text(_)) => {
-                warn!("{me}: closing the connection from {peer} ({remote}): a text message on the peer socket");
+                warn!(
+                    "{me}: closing the connection from {peer} ({remote}): a text message on the peer socket"
+                );
                 ctx.metrics.bad_frames.inc();
                 return close(socket, CLOSE_BAD_DATA, "text message").await;
             }

@@ -138,7 +138,12 @@ impl Drop for Link {
 
 impl Link {
     /// Starts sending to `peer` at `address`, over `initial` if a connection is already open.
-    pub fn spawn(ctx: PeerContext, peer: NodeId, address: String, initial: Option<WsClient>) -> Link {
+    pub fn spawn(
+        ctx: PeerContext,
+        peer: NodeId,
+        address: String,
+        initial: Option<WsClient>,
+    ) -> Link {
         let (tx, rx) = mpsc::channel(LINK_QUEUE_MAX);
         let (address_tx, address_rx) = watch::channel(address);
         let task = tokio::spawn(run(ctx, peer, address_rx, rx, initial));
@@ -331,7 +336,9 @@ pub async fn resolve_seed(ctx: PeerContext, addr: String, control: mpsc::Sender<
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 || matches!(e, HandshakeError::BadSecret | HandshakeError::Refused(_)) {
+                if failures == 1
+                    || matches!(e, HandshakeError::BadSecret | HandshakeError::Refused(_))
+                {
                     warn!("{}: cannot join through {addr}: {e} (retrying)", ctx.me);
                 }
                 tokio::time::sleep(jittered(backoff)).await;

@@ -158,7 +158,8 @@ impl Driver {
                 continue;
             }
             self.metrics.received(msg.kind());
-            self.feed.message(now, Direction::Received, from, &msg, None);
+            self.feed
+                .message(now, Direction::Received, from, &msg, None);
             self.pending.push_back(Input::Message { from, msg });
         }
     }
@@ -180,7 +181,10 @@ impl Driver {
                 let _ = reply.send(self.view());
             }
             Control::Partition(peers) => {
-                info!("{}: fault injection: partitioned from {peers:?}", self.node.id());
+                info!(
+                    "{}: fault injection: partitioned from {peers:?}",
+                    self.node.id()
+                );
                 self.partitioned.extend(peers);
             }
             Control::Heal => {
@@ -205,7 +209,12 @@ impl Driver {
 
     /// Records how to reach `id` (from its handshake, or a seed just reached), opening or
     /// re-pointing its link.
-    fn learn_address(&mut self, id: NodeId, address: String, ws: Option<crate::peer::link::WsClient>) {
+    fn learn_address(
+        &mut self,
+        id: NodeId,
+        address: String,
+        ws: Option<crate::peer::link::WsClient>,
+    ) {
         self.heard.insert(id, address.clone());
         match self.links.get(&id) {
             Some(link) => link.set_address(address),
@@ -293,7 +302,8 @@ impl Driver {
                 Output::Storage { op, storage } => {
                     if let Err(failed) = self.storage.submit(op, storage) {
                         self.metrics.storage_queue_full.inc();
-                        self.pending.push_back(Input::Storage { op, result: failed });
+                        self.pending
+                            .push_back(Input::Storage { op, result: failed });
                     }
                 }
                 Output::Event(event) => self.on_event(event),
@@ -370,7 +380,9 @@ impl Driver {
                 m.anti_entropy_bytes.inc_by(*bytes);
                 m.anti_entropy_keys_repaired.inc_by(*keys_repaired);
                 if *keys_repaired > 0 {
-                    info!("{me}: repair done with {peer} over {range}: {keys_repaired} keys repaired, {bytes} bytes");
+                    info!(
+                        "{me}: repair done with {peer} over {range}: {keys_repaired} keys repaired, {bytes} bytes"
+                    );
                 } else {
                     debug!("{me}: repair done with {peer} over {range}: in sync, {bytes} bytes");
                 }
@@ -391,7 +403,9 @@ impl Driver {
                 self.state.joined = true;
                 self.persist_ring();
             }
-            NodeEvent::LeaveStarted { ranges } => info!("{me}: leaving: handing over {ranges} ranges"),
+            NodeEvent::LeaveStarted { ranges } => {
+                info!("{me}: leaving: handing over {ranges} ranges")
+            }
             NodeEvent::Left => info!("{me}: left the ring"),
             NodeEvent::StreamStarted { range, from, to } => {
                 info!("{me}: streaming {range} from {from} to {to}");
@@ -415,9 +429,9 @@ impl Driver {
             NodeEvent::Membership(e) => log_membership(me, e),
             NodeEvent::RequestStarted { .. } => {}
         }
-        self.metrics.hints_held.set(
-            i64::try_from(self.node.hints_held().values().sum::<u64>()).unwrap_or(i64::MAX),
-        );
+        self.metrics
+            .hints_held
+            .set(i64::try_from(self.node.hints_held().values().sum::<u64>()).unwrap_or(i64::MAX));
         self.feed.event(self.now().0, &event);
     }
 
@@ -455,11 +469,15 @@ impl Driver {
 
 fn log_membership(me: NodeId, e: &GossipEvent) {
     match e {
-        GossipEvent::Joined { node, status } => info!("{me}: {node} joined the cluster ({status:?})"),
+        GossipEvent::Joined { node, status } => {
+            info!("{me}: {node} joined the cluster ({status:?})")
+        }
         GossipEvent::PeerUp { node } => info!("{me}: {node} is up"),
         GossipEvent::PeerSuspect { node, phi } => info!("{me}: {node} is suspect (phi {phi:.1})"),
         GossipEvent::PeerDown { node } => info!("{me}: {node} is down"),
-        GossipEvent::PeerRestarted { node, generation, .. } => {
+        GossipEvent::PeerRestarted {
+            node, generation, ..
+        } => {
             info!("{me}: {node} restarted (generation {generation})")
         }
         GossipEvent::StatusChanged { node, status } => info!("{me}: {node} is now {status:?}"),
@@ -486,4 +504,3 @@ pub async fn persister(dir: std::path::PathBuf, mut rx: watch::Receiver<NodeStat
         }
     }
 }
-

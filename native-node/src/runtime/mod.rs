@@ -152,7 +152,11 @@ impl NodeHandle {
 
 /// The identity and settings a node starts with: the remembered state, checked against the
 /// command line, or a fresh one.
-fn resolve_state(opts: &NodeOptions, prior: Option<NodeState>, now_ms: u64) -> anyhow::Result<NodeState> {
+fn resolve_state(
+    opts: &NodeOptions,
+    prior: Option<NodeState>,
+    now_ms: u64,
+) -> anyhow::Result<NodeState> {
     let dir = opts.data_dir.display();
     let mut state = match prior {
         Some(s) => {
@@ -167,7 +171,10 @@ fn resolve_state(opts: &NodeOptions, prior: Option<NodeState>, now_ms: u64) -> a
             if let Some(n) = opts.n
                 && n != s.n
             {
-                bail!("{dir} was created with N={}; N cannot change (got --n {n})", s.n);
+                bail!(
+                    "{dir} was created with N={}; N cannot change (got --n {n})",
+                    s.n
+                );
             }
             s
         }
@@ -211,7 +218,10 @@ fn resolve_state(opts: &NodeOptions, prior: Option<NodeState>, now_ms: u64) -> a
     }
     state.last_generation = now_ms.max(state.last_generation + 1);
     if !state.joined && opts.join.is_empty() && state.ring.iter().all(|m| m.id == opts.id) {
-        bail!("node {} has not finished joining its cluster: start it with --join ADDR", opts.id);
+        bail!(
+            "node {} has not finished joining its cluster: start it with --join ADDR",
+            opts.id
+        );
     }
     Ok(state)
 }
@@ -280,7 +290,10 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     };
     let (data_dir, hint_dir) = (dir.join("data"), dir.join("hints"));
     let (data, hints) = tokio::task::spawn_blocking(move || {
-        anyhow::Ok((Store::open(&data_dir, lsm)?, Store::open(&hint_dir, hint_lsm)?))
+        anyhow::Ok((
+            Store::open(&data_dir, lsm)?,
+            Store::open(&hint_dir, hint_lsm)?,
+        ))
     })
     .await??;
     let (data, hints) = (Arc::new(data), Arc::new(hints));
@@ -385,7 +398,11 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     let persister = tokio::spawn(driver::persister(dir.clone(), persist_rx));
     for addr in &opts.join {
         if *addr != address {
-            tokio::spawn(resolve_seed(peer_ctx.clone(), addr.clone(), control_tx.clone()));
+            tokio::spawn(resolve_seed(
+                peer_ctx.clone(),
+                addr.clone(),
+                control_tx.clone(),
+            ));
         }
     }
 
@@ -455,7 +472,14 @@ mod tests {
         assert_eq!(again.last_generation, 2_000);
         let err = resolve_state(&opts(&["--id", "4"]), Some(first.clone()), 2_000).unwrap_err();
         assert!(err.to_string().contains("refusing"), "{err}");
-        assert!(resolve_state(&opts(&["--id", "3", "--n", "5"]), Some(first.clone()), 2_000).is_err());
+        assert!(
+            resolve_state(
+                &opts(&["--id", "3", "--n", "5"]),
+                Some(first.clone()),
+                2_000
+            )
+            .is_err()
+        );
         // The generation grows even if the clock stepped back.
         let back = resolve_state(&opts(&["--id", "3"]), Some(again.clone()), 10).unwrap();
         assert!(back.last_generation > again.last_generation);

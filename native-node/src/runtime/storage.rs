@@ -181,7 +181,12 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
     }
 }
 
-fn reader(data: &Store, hints: &Store, rx: &Receiver<ReadJob>, done: &UnboundedSender<Completions>) {
+fn reader(
+    data: &Store,
+    hints: &Store,
+    rx: &Receiver<ReadJob>,
+    done: &UnboundedSender<Completions>,
+) {
     while let Some(jobs) = take_batch(rx, READ_BATCH_MAX) {
         let results = jobs
             .into_iter()
@@ -202,7 +207,9 @@ mod tests {
     #[test]
     fn writes_are_durable_before_they_complete_and_reads_see_them() {
         let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| Arc::new(Store::open(&dir.path().join(name), LsmConfig::default()).unwrap());
+        let open = |name: &str| {
+            Arc::new(Store::open(&dir.path().join(name), LsmConfig::default()).unwrap())
+        };
         let (data, hints) = (open("data"), open("hints"));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let threads = StorageThreads::start(data.clone(), hints.clone(), tx).unwrap();
@@ -229,7 +236,12 @@ mod tests {
         let stats = data.stats();
         assert_eq!(stats.durable_lsn, stats.last_lsn, "completed means durable");
         threads
-            .submit(1000, StorageOp::Read { key: b"k7".to_vec() })
+            .submit(
+                1000,
+                StorageOp::Read {
+                    key: b"k7".to_vec(),
+                },
+            )
             .unwrap();
         let batch = rx.blocking_recv().unwrap();
         assert_eq!(
