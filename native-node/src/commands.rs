@@ -64,6 +64,8 @@ pub fn get(target: &Target, key: &str) -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
     out.write_all(&reply.body)?;
     out.write_all(b"\n")?;
+    // The caller exits with `process::exit`, which runs no destructor: flush now.
+    out.flush()?;
     eprintln!(
         "timestamp {} by {}",
         reply.timestamp().unwrap_or_default(),

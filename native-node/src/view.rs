@@ -241,12 +241,4 @@ impl NodeView {
         }
         counts
     }
-
-    /// Whether this node sees `nodes` members, all alive, all in its ring, and is itself
-    /// serving: what the demo and the tests wait for.
-    pub fn formed(&self, nodes: usize) -> bool {
-        self.lifecycle == "normal"
-            && self.members.len() == nodes
-            && self.members.iter().all(|m| m.state == "alive" && m.in_ring)
-    }
 }

@@ -85,8 +85,22 @@ impl Driver {
     pub async fn run(mut self, mut inputs: Inputs, outputs: Vec<Output>) -> StorageThreads {
         self.apply(outputs);
         self.drain_pending();
+        // One timer, re-armed only when the earliest deadline (or the clock skew) changes.
+        let sleep = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        // `None`: to be armed; `Some(None)`: armed for no timer (an hour away).
+        let mut armed: Option<Option<(Millis, i64)>> = None;
         loop {
-            let sleep = self.next_timer_delay();
+            let next = Some(
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _, _))| (*at, self.skew_ms)),
+            );
+            if next != armed {
+                let delay = self.next_timer_delay();
+                sleep.as_mut().reset(tokio::time::Instant::now() + delay);
+                armed = next;
+            }
             tokio::select! {
                 biased;
                 Some(done) = inputs.completions.recv() => {
@@ -94,7 +108,10 @@ impl Driver {
                         self.pending.push_back(Input::Storage { op, result });
                     }
                 }
-                () = tokio::time::sleep(sleep) => self.fire_timers(),
+                () = &mut sleep => {
+                    armed = None;
+                    self.fire_timers();
+                }
                 Some(batch) = inputs.peers.recv() => {
                     self.on_peer_batch(batch);
                     for _ in 1..PEER_BATCH {
