@@ -2,6 +2,7 @@
 //! the operations the page's controls call. `lib.rs` wraps it for JavaScript; keeping the logic
 //! here lets it be tested on the host without a browser.
 
+use crate::idb_disk::IdbDisk;
 use ringstore_core::node::{ClientOp, Consistency};
 use ringstore_core::sim::log::{LogEntry, OpId};
 use ringstore_core::sim::{ClusterSnapshot, Sim, SimConfig};
@@ -57,9 +58,14 @@ impl ClusterOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageError(pub String);
 
-/// A simulated cluster driven by the page.
+/// A simulated cluster driven by the page. Its machines run on [`IdbDisk`]s, which the page
+/// may save to IndexedDB ([`crate::persist`]).
 pub struct Cluster {
-    sim: Sim,
+    pub(crate) sim: Sim<IdbDisk>,
+    /// The options it was built with.
+    pub(crate) options: ClusterOptions,
+    /// Saves taken so far.
+    pub(crate) saves: u64,
 }
 
 impl Cluster {
@@ -78,8 +84,18 @@ impl Cluster {
                 config.nodes
             )));
         }
-        let sim = Sim::new(config).map_err(|e| PageError(e.to_string()))?;
-        Ok(Cluster { sim })
+        let sim = Sim::with_disks(config, Box::new(|_, _, _| IdbDisk::new()))
+            .map_err(|e| PageError(e.to_string()))?;
+        Ok(Cluster::from_sim(options.clone(), sim))
+    }
+
+    /// Wraps a running simulation (a resumed one) built with `options`.
+    pub(crate) fn from_sim(options: ClusterOptions, sim: Sim<IdbDisk>) -> Cluster {
+        Cluster {
+            sim,
+            options,
+            saves: 0,
+        }
     }
 
     /// Simulated time.

@@ -3,12 +3,23 @@
 //! Compiled to WebAssembly with wasm-bindgen, it gives the page a whole simulated cluster
 //! ([`Cluster`]): build it from a few options, run simulated time, send client operations,
 //! inject faults, and read back a snapshot and the event log to draw (structured data crosses
-//! to JavaScript with serde-wasm-bindgen). The IndexedDB-backed disk and the canvas renderer
-//! come with the page (see ARCHITECTURE.md). The logic lives in [`cluster`], which is tested on
-//! the host; this file only converts types at the boundary.
+//! to JavaScript with serde-wasm-bindgen). Every machine runs on the browser's disk
+//! ([`idb_disk`]), and a cluster opened with `Cluster.open` saves itself to IndexedDB and
+//! resumes after a reload ([`persist`]; the bindings are in `persist_js.rs`). The logic lives in
+//! [`cluster`], [`idb_disk`], [`records`] and [`persist`], which are tested on the host; the
+//! bindings only convert types at the boundary.
 #![forbid(unsafe_code)]
 
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
 pub mod cluster;
+#[cfg(target_arch = "wasm32")]
+pub mod idb;
+pub mod idb_disk;
+pub mod persist;
+#[cfg(target_arch = "wasm32")]
+mod persist_js;
+pub mod records;
 
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
@@ -37,12 +48,15 @@ fn page_error(e: cluster::PageError) -> JsError {
 #[wasm_bindgen]
 pub struct Cluster {
     inner: cluster::Cluster,
+    /// Its database, when made with `Cluster.open` (`persist_js.rs`).
+    #[cfg(target_arch = "wasm32")]
+    saver: Option<persist_js::Saver>,
 }
 
 #[wasm_bindgen]
 impl Cluster {
     /// Builds a cluster from an options object (`{seed, nodes, n, w, r, vnodes, gossip}`, all
-    /// optional).
+    /// optional), in memory only (`Cluster.open` makes one that saves itself).
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Cluster, JsError> {
         let options: cluster::ClusterOptions = if options.is_undefined() || options.is_null() {
@@ -51,7 +65,11 @@ impl Cluster {
             serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&e.to_string()))?
         };
         let inner = cluster::Cluster::new(&options).map_err(page_error)?;
-        Ok(Cluster { inner })
+        Ok(Cluster {
+            inner,
+            #[cfg(target_arch = "wasm32")]
+            saver: None,
+        })
     }
 
     /// Simulated time in milliseconds.

@@ -212,7 +212,7 @@ pub type ClientResult = Result<ClientOk, ClientError>;
 pub type ClientId = u64;
 
 /// The node's two stores: replicated data, and hints held for unreachable owners.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum StoreId {
     /// The node's share of the key space.
     Data,

@@ -9,14 +9,14 @@ use crate::storage::{Cell, Lsm};
 use crate::wire::Message;
 use std::collections::BTreeSet;
 
-impl Sim {
+impl<D: super::MachineDisk> Sim<D> {
     /// A node's data disk (for tests that look at its files).
-    pub fn data_disk(&self, node: NodeId) -> Option<&crate::storage::SimDisk> {
+    pub fn data_disk(&self, node: NodeId) -> Option<&D> {
         Some(&self.nodes.get(&node)?.data_disk)
     }
 
     /// A running node's data store (for the UI and for tests).
-    pub fn data_store(&self, node: NodeId) -> Option<&Lsm<crate::storage::SimDisk>> {
+    pub fn data_store(&self, node: NodeId) -> Option<&Lsm<D>> {
         self.nodes.get(&node)?.data.as_ref()
     }
 

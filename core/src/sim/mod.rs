@@ -1,7 +1,7 @@
 //! The deterministic simulator: a whole cluster in one process, driven by a seed.
 //!
 //! Every node is a real [`Node`] state machine with two real storage engines ([`Lsm`] over a
-//! [`SimDisk`]: its data and its hints) and a skewable clock. Messages cross a seeded
+//! [`SimDisk`], or any other [`MachineDisk`]: its data and its hints) and a skewable clock. Messages cross a seeded
 //! [`network`] with latency, loss, duplication, reordering and partitions. Disks have latency,
 //! syncs are grouped (group commit), flushes and compactions run as steppable events, and a crash
 //! loses what was not synced. A client [`workload`] and scripted operations feed the cluster;
@@ -19,13 +19,17 @@
 pub mod history;
 mod inspect;
 pub mod log;
+mod machine_disk;
 pub mod network;
+mod resume;
 pub mod script;
 mod storage;
 pub mod workload;
 
 pub use inspect::label;
 use inspect::label_short;
+pub use machine_disk::{DiskFactory, MachineDisk, sim_disks};
+pub use resume::{MachineState, SimState};
 
 use crate::DetRng;
 use crate::node::{
@@ -297,26 +301,26 @@ impl Ord for Scheduled {
 }
 
 /// One simulated machine: the node, its two storage engines on their disks, its clock skew.
-struct SimNode {
+struct SimNode<D: MachineDisk> {
     node: Option<Node>,
     incarnation: u64,
-    data: Option<Lsm<SimDisk>>,
-    hints: Option<Lsm<SimDisk>>,
-    data_disk: SimDisk,
-    hint_disk: SimDisk,
+    data: Option<Lsm<D>>,
+    hints: Option<Lsm<D>>,
+    data_disk: D,
+    hint_disk: D,
     skew_ms: i64,
     /// Writes waiting for the next WAL sync, with the time they asked.
     sync_waiting: Vec<u64>,
     sync_scheduled: bool,
-    job: Option<(StoreId, Job<SimDisk>)>,
+    job: Option<(StoreId, Job<D>)>,
     /// The node left the ring gracefully: it does not restart.
     left: bool,
     /// The node is joining (it streams before it serves); cleared once it has joined.
     joining: bool,
 }
 
-impl SimNode {
-    fn lsm(&mut self, store: StoreId) -> Option<&mut Lsm<SimDisk>> {
+impl<D: MachineDisk> SimNode<D> {
+    fn lsm(&mut self, store: StoreId) -> Option<&mut Lsm<D>> {
         match store {
             StoreId::Data => self.data.as_mut(),
             StoreId::Hints => self.hints.as_mut(),
@@ -356,13 +360,16 @@ pub struct ClusterSnapshot {
     pub partitions: Vec<(NodeId, NodeId)>,
 }
 
-/// A simulated cluster. See the module docs.
-pub struct Sim {
+/// A simulated cluster. See the module docs. Its machines run on [`SimDisk`] unless it was
+/// built with [`Sim::with_disks`].
+pub struct Sim<D: MachineDisk = SimDisk> {
     config: SimConfig,
     now: Millis,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
-    nodes: BTreeMap<NodeId, SimNode>,
+    nodes: BTreeMap<NodeId, SimNode<D>>,
+    /// Makes the disks of new machines.
+    disks: DiskFactory<D>,
     ring: Ring,
     rng: DetRng,
     log: EventLog,
@@ -377,31 +384,25 @@ pub struct Sim {
     workload_ops: u64,
 }
 
-impl Sim {
-    /// Builds the cluster described by `config`, every node up, at time zero.
+impl Sim<SimDisk> {
+    /// Builds the cluster described by `config`, every node up, at time zero, its machines on
+    /// [`SimDisk`]s.
     pub fn new(config: SimConfig) -> Result<Sim, StorageError> {
+        Sim::with_disks(config, sim_disks())
+    }
+}
+
+impl<D: MachineDisk> Sim<D> {
+    /// Builds the cluster described by `config`, every node up, at time zero, its machines on
+    /// the disks `disks` makes.
+    pub fn with_disks(config: SimConfig, disks: DiskFactory<D>) -> Result<Sim<D>, StorageError> {
         let ids = config.node_ids();
         let ring = match &config.tokens {
             Some(tokens) => Ring::new(tokens.iter().cloned()),
             None => Ring::build(&ids, config.vnodes, config.seed),
         };
-        let mut sim = Sim {
-            now: Millis(0),
-            seq: 0,
-            queue: BinaryHeap::new(),
-            nodes: BTreeMap::new(),
-            ring,
-            rng: DetRng::seed_from_u64(config.seed),
-            log: EventLog::new(config.log_capacity),
-            history: History::default(),
-            partitions: Partitions::default(),
-            told: BTreeMap::new(),
-            flying: BTreeMap::new(),
-            next_msg: 1,
-            next_op: 1,
-            workload_ops: 0,
-            config,
-        };
+        let rng = DetRng::seed_from_u64(config.seed);
+        let mut sim = Sim::blank(config, ring, disks, Millis(0), rng);
         for id in ids {
             sim.insert_machine(id);
             sim.start_node(id)?;
@@ -412,9 +413,39 @@ impl Sim {
         Ok(sim)
     }
 
+    /// A cluster with no machine yet, at time `now`.
+    fn blank(
+        config: SimConfig,
+        ring: Ring,
+        disks: DiskFactory<D>,
+        now: Millis,
+        rng: DetRng,
+    ) -> Sim<D> {
+        Sim {
+            now,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: BTreeMap::new(),
+            disks,
+            ring,
+            rng,
+            log: EventLog::new(config.log_capacity),
+            history: History::default(),
+            partitions: Partitions::default(),
+            told: BTreeMap::new(),
+            flying: BTreeMap::new(),
+            next_msg: 1,
+            next_op: 1,
+            workload_ops: 0,
+            config,
+        }
+    }
+
     /// A fresh machine for `id`: empty disks seeded from the cluster seed, not yet started.
     fn insert_machine(&mut self, id: NodeId) {
         let seed = self.config.seed ^ (u64::from(id.0) << 32);
+        let data_disk = (self.disks)(id, StoreId::Data, seed);
+        let hint_disk = (self.disks)(id, StoreId::Hints, seed ^ 0x5eed);
         self.nodes.insert(
             id,
             SimNode {
@@ -422,8 +453,8 @@ impl Sim {
                 incarnation: 0,
                 data: None,
                 hints: None,
-                data_disk: SimDisk::new(seed),
-                hint_disk: SimDisk::new(seed ^ 0x5eed),
+                data_disk,
+                hint_disk,
                 skew_ms: 0,
                 sync_waiting: Vec::new(),
                 sync_scheduled: false,

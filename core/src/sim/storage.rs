@@ -8,7 +8,7 @@ use crate::node::{Input, StorageOp, StorageResult, StoreId, run_read};
 use crate::storage::{JobKind, StorageError, SyncPolicy};
 use crate::{Millis, NodeId};
 
-impl Sim {
+impl<D: super::MachineDisk> Sim<D> {
     /// Runs one storage operation for `node`. Reads and, unless every write waits for a sync,
     /// writes complete after the disk's latency; under `SyncPolicy::Always` a write joins the
     /// group waiting for the next WAL sync.

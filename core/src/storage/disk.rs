@@ -23,8 +23,12 @@
 //!
 //! An asynchronously persisting store (IndexedDB) can back this contract: it keeps every file in
 //! memory, loads everything when it is opened, and persists synced contents and namespace changes
-//! in order after `sync`/`sync_dir` return. A crash then loses at most what was not yet synced,
-//! which is exactly what the contract allows.
+//! in order after `sync`/`sync_dir` return. A crash of the disk (as the host models it) loses
+//! at most what was not yet synced, which is exactly what the contract allows; the death of the
+//! host itself loses what was not yet persisted, and because persistence is in order what
+//! survives is the durable state of an earlier instant: a crash at that instant. The browser's
+//! disk (`ringstore-web`'s `IdbDisk`) persists the whole simulated cluster that way, one
+//! consistent cut per save.
 //!
 //! All methods take `&self`: implementations use interior mutability, so that table readers and
 //! background jobs can share a cheap [`Clone`] handle to the same disk.
