@@ -261,28 +261,62 @@ pub enum WireError {
     Trailing(usize),
 }
 
+/// Lets postcard append to a borrowed buffer.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 /// Encoding and decoding of [`Message`] frames. See the module docs for the layout.
 pub struct Envelope;
 
 impl Envelope {
     /// Encodes `msg` into a frame. Fails only if the message is over the bound.
     pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
-        let payload = postcard::to_allocvec(msg).map_err(|e| WireError::Payload(e.to_string()))?;
-        if payload.len() > MESSAGE_BYTES_MAX {
-            return Err(WireError::TooLarge { len: payload.len() });
-        }
-        let mut out = Vec::with_capacity(ENVELOPE_BYTES + payload.len());
+        let mut out = Vec::new();
+        Envelope::encode_into(msg, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `msg`'s frame to `out`, encoding the payload in place (no intermediate buffer),
+    /// so a transport can pack several frames into one write. On an error `out` is left as it
+    /// was.
+    pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let start = out.len();
         out.extend_from_slice(&MAGIC);
         out.push(WIRE_VERSION);
         out.push(0);
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        Ok(out)
+        out.extend_from_slice(&[0; 8]);
+        if let Err(e) = postcard::to_extend(msg, Appender(out)) {
+            out.truncate(start);
+            return Err(WireError::Payload(e.to_string()));
+        }
+        let len = out.len() - start - ENVELOPE_BYTES;
+        if len > MESSAGE_BYTES_MAX {
+            out.truncate(start);
+            return Err(WireError::TooLarge { len });
+        }
+        let crc = crc32fast::hash(&out[start + ENVELOPE_BYTES..]);
+        out[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
+        out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+        Ok(())
     }
 
     /// Decodes one frame that must span all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+        let (msg, used) = Envelope::decode_prefix(bytes)?;
+        if used < bytes.len() {
+            return Err(WireError::Trailing(bytes.len() - used));
+        }
+        Ok(msg)
+    }
+
+    /// Decodes the frame at the start of `bytes`, which may be followed by more frames (a
+    /// transport packs several into one write); returns the message and the bytes it took.
+    pub fn decode_prefix(bytes: &[u8]) -> Result<(Message, usize), WireError> {
         if bytes.len() < ENVELOPE_BYTES {
             return Err(WireError::Truncated {
                 got: bytes.len(),
@@ -307,11 +341,8 @@ impl Envelope {
                 needed,
             });
         }
-        if bytes.len() > needed {
-            return Err(WireError::Trailing(bytes.len() - needed));
-        }
         let expected = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let payload = &bytes[ENVELOPE_BYTES..];
+        let payload = &bytes[ENVELOPE_BYTES..needed];
         let got = crc32fast::hash(payload);
         if got != expected {
             return Err(WireError::ChecksumMismatch { got, expected });
@@ -321,7 +352,7 @@ impl Envelope {
         if !rest.is_empty() {
             return Err(WireError::Trailing(rest.len()));
         }
-        Ok(msg)
+        Ok((msg, needed))
     }
 }
 
@@ -431,6 +462,33 @@ mod tests {
         assert!(matches!(
             Envelope::decode(&bytes),
             Err(WireError::Payload(_))
+        ));
+    }
+
+    #[test]
+    fn packed_frames_decode_one_after_another() {
+        let mut packed = vec![0xAA]; // what was in the buffer before stays
+        for msg in sample() {
+            Envelope::encode_into(&msg, &mut packed).unwrap();
+        }
+        assert_eq!(packed[0], 0xAA);
+        let mut rest = &packed[1..];
+        let mut decoded = Vec::new();
+        while !rest.is_empty() {
+            let (msg, used) = Envelope::decode_prefix(rest).unwrap();
+            decoded.push(msg);
+            rest = &rest[used..];
+        }
+        assert_eq!(decoded, sample());
+        // Each packed frame is byte for byte the frame `encode` makes.
+        let first = Envelope::encode(&sample()[0]).unwrap();
+        assert_eq!(&packed[1..1 + first.len()], &first[..]);
+        // A cut in the middle of the second frame is reported, not skipped.
+        let cut = &packed[1..1 + first.len() + 5];
+        let (_, used) = Envelope::decode_prefix(cut).unwrap();
+        assert!(matches!(
+            Envelope::decode_prefix(&cut[used..]),
+            Err(WireError::Truncated { .. })
         ));
     }
 

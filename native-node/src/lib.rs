@@ -1,8 +1,18 @@
-//! `ringstore-node`: runs `ringstore-core` on a real machine: real files, real clock, real sockets.
+//! `ringstore-node`: runs `ringstore-core` on a real machine: real files, real clock, real
+//! sockets. See ARCHITECTURE.md ("The native node") for how the pieces fit.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod disk;
+pub mod feed;
+pub mod http;
+pub mod metrics;
+pub mod options;
+pub mod peer;
+pub mod runtime;
+pub mod state;
 pub mod store;
+pub mod view;
 
 pub use disk::FileDisk;
 pub use store::Store;

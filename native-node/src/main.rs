@@ -1,11 +1,14 @@
-//! The `ringstore` binary: the command-line interface to a native node.
-//!
-//! Today it offers the storage engine demo; the node, the local cluster and the client
-//! commands arrive with the cluster (see the README).
+//! The `ringstore` binary: run a node or a local cluster, talk to a node, inspect a cluster.
+//! `ringstore --help` and `ringstore COMMAND --help` describe everything.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ringstore_node::client::Client;
+use ringstore_node::options::NodeOptions;
 use std::path::PathBuf;
 
+mod commands;
+mod demo;
 mod storage_demo;
 
 /// ringstore: a Dynamo-style distributed key-value store.
@@ -16,8 +19,60 @@ struct Cli {
     command: Command,
 }
 
+/// Where a client command sends its request, and how many replicas must answer.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// The node to ask (`host:port`); it coordinates the request.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    node: String,
+    /// How many replicas must answer: one, quorum, all, or a number.
+    #[arg(long)]
+    consistency: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run one node of a cluster (until Ctrl-C). A flag given twice takes its last value.
+    #[command(args_override_self = true)]
+    Node(NodeOptions),
+    /// Start a local cluster of separate node processes, wait until it has formed, print the
+    /// page's URL, and stop every node on Ctrl-C.
+    Demo(demo::DemoOptions),
+    /// Store a value: `ringstore put KEY VALUE`.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Read a value: `ringstore get KEY` prints it (exit status 1 if absent).
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// A table of the cluster's members as one node sees them: state, phi, ownership.
+    Status {
+        /// The node to ask.
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        node: String,
+    },
+    /// The ring as one node sees it: every token in order, its owner and its share.
+    Ring {
+        /// The node to ask.
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        node: String,
+    },
     /// Walk one node's storage engine through writes, a flush, compactions, a restart and
     /// recovery on real files, printing what happens at each step.
     StorageDemo {
@@ -34,9 +89,38 @@ enum Command {
     },
 }
 
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Node(opts) => {
+            init_logging();
+            runtime()?.block_on(ringstore_node::runtime::run(opts))
+        }
+        Command::Demo(opts) => runtime()?.block_on(demo::run(opts)),
+        Command::Put { key, value, target } => {
+            std::process::exit(commands::put(&target, &key, value.as_bytes())?)
+        }
+        Command::Get { key, target } => std::process::exit(commands::get(&target, &key)?),
+        Command::Delete { key, target } => std::process::exit(commands::delete(&target, &key)?),
+        Command::Status { node } => commands::status(&Client::new(&node)),
+        Command::Ring { node } => commands::ring(&Client::new(&node)),
         Command::StorageDemo {
             data_dir,
             keys,

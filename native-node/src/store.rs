@@ -246,6 +246,18 @@ impl Store {
 
     /// Writes a batch atomically (one WAL record), with the same durability as [`Store::write`].
     pub fn write_batch(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
+        let lsn = self.append(batch)?;
+        if self.inner.sync_policy.acks_after_sync() {
+            self.inner.wait_durable(lsn)?;
+        }
+        Ok(lsn)
+    }
+
+    /// Applies a batch (one WAL record, then the memtable) without waiting for it to be
+    /// durable, and returns its LSN: a host that applies many batches and then calls
+    /// [`Store::wait_durable`] once for the last one shares one sync between all of them. If
+    /// flushes are behind, it waits for them (bounded memory) rather than failing.
+    pub fn append(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
         let mut lsm = loop {
             let lsm = self.inner.write();
             if !lsm.write_stalled() {
@@ -262,10 +274,18 @@ impl Store {
         if froze {
             self.inner.kick();
         }
-        if self.inner.sync_policy.acks_after_sync() {
-            self.inner.wait_durable(lsn)?;
-        }
         Ok(lsn)
+    }
+
+    /// Blocks until every batch up to `lsn` is durable, leading a group sync if nobody else
+    /// is syncing (writes that arrive meanwhile share the next one).
+    pub fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
+        self.inner.wait_durable(lsn)
+    }
+
+    /// The policy this store syncs by.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.inner.sync_policy
     }
 
     /// The newest cell for `key` (a tombstone if deleted).
@@ -325,6 +345,21 @@ impl Store {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+impl ringstore_core::node::ReadStore for Store {
+    fn get(&self, key: &[u8]) -> Result<Option<Cell>, StorageError> {
+        Store::get(self, key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError> {
+        Store::scan(self, start, end, limit)
     }
 }
 

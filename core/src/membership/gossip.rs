@@ -329,6 +329,22 @@ impl Gossiper {
         Ok(())
     }
 
+    /// Adds a seed learned after the start (a driver that knows seeds by address learns their
+    /// ids when it first reaches them). Returns whether it was new. This node, and seeds past
+    /// `members_max`, are not added.
+    pub fn add_seed(&mut self, node: NodeId) -> bool {
+        if node == self.me || self.seeds.len() >= self.config.members_max {
+            return false;
+        }
+        match self.seeds.binary_search(&node) {
+            Ok(_) => false,
+            Err(at) => {
+                self.seeds.insert(at, node);
+                true
+            }
+        }
+    }
+
     /// Takes the events that happened since the last call, oldest first.
     pub fn drain_events(&mut self) -> Vec<GossipEvent> {
         let mut out = Vec::with_capacity(self.events.len() + 1);

@@ -528,3 +528,25 @@ fn the_event_queue_is_bounded() {
     assert_eq!(events[0], GossipEvent::EventsDropped { count: 3 });
     assert!(g.drain_events().is_empty());
 }
+
+#[test]
+fn a_seed_added_later_is_contacted_like_one_given_at_start() {
+    let mut late = gossiper(2, 1, &[]);
+    let mut rng = DetRng::seed_from_u64(3);
+    assert!(
+        late.tick(Millis(0), &mut rng).is_empty(),
+        "knows nobody yet"
+    );
+    assert!(late.add_seed(n(1)));
+    assert!(!late.add_seed(n(1)), "already a seed");
+    assert!(!late.add_seed(n(2)), "never itself");
+    assert_eq!(late.seeds(), &[n(1)]);
+    let syns = late.tick(Millis(1_000), &mut rng);
+    assert_eq!(syns.len(), 1);
+    assert_eq!(syns[0].0, n(1));
+    // And the exchange then teaches both sides about each other.
+    let mut seed = gossiper(1, 1, &[]);
+    exchange(&mut late, &mut seed, Millis(1_000));
+    assert!(seed.members().contains_key(&n(2)));
+    assert!(late.members().contains_key(&n(1)));
+}

@@ -76,6 +76,12 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Adds a gossip seed learned after the start (the native node learns a `--join` address's
+    /// id in its handshake). Returns whether it was new; always `false` under an oracle.
+    pub fn add_seed(&mut self, node: NodeId) -> bool {
+        self.gossip.as_mut().is_some_and(|g| g.add_seed(node))
+    }
+
     /// This node's gossiper, if it gossips.
     pub fn gossiper(&self) -> Option<&Gossiper> {
         self.gossip.as_ref()

@@ -23,12 +23,14 @@
 //! ```
 //!
 //! The coordinator's logic is in [`coordinator`], the replica's and hinted handoff's in
-//! [`replica`].
+//! [`replica`]; what each storage operation reads is defined once for every driver in
+//! [`storage_io`].
 
 mod antientropy;
 mod coordinator;
 mod membership;
 mod replica;
+mod storage_io;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -44,6 +46,7 @@ pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSION
 pub use coordinator::resolve_lww;
 pub use membership::Membership;
 pub use replica::{decode_hint, hint_key, split_hint_key};
+pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range};
 pub use stream::{Lifecycle, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
 
 /// A consistency level for one request: how many replicas must answer.

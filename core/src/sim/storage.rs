@@ -4,10 +4,9 @@
 
 use super::log::SimEvent;
 use super::{Event, Sim};
-use crate::node::{Input, StorageOp, StorageResult, StoreId, split_hint_key};
+use crate::node::{Input, StorageOp, StorageResult, StoreId, run_read};
 use crate::storage::{JobKind, StorageError, SyncPolicy};
 use crate::{Millis, NodeId};
-use std::collections::BTreeMap;
 
 impl<D: super::MachineDisk> Sim<D> {
     /// Runs one storage operation for `node`. Reads and, unless every write waits for a sync,
@@ -42,53 +41,12 @@ impl<D: super::MachineDisk> Sim<D> {
                     Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
                 }
             }
-            StorageOp::ScanRange {
-                range,
-                after,
-                limit,
-            } => {
-                let Some(lsm) = sim_node.data.as_ref() else {
+            read => {
+                let (Some(data), Some(hints)) = (sim_node.data.as_ref(), sim_node.hints.as_ref())
+                else {
                     return;
                 };
-                match scan_range(lsm, range, after, limit) {
-                    Ok((entries, next)) => (read_ms, StorageResult::Range { entries, next }),
-                    Err(e) => (read_ms, StorageResult::Failed(e.to_string())),
-                }
-            }
-            StorageOp::Read { key } => match sim_node.data.as_ref().map(|l| l.get(&key)) {
-                Some(Ok(cell)) => (read_ms, StorageResult::Read(cell)),
-                Some(Err(e)) => (read_ms, StorageResult::Failed(e.to_string())),
-                None => return,
-            },
-            StorageOp::ScanHints { owner, limit } => {
-                let start = owner.0.to_be_bytes();
-                let end = owner.0.checked_add(1).map(|e| e.to_be_bytes());
-                let end = end.as_ref().map(|e| &e[..]);
-                match sim_node
-                    .hints
-                    .as_ref()
-                    .map(|l| l.scan(&start, end, usize::MAX))
-                {
-                    Some(Ok(entries)) => {
-                        let live = entries.into_iter().filter(|(_, c)| !c.is_tombstone());
-                        (read_ms, StorageResult::Hints(live.take(limit).collect()))
-                    }
-                    Some(Err(e)) => (read_ms, StorageResult::Failed(e.to_string())),
-                    None => return,
-                }
-            }
-            StorageOp::CountHints => {
-                let mut counts = BTreeMap::new();
-                let scanned = sim_node
-                    .hints
-                    .as_ref()
-                    .map(|l| l.scan(&[0], None, usize::MAX));
-                for (key, cell) in scanned.and_then(Result::ok).unwrap_or_default() {
-                    if let (false, Some((owner, _))) = (cell.is_tombstone(), split_hint_key(&key)) {
-                        *counts.entry(owner).or_insert(0u64) += 1;
-                    }
-                }
-                (read_ms, StorageResult::HintCounts(counts))
+                (read_ms, run_read(data, hints, read))
             }
         };
         self.complete_storage(node, op, delay_ms, result);
@@ -257,50 +215,6 @@ impl<D: super::MachineDisk> Sim<D> {
                     lsm.abort(job);
                 }
             }
-        }
-    }
-}
-
-/// Keys examined per scan step when looking for a range's keys (keys are ordered by bytes, not
-/// by token, so a range's keys are spread over the whole key space).
-const SCAN_STEP_KEYS: usize = 1024;
-
-/// A page of a range scan: keys with their cells, and the cursor to continue from.
-pub type RangePage = (Vec<(Vec<u8>, crate::storage::Cell)>, Option<Vec<u8>>);
-
-/// One page of the keys of `lsm` whose token is in `range`, after `after`: at most `limit`
-/// keys, and the cursor to continue from (`None` when the key space is exhausted).
-pub fn scan_range<D: crate::storage::Disk>(
-    lsm: &crate::storage::Lsm<D>,
-    range: crate::ring::Range,
-    after: Option<Vec<u8>>,
-    limit: usize,
-) -> Result<RangePage, StorageError> {
-    let mut cursor = after;
-    let mut out = Vec::new();
-    loop {
-        // Start just after the cursor: the smallest key greater than it is cursor ++ [0].
-        let start = match &cursor {
-            Some(k) => {
-                let mut s = k.clone();
-                s.push(0);
-                s
-            }
-            None => vec![0],
-        };
-        let page = lsm.scan(&start, None, SCAN_STEP_KEYS)?;
-        let exhausted = page.len() < SCAN_STEP_KEYS;
-        for (key, cell) in page {
-            cursor = Some(key.clone());
-            if range.contains(crate::ring::key_token(&key)) {
-                out.push((key, cell));
-                if out.len() >= limit {
-                    return Ok((out, cursor));
-                }
-            }
-        }
-        if exhausted {
-            return Ok((out, None));
         }
     }
 }

@@ -1,0 +1,108 @@
+//! Node-to-node transport: WebSocket connections carrying the core's wire
+//! [`Envelope`](ringstore_core::wire::Envelope)s.
+//!
+//! Each node *dials* one connection to every peer it sends to and uses it only to send
+//! ([`link`]); it *accepts* its peers' connections and only reads from them ([`inbound`]). Two
+//! one-way connections per pair keep both sides simple: nobody decides who owns a shared
+//! connection, and a reconnect on one side never races the other's.
+//!
+//! - **Handshake** ([`handshake`]): ids, address, N, and the cluster secret proven by HMAC.
+//! - **Frames**: a binary WebSocket message holds one or more envelopes back to back (a link
+//!   packs what is queued into one write, up to [`BATCH_BYTES`]); a message is at most
+//!   [`FRAME_BYTES_MAX`] (the largest envelope), enforced by the WebSocket layer before it
+//!   buffers a message. An envelope that does not decode closes the connection with a log line.
+//! - **Bounds**: a link queues at most [`LINK_QUEUE_MAX`] messages; past that the node drops
+//!   and counts (`ringstore_messages_dropped{reason="queue_full"}`); a link that cannot
+//!   connect drops what it holds, reconnecting with exponential backoff (50 ms to 5 s, jitter).
+
+pub mod handshake;
+pub mod inbound;
+pub mod link;
+
+use crate::metrics::Metrics;
+use handshake::Secret;
+use ringstore_core::NodeId;
+use ringstore_core::wire::{ENVELOPE_BYTES, Envelope, MESSAGE_BYTES_MAX, Message, WireError};
+use std::sync::Arc;
+
+/// The largest WebSocket message a peer may send: one envelope at the size bound.
+pub const FRAME_BYTES_MAX: usize = ENVELOPE_BYTES + MESSAGE_BYTES_MAX;
+/// A link packs queued messages into one write up to about this many bytes.
+pub const BATCH_BYTES: usize = 256 << 10;
+/// Messages queued per link at most.
+pub const LINK_QUEUE_MAX: usize = 4_096;
+/// Envelopes decoded from one WebSocket message at most (a peer packing more is refused).
+pub const ENVELOPES_PER_FRAME_MAX: usize = 16_384;
+/// The WebSocket path peers connect to.
+pub const PEER_PATH: &str = "/ws/peer";
+
+/// What both sides of the transport need to know about this node.
+#[derive(Clone, Debug)]
+pub struct PeerContext {
+    /// This node.
+    pub me: NodeId,
+    /// The address peers reach it at.
+    pub address: String,
+    /// Its replica count (peers must agree).
+    pub n: u32,
+    /// The cluster secret, if any.
+    pub secret: Secret,
+    /// Where to count.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A batch of messages from one peer, for the node task.
+#[derive(Debug)]
+pub struct PeerInbound {
+    /// The authenticated sender.
+    pub from: NodeId,
+    /// Its messages, in the order sent.
+    pub msgs: Vec<Message>,
+}
+
+/// Splits one WebSocket message into the envelopes packed in it.
+pub fn unpack(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
+    let mut msgs = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if msgs.len() >= ENVELOPES_PER_FRAME_MAX {
+            return Err(WireError::TooLarge { len: bytes.len() });
+        }
+        let (msg, used) = Envelope::decode_prefix(rest)?;
+        msgs.push(msg);
+        rest = &rest[used..];
+    }
+    if msgs.is_empty() {
+        return Err(WireError::Truncated {
+            got: 0,
+            needed: ENVELOPE_BYTES,
+        });
+    }
+    Ok(msgs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringstore_core::wire::ReqId;
+
+    #[test]
+    fn packed_messages_unpack_and_garbage_is_an_error() {
+        let msg = Message::Read {
+            req: ReqId {
+                coordinator: NodeId(1),
+                seq: 9,
+            },
+            key: b"k".to_vec(),
+        };
+        let mut packed = Vec::new();
+        for _ in 0..3 {
+            Envelope::encode_into(&msg, &mut packed).unwrap();
+        }
+        assert_eq!(unpack(&packed).unwrap(), vec![msg.clone(); 3]);
+        assert!(unpack(b"").is_err());
+        assert!(unpack(b"hello, not a frame").is_err());
+        packed.push(0);
+        assert!(unpack(&packed).is_err(), "a trailing partial frame");
+    }
+}
