@@ -2,6 +2,7 @@
 //! sockets. See ARCHITECTURE.md ("The native node") for how the pieces fit.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod client;
 pub mod disk;
 pub mod feed;
