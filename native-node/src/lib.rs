@@ -13,6 +13,7 @@ pub mod peer;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod token_index;
 pub mod view;
 
 pub use disk::FileDisk;
