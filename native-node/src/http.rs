@@ -2,7 +2,7 @@
 //! injection, the peer WebSocket and the static page. The contract is written out in the
 //! README ("HTTP API"); every error is JSON `{"error": CODE, "message": TEXT}`.
 
-use crate::peer::{FRAME_BYTES_MAX, PEER_PATH, inbound};
+use crate::peer::{FRAME_BYTES_MAX, PEER_PATH, READ_BUFFER_BYTES, inbound};
 use crate::runtime::{Control, NodeHandle};
 use crate::view::NodeView;
 use axum::Router;
@@ -412,7 +412,8 @@ async fn peer_ws(
     let ctx = node.peer_ctx.clone();
     let peers = node.peers.clone();
     let control = node.control_sender();
-    ws.max_message_size(FRAME_BYTES_MAX)
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(FRAME_BYTES_MAX)
         .max_frame_size(FRAME_BYTES_MAX)
         .on_upgrade(move |socket| inbound::serve(socket, remote, ctx, peers, control))
 }

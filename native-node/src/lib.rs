@@ -2,6 +2,7 @@
 //! sockets. See ARCHITECTURE.md ("The native node") for how the pieces fit.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod client;
 pub mod disk;
 pub mod feed;
@@ -12,6 +13,7 @@ pub mod peer;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod token_index;
 pub mod view;
 
 pub use disk::FileDisk;

@@ -7,6 +7,12 @@ use ringstore_node::client::Client;
 use ringstore_node::options::NodeOptions;
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc's malloc: the node allocates and frees many small buffers on
+/// several threads (messages, requests, cells), where glibc's arenas spend measurably more
+/// (docs/benchmarks.md, "The native node's hot path").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod demo;
 mod storage_demo;
@@ -73,6 +79,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7001")]
         node: String,
     },
+    /// Load a running cluster with reads and writes and report throughput, latency
+    /// percentiles and errors (first it writes every key once, so reads find values).
+    Bench(ringstore_node::bench::BenchOptions),
     /// Walk one node's storage engine through writes, a flush, compactions, a restart and
     /// recovery on real files, printing what happens at each step.
     StorageDemo {
@@ -106,12 +115,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
+/// A node's runtime: one thread for all its tasks (`--threads 1`, the default), or a pool.
+fn node_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Node(opts) => {
             init_logging();
-            runtime()?.block_on(ringstore_node::runtime::run(opts))
+            node_runtime(opts.threads)?.block_on(ringstore_node::runtime::run(opts))
         }
         Command::Demo(opts) => runtime()?.block_on(demo::run(opts)),
         Command::Put { key, value, target } => {
@@ -121,6 +145,7 @@ fn main() -> anyhow::Result<()> {
         Command::Delete { key, target } => std::process::exit(commands::delete(&target, &key)?),
         Command::Status { node } => commands::status(&Client::new(&node)),
         Command::Ring { node } => commands::ring(&Client::new(&node)),
+        Command::Bench(opts) => ringstore_node::bench::run(opts),
         Command::StorageDemo {
             data_dir,
             keys,

@@ -90,6 +90,11 @@ pub struct NodeOptions {
     /// How long a coordinator waits for W or R answers.
     #[arg(long, default_value_t = 1_000)]
     pub request_timeout_ms: u64,
+    /// Threads that run the node's tasks (HTTP connections, peer links, the node task). With
+    /// 1 they all share one thread and hand work to each other without waking another
+    /// thread; storage runs on its own threads either way.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// How long a joining node listens to gossip before it plans what to stream (default:
     /// three gossip rounds).
     #[arg(long)]

@@ -16,7 +16,10 @@
 //! * [`SyncPolicy::IntervalMs`] syncs run on the background threads' timer.
 
 use crate::disk::FileDisk;
+use crate::token_index::{INDEXED_SCAN_KEYS_MAX, TokenIndex};
 use ringstore_core::Millis;
+use ringstore_core::node::RangePage;
+use ringstore_core::ring::Range;
 use ringstore_core::storage::{
     Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket, WalWriter,
 };
@@ -63,6 +66,8 @@ pub struct Store {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
     report: RecoveryReport,
+    /// Every key by ring token, for narrow range scans (a node's data store keeps one).
+    index: Option<TokenIndex>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -230,7 +235,59 @@ impl Store {
             inner,
             threads,
             report,
+            index: None,
         })
+    }
+
+    /// Opens the store as [`Store::open`] and keeps a [`TokenIndex`] of its keys (built now
+    /// from a full scan), so [`Store::scan_range_indexed`] can answer narrow range scans.
+    pub fn open_indexed(dir: &Path, config: LsmConfig) -> anyhow::Result<Store> {
+        let mut store = Store::open(dir, config)?;
+        let index = TokenIndex::default();
+        let mut start = vec![0u8];
+        loop {
+            let page = store.scan(&start, None, 4096)?;
+            index.insert(page.iter().map(|(k, _)| k.as_slice()));
+            match page.last() {
+                Some((k, _)) if page.len() == 4096 => {
+                    start = k.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        store.index = Some(index);
+        Ok(store)
+    }
+
+    /// What [`scan_range`](ringstore_core::node::scan_range) answers, from the token index:
+    /// `None` if the store keeps no index or the range holds more than
+    /// [`INDEXED_SCAN_KEYS_MAX`] keys (then walk the store).
+    pub fn scan_range_indexed(
+        &self,
+        range: Range,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Option<Result<RangePage, StorageError>> {
+        let keys = self.index.as_ref()?.keys_in(range, INDEXED_SCAN_KEYS_MAX)?;
+        let limit = limit.max(1);
+        let mut out = Vec::new();
+        let lsm = self.inner.read();
+        for key in keys {
+            if after.is_some_and(|a| key.as_slice() <= a) {
+                continue;
+            }
+            match lsm.get(&key) {
+                Ok(Some(cell)) => out.push((key, cell)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+            if out.len() >= limit {
+                let cursor = out.last().map(|(k, _)| k.clone());
+                return Some(Ok((out, cursor)));
+            }
+        }
+        Some(Ok((out, None)))
     }
 
     /// What recovery found when the store was opened.
@@ -267,6 +324,9 @@ impl Store {
             self.inner.kick();
             self.inner.wait_for_install();
         };
+        if let Some(index) = &self.index {
+            index.insert(batch.iter().map(|(k, _)| k.as_slice()));
+        }
         let frozen_before = lsm.frozen_memtables();
         let lsn = lsm.write_batch(batch)?;
         let froze = lsm.frozen_memtables() > frozen_before;
@@ -360,6 +420,18 @@ impl ringstore_core::node::ReadStore for Store {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError> {
         Store::scan(self, start, end, limit)
+    }
+
+    fn scan_filtered(
+        &self,
+        start: &[u8],
+        examine_max: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+        // The lock is held for one bounded step; writers get in between steps.
+        self.inner
+            .read()
+            .scan_filtered(start, None, examine_max, keep)
     }
 }
 

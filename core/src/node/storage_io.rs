@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 /// Keys examined per scan step when looking for a range's keys (keys are ordered by bytes, not
 /// by token, so a range's keys are spread over the whole key space).
-const SCAN_STEP_KEYS: usize = 1024;
+const SCAN_STEP_KEYS: usize = 4096;
 
 /// A page of a range scan: keys with their cells, and the cursor to continue from.
 pub type RangePage = (Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>);
@@ -36,6 +36,22 @@ pub trait ReadStore {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError>;
+
+    /// The keys from `start` on for which `keep` holds, examining a bounded number of keys
+    /// (about `examine_max`), and the key (inclusive) to resume from, `None` at the end of the
+    /// key space: as [`Lsm::scan_filtered`]. The default filters a plain scan; engines
+    /// override it to skip copying the keys they refuse.
+    fn scan_filtered(
+        &self,
+        start: &[u8],
+        examine_max: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+        let mut page = self.scan(start, None, examine_max.saturating_add(1))?;
+        let resume = (page.len() > examine_max).then(|| page.pop().map(|(k, _)| k));
+        page.retain(|(k, _)| keep(k));
+        Ok((page, resume.flatten()))
+    }
 }
 
 impl<D: Disk> ReadStore for Lsm<D> {
@@ -50,6 +66,15 @@ impl<D: Disk> ReadStore for Lsm<D> {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError> {
         Lsm::scan(self, start, end, limit)
+    }
+
+    fn scan_filtered(
+        &self,
+        start: &[u8],
+        examine_max: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+        Lsm::scan_filtered(self, start, None, examine_max, keep)
     }
 }
 
@@ -122,33 +147,73 @@ pub fn scan_range(
     after: Option<Vec<u8>>,
     limit: usize,
 ) -> Result<RangePage, StorageError> {
-    let mut cursor = after;
-    let mut out = Vec::new();
-    loop {
-        // Start just after the cursor: the smallest key greater than it is cursor ++ [0].
-        let start = match &cursor {
-            Some(k) => {
-                let mut s = k.clone();
-                s.push(0);
-                s
-            }
-            None => vec![0],
+    let mut pages = scan_ranges(store, vec![(range, after, limit)])?;
+    Ok(pages.pop().unwrap_or((Vec::new(), None)))
+}
+
+/// What [`scan_range`] answers for each `(range, after, limit)` of `scans`, in order, from one
+/// walk of the key space for all of them: a token range's keys are spread over the whole key
+/// space, so every range scan walks all of it, and a host holding several scans at once (an
+/// anti-entropy session loads several leaves together) pays for one walk instead of one each.
+pub fn scan_ranges(
+    store: &impl ReadStore,
+    scans: Vec<(Range, Option<Vec<u8>>, usize)>,
+) -> Result<Vec<RangePage>, StorageError> {
+    struct Scan {
+        range: Range,
+        /// Keys from this one on (inclusive) belong to the page.
+        start: Vec<u8>,
+        limit: usize,
+        out: Vec<(Vec<u8>, Cell)>,
+        cursor: Option<Vec<u8>>,
+        done: bool,
+    }
+    let mut scans: Vec<Scan> = scans
+        .into_iter()
+        .map(|(range, after, limit)| Scan {
+            range,
+            // Just after the cursor: the smallest key greater than it is cursor ++ [0].
+            start: match after {
+                Some(mut k) => {
+                    k.push(0);
+                    k
+                }
+                None => vec![0],
+            },
+            limit,
+            out: Vec::new(),
+            cursor: None,
+            done: false,
+        })
+        .collect();
+    let mut at = scans.iter().map(|s| s.start.clone()).min();
+    while let Some(from) = at.take() {
+        let wanted = |key: &[u8]| {
+            let token = key_token(key);
+            scans
+                .iter()
+                .any(|s| !s.done && key >= s.start.as_slice() && s.range.contains(token))
         };
-        let page = store.scan(&start, None, SCAN_STEP_KEYS)?;
-        let exhausted = page.len() < SCAN_STEP_KEYS;
+        let (page, resume) = store.scan_filtered(&from, SCAN_STEP_KEYS, &wanted)?;
         for (key, cell) in page {
-            cursor = Some(key.clone());
-            if range.contains(key_token(&key)) {
-                out.push((key, cell));
-                if out.len() >= limit {
-                    return Ok((out, cursor));
+            let token = key_token(&key);
+            for s in &mut scans {
+                if s.done || key < s.start || !s.range.contains(token) {
+                    continue;
+                }
+                s.out.push((key.clone(), cell.clone()));
+                if s.out.len() >= s.limit {
+                    s.cursor = Some(key.clone());
+                    s.done = true;
                 }
             }
         }
-        if exhausted {
-            return Ok((out, None));
+        match resume {
+            Some(next) if scans.iter().any(|s| !s.done) => at = Some(next),
+            _ => {}
         }
     }
+    Ok(scans.into_iter().map(|s| (s.out, s.cursor)).collect())
 }
 
 #[cfg(test)]
@@ -242,6 +307,133 @@ mod tests {
         }
         let got: Vec<&Vec<u8>> = got.iter().collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn scans_walked_together_answer_as_each_alone() {
+        let mut data = lsm(5);
+        let keys: Vec<Vec<u8>> = (0..3000).map(|i| format!("key{i}").into_bytes()).collect();
+        for k in &keys {
+            data.write(k, Cell::put(v(1), b"v".to_vec())).unwrap();
+            data.run_background(crate::Millis(0)).unwrap();
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let third = u64::MAX / 3;
+        let scans = vec![
+            (Range::new(Token(0), Token(third)), None, 100),
+            (
+                Range::new(Token(third), Token(2 * third)),
+                Some(b"key2".to_vec()),
+                5000,
+            ),
+            (
+                Range::new(Token(2 * third), Token(0)),
+                Some(b"key1500".to_vec()),
+                7,
+            ),
+            (Range::new(Token(5), Token(5)), None, 1),
+            (
+                Range::new(Token(0), Token(third)),
+                Some(b"key999".to_vec()),
+                0,
+            ),
+        ];
+        let together = scan_ranges(&data, scans.clone()).unwrap();
+        assert_eq!(together.len(), scans.len());
+        for ((range, after, limit), got) in scans.into_iter().zip(together) {
+            // What one page must be: the range's keys after `after`, the first `limit`, and a
+            // cursor (the last of them) when the limit was reached.
+            let matching: Vec<&Vec<u8>> = sorted
+                .iter()
+                .filter(|k| after.as_ref().is_none_or(|a| *k > a))
+                .filter(|k| range.contains(key_token(k)))
+                .collect();
+            let take = matching.len().min(limit.max(1));
+            let cursor = (matching.len() >= limit.max(1)).then(|| matching[take - 1].clone());
+            let expected: Vec<&Vec<u8>> = matching[..take].to_vec();
+            let got_keys: Vec<&Vec<u8>> = got.0.iter().map(|(k, _)| k).collect();
+            assert_eq!(got_keys, expected, "{range:?} after {after:?}");
+            assert_eq!(got.1, cursor, "{range:?} after {after:?}");
+            assert_eq!(got, scan_range(&data, range, after, limit).unwrap());
+        }
+    }
+
+    /// A store with only `get` and `scan`: the trait's default `scan_filtered`.
+    struct Plain<'a>(&'a Lsm<SimDisk>);
+
+    impl ReadStore for Plain<'_> {
+        fn get(&self, key: &[u8]) -> Result<Option<Cell>, StorageError> {
+            self.0.get(key)
+        }
+        fn scan(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError> {
+            self.0.scan(start, end, limit)
+        }
+    }
+
+    /// Walks `store` with `scan_filtered` in steps of `step` keys from the start.
+    fn filtered_walk(
+        store: &impl ReadStore,
+        step: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Vec<(Vec<u8>, Cell)> {
+        let mut start = vec![0];
+        let mut out = Vec::new();
+        loop {
+            let (page, resume) = store.scan_filtered(&start, step, keep).unwrap();
+            out.extend(page);
+            match resume {
+                Some(next) => start = next,
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn a_filtered_scan_reconciles_every_source_whatever_its_step() {
+        // Versions of the same keys in two tables, a frozen memtable and the active one, some
+        // older than what an earlier source holds (a replayed hint) and some tombstones.
+        let config = LsmConfig {
+            memtable_bytes_max: 1 << 20,
+            ..LsmConfig::small_for_tests()
+        };
+        let mut data = Lsm::open(SimDisk::new(4), config).unwrap().0;
+        for round in 0..4u64 {
+            for i in 0..300u64 {
+                if (i + round) % 3 == 0 {
+                    continue;
+                }
+                let ts = if i % 7 == 0 { 10 - round } else { 10 + round };
+                let cell = if (i + round) % 11 == 0 {
+                    Cell::tombstone(v(ts))
+                } else {
+                    Cell::put(v(ts), format!("r{round}").into_bytes())
+                };
+                data.write(format!("k{i:03}").as_bytes(), cell).unwrap();
+            }
+            match round {
+                0 | 1 => data.flush_all(crate::Millis(0)).unwrap(),
+                2 => data.freeze_memtable().unwrap(),
+                _ => {}
+            }
+        }
+        let keep = |k: &[u8]| key_token(k).0 % 3 != 0;
+        let mut expected = data.scan(&[0], None, usize::MAX).unwrap();
+        expected.retain(|(k, _)| keep(k));
+        assert!(expected.len() > 100);
+        for step in [1, 2, 3, 7, 64, 10_000] {
+            assert_eq!(filtered_walk(&data, step, &keep), expected, "step {step}");
+            assert_eq!(
+                filtered_walk(&Plain(&data), step, &keep),
+                expected,
+                "default, step {step}"
+            );
+        }
     }
 
     #[test]

@@ -525,6 +525,85 @@ impl<D: Disk> Lsm<D> {
         Ok(out)
     }
 
+    /// The keys in `[start, end)` for which `keep` holds, with their cells (tombstones
+    /// included), examining at most `examine_max` keys of each memtable and table; and where to
+    /// resume: `None` if every source was walked to `end`, else the key (inclusive) from which
+    /// the answer is not complete yet. Unlike [`Lsm::scan`], keys that
+    /// `keep` refuses are never copied or merged, so looking for the few keys of a token range
+    /// (they are spread over the whole key space) costs a walk, not a copy of the store.
+    ///
+    /// Every source stops after `examine_max` keys; the answer is cut at the smallest key at
+    /// which a source stopped, so each key returned was reconciled over every source.
+    pub fn scan_filtered(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        examine_max: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+        let examine_max = examine_max.max(1);
+        let before_end = |k: &[u8]| end.is_none_or(|e| k < e);
+        let mut cut: Option<Vec<u8>> = None;
+        let mut note_cut = |last: Vec<u8>| {
+            if cut.as_ref().is_none_or(|c| last < *c) {
+                cut = Some(last);
+            }
+        };
+        let mut sources: Vec<Source<'_>> = Vec::new();
+        let mems = std::iter::once(&self.active).chain(self.frozen.iter().map(|f| f.mem.as_ref()));
+        for mem in mems {
+            let mut found = Vec::new();
+            let mut examined = 0;
+            for (k, c) in mem.range_from(Bound::Included(start)) {
+                if !before_end(k) {
+                    break;
+                }
+                if examined == examine_max {
+                    note_cut(k.clone());
+                    break;
+                }
+                examined += 1;
+                if keep(k) {
+                    found.push(Ok((k.clone(), c.clone())));
+                }
+            }
+            sources.push(Box::new(found.into_iter()));
+        }
+        for table in self.levels.iter().flatten() {
+            let meta = table.meta();
+            if meta.max_key.as_slice() < start || !end.is_none_or(|e| meta.min_key.as_slice() < e) {
+                continue;
+            }
+            let mut found = Vec::new();
+            let mut examined = 0;
+            for item in table.iter(Some(start), true) {
+                let (k, c) = item?;
+                if !before_end(&k) {
+                    break;
+                }
+                if examined == examine_max {
+                    note_cut(k);
+                    break;
+                }
+                examined += 1;
+                if keep(&k) {
+                    found.push(Ok((k, c)));
+                }
+            }
+            sources.push(Box::new(found.into_iter()));
+        }
+        // A source stopped at `cut` without examining it: keys from `cut` on are incomplete.
+        let mut out = Vec::new();
+        for item in MergeIter::new(sources) {
+            let (key, cell) = item?;
+            if cut.as_ref().is_some_and(|c| key >= *c) {
+                break;
+            }
+            out.push((key, cell));
+        }
+        Ok((out, cut))
+    }
+
     /// The tables of every level with their key ranges and versions, one line each (debugging).
     pub fn debug_levels(&self) -> String {
         let mut out = String::new();

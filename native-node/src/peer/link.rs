@@ -2,7 +2,9 @@
 //! backoff, and packs whatever is queued into one WebSocket write.
 
 use super::handshake::{HANDSHAKE_TIMEOUT_MS, Handshake, HandshakeError, Side, nonce};
-use super::{BATCH_BYTES, FRAME_BYTES_MAX, LINK_QUEUE_MAX, PEER_PATH, PeerContext};
+use super::{
+    BATCH_BYTES, FRAME_BYTES_MAX, LINK_QUEUE_MAX, PEER_PATH, PeerContext, READ_BUFFER_BYTES,
+};
 use crate::metrics::DropReason;
 use crate::runtime::Control;
 use futures_util::{SinkExt, StreamExt};
@@ -26,6 +28,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(FRAME_BYTES_MAX))
         .max_frame_size(Some(FRAME_BYTES_MAX))
 }

@@ -29,6 +29,11 @@ use std::sync::Arc;
 pub const FRAME_BYTES_MAX: usize = ENVELOPE_BYTES + MESSAGE_BYTES_MAX;
 /// A link packs queued messages into one write up to about this many bytes.
 pub const BATCH_BYTES: usize = 256 << 10;
+/// The WebSocket read buffer of a peer connection. tungstenite zeroes its whole read buffer
+/// before every read (128 KiB by default): peer messages are small, so a small buffer saves a
+/// large memset on every wakeup of every connection (a larger message is still read whole,
+/// in several reads).
+pub const READ_BUFFER_BYTES: usize = 8 << 10;
 /// Messages queued per link at most.
 pub const LINK_QUEUE_MAX: usize = 4_096;
 /// Envelopes decoded from one WebSocket message at most (a peer packing more is refused).

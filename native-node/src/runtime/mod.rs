@@ -291,7 +291,7 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     let (data_dir, hint_dir) = (dir.join("data"), dir.join("hints"));
     let (data, hints) = tokio::task::spawn_blocking(move || {
         anyhow::Ok((
-            Store::open(&data_dir, lsm)?,
+            Store::open_indexed(&data_dir, lsm)?,
             Store::open(&hint_dir, hint_lsm)?,
         ))
     })

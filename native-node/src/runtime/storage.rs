@@ -5,9 +5,15 @@
 //!  node task ──try_send──► data writers (2 threads) ─┐   each takes every queued write (up
 //!            ──try_send──► hint writer  (1 thread)  ─┤   to WRITE_BATCH_MAX), appends them,
 //!            ──try_send──► readers      (2 threads) ─┤   then one wait_durable for the last:
-//!                                                     │   one fdatasync for the whole group
+//!            ──try_send──► scanner      (1 thread)  ─┤   one fdatasync for the whole group
 //!  node task ◄── completions (Vec per batch) ─────────┘
 //! ```
+//!
+//! Point reads (a client's GET at a replica) and scans (anti-entropy's trees and leaves,
+//! streaming, hint replay) have separate queues and threads: a scan walks the key space (a
+//! token range's keys are spread over all of it) and would otherwise hold up every GET queued
+//! behind it. The scanner serves every range scan it finds queued together with one walk
+//! ([`scan_ranges`]): an anti-entropy session loads up to eight leaves at a time.
 //!
 //! Every queue is bounded ([`STORAGE_QUEUE_MAX`] operations each). The node task never blocks
 //! on one: an operation that finds its queue full fails at once
@@ -21,7 +27,7 @@
 
 use crate::store::Store;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use ringstore_core::node::{StorageOp, StorageResult, StoreId, run_read};
+use ringstore_core::node::{StorageOp, StorageResult, StoreId, run_read, scan_ranges};
 use ringstore_core::storage::Cell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -55,6 +61,7 @@ pub struct StorageThreads {
     data: Sender<WriteJob>,
     hints: Sender<WriteJob>,
     reads: Sender<ReadJob>,
+    scans: Sender<ReadJob>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -68,6 +75,7 @@ impl StorageThreads {
         let (data_tx, data_rx) = bounded(STORAGE_QUEUE_MAX);
         let (hints_tx, hints_rx) = bounded(STORAGE_QUEUE_MAX);
         let (reads_tx, reads_rx) = bounded(STORAGE_QUEUE_MAX);
+        let (scans_tx, scans_rx) = bounded(STORAGE_QUEUE_MAX);
         let mut threads = Vec::new();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name).spawn(f)
@@ -94,10 +102,18 @@ impl StorageThreads {
                 Box::new(move || reader(&data, &hints, &rx, &done)),
             )?);
         }
+        {
+            let (data, hints, done) = (data.clone(), hints.clone(), done.clone());
+            threads.push(spawn(
+                "ringstore-scanner".into(),
+                Box::new(move || scanner(&data, &hints, &scans_rx, &done)),
+            )?);
+        }
         Ok(StorageThreads {
             data: data_tx,
             hints: hints_tx,
             reads: reads_tx,
+            scans: scans_tx,
             threads,
         })
     }
@@ -113,10 +129,13 @@ impl StorageThreads {
                 };
                 queue.try_send(WriteJob { op, batch }).map_err(is_full)
             }
-            Err(storage) => self
-                .reads
-                .try_send(ReadJob { op, storage })
-                .map_err(is_full),
+            Err(storage) => {
+                let queue = match storage {
+                    StorageOp::Read { .. } => &self.reads,
+                    _ => &self.scans,
+                };
+                queue.try_send(ReadJob { op, storage }).map_err(is_full)
+            }
         };
         sent.map_err(|_| full())
     }
@@ -127,9 +146,10 @@ impl StorageThreads {
             data,
             hints,
             reads,
+            scans,
             threads,
         } = self;
-        drop((data, hints, reads));
+        drop((data, hints, reads, scans));
         for t in threads {
             let _ = t.join();
         }
@@ -192,6 +212,56 @@ fn reader(
             .into_iter()
             .map(|job| (job.op, run_read(data, hints, job.storage)))
             .collect();
+        if done.send(results).is_err() {
+            return;
+        }
+    }
+}
+
+/// Like [`reader`], but a narrow range scan is answered from the data store's token index
+/// ([`Store::scan_range_indexed`]) and the other range scans of a batch share one walk.
+fn scanner(
+    data: &Store,
+    hints: &Store,
+    rx: &Receiver<ReadJob>,
+    done: &UnboundedSender<Completions>,
+) {
+    while let Some(jobs) = take_batch(rx, READ_BATCH_MAX) {
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut ranges = Vec::new();
+        let mut range_ops = Vec::new();
+        for job in jobs {
+            match job.storage {
+                StorageOp::ScanRange {
+                    range,
+                    after,
+                    limit,
+                } => match data.scan_range_indexed(range, after.as_deref(), limit) {
+                    Some(Ok((entries, next))) => {
+                        results.push((job.op, StorageResult::Range { entries, next }));
+                    }
+                    Some(Err(e)) => results.push((job.op, StorageResult::Failed(e.to_string()))),
+                    None => {
+                        range_ops.push(job.op);
+                        ranges.push((range, after, limit));
+                    }
+                },
+                storage => results.push((job.op, run_read(data, hints, storage))),
+            }
+        }
+        match scan_ranges(data, ranges) {
+            Ok(pages) => results.extend(
+                range_ops
+                    .into_iter()
+                    .zip(pages)
+                    .map(|(op, (entries, next))| (op, StorageResult::Range { entries, next })),
+            ),
+            Err(e) => results.extend(
+                range_ops
+                    .into_iter()
+                    .map(|op| (op, StorageResult::Failed(e.to_string()))),
+            ),
+        }
         if done.send(results).is_err() {
             return;
         }
