@@ -301,11 +301,18 @@ impl Live {
         if a.is_empty() || b.is_empty() {
             return Err("choose side A (and leave at least one node on the other side)".into());
         }
+        // An unreachable node cannot be told; the reachable side cuts it off anyway (a node
+        // drops traffic both ways).
+        let reachable = |live: &Live, n: &u32| {
+            live.conn_of(*n)
+                .is_some_and(|c| c.open && c.hello.is_some())
+        };
         let all: Vec<u32> = a.iter().chain(b).copied().collect();
-        faults_allowed(self, &all)?;
+        let told: Vec<u32> = all.iter().copied().filter(|n| reachable(self, n)).collect();
+        faults_allowed(self, &told)?;
         let mut sent = 0;
         for (side, other) in [(a, b), (b, a)] {
-            for &n in side {
+            for &n in side.iter().filter(|n| told.contains(n)) {
                 let peers = other.iter().map(|p| NodeId(*p)).collect();
                 self.send(n, Command::Partition { peers }, Purpose::Fault, real_ms)?;
                 sent += 1;
@@ -317,13 +324,12 @@ impl Live {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        self.log_line(
-            real_ms,
-            "fault",
-            all,
-            format!("page: partition [{}] | [{}]", show(a), show(b)),
-            None,
-        );
+        let untold: Vec<u32> = all.iter().copied().filter(|n| !told.contains(n)).collect();
+        let mut text = format!("page: partition [{}] | [{}]", show(a), show(b));
+        if !untold.is_empty() {
+            text.push_str(&format!(" ({} unreachable, not told)", show(&untold)));
+        }
+        self.log_line(real_ms, "fault", all, text, None);
         Ok(sent)
     }
 

@@ -235,6 +235,14 @@ impl LiveCluster {
         to_js(&out)
     }
 
+    /// The cut links the page shows: `[[from, to]]` (both directions of each cut).
+    #[wasm_bindgen(js_name = cutLinks)]
+    pub fn cut_links(&self) -> Result<JsValue, JsError> {
+        let mut model = crate::view::ViewModel::default();
+        self.inner.merge_into(&mut model, now_real());
+        to_js(&model.cut)
+    }
+
     /// The busiest links: `[[from, to, kind, perSecond, total]]`, at most `max`.
     pub fn traffic(&self, max: usize) -> Result<JsValue, JsError> {
         let mut t = self.inner.traffic(now_real());
