@@ -164,7 +164,17 @@ impl Live {
             model.push_effect(e);
         }
         model.expire_effects(real_ms);
-        self.merge_into(model, real_ms);
+        // The merge costs nodes × observers × members: a few times a second is enough (a
+        // closed socket or a reply asks for it at once).
+        if self.dirty_now(real_ms) || model.nodes.is_empty() {
+            self.merge_into(model, real_ms);
+            self.last_merge_ms = real_ms;
+            self.dirty = false;
+        }
+    }
+
+    fn dirty_now(&self, real_ms: f64) -> bool {
+        self.dirty || real_ms - self.last_merge_ms >= super::MERGE_MS
     }
 
     /// The slower part of [`Live::fill`]: nodes, ring, quorums, cut links, the followed op.

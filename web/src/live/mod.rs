@@ -61,6 +61,9 @@ pub const LOG_MAX: usize = 4_000;
 pub const DOTS_MAX: usize = crate::view::MESSAGES_MAX;
 /// Animations waiting for their time at most.
 pub const EFFECTS_PENDING_MAX: usize = crate::view::EFFECTS_MAX;
+/// How often the merge of every node's view runs (real ms); dots and animations move every
+/// frame.
+pub const MERGE_MS: f64 = 100.0;
 /// The traffic window for rates (real ms).
 pub const RATE_WINDOW_MS: f64 = 2_000.0;
 
@@ -176,6 +179,8 @@ pub struct Live {
     pub follow: Option<u64>,
     /// Set when something changed that the merged picture must show.
     pub(crate) dirty: bool,
+    /// When the merge last ran (real ms).
+    pub(crate) last_merge_ms: f64,
 }
 
 /// Why an address cannot be used.
@@ -254,6 +259,7 @@ impl Live {
             skew_wanted: BTreeMap::new(),
             follow: None,
             dirty: true,
+            last_merge_ms: f64::NEG_INFINITY,
         }
     }
 
@@ -341,11 +347,11 @@ impl Live {
             ToPage::Update(u) => self.update(address, *u, real_ms),
             ToPage::Reply { id, result } => self.reply(id, result, real_ms),
         }
-        self.dirty = true;
         Ok(())
     }
 
     fn snapshot(&mut self, address: &str, s: Snapshot, real_ms: f64) {
+        self.dirty = true;
         let node = s.hello.node.0;
         let elsewhere = self
             .conns
