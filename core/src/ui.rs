@@ -141,7 +141,8 @@ pub trait UiFrame: Serialize + DeserializeOwned {
         out.push(UI_VERSION);
         out.push(Self::DIRECTION);
         out.extend_from_slice(&[0; 8]);
-        let mut out = postcard::to_extend(self, out).map_err(|e| UiError::Payload(e.to_string()))?;
+        let mut out =
+            postcard::to_extend(self, out).map_err(|e| UiError::Payload(e.to_string()))?;
         let len = out.len() - FRAME_HEADER_BYTES;
         if len > Self::BYTES_MAX {
             return Err(UiError::TooLarge {
@@ -199,8 +200,8 @@ pub trait UiFrame: Serialize + DeserializeOwned {
         if got != expected {
             return Err(UiError::ChecksumMismatch { got, expected });
         }
-        let (msg, rest) =
-            postcard::take_from_bytes::<Self>(payload).map_err(|e| UiError::Payload(e.to_string()))?;
+        let (msg, rest) = postcard::take_from_bytes::<Self>(payload)
+            .map_err(|e| UiError::Payload(e.to_string()))?;
         if !rest.is_empty() {
             return Err(UiError::Trailing(rest.len()));
         }

@@ -510,7 +510,13 @@ pub fn router(node: NodeHandle, www: Option<PathBuf>) -> Router {
         .route("/cluster", get(cluster))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route(PEER_PATH, get(peer_ws));
+        .route(PEER_PATH, get(peer_ws))
+        .route(
+            ringstore_core::ui::UI_PATH,
+            get(|State(node): State<NodeHandle>, ws: WebSocketUpgrade| {
+                crate::ui_socket::upgrade(node, ws)
+            }),
+        );
     app = if node.fault_injection {
         app.route("/admin/partition", post(partition))
             .route("/admin/heal", post(heal))

@@ -12,6 +12,7 @@ pub mod peer;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod ui_socket;
 pub mod view;
 
 pub use disk::FileDisk;
