@@ -3,6 +3,7 @@
 // few times a second. Every control has a keyboard shortcut (see the ? dialog).
 import init, { View, parseQuery, toQuery, scenarios, version } from './pkg/ringstore_web.js';
 import { Cluster, DB_NAME, openCluster, persistCluster, resetCluster, persistent } from './cluster.js';
+import { initLive, liveQuery, autoLive, liveFrame } from './live.js';
 
 const $ = (id) => document.getElementById(id);
 const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
@@ -34,13 +35,13 @@ function fatal(msg) {
   el.textContent = msg;
 }
 
-function warn(lines) {
+function warn(lines, title = 'Some settings in the link were not valid, so defaults are used:') {
   const el = $('warnings');
   if (!lines.length) { el.hidden = true; return; }
   el.hidden = false;
   el.innerHTML = '';
   const b = document.createElement('b');
-  b.textContent = 'Some settings in the link were not valid, so defaults are used:';
+  b.textContent = title;
   const ul = document.createElement('ul');
   for (const l of lines) { const li = document.createElement('li'); li.textContent = l; ul.append(li); }
   el.append(b, ul);
@@ -91,7 +92,7 @@ async function build() {
 }
 
 function updateUrl() {
-  const q = toQuery(state.settings);
+  const q = [toQuery(state.settings), state.forceSim ? 'mode=sim' : ''].filter(Boolean).join('&');
   const url = location.pathname + (q ? `?${q}` : '');
   history.replaceState(null, '', url);
   $('open-full').href = url.replace(/([?&])embed=1&?/, '$1').replace(/[?&]$/, '');
@@ -168,6 +169,7 @@ function select(id) {
 function follow(op) {
   state.followed = op;
   state.view.follow(op);
+  state.live?.follow(op);
   for (const li of $('results').children) li.classList.toggle('followed', Number(li.dataset.op) === op);
   $('path').hidden = op < 0;
 }
@@ -210,7 +212,7 @@ function renderResults() {
 }
 
 function crashOrRestart(id) {
-  if (!id) return;
+  if (!id || state.live) return; // a real node is killed outside the page
   try { state.cluster.toggle(id); } catch (e) { warn([`n${id}: ${e.message || e}`]); }
   renderNode();
 }
@@ -219,7 +221,11 @@ function partition() {
   const a = [...state.sideA];
   if (!a.length) { warn(['choose side A first: click node chips under Faults, or open a node and press A']); return; }
   const b = state.cluster.nodeIds().filter(id => !state.sideA.has(id));
-  state.cluster.partition(a, b, $('one-way').checked);
+  try { state.cluster.partition(a, b, $('one-way').checked); } catch (e) { warn([`partition: ${e.message || e}`], 'Could not do that:'); }
+}
+
+function heal() {
+  try { state.cluster.heal(); } catch (e) { warn([`heal: ${e.message || e}`], 'Could not do that:'); }
 }
 
 function studyKey() {
@@ -236,7 +242,7 @@ function renderNode() {
   const body = $('node-body');
   const rows = [];
   const st = d.data;
-  rows.push(['state', d.up ? 'running' : 'down']);
+  rows.push(['state', d.up ? 'running' : state.live ? 'unreachable from the page' : 'down']);
   rows.push(['tokens', d.tokens.join(' ')]);
   if (st) {
     rows.push(['WAL', `${fmtBytes(st.wal_bytes)} in ${st.wal_segments} segment(s), durable to LSN ${st.durable_lsn}/${st.last_lsn}, ${st.wal_syncs} syncs`]);
@@ -395,7 +401,7 @@ function renderCaption() {
 
 function panelTick() {
   const panel = state.view.panel();
-  $('clock').textContent = `${(panel.now / 1000).toFixed(3)} s`;
+  if (!state.live) $('clock').textContent = `${(panel.now / 1000).toFixed(3)} s`;
   $('play').textContent = panel.playing ? '❚❚' : '▶';
   $('speed').textContent = fmtSpeed(panel.speed);
   $('rate').textContent = panel.playing ? `${panel.rate.toFixed(panel.rate < 1 ? 3 : 1)} sim s/s` : 'paused';
@@ -409,7 +415,7 @@ function panelTick() {
   if (changed) renderResults();
   if (state.followed >= 0) renderPath(panel);
   if (state.cluster.nodeIds().length !== $('via').options.length) fillNodeLists();
-  renderChecker();
+  if (!state.live) renderChecker();
   renderLog();
   renderNode();
   renderCaption();
@@ -427,9 +433,9 @@ function resize() {
 }
 
 function loop(t) {
-  if (state.cluster && !state.building) {
+  if ((state.live || state.cluster) && !state.building) {
     try {
-      state.view.frame(state.cluster, t);
+      if (state.live) liveFrame(t); else state.view.frame(state.cluster, t);
       if (t - state.lastPanel > PANEL_MS) { state.lastPanel = t; panelTick(); }
     } catch (e) {
       console.error(e);
@@ -500,10 +506,13 @@ function wire() {
   $('unfollow').onclick = () => follow(-1);
   $('node-toggle').onclick = () => crashOrRestart(state.selected);
   $('node-leave').onclick = () => state.selected && state.cluster.leave(state.selected);
-  $('skew').oninput = () => { state.cluster.setSkew(state.selected, Number($('skew').value)); renderNode(); };
+  $('skew').oninput = () => {
+    try { state.cluster.setSkew(state.selected, Number($('skew').value)); } catch (e) { warn([`clock skew: ${e.message || e}`], 'Could not do that:'); }
+    renderNode();
+  };
   $('add-node').onclick = () => { try { state.cluster.addNode(); fillNodeLists(); } catch (e) { warn([e.message || String(e)]); } };
   $('partition').onclick = partition;
-  $('heal').onclick = () => state.cluster.heal();
+  $('heal').onclick = heal;
   $('loss').oninput = () => { const v = Number($('loss').value); state.cluster.setNetwork({ lossPct: v }); setSettings({ loss: v }); };
   $('latency').oninput = () => {
     const hi = Number($('latency').value), lo = Math.max(1, Math.round(hi / 3));
@@ -587,6 +596,7 @@ function onKey(e) {
   }
   if (e.metaKey || e.ctrlKey || e.altKey) return;
   const k = e.key;
+  if (state.live && [' ', '.', '+', '=', '-', '_', 'x', 'l', 'n', 's'].includes(k.toLowerCase())) return; // no live meaning
   const act = {
     ' ': () => state.view.setPlaying(!state.view.playing()),
     '.': () => state.view.stepOne(state.cluster),
@@ -597,7 +607,7 @@ function onKey(e) {
     'a': () => state.selected && toggleSideA(state.selected),
     'n': () => $('add-node').click(),
     'p': partition,
-    'h': () => state.cluster.heal(),
+    'h': heal,
     'k': () => { $('console-card').open = true; $('key').focus(); $('key').select(); },
     'g': () => { state.showGossip = !(state.showGossip ?? true); state.view.setShowGossip(state.showGossip); },
     's': () => $('scenario').focus(),
@@ -625,7 +635,8 @@ async function main() {
     fatal(`This page needs WebAssembly, and the module did not load (${e.message || e}). Was it built? Run ./scripts/build-web.`);
     return;
   }
-  const parsed = parseQuery(location.search);
+  const lq = liveQuery(location.search);
+  const parsed = parseQuery(lq.query);
   state.settings = parsed.settings;
   warn(parsed.warnings);
   if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; }
@@ -643,8 +654,9 @@ async function main() {
   }
   document.title = `ringstore ${version()} · a Dynamo-style cluster in your browser`;
   wire();
+  initLive({ state, warn, build, fillNodeLists, select, follow, resize });
   resize();
-  await build();
+  if (!(await autoLive(lq))) await build();
   state.ready = true;
   state.persistent = persistent;
   requestAnimationFrame(loop);

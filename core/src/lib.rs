@@ -70,6 +70,7 @@ pub mod ring;
 pub mod sim;
 pub mod storage;
 mod types;
+pub mod ui;
 pub mod wire;
 
 pub use types::{DetRng, Millis, NodeId};

@@ -511,7 +511,13 @@ pub fn router(node: NodeHandle, www: Option<PathBuf>) -> Router {
         .route("/cluster", get(cluster))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route(PEER_PATH, get(peer_ws));
+        .route(PEER_PATH, get(peer_ws))
+        .route(
+            ringstore_core::ui::UI_PATH,
+            get(|State(node): State<NodeHandle>, ws: WebSocketUpgrade| {
+                crate::ui_socket::upgrade(node, ws)
+            }),
+        );
     app = if node.fault_injection {
         app.route("/admin/partition", post(partition))
             .route("/admin/heal", post(heal))
@@ -523,12 +529,24 @@ pub fn router(node: NodeHandle, www: Option<PathBuf>) -> Router {
     // Values are read with their own bound (`to_bytes` in `put_kv`); other bodies are small.
     let body_limit = axum::extract::DefaultBodyLimit::max(node.value_bytes_max.max(64 << 10));
     let app = app.layer(body_limit).with_state(node);
-    match www {
+    let app = match www {
         Some(dir) if dir.join("index.html").is_file() => {
             app.fallback_service(tower_http::services::ServeDir::new(dir))
         }
         _ => app.fallback(page_not_built),
-    }
+    };
+    app.layer(axum::middleware::map_response(served_by_node))
+}
+
+/// The header that tells the page it was served by a node (so it connects to the cluster by
+/// itself, without probing an endpoint a static server would answer with a 404).
+pub const SERVED_BY_HEADER: &str = "x-ringstore-node";
+
+async fn served_by_node(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(SERVED_BY_HEADER, HeaderValue::from_static("1"));
+    response
 }
 
 #[cfg(test)]

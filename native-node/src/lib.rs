@@ -14,6 +14,7 @@ pub mod runtime;
 pub mod state;
 pub mod store;
 pub mod token_index;
+pub mod ui_socket;
 pub mod view;
 
 pub use disk::FileDisk;

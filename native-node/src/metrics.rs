@@ -152,6 +152,12 @@ pub struct Metrics {
     pub bad_frames: Counter,
     /// Storage operations refused because the storage queue was full.
     pub storage_queue_full: Counter,
+    /// UI sockets (`/ws/ui`) open now.
+    pub ui_connections: Gauge,
+    /// UI updates skipped because a page did not read the previous ones.
+    pub ui_updates_skipped: Counter,
+    /// UI frames from pages that did not decode.
+    pub ui_bad_frames: Counter,
     storage_gauges: Vec<(&'static str, Family<StoreLabel, Gauge>)>,
     storage_float: Family<StoreLabel, FloatGauge>,
     level_tables: Family<StoreLevel, Gauge>,
@@ -284,6 +290,20 @@ impl Metrics {
             "storage_queue_full",
             "Storage operations refused because the storage queue was full",
         );
+        let ui_updates_skipped = counter(
+            "ui_updates_skipped",
+            "UI socket updates skipped because the page did not read the previous ones",
+        );
+        let ui_bad_frames = counter(
+            "ui_bad_frames",
+            "UI socket frames from pages that did not decode",
+        );
+        let ui_connections = Gauge::default();
+        registry.register(
+            "ui_connections",
+            "UI sockets (/ws/ui) open now",
+            ui_connections.clone(),
+        );
         let hints_held = Gauge::default();
         registry.register(
             "hints_held",
@@ -391,6 +411,9 @@ impl Metrics {
             handshakes_refused,
             bad_frames,
             storage_queue_full,
+            ui_connections,
+            ui_updates_skipped,
+            ui_bad_frames,
             storage_gauges,
             storage_float,
             level_tables,

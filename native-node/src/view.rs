@@ -33,6 +33,12 @@ pub struct MemberView {
     pub replica_share: f64,
     /// Whether traffic to and from it is cut by fault injection here.
     pub partitioned: bool,
+    /// `state`, typed (for the UI socket).
+    #[serde(skip)]
+    pub verdict: Verdict,
+    /// `status`, typed.
+    #[serde(skip)]
+    pub member_status: MemberStatus,
 }
 
 /// One ring token.
@@ -44,6 +50,9 @@ pub struct TokenView {
     pub position: f64,
     /// The node holding it.
     pub node: NodeId,
+    /// `token`, as a number (for the UI socket).
+    #[serde(skip)]
+    pub value: u64,
 }
 
 /// Messages with one peer of one kind.
@@ -72,6 +81,9 @@ pub struct NodeView {
     pub generation: u64,
     /// `normal`, `joining`, `leaving` or `left`.
     pub lifecycle: &'static str,
+    /// `lifecycle`, typed (for the UI socket).
+    #[serde(skip)]
+    pub lifecycle_kind: Lifecycle,
     /// Its clock (ms since the Unix epoch, skew included).
     pub now_ms: u64,
     /// Clock skew injected here.
@@ -160,6 +172,8 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
         primary_share: 0.0,
         replica_share: 0.0,
         partitioned: d.partitioned.contains(&id),
+        verdict: Verdict::Alive,
+        member_status: MemberStatus::Alive,
     };
     if let Some(g) = node.gossiper() {
         for (&id, state) in g.members() {
@@ -168,7 +182,9 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
             }
             let mut m = blank(id, state.address.clone());
             m.status = status_name(state.status);
-            m.state = g.verdict(id, d.now).map_or("dead", verdict_name);
+            m.member_status = state.status;
+            m.verdict = g.verdict(id, d.now).unwrap_or(Verdict::Dead);
+            m.state = verdict_name(m.verdict);
             m.phi = g.phi(id, d.now);
             members.insert(id, m);
         }
@@ -179,6 +195,7 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
             let mut m = blank(id, address);
             if !node.believes_up(id) {
                 m.state = "dead";
+                m.verdict = Verdict::Dead;
             }
             m
         });
@@ -196,6 +213,7 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
             .gossiper()
             .map_or(config.generation, |g| g.generation()),
         lifecycle: lifecycle_name(node.lifecycle()),
+        lifecycle_kind: node.lifecycle().clone(),
         now_ms: d.now.0,
         clock_skew_ms: d.skew_ms,
         n: config.n,
@@ -209,6 +227,7 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
                 token: t.0.to_string(),
                 position: t.0 as f64 / 18_446_744_073_709_551_616.0,
                 node,
+                value: t.0,
             })
             .collect(),
         hints_held: node.hints_held().clone(),

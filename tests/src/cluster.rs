@@ -161,6 +161,8 @@ pub struct Cluster {
     root: tempfile::TempDir,
     /// The nodes, by id.
     pub nodes: BTreeMap<u32, NodeProc>,
+    /// Whether nodes spawned from now on get `--allow-fault-injection` (on by default).
+    pub fault_injection: bool,
 }
 
 impl Drop for Cluster {
@@ -189,6 +191,7 @@ impl Cluster {
                 .tempdir()
                 .expect("a temporary directory"),
             nodes: BTreeMap::new(),
+            fault_injection: true,
         }
     }
 
@@ -219,7 +222,12 @@ impl Cluster {
             "--data-dir".into(),
             dir.display().to_string(),
         ];
-        args.extend(FAST.iter().map(|s| s.to_string()));
+        let faults = self.fault_injection;
+        args.extend(
+            FAST.iter()
+                .filter(|s| faults || **s != "--allow-fault-injection")
+                .map(|s| s.to_string()),
+        );
         args.extend(extra.iter().map(|s| s.to_string()));
         if let Some(seed) = join {
             args.extend(["--join".to_string(), seed.to_string()]);

@@ -153,6 +153,23 @@ impl View {
         self.scene = None;
     }
 
+    /// Forgets the simulation and starts an empty picture with `subtitle` under the clock
+    /// (live mode, before the first frame from [`crate::live::js::LiveCluster::frame`]).
+    #[wasm_bindgen(js_name = showLive)]
+    pub fn show_live(&mut self, subtitle: &str) {
+        self.source = None;
+        self.model = ViewModel::default();
+        self.play = None;
+        self.ui.subtitle = subtitle.chars().take(120).collect();
+        self.scene = None;
+    }
+
+    /// The line under the clock (after `attach`, e.g. for a what-if copy).
+    #[wasm_bindgen(js_name = setSubtitle)]
+    pub fn set_subtitle(&mut self, subtitle: &str) {
+        self.ui.subtitle = subtitle.chars().take(120).collect();
+    }
+
     /// Sets the canvas size in CSS pixels and the device pixel ratio.
     pub fn resize(&mut self, width: f64, height: f64, dpr: f64) {
         self.width = width.max(100.0);
@@ -221,6 +238,24 @@ impl View {
             self.last_refresh = real_ms;
         }
         source.frame(sim, &mut self.model, self.player.shown_ms(), real_ms);
+        self.draw(real_ms)?;
+        push_bounded(&mut self.work, now_real() - began);
+        Ok(())
+    }
+
+    /// One frame drawn from a model `fill` updates (live mode: [`crate::live`] fills it);
+    /// the simulation and its player are left alone.
+    pub(crate) fn frame_with(
+        &mut self,
+        real_ms: f64,
+        fill: impl FnOnce(&mut ViewModel),
+    ) -> Result<(), JsError> {
+        let began = now_real();
+        if let Some(last) = self.last_frame {
+            push_bounded(&mut self.intervals, real_ms - last);
+        }
+        self.last_frame = Some(real_ms);
+        fill(&mut self.model);
         self.draw(real_ms)?;
         push_bounded(&mut self.work, now_real() - began);
         Ok(())

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod idb;
 pub mod idb_disk;
 pub mod layout;
+pub mod live;
 pub mod logview;
 pub mod page;
 pub mod persist;

@@ -338,7 +338,8 @@ pub fn show_result(result: &ClientResult) -> String {
     }
 }
 
-fn show_node_event(event: &NodeEvent) -> String {
+/// A protocol event in words, as the trace writes it after the node's name.
+pub fn show_node_event(event: &NodeEvent) -> String {
     match event {
         NodeEvent::RequestStarted {
             targets,

@@ -1,9 +1,9 @@
 //! Statistics the storage engine exposes to the UI and to metrics.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One level of the LSM tree.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelStats {
     /// Tables in the level.
     pub tables: usize,
@@ -14,7 +14,7 @@ pub struct LevelStats {
 }
 
 /// A snapshot of [`super::Lsm`]'s state and counters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LsmStats {
     /// Bytes of live WAL segments.
     pub wal_bytes: u64,

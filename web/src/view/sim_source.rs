@@ -42,7 +42,8 @@ pub struct SimSource {
     pub follow: Option<u64>,
 }
 
-fn storage_view(s: &LsmStats) -> StorageView {
+/// A store's statistics in the picture's numbers (the live source uses it too).
+pub fn storage_view(s: &LsmStats) -> StorageView {
     StorageView {
         wal_bytes: s.wal_bytes,
         durable_lsn: s.durable_lsn,

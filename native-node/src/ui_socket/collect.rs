@@ -1,0 +1,246 @@
+//! What one UI connection gathers between two updates, within the protocol's bounds: the
+//! first [`MESSAGES_PER_UPDATE`] messages and the first events of the interval individually,
+//! everything else counted. Pure (no sockets, no clock), so the bounds are tested on the host.
+//!
+//! Aggregated counts come from the node's traffic counters (kept for every message whatever
+//! the feed's rate), not from the feed: per peer, kind and direction, the connection keeps
+//! what it has already accounted for (the counters when it opened, plus every message sent
+//! individually, plus every count sent aggregated), and each update aggregates the
+//! difference. So `individual + aggregated` is exactly what the node counted, whether a message
+//! was over the per-update bound, over the feed's rate, or skipped because this connection
+//! fell behind the feed. A message published just after the counters were read makes the
+//! difference negative for one update; it is taken as zero and caught up in the next.
+
+use crate::feed::{self, FeedEvent};
+use crate::metrics::{DropReason, KINDS};
+use crate::view::NodeView;
+use ringstore_core::NodeId;
+use ringstore_core::node::NodeEvent;
+use ringstore_core::storage::LsmStats;
+use ringstore_core::ui::{
+    Aggregate, Direction, DropCause, EVENTS_PER_UPDATE, Hello, Lost, MESSAGES_PER_UPDATE, Member,
+    MessageSeen, NodeState, REQUESTS_PER_UPDATE, RingToken, Snapshot, UPDATE_MS, Update,
+};
+use ringstore_core::wire::MessageKind;
+use std::collections::BTreeMap;
+
+/// Sent, received and dropped counts of one peer and kind.
+type Counts = [u64; 3];
+
+/// The protocol's drop cause for the node's.
+pub fn drop_cause(r: DropReason) -> DropCause {
+    match r {
+        DropReason::QueueFull => DropCause::QueueFull,
+        DropReason::Partition => DropCause::Partition,
+        DropReason::NoRoute => DropCause::NoRoute,
+        DropReason::Disconnected => DropCause::Disconnected,
+    }
+}
+
+/// The ring of a view, as the protocol sends it.
+pub fn ring_of(view: &NodeView) -> Vec<RingToken> {
+    view.ring.iter().map(|t| (t.value, t.node)).collect()
+}
+
+/// The protocol's state of a node, from its view and its stores' statistics.
+pub fn node_state(view: &NodeView, data: LsmStats, hints: LsmStats) -> NodeState {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    NodeState {
+        now_ms: view.now_ms,
+        lifecycle: view.lifecycle_kind.clone(),
+        skew_ms: view.clock_skew_ms,
+        n: count(view.n),
+        w: count(view.w),
+        r: count(view.r),
+        members: view
+            .members
+            .iter()
+            .map(|m| Member {
+                id: m.id,
+                address: m.address.clone(),
+                verdict: m.verdict,
+                status: m.member_status,
+                phi: m.phi,
+                in_ring: m.in_ring,
+                tokens: m.tokens,
+                primary_share: m.primary_share,
+                replica_share: m.replica_share,
+                partitioned: m.partitioned,
+            })
+            .collect(),
+        hints_held: view.hints_held.iter().map(|(&k, &v)| (k, v)).collect(),
+        in_flight: view.in_flight as u64,
+        anti_entropy: view.anti_entropy,
+        data,
+        hints,
+    }
+}
+
+/// The first frame of a connection.
+pub fn snapshot(
+    view: &NodeView,
+    data: LsmStats,
+    hints: LsmStats,
+    fault_injection: bool,
+    value_bytes_max: usize,
+) -> Snapshot {
+    Snapshot {
+        hello: Hello {
+            node: view.node,
+            address: view.address.clone(),
+            generation: view.generation,
+            fault_injection,
+            value_bytes_max: value_bytes_max as u64,
+            update_ms: UPDATE_MS,
+        },
+        state: node_state(view, data, hints),
+        ring: ring_of(view),
+    }
+}
+
+fn direction_index(m: &MessageSeen) -> usize {
+    match (m.direction, m.dropped) {
+        (Direction::Sent, None) => 0,
+        (Direction::Received, _) => 1,
+        (Direction::Sent, Some(_)) => 2,
+    }
+}
+
+fn traffic_of(view: &NodeView) -> BTreeMap<(NodeId, MessageKind), Counts> {
+    view.traffic
+        .iter()
+        .filter_map(|t| {
+            let kind = *KINDS.iter().find(|k| k.name() == t.kind)?;
+            Some(((t.peer, kind), [t.sent, t.received, t.dropped]))
+        })
+        .collect()
+}
+
+/// One connection's gatherer (see the module docs).
+pub struct Collector {
+    messages: Vec<MessageSeen>,
+    events: Vec<(u64, NodeEvent)>,
+    requests: usize,
+    others: usize,
+    lost: Lost,
+    accounted: BTreeMap<(NodeId, MessageKind), Counts>,
+    ring: Vec<RingToken>,
+}
+
+impl Collector {
+    /// A gatherer for a connection whose snapshot was built from `view`.
+    pub fn new(view: &NodeView) -> Collector {
+        Collector {
+            messages: Vec::with_capacity(MESSAGES_PER_UPDATE),
+            events: Vec::new(),
+            requests: 0,
+            others: 0,
+            lost: Lost::default(),
+            accounted: traffic_of(view),
+            ring: ring_of(view),
+        }
+    }
+
+    /// Takes one item of the node's feed.
+    pub fn push(&mut self, item: FeedEvent) {
+        match item {
+            FeedEvent::Message {
+                at_ms,
+                direction,
+                peer,
+                kind,
+                label,
+                dropped,
+            } => {
+                if self.messages.len() < MESSAGES_PER_UPDATE {
+                    self.messages.push(MessageSeen {
+                        at_ms,
+                        direction: match direction {
+                            feed::Direction::Sent => Direction::Sent,
+                            feed::Direction::Received => Direction::Received,
+                        },
+                        peer,
+                        kind,
+                        label,
+                        dropped: dropped.map(drop_cause),
+                    });
+                } else {
+                    // Still counted: it will be in the aggregated counts.
+                    self.lost.messages += 1;
+                }
+            }
+            FeedEvent::Node { at_ms, event } => {
+                let (taken, bound) = if matches!(event, NodeEvent::RequestStarted { .. }) {
+                    (&mut self.requests, REQUESTS_PER_UPDATE)
+                } else {
+                    (&mut self.others, EVENTS_PER_UPDATE)
+                };
+                if *taken < bound {
+                    *taken += 1;
+                    self.events.push((at_ms, event));
+                } else {
+                    self.lost.events += 1;
+                }
+            }
+        }
+    }
+
+    /// This connection fell `n` items behind the node's feed: they are gone. Events and
+    /// messages cannot be told apart there, so all `n` count as lost events; the messages
+    /// among them are still in the aggregated counts.
+    pub fn lagged(&mut self, n: u64) {
+        self.lost.events += n;
+    }
+
+    /// An update was not sent because the page had not read the previous ones. What was
+    /// gathered stays for the next one (within the bounds).
+    pub fn skipped(&mut self) {
+        self.lost.updates += 1;
+    }
+
+    /// What was lost so far.
+    pub fn lost(&self) -> Lost {
+        self.lost
+    }
+
+    /// The update to send now, built from the node's current view; starts a new interval.
+    pub fn take(&mut self, view: &NodeView, data: LsmStats, hints: LsmStats) -> Update {
+        let messages = std::mem::take(&mut self.messages);
+        for m in &messages {
+            self.accounted.entry((m.peer, m.kind)).or_default()[direction_index(m)] += 1;
+        }
+        let mut aggregated = Vec::new();
+        for (key, total) in traffic_of(view) {
+            let done = self.accounted.entry(key).or_default();
+            let mut fresh = [0; 3];
+            for i in 0..3 {
+                fresh[i] = total[i].saturating_sub(done[i]);
+                done[i] += fresh[i];
+            }
+            if fresh != [0; 3] {
+                aggregated.push(Aggregate {
+                    peer: key.0,
+                    kind: key.1,
+                    sent: fresh[0],
+                    received: fresh[1],
+                    dropped: fresh[2],
+                });
+            }
+        }
+        let ring = ring_of(view);
+        let ring = (ring != self.ring).then(|| {
+            self.ring = ring.clone();
+            ring
+        });
+        self.requests = 0;
+        self.others = 0;
+        Update {
+            state: node_state(view, data, hints),
+            ring,
+            messages,
+            aggregated,
+            events: std::mem::take(&mut self.events),
+            lost: self.lost,
+        }
+    }
+}
