@@ -4,13 +4,15 @@
 //! Each WAL append, sync, flush and compaction flashes a ring that grows from the node's body
 //! and fades over [`EFFECT_MS`]. At 200 client operations per second a 16-node cluster has
 //! ~500 such rings alive, about thirty concentric ones per node, and a canvas without a GPU
-//! rasterises each stroked ring separately (~30 µs each: 15–20 ms per frame, measured in
-//! headless Chromium). Rings of one node and kind born within [`COALESCE_MS`] of each other lie
-//! within a pixel of each other, so they are drawn as one ring at their mean age whose opacity
-//! is what the overlapping rings composite to (`1 − Π(1 − αᵢ)`). Groups are keyed by birth
-//! slot, not by age, so a group keeps its members for its whole life and its ring grows
-//! smoothly. The picture is the same to the eye; the cost is bounded by nodes × kinds ×
-//! `EFFECT_MS / COALESCE_MS` strokes however fast the cluster writes.
+//! rasterises each stroked ring separately (~35 µs each: 15–20 ms per frame, measured in
+//! headless Chromium; copying pre-drawn sprites instead measured no cheaper). So flashes of
+//! one node and kind born in the same time slot are drawn as one ring at their mean age, with
+//! the opacity the overlapping rings composite to (`1 − Π(1 − αᵢ)`). Slots are
+//! [`COALESCE_MS`] long while that keeps the rings within [`RING_BUDGET`], longer when many
+//! nodes write at once (a level of detail, like the labels' thinning): at 16 busy nodes a slot
+//! is 300 ms, so each node shows three or four ripples per kind instead of thirty. Groups are
+//! keyed by birth slot, not by age, so a group keeps its members for its whole life and its
+//! ring grows smoothly.
 
 use crate::layout;
 use crate::render::kind_color;
@@ -20,8 +22,19 @@ use std::f64::consts::TAU;
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
 
-/// Disk flashes of one node and kind born within this many real ms share a ring.
+/// The shortest slot: disk flashes of one node and kind born in the same slot of this many
+/// real ms share a ring.
 pub const COALESCE_MS: f64 = 100.0;
+
+/// About how many flash rings a frame draws at most (slots lengthen to keep to it).
+pub const RING_BUDGET: f64 = 96.0;
+
+/// The slot length for `active` (node, kind) pairs flashing: the shortest that keeps the
+/// rings within [`RING_BUDGET`], in steps of 50 ms.
+pub fn slot_ms(active: usize) -> f64 {
+    let needed = EFFECT_MS * active as f64 / RING_BUDGET;
+    ((needed / 50.0).ceil() * 50.0).max(COALESCE_MS)
+}
 
 const RED: &str = "#ff5d5d";
 const AMBER: &str = "#f5a524";
@@ -54,10 +67,19 @@ pub fn flashes(model: &ViewModel, real_ms: f64) -> Vec<Flash> {
     // (sum of ages, count, product of (1 - alpha)) per group, in order of first appearance.
     let mut groups: Vec<(u32, EffectKind, f64, u32, f64)> = Vec::new();
     let mut index: HashMap<(u32, u8, i64), usize> = HashMap::new();
+    let mut active: Vec<(u32, u8)> = model
+        .effects
+        .iter()
+        .filter(|e| is_flash(e.kind))
+        .map(|e| (e.node, e.kind as u8))
+        .collect();
+    active.sort_unstable();
+    active.dedup();
+    let slot_ms = slot_ms(active.len());
     for e in model.effects.iter().filter(|e| is_flash(e.kind)) {
         let age = ((real_ms - e.born_real_ms) / EFFECT_MS).clamp(0.0, 1.0);
         let alpha = 0.8 * (1.0 - age);
-        let slot = (e.born_real_ms / COALESCE_MS).floor() as i64;
+        let slot = (e.born_real_ms / slot_ms).floor() as i64;
         let key = (e.node, e.kind as u8, slot);
         let i = *index.entry(key).or_insert_with(|| {
             groups.push((e.node, e.kind, 0.0, 0, 1.0));
@@ -210,6 +232,20 @@ mod tests {
         let slots = (EFFECT_MS / COALESCE_MS).ceil() as usize + 1;
         assert!(m.effects.len() > 400);
         assert!(f.len() <= 4 * 2 * slots, "{} rings", f.len());
+        assert_eq!(slot_ms(8), COALESCE_MS);
+        // Many nodes flashing at once: longer slots keep the count near the budget.
+        assert_eq!(slot_ms(32), 300.0);
+        let mut busy = ViewModel::default();
+        let mut born = 0.0;
+        while born < EFFECT_MS {
+            for node in 1..=32 {
+                busy.push_effect(flash(EffectKind::Wal, node, born));
+            }
+            born += 10.0;
+        }
+        busy.expire_effects(born);
+        let f = flashes(&busy, born);
+        assert!(f.len() as f64 <= RING_BUDGET * 1.5, "{} rings", f.len());
         assert!(f.iter().all(|f| (0.0..=1.0).contains(&f.alpha)));
     }
 }
