@@ -69,6 +69,6 @@ for (const [k, list] of byThread) {
   }
   if (top < 100_000) continue;
   console.log(`\n== ${names.get(k) || k}: busy ${(top / 1000 / secs).toFixed(0)} ms per s wall, ${(topCpu / 1000 / secs).toFixed(0)} ms per s cpu`);
-  [...self].sort((a, b) => b[1] - a[1]).slice(0, 10).forEach(([n, v]) => console.log(`  ${(v / 1000 / secs).toFixed(1).padStart(7)} ms/s wall ${((selfCpu.get(n) || 0) / 1000 / secs).toFixed(1).padStart(7)} cpu  ${n}`));
+  [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP || 10)).forEach(([n, v]) => console.log(`  ${(v / 1000 / secs).toFixed(1).padStart(7)} ms/s wall ${((selfCpu.get(n) || 0) / 1000 / secs).toFixed(1).padStart(7)} cpu  ${n}`));
 }
 await browser.close(); server.close(); fs.rmSync(profile, { recursive: true, force: true });
