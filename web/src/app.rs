@@ -8,7 +8,7 @@
 use crate::Cluster;
 use crate::layout::Hit;
 use crate::player::{Clocked, Player};
-use crate::render::{self, Scene, Theme, Ui};
+use crate::render::{self, RingLayer, Scene, Theme, Ui};
 use crate::scenario::{self, Pace, Play};
 use crate::view::ViewModel;
 use crate::view::sim_source::SimSource;
@@ -89,6 +89,7 @@ pub struct View {
     theme: Theme,
     scene: Option<Scene>,
     scene_key: (usize, usize, u64, u64),
+    ring: RingLayer,
     last_refresh: f64,
     intervals: std::collections::VecDeque<f64>,
     work: std::collections::VecDeque<f64>,
@@ -132,6 +133,7 @@ impl View {
             theme: Theme::DARK,
             scene: None,
             scene_key: (0, 0, 0, 0),
+            ring: RingLayer::default(),
             last_refresh: f64::NEG_INFINITY,
             intervals: Default::default(),
             work: Default::default(),
@@ -175,6 +177,7 @@ impl View {
         self.width = width.max(100.0);
         self.height = height.max(100.0);
         self.dpr = dpr.clamp(0.5, 4.0);
+        self.ring.dpr = self.dpr;
         self.canvas
             .set_width((self.width * self.dpr).round() as u32);
         self.canvas
@@ -297,6 +300,7 @@ impl View {
             &self.ui,
             &self.theme,
             real_ms,
+            &mut self.ring,
         )
         .map_err(|_| JsError::new("canvas drawing failed"))
     }

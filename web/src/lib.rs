@@ -17,6 +17,7 @@ pub mod app;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
 pub mod cluster;
+pub mod effects;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;
 pub mod idb_disk;
@@ -30,6 +31,7 @@ mod persist_js;
 pub mod player;
 pub mod records;
 pub mod render;
+pub mod ring_layer;
 pub mod scenario;
 pub mod url;
 pub mod view;

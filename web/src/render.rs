@@ -1,14 +1,17 @@
 //! Draws the [`ViewModel`] on a 2D canvas (web-sys). Reads only the view model, the layout
 //! and the pointer state, never the simulator: a live cluster draws the same way.
 //!
-//! Per frame: the ring's ownership arcs and vnode ticks, the key under study with its
+//! Per frame: the ring's ownership arcs and vnode ticks (drawn once into an offscreen canvas,
+//! [`RingLayer`], and copied while they do not change), the key under study with its
 //! preference list, cut links, the followed operation's path, messages in flight (batched into
-//! one path per kind), short animations (deaths, disk flashes), then the nodes with their
+//! one path per kind), short animations (deaths, disk flashes: [`crate::effects`], which
+//! coalesces them), then the nodes with their
 //! status, phi, hints and storage, and the clock in the centre. Labels thin out when nodes are
 //! too many for all of them to fit.
 
 use crate::layout::{self, Geometry, Hit};
-use crate::view::{EFFECT_MS, EffectKind, Kind, NodeView, Status, ViewModel};
+pub use crate::ring_layer::RingLayer;
+use crate::view::{Kind, NodeView, Status, ViewModel};
 use std::f64::consts::{FRAC_PI_2, TAU};
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -66,7 +69,6 @@ pub fn kind_color(k: Kind) -> &'static str {
 
 const RED: &str = "#ff5d5d";
 const AMBER: &str = "#f5a524";
-const GREEN: &str = "#34d399";
 
 /// A node's hue: ids spread by the golden angle, so neighbours never look alike.
 pub fn node_hue(id: u32) -> f64 {
@@ -191,10 +193,9 @@ pub fn draw(
     ui: &Ui,
     theme: &Theme,
     real_ms: f64,
+    ring: &mut RingLayer,
 ) -> Result<(), JsValue> {
     let g = &scene.geom;
-    ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(0.0, 0.0, g.width, g.height);
     let hovered_node = match ui.hover {
         Some(Hit::Node(id)) => Some(id),
         _ => ui.selected,
@@ -206,7 +207,7 @@ pub fn draw(
     let pref = key_token
         .map(|t| model.preference_list(t))
         .unwrap_or_default();
-    draw_ring(ctx, model, g, theme, hovered_node)?;
+    ring.draw(ctx, model, g, theme, hovered_node)?;
     if let Some(t) = key_token {
         draw_key(
             ctx,
@@ -224,19 +225,23 @@ pub fn draw(
     draw_cuts(ctx, model, scene)?;
     draw_followed(ctx, model, scene)?;
     draw_messages(ctx, model, scene, ui)?;
-    draw_effects(ctx, model, scene, real_ms)?;
+    crate::effects::draw(ctx, model, scene, real_ms)?;
     draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
     Ok(())
 }
 
-fn draw_ring(
+/// The background and the ring: its band, ownership arcs, vnode ticks and scale marks (what
+/// [`RingLayer`] draws once and then copies).
+pub(crate) fn draw_ring(
     ctx: &Ctx,
     model: &ViewModel,
     g: &Geometry,
     theme: &Theme,
     hovered: Option<u32>,
 ) -> Result<(), JsValue> {
+    ctx.set_fill_style_str(theme.bg);
+    ctx.fill_rect(0.0, 0.0, g.width, g.height);
     ctx.set_line_cap("butt");
     ctx.set_line_width(g.ring_width + 6.0);
     ctx.set_stroke_style_str(theme.faint);
@@ -525,64 +530,6 @@ fn draw_messages(ctx: &Ctx, model: &ViewModel, scene: &Scene, ui: &Ui) -> Result
     }
     ctx.set_global_alpha(1.0);
     ctx.set_line_cap("butt");
-    Ok(())
-}
-
-fn draw_effects(ctx: &Ctx, model: &ViewModel, scene: &Scene, real_ms: f64) -> Result<(), JsValue> {
-    let center = (scene.geom.cx, scene.geom.cy);
-    let nr = scene.geom.node_radius;
-    for e in &model.effects {
-        let age = ((real_ms - e.born_real_ms) / EFFECT_MS).clamp(0.0, 1.0);
-        let fade = 1.0 - age;
-        let Some(at) = scene.pos(model, e.node) else {
-            continue;
-        };
-        match e.kind {
-            EffectKind::Death => {
-                let Some(from) = scene.pos(model, e.from) else {
-                    continue;
-                };
-                let p = layout::message_point(from, at, center, e.at);
-                let s = 4.0 + 6.0 * age;
-                ctx.set_global_alpha(fade);
-                ctx.set_stroke_style_str(RED);
-                ctx.set_line_width(2.0);
-                ctx.begin_path();
-                ctx.move_to(p.0 - s, p.1 - s);
-                ctx.line_to(p.0 + s, p.1 + s);
-                ctx.move_to(p.0 + s, p.1 - s);
-                ctx.line_to(p.0 - s, p.1 + s);
-                ctx.stroke();
-                ctx.set_global_alpha(fade * 0.5);
-                ctx.begin_path();
-                ctx.arc(p.0, p.1, s * 1.6, 0.0, TAU)?;
-                ctx.stroke();
-            }
-            EffectKind::Crash => {
-                ctx.set_global_alpha(fade);
-                ctx.set_stroke_style_str(RED);
-                ctx.set_line_width(3.0);
-                ctx.begin_path();
-                ctx.arc(at.0, at.1, nr + 4.0 + 18.0 * age, 0.0, TAU)?;
-                ctx.stroke();
-            }
-            kind => {
-                let color = match kind {
-                    EffectKind::Wal => kind_color(Kind::Write),
-                    EffectKind::Sync => GREEN,
-                    EffectKind::Flush => AMBER,
-                    _ => kind_color(Kind::Gossip),
-                };
-                ctx.set_global_alpha(fade * 0.8);
-                ctx.set_stroke_style_str(color);
-                ctx.set_line_width(if kind == EffectKind::Wal { 1.5 } else { 2.5 });
-                ctx.begin_path();
-                ctx.arc(at.0, at.1, nr + 2.0 + 7.0 * age, 0.0, TAU)?;
-                ctx.stroke();
-            }
-        }
-    }
-    ctx.set_global_alpha(1.0);
     Ok(())
 }
 

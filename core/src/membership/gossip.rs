@@ -113,6 +113,9 @@ pub struct Gossiper {
     events_dropped: u64,
     last_tick: Option<Millis>,
     stats: GossipStats,
+    /// Bumped whenever a member is added or its status or tokens may have changed: what the
+    /// ring is built from (see [`Gossiper::ring_epoch`]).
+    ring_epoch: u64,
 }
 
 impl Gossiper {
@@ -178,6 +181,7 @@ impl Gossiper {
             seeds,
             members,
             verdicts: BTreeMap::new(),
+            ring_epoch: 0,
             events: VecDeque::new(),
             events_dropped: 0,
             last_tick: None,
@@ -249,15 +253,50 @@ impl Gossiper {
             .collect()
     }
 
+    /// A counter that changes whenever the members' statuses or tokens may have changed (a
+    /// member joined, restarted, was removed, or gossiped new application state; this node's
+    /// status changed). While it stays the same, the ring built from [`Gossiper::members`]
+    /// stays the same: a node checks it after every gossip message instead of comparing every
+    /// member's tokens. It only grows, and only this gossiper's values are comparable.
+    pub fn ring_epoch(&self) -> u64 {
+        self.ring_epoch
+    }
+
     /// This node's verdict on `node` at `now` (`None` if unknown or removed).
     pub fn verdict(&self, node: NodeId, now: Millis) -> Option<Verdict> {
         let state = self.members.get(&node)?;
+        self.verdict_of(node, state, self.detector.window(node), now)
+    }
+
+    /// [`Gossiper::verdict`] of every member at `now`, in node order (removed members are
+    /// left out). Walks the members and the detector's windows side by side: the same answers
+    /// as asking for each member, without two map lookups per member, which matters because a
+    /// node asks after every gossip message.
+    pub fn verdicts(&self, now: Millis) -> impl Iterator<Item = (NodeId, Verdict)> + '_ {
+        let mut windows = self.detector.windows().peekable();
+        self.members.iter().filter_map(move |(&node, state)| {
+            while windows.peek().is_some_and(|(n, _)| **n < node) {
+                windows.next();
+            }
+            let window = windows.peek().filter(|(n, _)| **n == node).map(|(_, w)| *w);
+            self.verdict_of(node, state, window, now).map(|v| (node, v))
+        })
+    }
+
+    /// The verdict on `node`, whose state is `state` and arrival window `window`.
+    fn verdict_of(
+        &self,
+        node: NodeId,
+        state: &MemberState,
+        window: Option<&crate::membership::phi::ArrivalWindow>,
+        now: Millis,
+    ) -> Option<Verdict> {
         match state.status {
             MemberStatus::Removed => return None,
             MemberStatus::Left => return Some(Verdict::Left),
             _ => {}
         }
-        if node == self.me || !self.detector.is_suspect(node, now) {
+        if node == self.me || !window.is_some_and(|w| self.detector.window_suspect(w, now)) {
             return Some(Verdict::Alive);
         }
         let since = self.detector.suspect_since(node).unwrap_or(now);
@@ -294,6 +333,7 @@ impl Gossiper {
             own.version = own.version.saturating_add(1);
             own.app_version = own.version;
             own.status = status;
+            self.ring_epoch += 1;
         }
         Ok(())
     }
@@ -323,6 +363,7 @@ impl Gossiper {
             tokens: Vec::new(),
             address: state.address.clone(),
         };
+        self.ring_epoch += 1;
         self.detector.remove(node);
         self.verdicts.remove(&node);
         self.push_event(GossipEvent::PeerRemoved { node });
@@ -560,6 +601,7 @@ impl Gossiper {
             let state = new_state(delta.generation, delta.heartbeat, delta.version, app);
             let status = state.status;
             self.members.insert(node, state);
+            self.ring_epoch += 1;
             if status != MemberStatus::Removed {
                 self.push_event(GossipEvent::Joined { node, status });
             }
@@ -574,6 +616,7 @@ impl Gossiper {
             let old_generation = state.generation;
             *state = new_state(delta.generation, delta.heartbeat, delta.version, app);
             let status = state.status;
+            self.ring_epoch += 1;
             // A removal travels as a new generation too (see `remove`).
             self.push_event(if status == MemberStatus::Removed {
                 GossipEvent::PeerRemoved { node }
@@ -602,6 +645,7 @@ impl Gossiper {
             state.status = app.status;
             state.tokens = sorted(app.tokens);
             state.address = app.address;
+            self.ring_epoch += 1;
         }
         let status = state.status;
         if status != old_status {

@@ -181,8 +181,21 @@ impl PhiDetector {
 
     /// Whether `peer`'s φ is at or over the threshold at `now` (false for an unknown peer).
     pub fn is_suspect(&self, peer: NodeId, now: Millis) -> bool {
-        self.phi(peer, now)
-            .is_some_and(|phi| phi >= self.config.threshold)
+        self.peers
+            .get(&peer)
+            .is_some_and(|w| self.window_suspect(w, now))
+    }
+
+    /// [`PhiDetector::is_suspect`] for a peer whose window is `w` (from
+    /// [`PhiDetector::windows`]): the same arithmetic, without the lookup.
+    pub fn window_suspect(&self, w: &ArrivalWindow, now: Millis) -> bool {
+        let silence_ms = now.saturating_sub(w.last_arrival).0 as f64;
+        silence_ms / w.mean_ms(&self.config) * LOG10_E >= self.config.threshold
+    }
+
+    /// Every tracked peer's arrival window, in node order.
+    pub fn windows(&self) -> impl Iterator<Item = (&NodeId, &ArrivalWindow)> {
+        self.peers.iter()
     }
 
     /// When `peer` became (or will become) suspect if no heartbeat arrives: the first

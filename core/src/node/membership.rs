@@ -56,6 +56,8 @@ impl Node {
                 .map_err(|e| e.to_string())?;
         }
         self.gossip = Some(gossiper);
+        self.ring_inputs = None;
+        self.ring_epoch = None;
         let offset = u64::from(self.config.id.0).wrapping_mul(7919) % interval.max(1);
         self.set_timer(Millis(now.0 + offset), Timer::GossipTick);
         Ok(())
@@ -131,10 +133,9 @@ impl Node {
         // believes does nothing, and this runs after every gossip message.
         let me = self.config.id;
         let changed: Vec<(NodeId, bool)> = g
-            .members()
-            .keys()
-            .filter_map(|&node| {
-                let up = g.verdict(node, now)? == Verdict::Alive;
+            .verdicts(now)
+            .filter_map(|(node, verdict)| {
+                let up = verdict == Verdict::Alive;
                 (node != me && up == self.down.contains(&node)).then_some((node, up))
             })
             .collect();
@@ -153,7 +154,13 @@ impl Node {
         };
         // The ring is a function of the base ring and every member's status and tokens: when
         // none of those changed since the last build (nearly every gossip message), neither
-        // did the ring. Checking costs one comparison per token, no allocation.
+        // did the ring. The gossiper's ring epoch says when they may have (`ring_inputs` is
+        // cleared whenever the base ring changes); then checking costs one comparison per
+        // token, no allocation.
+        if self.ring_inputs.is_some() && self.ring_epoch == Some(g.ring_epoch()) {
+            return;
+        }
+        self.ring_epoch = Some(g.ring_epoch());
         if let Some(inputs) = &self.ring_inputs
             && inputs.len() == g.members().len()
             && inputs

@@ -633,6 +633,9 @@ pub struct Node {
     gossip: Option<crate::membership::Gossiper>,
     /// What the gossiped ring was last built from (see `after_gossip_ring`).
     ring_inputs: Option<membership::RingInputs>,
+    /// The gossiper's [`crate::membership::Gossiper::ring_epoch`] when `ring_inputs` was
+    /// last checked.
+    ring_epoch: Option<u64>,
     rng: crate::DetRng,
     down: BTreeSet<NodeId>,
     next_seq: u64,
@@ -658,6 +661,7 @@ impl Node {
             ring,
             gossip: None,
             ring_inputs: None,
+            ring_epoch: None,
             rng: <crate::DetRng as rand::SeedableRng>::seed_from_u64(seed),
             down: BTreeSet::new(),
             next_seq: 1,
