@@ -246,13 +246,14 @@ impl Collector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::view::{TokenView, TrafficView};
     use ringstore_core::membership::GossipEvent;
     use ringstore_core::node::{AntiEntropyStats, Lifecycle};
 
-    fn view(traffic: &[(u32, MessageKind, Counts)], ring: &[(u64, u32)]) -> NodeView {
+    /// A view with these traffic counts and ring.
+    pub(crate) fn view(traffic: &[(u32, MessageKind, Counts)], ring: &[(u64, u32)]) -> NodeView {
         NodeView {
             node: NodeId(1),
             address: "127.0.0.1:7001".into(),
@@ -291,7 +292,12 @@ mod tests {
         }
     }
 
-    fn message(peer: u32, direction: feed::Direction, dropped: Option<DropReason>) -> FeedEvent {
+    /// A write message with `peer`.
+    pub(crate) fn message(
+        peer: u32,
+        direction: feed::Direction,
+        dropped: Option<DropReason>,
+    ) -> FeedEvent {
         FeedEvent::Message {
             at_ms: 900,
             direction,
