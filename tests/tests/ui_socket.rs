@@ -234,7 +234,7 @@ async fn fault_commands_are_refused_without_the_flag_and_applied_with_it() {
     let off = tokio::task::spawn_blocking(|| {
         let mut c = Cluster::empty();
         c.fault_injection = false;
-        c.spawn(1, None, &[]);
+        c.spawn(1, None, &["--n", "1"]);
         c.wait_formed(&[1]);
         c
     })
@@ -365,7 +365,7 @@ async fn fault_commands_are_refused_without_the_flag_and_applied_with_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_are_answered_and_the_node_keeps_serving() {
-    let c = tokio::task::spawn_blocking(|| Cluster::start(1, &[]))
+    let c = tokio::task::spawn_blocking(|| Cluster::start(1, &["--n", "1"]))
         .await
         .expect("a node");
     let (mut page, _, _) = Page::open(c.addr(1)).await;
