@@ -604,3 +604,24 @@ async fn a_page_that_never_reads_does_not_slow_the_node() {
         || Ok(c.metric(1, "ringstore_ui_connections", "")? == 1.0),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_node_snapshot_and_updates_name_every_member() {
+    let c = tokio::task::spawn_blocking(|| Cluster::start(5, &[]))
+        .await
+        .expect("the cluster");
+    let (mut page, snap, snapshot_bytes) = Page::open(c.addr(3)).await;
+    assert_eq!(snap.hello.node, NodeId(3));
+    assert_eq!(snap.state.members.len(), 5);
+    let mut sizes = Vec::new();
+    for _ in 0..8 {
+        let (u, n) = page.update().await;
+        assert_eq!(u.state.members.len(), 5);
+        sizes.push(n);
+    }
+    sizes.sort_unstable();
+    println!(
+        "5 nodes: snapshot {snapshot_bytes} bytes, updates {}..{} bytes (median {})",
+        sizes[0], sizes[7], sizes[4]
+    );
+}
