@@ -477,8 +477,11 @@ async fn past_the_bound_messages_are_aggregated_and_every_one_is_accounted_for()
         tokio::task::spawn_blocking(move || put_load(&c, 1, "agg", 600))
     };
     let mut updates = Vec::new();
+    let mut largest = 0;
     while !load.is_finished() {
-        updates.push(page.update().await.0);
+        let (u, bytes) = page.update().await;
+        largest = largest.max(bytes);
+        updates.push(u);
     }
     load.await.expect("the load");
     // Two more: the second's view is after the last write.
@@ -489,6 +492,10 @@ async fn past_the_bound_messages_are_aggregated_and_every_one_is_accounted_for()
     assert_eq!(
         most, MESSAGES_PER_UPDATE,
         "an interval with more messages than the bound"
+    );
+    println!(
+        "3 nodes under a PUT load: the largest update {largest} bytes, lost {:?}",
+        updates.last().map(|u| u.lost)
     );
     let lost = updates.last().map(|u| u.lost).unwrap_or_default();
     assert!(lost.messages > 0, "{lost:?}");
