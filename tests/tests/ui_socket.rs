@@ -157,7 +157,8 @@ async fn the_snapshot_comes_first_then_updates_and_client_commands_work() {
         "3 nodes: snapshot {snapshot_bytes} bytes, updates {}..{} bytes (median {}), {rate:.1} updates/s",
         update_bytes[0], update_bytes[7], update_bytes[4]
     );
-    assert!((2.0..6.0).contains(&rate), "{rate} updates/s");
+    // Not faster than UPDATE_MS allows; slower only on a starved machine.
+    assert!((1.0..6.0).contains(&rate), "{rate} updates/s");
 
     // A put through the socket, read back through it and over HTTP at another node.
     let written = page.run(put("user123", "Alice")).await;
@@ -597,7 +598,8 @@ async fn a_page_that_never_reads_does_not_slow_the_node() {
         "4 pages that never read, 1,500 PUTs in {:?}: slowest PUT {slowest:?}, n1 RSS {rss_before} KiB then {rss:?}, {skipped} updates skipped",
         started.elapsed()
     );
-    assert!(slowest < Duration::from_secs(2), "a PUT took {slowest:?}");
+    // A stall would be unbounded; a loaded machine is slow, not stalled.
+    assert!(slowest < Duration::from_secs(5), "a PUT took {slowest:?}");
     let last = rss.last().copied().unwrap_or(0);
     assert!(
         last < rss_before + 64 * 1024,
