@@ -262,7 +262,7 @@ function renderMode() {
 function renderStatus() {
   renderMode();
   if (!live || whatIf) return;
-  const conns = live.connections();
+  const conns = live.connections().sort((a, b) => (a.node ?? 1e9) - (b.node ?? 1e9));
   const t = $('live-conns');
   t.innerHTML = '';
   const head = t.insertRow();
