@@ -326,6 +326,7 @@ function startWhatIf() {
   document.body.classList.add('whatif');
   $('whatif-text').textContent = description.replace(/^what-if: /, '') + '.';
   $('whatif-banner').hidden = false;
+  $('tagline').textContent = 'a simulation of a live cluster';
   resetPanels();
   renderMode();
   app.resize();
@@ -342,6 +343,7 @@ function backToLive() {
   document.body.classList.add('live');
   document.body.classList.remove('whatif');
   $('whatif-banner').hidden = true;
+  $('tagline').textContent = 'a real Dynamo-style cluster, live';
   resetPanels();
   renderStatus();
   app.resize();
