@@ -404,10 +404,13 @@ pub struct Aggregate {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lost {
     /// Protocol events not sent: over the per-update bounds, or dropped because this
-    /// connection fell behind the node's feed.
-    pub events: u64,
-    /// Individual messages the feed had to drop for this connection (they are still in the
+    /// connection fell behind the node's feed (a lag skips events and messages alike and
+    /// cannot tell them apart: it is all counted here; the messages are still in the
     /// aggregated counts).
+    pub events: u64,
+    /// Messages the node's feed published but this connection did not send individually,
+    /// because the update already carried [`MESSAGES_PER_UPDATE`] (they are still in the
+    /// aggregated counts, like those past the feed's own rate).
     pub messages: u64,
     /// Updates not sent because the page did not read the previous ones in time.
     pub updates: u64,

@@ -298,6 +298,11 @@ impl Cluster {
         Client::new(self.addr(id))
     }
 
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: u32) -> Option<u32> {
+        self.nodes[&id].child.as_ref().map(Child::id)
+    }
+
     /// The ids of the nodes that run.
     pub fn running(&self) -> Vec<u32> {
         self.nodes

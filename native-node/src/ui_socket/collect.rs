@@ -244,3 +244,194 @@ impl Collector {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::view::{TokenView, TrafficView};
+    use ringstore_core::membership::GossipEvent;
+    use ringstore_core::node::{AntiEntropyStats, Lifecycle};
+
+    /// A view with these traffic counts and ring.
+    pub(crate) fn view(traffic: &[(u32, MessageKind, Counts)], ring: &[(u64, u32)]) -> NodeView {
+        NodeView {
+            node: NodeId(1),
+            address: "127.0.0.1:7001".into(),
+            generation: 5,
+            lifecycle: "normal",
+            lifecycle_kind: Lifecycle::Normal,
+            now_ms: 1_000,
+            clock_skew_ms: 0,
+            n: 3,
+            w: 2,
+            r: 2,
+            members: Vec::new(),
+            ring: ring
+                .iter()
+                .map(|&(t, n)| TokenView {
+                    token: t.to_string(),
+                    position: 0.0,
+                    node: NodeId(n),
+                    value: t,
+                })
+                .collect(),
+            hints_held: BTreeMap::new(),
+            in_flight: 0,
+            anti_entropy: AntiEntropyStats::default(),
+            fault_injection: false,
+            traffic: traffic
+                .iter()
+                .map(|&(peer, kind, [sent, received, dropped])| TrafficView {
+                    peer: NodeId(peer),
+                    kind: kind.name(),
+                    sent,
+                    received,
+                    dropped,
+                })
+                .collect(),
+        }
+    }
+
+    /// A write message with `peer`.
+    pub(crate) fn message(
+        peer: u32,
+        direction: feed::Direction,
+        dropped: Option<DropReason>,
+    ) -> FeedEvent {
+        FeedEvent::Message {
+            at_ms: 900,
+            direction,
+            peer: NodeId(peer),
+            kind: MessageKind::Write,
+            label: "Put k=v ts=1".into(),
+            dropped,
+        }
+    }
+
+    fn take(c: &mut Collector, v: &NodeView) -> Update {
+        c.take(v, LsmStats::default(), LsmStats::default())
+    }
+
+    fn agg(u: &Update) -> Vec<(u32, MessageKind, Counts)> {
+        u.aggregated
+            .iter()
+            .map(|a| (a.peer.0, a.kind, [a.sent, a.received, a.dropped]))
+            .collect()
+    }
+
+    #[test]
+    fn messages_past_the_bound_are_aggregated_per_peer_and_kind() {
+        let w = MessageKind::Write;
+        let g = MessageKind::Gossip;
+        let mut c = Collector::new(&view(&[(2, w, [10, 0, 0])], &[]));
+        for _ in 0..100 {
+            c.push(message(2, feed::Direction::Sent, None));
+        }
+        // The node counted 100 more writes to n2, 5 gossip from n3, 2 writes dropped for n3
+        // (the feed published none of those: over its rate).
+        let now = view(
+            &[(2, w, [110, 0, 0]), (3, g, [0, 5, 0]), (3, w, [0, 0, 2])],
+            &[],
+        );
+        let u = take(&mut c, &now);
+        assert_eq!(u.messages.len(), MESSAGES_PER_UPDATE);
+        assert_eq!(u.lost.messages, 100 - MESSAGES_PER_UPDATE as u64);
+        assert_eq!(
+            agg(&u),
+            [
+                (2, w, [100 - MESSAGES_PER_UPDATE as u64, 0, 0]),
+                (3, w, [0, 0, 2]),
+                (3, g, [0, 5, 0])
+            ]
+        );
+        // Nothing new: nothing sent, nothing aggregated; what was lost stays counted.
+        let again = take(&mut c, &now);
+        assert!(again.messages.is_empty() && again.aggregated.is_empty());
+        assert_eq!(again.lost, u.lost);
+    }
+
+    #[test]
+    fn a_message_seen_before_it_is_counted_is_not_aggregated_twice() {
+        let w = MessageKind::Write;
+        let mut c = Collector::new(&view(&[], &[]));
+        for _ in 0..3 {
+            c.push(message(2, feed::Direction::Received, None));
+        }
+        c.push(message(
+            2,
+            feed::Direction::Sent,
+            Some(DropReason::Partition),
+        ));
+        // The view was read before two of the three arrived.
+        let u = take(&mut c, &view(&[(2, w, [0, 1, 1])], &[]));
+        assert_eq!(u.messages.len(), 4);
+        assert!(u.aggregated.is_empty());
+        assert_eq!(u.messages[3].dropped, Some(DropCause::Partition));
+        // They are counted now: still nothing to aggregate.
+        let u = take(&mut c, &view(&[(2, w, [0, 3, 1])], &[]));
+        assert!(u.aggregated.is_empty(), "{:?}", u.aggregated);
+        // Two more, not published: aggregated.
+        let u = take(&mut c, &view(&[(2, w, [0, 5, 1])], &[]));
+        assert_eq!(agg(&u), [(2, w, [0, 2, 0])]);
+    }
+
+    #[test]
+    fn events_are_bounded_per_update_and_the_rest_counted() {
+        let mut c = Collector::new(&view(&[], &[]));
+        for i in 0..100 {
+            c.push(FeedEvent::Node {
+                at_ms: i,
+                event: NodeEvent::RequestStarted {
+                    client: i,
+                    targets: Vec::new(),
+                    preference: Vec::new(),
+                },
+            });
+            c.push(FeedEvent::Node {
+                at_ms: i,
+                event: NodeEvent::Membership(GossipEvent::PeerUp { node: NodeId(2) }),
+            });
+        }
+        c.lagged(7);
+        c.skipped();
+        let u = take(&mut c, &view(&[], &[]));
+        assert_eq!(u.events.len(), REQUESTS_PER_UPDATE + EVENTS_PER_UPDATE);
+        let requests = u
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, NodeEvent::RequestStarted { .. }))
+            .count();
+        assert_eq!(requests, REQUESTS_PER_UPDATE);
+        let over = 200 - (REQUESTS_PER_UPDATE + EVENTS_PER_UPDATE) as u64;
+        assert_eq!(
+            u.lost,
+            Lost {
+                events: over + 7,
+                messages: 0,
+                updates: 1
+            }
+        );
+        // A new interval, a new budget; the losses are cumulative.
+        c.push(FeedEvent::Node {
+            at_ms: 200,
+            event: NodeEvent::Joined,
+        });
+        let u = take(&mut c, &view(&[], &[]));
+        assert_eq!(u.events, [(200, NodeEvent::Joined)]);
+        assert_eq!(u.lost.events, over + 7);
+    }
+
+    #[test]
+    fn the_ring_is_sent_only_when_it_changed() {
+        let one = view(&[], &[(5, 1), (9, 2)]);
+        let mut c = Collector::new(&one);
+        assert_eq!(take(&mut c, &one).ring, None);
+        let two = view(&[], &[(5, 1), (7, 3), (9, 2)]);
+        let u = take(&mut c, &two);
+        assert_eq!(
+            u.ring,
+            Some(vec![(5, NodeId(1)), (7, NodeId(3)), (9, NodeId(2))])
+        );
+        assert_eq!(take(&mut c, &two).ring, None);
+    }
+}

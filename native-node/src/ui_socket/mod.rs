@@ -35,11 +35,14 @@ pub mod collect;
 pub mod commands;
 
 use crate::runtime::NodeHandle;
+use crate::view::NodeView;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use collect::Collector;
-use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::{FuturesUnordered, SplitStream};
+use futures_util::{Sink, SinkExt, StreamExt};
+use ringstore_core::NodeId;
+use ringstore_core::storage::LsmStats;
 use ringstore_core::ui::{
     COMMANDS_IN_FLIGHT_MAX, CommandError, ErrorCode, FRAME_HEADER_BYTES, TO_NODE_BYTES_MAX, ToNode,
     ToPage, UPDATE_MS, UiError, UiFrame,
@@ -87,7 +90,7 @@ impl Drop for Open<'_> {
     }
 }
 
-async fn view(node: &NodeHandle) -> Option<crate::view::NodeView> {
+async fn view(node: &NodeHandle) -> Option<NodeView> {
     tokio::time::timeout(VIEW_TIMEOUT, node.view())
         .await
         .ok()
@@ -144,11 +147,13 @@ pub async fn serve(mut socket: WebSocket, node: NodeHandle) {
     debug!("{}: UI connection closed", node.id);
 }
 
-async fn writer(
-    mut sink: SplitSink<WebSocket, Message>,
+async fn writer<S>(
+    mut sink: S,
     mut replies: mpsc::Receiver<Out>,
     mut updates: mpsc::Receiver<Vec<u8>>,
-) {
+) where
+    S: Sink<Message> + Unpin,
+{
     loop {
         let out = tokio::select! {
             biased;
@@ -253,8 +258,33 @@ fn bad_frame_reason(len: usize, e: UiError) -> UiError {
     }
 }
 
-async fn ticker(
-    node: &NodeHandle,
+/// What the ticker reads from the node (a trait so that the bounds are tested without one).
+trait Source {
+    /// The node's view and its stores' statistics now (`None` if the node is gone).
+    fn read(&self) -> impl Future<Output = Option<(NodeView, LsmStats, LsmStats)>> + Send;
+    /// Counts a skipped update in the metrics.
+    fn skipped(&self);
+    /// The node, for logs.
+    fn id(&self) -> NodeId;
+}
+
+impl Source for NodeHandle {
+    async fn read(&self) -> Option<(NodeView, LsmStats, LsmStats)> {
+        let v = view(self).await?;
+        Some((v, self.data.stats(), self.hints.stats()))
+    }
+
+    fn skipped(&self) {
+        self.metrics.ui_updates_skipped.inc();
+    }
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+}
+
+async fn ticker<S: Source>(
+    node: &S,
     mut feed: broadcast::Receiver<crate::feed::FeedEvent>,
     mut collector: Collector,
     updates: mpsc::Sender<Vec<u8>>,
@@ -269,10 +299,10 @@ async fn ticker(
                 // Only this task sends updates: room now is room when it sends.
                 if updates.capacity() == 0 {
                     collector.skipped();
-                    node.metrics.ui_updates_skipped.inc();
+                    node.skipped();
                     continue;
                 }
-                let Some(now) = view(node).await else { return };
+                let Some((now, data, hints)) = node.read().await else { return };
                 // What the feed holds now was published before or around the view.
                 loop {
                     match feed.try_recv() {
@@ -281,7 +311,7 @@ async fn ticker(
                         Err(_) => break,
                     }
                 }
-                let update = collector.take(&now, node.data.stats(), node.hints.stats());
+                let update = collector.take(&now, data, hints);
                 match ToPage::Update(Box::new(update)).encode() {
                     Ok(frame) => {
                         if updates.try_send(frame).is_err() {
@@ -289,9 +319,9 @@ async fn ticker(
                         }
                     }
                     Err(e) => {
-                        warn!("{}: UI update not sent: {e}", node.id);
+                        warn!("{}: UI update not sent: {e}", node.id());
                         collector.skipped();
-                        node.metrics.ui_updates_skipped.inc();
+                        node.skipped();
                     }
                 }
             }
@@ -303,3 +333,6 @@ async fn ticker(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
