@@ -628,6 +628,11 @@ function onKey(e) {
   }
 }
 
+// What live.js needs of the page (a function at module level: main's locals shadow `select`).
+function liveHooks() {
+  return { state, warn, build, fillNodeLists, select, follow, resize };
+}
+
 async function main() {
   try {
     await init();
@@ -654,7 +659,7 @@ async function main() {
   }
   document.title = `ringstore ${version()} · a Dynamo-style cluster in your browser`;
   wire();
-  initLive({ state, warn, build, fillNodeLists, select, follow, resize });
+  initLive(liveHooks());
   resize();
   if (!(await autoLive(lq))) await build();
   state.ready = true;

@@ -262,7 +262,7 @@ function renderMode() {
 function renderStatus() {
   renderMode();
   if (!live || whatIf) return;
-  const conns = live.connections();
+  const conns = live.connections().sort((a, b) => (a.node ?? 1e9) - (b.node ?? 1e9));
   const t = $('live-conns');
   t.innerHTML = '';
   const head = t.insertRow();
@@ -326,6 +326,7 @@ function startWhatIf() {
   document.body.classList.add('whatif');
   $('whatif-text').textContent = description.replace(/^what-if: /, '') + '.';
   $('whatif-banner').hidden = false;
+  $('tagline').textContent = 'a simulation of a live cluster';
   resetPanels();
   renderMode();
   app.resize();
@@ -342,6 +343,7 @@ function backToLive() {
   document.body.classList.add('live');
   document.body.classList.remove('whatif');
   $('whatif-banner').hidden = true;
+  $('tagline').textContent = 'a real Dynamo-style cluster, live';
   resetPanels();
   renderStatus();
   app.resize();

@@ -202,7 +202,7 @@ test('the page served by a node watches and drives the real cluster', async () =
   const downMs = Date.now() - killedAt;
   console.log(`kill -9 n3: shown down after ${downMs} ms`);
   assert.ok(downMs < 5_000, `n3 took ${downMs} ms to show down`);
-  assert.match(await page.textContent('#mode'), /2 of 3 nodes reachable/);
+  await until('the badge says 2 of 3', async () => /2 of 3 nodes reachable/.test(await page.textContent('#mode')));
   // Its peers' failure detectors follow: the page shows their verdicts and phi.
   await until('n3 suspected by its peers', async () => {
     const n3 = (await info(page)).nodes.find((n) => n.id === 3);
@@ -212,7 +212,8 @@ test('the page served by a node watches and drives the real cluster', async () =
   await page.waitForTimeout(300);
   assert.match(await page.textContent('#node-body'), /unreachable from the page/);
   await shot(page, 'page-live-node-down');
-  await page.keyboard.press('Escape');
+  await page.keyboard.press('Escape'); // stops following the read
+  await page.keyboard.press('Escape'); // closes n3's panel
 
   // Partition n1 from the rest through the page; the nodes' /cluster shows it.
   await page.click('#faults-card summary');
@@ -250,7 +251,8 @@ test('the page served by a node watches and drives the real cluster', async () =
   assert.match(await page.textContent('#whatif-banner'), /simulation of the live cluster at .*3 nodes, N=3 W=2 R=2/);
   const sim = await page.evaluate(() => {
     const c = window.ringstore.cluster;
-    return { nodes: c.nodeIds(), tokens: c.nodeIds().map((id) => c.nodeDetail(id).tokens.length).reduce((a, b) => a + b, 0) };
+    const ids = Array.from(c.nodeIds());
+    return { nodes: ids, tokens: ids.map((id) => c.nodeDetail(id).tokens.length).reduce((a, b) => a + b, 0) };
   });
   assert.deepEqual(sim.nodes, [1, 2, 3]);
   assert.equal(sim.tokens, liveRing, 'the simulated ring has the live ring\'s tokens');

@@ -775,7 +775,10 @@ fn draw_center(
         22.0 * scale
     ));
     ctx.fill_text(
-        &format!("{:.3} s", model.now_ms / 1000.0),
+        &model
+            .clock
+            .clone()
+            .unwrap_or_else(|| format!("{:.3} s", model.now_ms / 1000.0)),
         g.cx,
         g.cy - 12.0 * scale,
     )?;

@@ -183,6 +183,12 @@ impl Live {
         let ring = self.ring(real_ms);
         if let Some((tokens, from)) = ring {
             model.ring = tokens.iter().map(|(t, n)| (*t, n.0)).collect();
+            // The time shown, on that node's clock (its skew included).
+            let shown_us = (model.now_ms - from.offset_ms).max(0.0) * 1000.0;
+            model.clock = Some(format!(
+                "{} UTC",
+                &super::commands::time_of_day(shown_us as u64)[..10]
+            ));
             if let Some(s) = &from.state {
                 model.n = s.n as usize;
                 model.w = s.w as usize;

@@ -153,6 +153,9 @@ fn three_connected_nodes_fill_the_same_view_model_as_the_simulator() {
     assert_eq!(m.ring.len(), 6);
     assert_eq!((m.n, m.w, m.r), (3, 2, 2));
     assert!(m.gossip);
+    // The centre shows the cluster's time of day (node clock 50,000 ms at real 40 ms; the
+    // picture runs PLAYBACK_MS behind).
+    assert_eq!(m.clock.as_deref(), Some("00:00:49.6 UTC"));
     assert_eq!(m.node(2).unwrap().storage.as_ref().unwrap().wal_bytes, 200);
     assert_eq!(live.wanted().len(), 3, "no second socket to a reached node");
     let d = live.node_detail(3, 100.0);

@@ -286,6 +286,9 @@ pub struct ViewModel {
     pub cut: Vec<(u32, u32)>,
     /// The operation being followed, if any.
     pub followed: Option<Followed>,
+    /// What the centre shows instead of the cluster time, if set (live: the cluster's time of
+    /// day, since its clocks are wall clocks).
+    pub clock: Option<String>,
 }
 
 impl ViewModel {
