@@ -6,6 +6,15 @@
 //! its whole millisecond. If the simulator cannot keep up within [`Player::budget_ms`] of real
 //! time per frame, the shown clock falls back to where the simulator got (no debt piles up),
 //! and [`Player::rate`] reports the speed actually achieved.
+//!
+//! While it falls behind (a large cluster at a high speed: the user asked for as fast as it
+//! goes), a fixed budget would leave the simulation a small share of each frame: the rest of
+//! a frame (drawing, rasterising, the DOM) takes what it takes, and the frame rate is then
+//! whatever that gives. So behind, the budget grows to what keeps frames near
+//! [`BEHIND_FRAME_MS`] apart given what the rest of the frame has been costing (measured as
+//! the frame interval minus the simulation's share, smoothed), never below
+//! [`Player::budget_ms`] nor above [`BUDGET_MAX_MS`]: about 20 frames per second, and most of
+//! the time for the simulation. Keeping up, the budget stays [`Player::budget_ms`].
 
 /// Speeds the page offers, slowest first (× real time).
 pub const SPEEDS: [f64; 14] = [
@@ -17,6 +26,12 @@ const SLICE_MS_MAX: u64 = 1_000;
 
 /// A frame's real time longer than this (a background tab, a debugger) counts as this much.
 const FRAME_GAP_MAX_MS: f64 = 100.0;
+
+/// While the simulation falls behind, the frame interval the budget aims at (ms): 20 fps.
+pub const BEHIND_FRAME_MS: f64 = 50.0;
+
+/// The largest budget per frame (ms), however cheap the rest of a frame is.
+pub const BUDGET_MAX_MS: f64 = 40.0;
 
 /// The pacing state. See the module docs.
 #[derive(Clone, Debug)]
@@ -34,6 +49,12 @@ pub struct Player {
     /// Simulated ms run between two looks at the clock: grows while slices are cheap, shrinks
     /// when one takes a good part of the budget, so the budget holds at any cost per ms.
     slice_ms: u64,
+    /// Real ms the last frame spent running the simulation.
+    spent_ms: f64,
+    /// What the rest of a frame costs (interval minus the simulation's share), smoothed.
+    other_ms: f64,
+    /// Whether the last frame fell behind.
+    behind: bool,
 }
 
 impl Default for Player {
@@ -46,6 +67,9 @@ impl Default for Player {
             last_real_ms: None,
             rate: 0.0,
             slice_ms: 1,
+            spent_ms: 0.0,
+            other_ms: 0.0,
+            behind: false,
         }
     }
 }
@@ -62,6 +86,16 @@ impl Player {
     /// The time to draw (between the simulator's whole milliseconds).
     pub fn shown_ms(&self) -> f64 {
         self.shown_ms
+    }
+
+    /// The budget for the next frame (ms): see the module docs.
+    pub fn effective_budget_ms(&self) -> f64 {
+        if self.behind {
+            (BEHIND_FRAME_MS - self.other_ms)
+                .clamp(self.budget_ms, BUDGET_MAX_MS.max(self.budget_ms))
+        } else {
+            self.budget_ms
+        }
     }
 
     /// Achieved simulated ms per real ms over the last frames.
@@ -101,16 +135,27 @@ impl Player {
             None => 0.0,
         };
         self.last_real_ms = Some(real_ms);
+        if dt > 0.0 {
+            let other = (dt - self.spent_ms).max(0.0);
+            self.other_ms = if self.other_ms == 0.0 {
+                other
+            } else {
+                self.other_ms * 0.8 + other * 0.2
+            };
+        }
+        self.spent_ms = 0.0;
         let start = sim.now_ms();
         if self.shown_ms < start as f64 {
             self.shown_ms = start as f64;
         }
         if !self.playing {
             self.rate = 0.0;
+            self.behind = false;
             return 0;
         }
         self.shown_ms += dt * self.speed;
         let target = self.shown_ms.floor() as u64;
+        let budget = self.effective_budget_ms();
         let began = clock();
         // Run in slices so the budget is checked as we go.
         while sim.now_ms() < target {
@@ -119,17 +164,19 @@ impl Player {
             sim.run_until(next);
             let after = clock();
             let took = after - before;
-            if took < self.budget_ms / 16.0 {
+            if took < budget / 16.0 {
                 self.slice_ms = (self.slice_ms * 2).min(SLICE_MS_MAX);
-            } else if took > self.budget_ms / 4.0 {
+            } else if took > budget / 4.0 {
                 self.slice_ms = (self.slice_ms / 2).max(1);
             }
-            if after - began > self.budget_ms {
+            if after - began > budget {
                 break;
             }
         }
+        self.spent_ms = clock() - began;
         let ran = sim.now_ms() - start;
-        if sim.now_ms() < target {
+        self.behind = sim.now_ms() < target;
+        if self.behind {
             // Fell behind: show where the simulation is, not where it should be.
             self.shown_ms = sim.now_ms() as f64;
         }
@@ -212,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_slow_simulation_falls_behind_without_debt_and_reports_its_rate() {
-        // Each simulated ms costs 0.1 real ms: at most 100 simulated ms per 10 ms budget.
+        // Each simulated ms costs 0.1 real ms; the rest of each frame costs 8 real ms.
         let (mut sim, clock) = fake(0.1);
         let mut p = Player {
             speed: 100.0,
@@ -220,12 +267,38 @@ mod tests {
         };
         let c = clock.clone();
         p.frame(&mut sim, 0.0, || c.get());
-        for i in 1..=50 {
-            p.frame(&mut sim, i as f64 * 16.0, || c.get());
+        let mut intervals = Vec::new();
+        let mut last_real = 0.0;
+        for _ in 1..=60 {
+            // The rest of the frame, then the next animation frame.
+            clock.set(clock.get() + 8.0);
+            let real = clock.get();
+            p.frame(&mut sim, real, || c.get());
+            intervals.push(real - last_real);
+            last_real = real;
+            assert_eq!(p.shown_ms(), sim.now as f64, "no debt");
         }
-        assert_eq!(p.shown_ms(), sim.now as f64);
-        // About 100 simulated ms per 16 ms frame: the budget holds.
-        assert!(p.rate() > 5.0 && p.rate() < 9.0, "rate {}", p.rate());
+        // Behind, the budget grows until frames land about BEHIND_FRAME_MS apart, with most of
+        // each frame for the simulation: 10 simulated ms per real ms at this cost.
+        let last = intervals[intervals.len() - 1];
+        assert!((last - BEHIND_FRAME_MS).abs() < 4.0, "interval {last}");
+        assert!(p.rate() > 7.0 && p.rate() < 10.0, "rate {}", p.rate());
+        assert!(p.effective_budget_ms() <= BUDGET_MAX_MS);
+    }
+
+    #[test]
+    fn keeping_up_the_budget_stays_the_base_one() {
+        let (mut sim, clock) = fake(0.001);
+        let mut p = Player {
+            speed: 1.0,
+            ..Player::default()
+        };
+        let c = clock.clone();
+        for i in 0..=30 {
+            p.frame(&mut sim, i as f64 * 16.7, || c.get());
+        }
+        assert_eq!(p.effective_budget_ms(), p.budget_ms);
+        assert!((p.rate() - 1.0).abs() < 0.1, "rate {}", p.rate());
     }
 
     #[test]
