@@ -426,12 +426,13 @@ impl ringstore_core::node::ReadStore for Store {
         &self,
         start: &[u8],
         examine_max: usize,
+        keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
     ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
         // The lock is held for one bounded step; writers get in between steps.
         self.inner
             .read()
-            .scan_filtered(start, None, examine_max, keep)
+            .scan_filtered(start, None, examine_max, keep_max, keep)
     }
 }
 

@@ -11,10 +11,10 @@
 //! a full scan at open, then kept up by [`Store::append`](crate::Store::append)), so it is a
 //! superset of the store's keys: a key whose tombstone was purged by compaction stays until the
 //! next start, and a lookup of it finds nothing and skips it. Its memory is bounded by the
-//! store's key count: about 60 bytes plus the key per key.
+//! store's key count: about 80 bytes plus the key per key.
 
 use ringstore_core::ring::{Range, key_token};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
@@ -22,31 +22,43 @@ use std::sync::{Mutex, MutexGuard};
 /// ranges (a whole repair range) cost about the same either way, and a walk copies less.
 pub const INDEXED_SCAN_KEYS_MAX: usize = 8_192;
 
+/// The keys of each token: nearly always one (64-bit tokens rarely collide).
+type Keys = BTreeMap<u64, Vec<Vec<u8>>>;
+
 /// Every key of a store, ordered by token (see the module docs).
 #[derive(Debug, Default)]
 pub struct TokenIndex {
-    keys: Mutex<BTreeSet<(u64, Vec<u8>)>>,
+    keys: Mutex<Keys>,
+    /// Keys held, for [`TokenIndex::len`].
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl TokenIndex {
-    fn lock(&self) -> MutexGuard<'_, BTreeSet<(u64, Vec<u8>)>> {
+    fn lock(&self) -> MutexGuard<'_, Keys> {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds keys (already present ones are left as they are).
+    /// Adds keys (already present ones are left as they are). A key already held costs a
+    /// lookup, no allocation; tokens are hashed before the lock is taken.
     pub fn insert<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
-        let mut set = self.lock();
-        for key in keys {
-            let entry = (key_token(key).0, key.to_vec());
-            if !set.contains(&entry) {
-                set.insert(entry);
+        let keys: Vec<(u64, &[u8])> = keys.into_iter().map(|k| (key_token(k).0, k)).collect();
+        let mut added = 0;
+        let mut map = self.lock();
+        for (token, key) in keys {
+            let held = map.entry(token).or_default();
+            if !held.iter().any(|k| k.as_slice() == key) {
+                held.push(key.to_vec());
+                added += 1;
             }
         }
+        drop(map);
+        self.count
+            .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many keys it holds.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether it holds no key.
@@ -57,7 +69,7 @@ impl TokenIndex {
     /// The keys whose token is in `range`, sorted by bytes; `None` if there are more than
     /// `max` (walk the store instead).
     pub fn keys_in(&self, range: Range, max: usize) -> Option<Vec<Vec<u8>>> {
-        let set = self.lock();
+        let map = self.lock();
         let (start, end) = (range.start.0, range.end.0);
         // A range is (start, end], wrapping; start == end is the whole ring.
         let pieces: Vec<(Bound<u64>, Bound<u64>)> = if start < end {
@@ -68,35 +80,18 @@ impl TokenIndex {
                 (Bound::Unbounded, Bound::Included(end)),
             ]
         };
-        let mut out = Vec::new();
-        for (piece, (lo, hi)) in pieces.into_iter().enumerate() {
-            let lo = match lo {
-                Bound::Excluded(t) => Bound::Excluded((t, Vec::new())),
-                _ => Bound::Unbounded,
-            };
-            let hi = match hi {
-                // Every key of token `t` sorts before (t + 1, []); at u64::MAX, to the end.
-                Bound::Included(t) => match t.checked_add(1) {
-                    Some(next) => Bound::Excluded((next, Vec::new())),
-                    None => Bound::Unbounded,
-                },
-                _ => Bound::Unbounded,
-            };
-            for (token, key) in set.range((lo, hi)) {
-                // `(start, [])` sorts before every key of token `start`, which the range
-                // excludes (a whole ring takes them in its second piece).
-                if piece == 0 && *token == start {
-                    continue;
-                }
-                if out.len() == max {
+        // References first: a range over the bound is refused before any key is copied.
+        let mut out: Vec<&[u8]> = Vec::new();
+        for piece in pieces {
+            for (_, keys) in map.range(piece) {
+                if out.len() + keys.len() > max {
                     return None;
                 }
-                out.push(key.clone());
+                out.extend(keys.iter().map(Vec::as_slice));
             }
         }
-        drop(set);
         out.sort_unstable();
-        Some(out)
+        Some(out.into_iter().map(<[u8]>::to_vec).collect())
     }
 }
 

@@ -38,19 +38,26 @@ pub trait ReadStore {
     ) -> Result<Vec<(Vec<u8>, Cell)>, StorageError>;
 
     /// The keys from `start` on for which `keep` holds, examining a bounded number of keys
-    /// (about `examine_max`), and the key (inclusive) to resume from, `None` at the end of the
-    /// key space: as [`Lsm::scan_filtered`]. The default filters a plain scan; engines
-    /// override it to skip copying the keys they refuse.
+    /// (about `examine_max`) and keeping at most `keep_max`, and the key (inclusive) to
+    /// resume from, `None` at the end of the key space: as [`Lsm::scan_filtered`]. The default
+    /// filters a plain scan; engines override it to skip copying the keys they refuse.
     fn scan_filtered(
         &self,
         start: &[u8],
         examine_max: usize,
+        keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
     ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+        let examine_max = examine_max.max(1);
         let mut page = self.scan(start, None, examine_max.saturating_add(1))?;
-        let resume = (page.len() > examine_max).then(|| page.pop().map(|(k, _)| k));
+        let mut resume = (page.len() > examine_max)
+            .then(|| page.pop().map(|(k, _)| k))
+            .flatten();
         page.retain(|(k, _)| keep(k));
-        Ok((page, resume.flatten()))
+        if page.len() > keep_max.max(1) {
+            resume = page.drain(keep_max.max(1)..).next().map(|(k, _)| k);
+        }
+        Ok((page, resume))
     }
 }
 
@@ -72,9 +79,10 @@ impl<D: Disk> ReadStore for Lsm<D> {
         &self,
         start: &[u8],
         examine_max: usize,
+        keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
     ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
-        Lsm::scan_filtered(self, start, None, examine_max, keep)
+        Lsm::scan_filtered(self, start, None, examine_max, keep_max, keep)
     }
 }
 
@@ -194,7 +202,15 @@ pub fn scan_ranges(
                 .iter()
                 .any(|s| !s.done && key >= s.start.as_slice() && s.range.contains(token))
         };
-        let (page, resume) = store.scan_filtered(&from, SCAN_STEP_KEYS, &wanted)?;
+        // Enough for the scan that wants the most: a dense range (every key kept) copies about
+        // one page, not a whole step.
+        let keep_max = scans
+            .iter()
+            .filter(|s| !s.done)
+            .map(|s| s.limit.max(1).saturating_sub(s.out.len()))
+            .max()
+            .unwrap_or(1);
+        let (page, resume) = store.scan_filtered(&from, SCAN_STEP_KEYS, keep_max, &wanted)?;
         for (key, cell) in page {
             let token = key_token(&key);
             for s in &mut scans {
@@ -376,16 +392,22 @@ mod tests {
         }
     }
 
-    /// Walks `store` with `scan_filtered` in steps of `step` keys from the start.
+    /// Walks `store` with `scan_filtered` in steps of `step` keys, keeping `keep_max` at most,
+    /// from the start.
     fn filtered_walk(
         store: &impl ReadStore,
         step: usize,
+        keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
     ) -> Vec<(Vec<u8>, Cell)> {
         let mut start = vec![0];
         let mut out = Vec::new();
         loop {
-            let (page, resume) = store.scan_filtered(&start, step, keep).unwrap();
+            let (page, resume) = store.scan_filtered(&start, step, keep_max, keep).unwrap();
+            assert!(
+                page.len() <= keep_max.max(1),
+                "at most keep_max keys per step"
+            );
             out.extend(page);
             match resume {
                 Some(next) => start = next,
@@ -427,12 +449,18 @@ mod tests {
         expected.retain(|(k, _)| keep(k));
         assert!(expected.len() > 100);
         for step in [1, 2, 3, 7, 64, 10_000] {
-            assert_eq!(filtered_walk(&data, step, &keep), expected, "step {step}");
-            assert_eq!(
-                filtered_walk(&Plain(&data), step, &keep),
-                expected,
-                "default, step {step}"
-            );
+            for keep_max in [1, 5, 64, usize::MAX] {
+                assert_eq!(
+                    filtered_walk(&data, step, keep_max, &keep),
+                    expected,
+                    "step {step}, keep_max {keep_max}"
+                );
+                assert_eq!(
+                    filtered_walk(&Plain(&data), step, keep_max, &keep),
+                    expected,
+                    "default, step {step}, keep_max {keep_max}"
+                );
+            }
         }
     }
 

@@ -526,22 +526,26 @@ impl<D: Disk> Lsm<D> {
     }
 
     /// The keys in `[start, end)` for which `keep` holds, with their cells (tombstones
-    /// included), examining at most `examine_max` keys of each memtable and table; and where to
-    /// resume: `None` if every source was walked to `end`, else the key (inclusive) from which
-    /// the answer is not complete yet. Unlike [`Lsm::scan`], keys that
-    /// `keep` refuses are never copied or merged, so looking for the few keys of a token range
-    /// (they are spread over the whole key space) costs a walk, not a copy of the store.
+    /// included), examining at most `examine_max` keys of each memtable and table and keeping
+    /// at most `keep_max` (of each, and in all); and where to resume: `None` if every source was walked to
+    /// `end`, else the key (inclusive) from which the answer is not complete yet. Unlike
+    /// [`Lsm::scan`], keys that `keep` refuses are never copied or merged, so looking for the
+    /// few keys of a token range (they are spread over the whole key space) costs a walk, not a
+    /// copy of the store; and a dense range (every key kept) copies about `keep_max` keys.
     ///
-    /// Every source stops after `examine_max` keys; the answer is cut at the smallest key at
-    /// which a source stopped, so each key returned was reconciled over every source.
+    /// Every source stops after `examine_max` keys or `keep_max` kept ones; the answer is cut
+    /// at the smallest key at which a source stopped, so each key returned was reconciled over
+    /// every source.
     pub fn scan_filtered(
         &self,
         start: &[u8],
         end: Option<&[u8]>,
         examine_max: usize,
+        keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
     ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
         let examine_max = examine_max.max(1);
+        let keep_max = keep_max.max(1);
         let before_end = |k: &[u8]| end.is_none_or(|e| k < e);
         let mut cut: Option<Vec<u8>> = None;
         let mut note_cut = |last: Vec<u8>| {
@@ -558,7 +562,7 @@ impl<D: Disk> Lsm<D> {
                 if !before_end(k) {
                     break;
                 }
-                if examined == examine_max {
+                if examined == examine_max || found.len() == keep_max {
                     note_cut(k.clone());
                     break;
                 }
@@ -581,7 +585,7 @@ impl<D: Disk> Lsm<D> {
                 if !before_end(&k) {
                     break;
                 }
-                if examined == examine_max {
+                if examined == examine_max || found.len() == keep_max {
                     note_cut(k);
                     break;
                 }
@@ -593,10 +597,15 @@ impl<D: Disk> Lsm<D> {
             sources.push(Box::new(found.into_iter()));
         }
         // A source stopped at `cut` without examining it: keys from `cut` on are incomplete.
+        // And at most `keep_max` in all: the next one is where to resume.
         let mut out = Vec::new();
         for item in MergeIter::new(sources) {
             let (key, cell) = item?;
             if cut.as_ref().is_some_and(|c| key >= *c) {
+                break;
+            }
+            if out.len() == keep_max {
+                cut = Some(key);
                 break;
             }
             out.push((key, cell));
