@@ -428,7 +428,7 @@ impl ringstore_core::node::ReadStore for Store {
         examine_max: usize,
         keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+    ) -> Result<RangePage, StorageError> {
         // The lock is held for one bounded step; writers get in between steps.
         self.inner
             .read()

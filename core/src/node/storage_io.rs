@@ -47,7 +47,7 @@ pub trait ReadStore {
         examine_max: usize,
         keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+    ) -> Result<RangePage, StorageError> {
         let examine_max = examine_max.max(1);
         let mut page = self.scan(start, None, examine_max.saturating_add(1))?;
         let mut resume = (page.len() > examine_max)
@@ -81,7 +81,7 @@ impl<D: Disk> ReadStore for Lsm<D> {
         examine_max: usize,
         keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+    ) -> Result<RangePage, StorageError> {
         Lsm::scan_filtered(self, start, None, examine_max, keep_max, keep)
     }
 }
@@ -444,7 +444,7 @@ mod tests {
                 _ => {}
             }
         }
-        let keep = |k: &[u8]| key_token(k).0 % 3 != 0;
+        let keep = |k: &[u8]| !key_token(k).0.is_multiple_of(3);
         let mut expected = data.scan(&[0], None, usize::MAX).unwrap();
         expected.retain(|(k, _)| keep(k));
         assert!(expected.len() > 100);

@@ -104,6 +104,10 @@ pub struct Lsm<D: Disk> {
     last_sync: Millis,
 }
 
+/// A page of [`Lsm::scan_filtered`]: the keys kept with their cells, and the key (inclusive) to
+/// resume from (`None`: the walk reached its end).
+pub type FilteredPage = (Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>);
+
 impl<D: Disk> Lsm<D> {
     /// Opens the database on `disk`, creating it if the disk holds no ringstore files, and
     /// recovers from whatever a crash left.
@@ -543,7 +547,7 @@ impl<D: Disk> Lsm<D> {
         examine_max: usize,
         keep_max: usize,
         keep: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<(Vec<(Vec<u8>, Cell)>, Option<Vec<u8>>), StorageError> {
+    ) -> Result<FilteredPage, StorageError> {
         let examine_max = examine_max.max(1);
         let keep_max = keep_max.max(1);
         let before_end = |k: &[u8]| end.is_none_or(|e| k < e);
@@ -557,8 +561,7 @@ impl<D: Disk> Lsm<D> {
         let mems = std::iter::once(&self.active).chain(self.frozen.iter().map(|f| f.mem.as_ref()));
         for mem in mems {
             let mut found = Vec::new();
-            let mut examined = 0;
-            for (k, c) in mem.range_from(Bound::Included(start)) {
+            for (examined, (k, c)) in mem.range_from(Bound::Included(start)).enumerate() {
                 if !before_end(k) {
                     break;
                 }
@@ -566,7 +569,6 @@ impl<D: Disk> Lsm<D> {
                     note_cut(k.clone());
                     break;
                 }
-                examined += 1;
                 if keep(k) {
                     found.push(Ok((k.clone(), c.clone())));
                 }
@@ -575,12 +577,12 @@ impl<D: Disk> Lsm<D> {
         }
         for table in self.levels.iter().flatten() {
             let meta = table.meta();
-            if meta.max_key.as_slice() < start || !end.is_none_or(|e| meta.min_key.as_slice() < e) {
+            if meta.max_key.as_slice() < start || end.is_some_and(|e| meta.min_key.as_slice() >= e)
+            {
                 continue;
             }
             let mut found = Vec::new();
-            let mut examined = 0;
-            for item in table.iter(Some(start), true) {
+            for (examined, item) in table.iter(Some(start), true).enumerate() {
                 let (k, c) = item?;
                 if !before_end(&k) {
                     break;
@@ -589,7 +591,6 @@ impl<D: Disk> Lsm<D> {
                     note_cut(k);
                     break;
                 }
-                examined += 1;
                 if keep(&k) {
                     found.push(Ok((k, c)));
                 }

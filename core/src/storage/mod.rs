@@ -32,7 +32,7 @@ pub use cell::{CLIENT_KEY_BYTES_MAX, Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Ver
 pub use compaction::CompactionConfig;
 pub use config::{LsmConfig, SyncPolicy};
 pub use disk::{Disk, DiskError, DiskOp};
-pub use engine::{Lsm, RecoveryReport, SCAN_LIMIT_MAX};
+pub use engine::{FilteredPage, Lsm, RecoveryReport, SCAN_LIMIT_MAX};
 pub use error::StorageError;
 pub use jobs::{Job, JobKind};
 pub use sim_disk::{FaultConfig, SimDisk, SimDiskStats};
