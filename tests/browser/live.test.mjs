@@ -170,7 +170,9 @@ test('the page served by a node watches and drives the real cluster', async () =
   });
   console.log(`live: 3 of 3 nodes connected and drawn ${Date.now() - opened} ms after the page was opened`);
   assert.equal(connected.seed, a1);
-  assert.match(await page.textContent('#mode'), new RegExp(`Live · ${a1.replace(/\./g, '\\.')} · 3 of 3 nodes reachable`));
+  // The badge refreshes twice a second (live.js STATUS_MS), so it may trail the view model.
+  const badge = new RegExp(`Live · ${a1.replace(/\./g, '\\.')} · 3 of 3 nodes reachable`);
+  await until('the badge says 3 of 3', async () => badge.test(await page.textContent('#mode')));
   assert.ok(await page.isHidden('#step'), 'no step button in live mode');
   assert.ok(await page.isHidden('#scenario'), 'no scenarios in live mode');
   assert.ok(await page.isHidden('#node-toggle'), 'no crash button in live mode');
@@ -285,7 +287,8 @@ test('the standalone page offers to connect, refuses a bad address clearly, and 
   await page.click('#connect button[type=submit]');
   await until('connected from the form', async () => {
     const i = await info(page);
-    return i.mode === 'live' && i.nodes.filter((n) => n.status === 'up').length === 2;
+    // n3 is down if the first test ran to its end; either way every live node shows up.
+    return i.mode === 'live' && i.nodes.filter((n) => n.status === 'up').length >= 2;
   });
   await page.click('#live-leave');
   await until('back in the simulation', async () => (await info(page)).mode === 'sim');
