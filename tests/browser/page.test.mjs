@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -46,14 +45,7 @@ before(async () => {
   fs.mkdirSync(artifacts, { recursive: true });
   server = await serve();
   base = `http://127.0.0.1:${server.address().port}/`;
-  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ringstore-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1400, height: 860 },
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  ({ browser, profile } = await launchChromium());
 });
 
 after(async () => {

@@ -8,8 +8,8 @@
 // builds in interleaved runs on a noisy machine). TRACE=/tmp/trace.json keeps the raw trace
 // (open it in chrome://tracing or Perfetto). CPU time (the trace's thread time) is what a
 // busy shared machine disturbs least; wall time includes waiting for a core.
-import { chromium } from 'playwright-core';
-import http from 'node:http'; import fs from 'node:fs'; import os from 'node:os'; import path from 'node:path';
+import { launchChromium } from './chromium.mjs';
+import http from 'node:http'; import fs from 'node:fs'; import path from 'node:path';
 const www = path.resolve('../../www');
 const query = process.argv[2] || '?nodes=16&rate=200&speed=1&seed=11';
 const secs = Number(process.argv[3] || 5);
@@ -22,12 +22,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': t }).end(d); });
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1400, height: 860 },
-  args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-    '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-});
+const { browser, profile } = await launchChromium();
 const page = await browser.newPage();
 await page.emulateMedia({ colorScheme: 'light' });
 await page.goto(`http://127.0.0.1:${server.address().port}/${query}`);
