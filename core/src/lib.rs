@@ -64,6 +64,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod antientropy;
+pub mod framing;
 pub mod membership;
 pub mod node;
 pub mod ring;

@@ -35,24 +35,27 @@
 //! 12      len   payload    the message, encoded with postcard (serde, varint integers)
 //! ```
 //!
-//! Decoding checks the magic, version, direction, bound and checksum before it looks at the
-//! payload; every failure is a [`UiError`], never a panic. The direction byte keeps a frame
-//! meant for one end from being read by the other.
+//! The header is the shared [`crate::framing`] codec's, with the direction as its checked tag
+//! byte ([`UiFrame::FORMAT`]): decoding checks the magic, version, direction, bound and
+//! checksum before it looks at the payload; every failure is a [`UiError`], never a panic.
+//! The direction byte keeps a frame meant for one end from being read by the other.
 
 use crate::NodeId;
+use crate::framing::{FrameError, FrameFormat, HEADER_BYTES, Tag};
 use crate::membership::{MemberStatus, Verdict};
-use crate::node::{AntiEntropyStats, Consistency, Lifecycle, NodeEvent};
+use crate::node::{AntiEntropyStats, ClientOp, Lifecycle, NodeEvent};
 use crate::storage::LsmStats;
 use crate::wire::MessageKind;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The version of this protocol.
-pub const UI_VERSION: u8 = 1;
+/// The version of this protocol. 2: client operations are one [`Command::Client`] carrying
+/// the core's [`ClientOp`] (version 1 had `Put`, `Get` and `Delete` commands of its own).
+pub const UI_VERSION: u8 = 2;
 /// The path of the UI socket on every node.
 pub const UI_PATH: &str = "/ws/ui";
 /// Bytes of frame before the payload.
-pub const FRAME_HEADER_BYTES: usize = 12;
+pub const FRAME_HEADER_BYTES: usize = HEADER_BYTES;
 /// The largest frame payload a node sends (a snapshot of a large ring fits many times over).
 pub const TO_PAGE_BYTES_MAX: usize = 1 << 20;
 /// The largest frame payload a page sends: a command with a key and a value of a few KiB.
@@ -71,141 +74,33 @@ pub const COMMANDS_IN_FLIGHT_MAX: usize = 16;
 /// store them); the reply says how long the whole value is.
 pub const VALUE_SHOWN_BYTES_MAX: usize = 1024;
 
-const MAGIC: [u8; 2] = *b"RU";
-const TO_PAGE: u8 = 1;
-const TO_NODE: u8 = 2;
+/// The first two bytes of every UI frame.
+pub const UI_MAGIC: [u8; 2] = *b"RU";
+/// The direction byte of a frame to the page.
+pub const TO_PAGE: u8 = 1;
+/// The direction byte of a frame to the node.
+pub const TO_NODE: u8 = 2;
 
-/// Why bytes could not be decoded as a UI frame. Nothing was changed.
+/// Why bytes could not be decoded as a UI frame: what the shared frame check found
+/// ([`FrameError`]; [`FrameError::WrongTag`] is a frame for the other end). Nothing was
+/// changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum UiError {
-    /// Fewer bytes than a header, or than it announces.
-    #[error("truncated frame: {got} bytes, needed {needed}")]
-    Truncated {
-        /// Bytes present.
-        got: usize,
-        /// Bytes needed.
-        needed: usize,
-    },
-    /// Not a UI frame.
-    #[error("bad magic {0:?}")]
-    BadMagic([u8; 2]),
-    /// A protocol version this build does not speak.
-    #[error("unsupported UI protocol version {got} (this build speaks {UI_VERSION})")]
-    UnsupportedVersion {
-        /// The version received.
-        got: u8,
-    },
-    /// A frame meant for the other end.
-    #[error("a frame for the other end (direction {got}, expected {expected})")]
-    WrongDirection {
-        /// The direction byte received.
-        got: u8,
-        /// The one expected.
-        expected: u8,
-    },
-    /// A payload over the bound.
-    #[error("frame of {len} bytes is over the limit of {max}")]
-    TooLarge {
-        /// Announced (or encoded) length.
-        len: usize,
-        /// The bound.
-        max: usize,
-    },
-    /// The payload does not match its checksum.
-    #[error("checksum mismatch: stored {expected:#010x}, computed {got:#010x}")]
-    ChecksumMismatch {
-        /// Computed.
-        got: u32,
-        /// Stored.
-        expected: u32,
-    },
-    /// The payload is not a valid message.
-    #[error("undecodable payload: {0}")]
-    Payload(String),
-    /// Bytes after the announced payload.
-    #[error("{0} trailing bytes after the frame")]
-    Trailing(usize),
-}
+#[error("bad UI frame: {0}")]
+pub struct UiError(#[from] pub FrameError);
 
-/// A message that travels in a UI frame: its direction byte and its bound.
+/// A message that travels in a UI frame: its format (direction byte and bound).
 pub trait UiFrame: Serialize + DeserializeOwned {
-    /// The frame's direction byte.
-    const DIRECTION: u8;
-    /// The largest payload accepted.
-    const BYTES_MAX: usize;
+    /// Its frame format: [`UI_MAGIC`], [`UI_VERSION`], the direction as the tag, the bound.
+    const FORMAT: FrameFormat;
 
     /// Encodes the message into one frame. Fails only if it is over the bound.
     fn encode(&self) -> Result<Vec<u8>, UiError> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(&MAGIC);
-        out.push(UI_VERSION);
-        out.push(Self::DIRECTION);
-        out.extend_from_slice(&[0; 8]);
-        let mut out =
-            postcard::to_extend(self, out).map_err(|e| UiError::Payload(e.to_string()))?;
-        let len = out.len() - FRAME_HEADER_BYTES;
-        if len > Self::BYTES_MAX {
-            return Err(UiError::TooLarge {
-                len,
-                max: Self::BYTES_MAX,
-            });
-        }
-        let crc = crc32fast::hash(&out[FRAME_HEADER_BYTES..]);
-        out[4..8].copy_from_slice(&(len as u32).to_le_bytes());
-        out[8..12].copy_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        Ok(Self::FORMAT.encode(self)?)
     }
 
     /// Decodes one frame that spans all of `bytes`.
     fn decode(bytes: &[u8]) -> Result<Self, UiError> {
-        if bytes.len() < FRAME_HEADER_BYTES {
-            return Err(UiError::Truncated {
-                got: bytes.len(),
-                needed: FRAME_HEADER_BYTES,
-            });
-        }
-        let magic = [bytes[0], bytes[1]];
-        if magic != MAGIC {
-            return Err(UiError::BadMagic(magic));
-        }
-        if bytes[2] != UI_VERSION {
-            return Err(UiError::UnsupportedVersion { got: bytes[2] });
-        }
-        if bytes[3] != Self::DIRECTION {
-            return Err(UiError::WrongDirection {
-                got: bytes[3],
-                expected: Self::DIRECTION,
-            });
-        }
-        let len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-        if len > Self::BYTES_MAX {
-            return Err(UiError::TooLarge {
-                len,
-                max: Self::BYTES_MAX,
-            });
-        }
-        let needed = FRAME_HEADER_BYTES + len;
-        if bytes.len() < needed {
-            return Err(UiError::Truncated {
-                got: bytes.len(),
-                needed,
-            });
-        }
-        if bytes.len() > needed {
-            return Err(UiError::Trailing(bytes.len() - needed));
-        }
-        let expected = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let payload = &bytes[FRAME_HEADER_BYTES..];
-        let got = crc32fast::hash(payload);
-        if got != expected {
-            return Err(UiError::ChecksumMismatch { got, expected });
-        }
-        let (msg, rest) = postcard::take_from_bytes::<Self>(payload)
-            .map_err(|e| UiError::Payload(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(UiError::Trailing(rest.len()));
-        }
-        Ok(msg)
+        Ok(Self::FORMAT.decode(bytes)?)
     }
 }
 
@@ -227,8 +122,12 @@ pub enum ToPage {
 }
 
 impl UiFrame for ToPage {
-    const DIRECTION: u8 = TO_PAGE;
-    const BYTES_MAX: usize = TO_PAGE_BYTES_MAX;
+    const FORMAT: FrameFormat = FrameFormat {
+        magic: UI_MAGIC,
+        version: UI_VERSION,
+        tag: Tag::Checked(TO_PAGE),
+        payload_bytes_max: TO_PAGE_BYTES_MAX,
+    };
 }
 
 /// Everything a page sends to a node.
@@ -244,8 +143,12 @@ pub enum ToNode {
 }
 
 impl UiFrame for ToNode {
-    const DIRECTION: u8 = TO_NODE;
-    const BYTES_MAX: usize = TO_NODE_BYTES_MAX;
+    const FORMAT: FrameFormat = FrameFormat {
+        magic: UI_MAGIC,
+        version: UI_VERSION,
+        tag: Tag::Checked(TO_NODE),
+        payload_bytes_max: TO_NODE_BYTES_MAX,
+    };
 }
 
 /// Who the node is and what it allows; sent once, in the snapshot.
@@ -437,29 +340,10 @@ pub struct Update {
 /// Something a page asks a node to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Write `value` under `key`, coordinated by this node.
-    Put {
-        /// 1 to 1,024 bytes.
-        key: Vec<u8>,
-        /// The value.
-        value: Vec<u8>,
-        /// W for this request (the node's default if `None`).
-        consistency: Option<Consistency>,
-    },
-    /// Read `key`, coordinated by this node.
-    Get {
-        /// The key.
-        key: Vec<u8>,
-        /// R for this request.
-        consistency: Option<Consistency>,
-    },
-    /// Delete `key` (write a tombstone), coordinated by this node.
-    Delete {
-        /// The key.
-        key: Vec<u8>,
-        /// W for this request.
-        consistency: Option<Consistency>,
-    },
+    /// A put, get or delete coordinated by this node: the HTTP API's operation, with its
+    /// bounds and error codes (a read's reply carries at most [`VALUE_SHOWN_BYTES_MAX`] bytes of
+    /// the value).
+    Client(ClientOp),
     /// Drop all traffic to and from these peers at this node (fault injection only).
     Partition {
         /// The peers cut off (added to those already cut).

@@ -14,11 +14,13 @@
 //! 12      len   payload   the Message, encoded with postcard (serde, varint integers)
 //! ```
 //!
-//! Decoding checks the magic, version, bound and checksum before it looks at the payload, and
-//! every failure is a [`WireError`], never a panic. The size bound covers the largest legal
+//! The header is the shared [`crate::framing`] codec's (format [`ENVELOPE_FORMAT`]): decoding
+//! checks the magic, version, bound and checksum before it looks at the payload, and every
+//! failure is a [`WireError`], never a panic. The size bound covers the largest legal
 //! message: a key and a value at their limits plus framing.
 
 use crate::NodeId;
+use crate::framing::{FrameError, FrameFormat, HEADER_BYTES, Tag};
 use crate::ring::Range;
 use crate::storage::{Cell, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
@@ -26,10 +28,9 @@ use serde::{Deserialize, Serialize};
 /// The version of this protocol.
 pub const WIRE_VERSION: u8 = 1;
 /// Bytes of envelope before the payload.
-pub const ENVELOPE_BYTES: usize = 12;
+pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
 /// The largest payload accepted.
 pub const MESSAGE_BYTES_MAX: usize = VALUE_BYTES_LIMIT + (64 << 10);
-const MAGIC: [u8; 2] = *b"RS";
 
 /// Identifies a client request at its coordinator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -219,56 +220,19 @@ impl Message {
     }
 }
 
-/// Why bytes could not be decoded as a message. Nothing was changed.
+/// Why bytes could not be decoded as a peer envelope: what the shared frame check found
+/// ([`FrameError`]). Nothing was changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    /// Fewer bytes than an envelope, or than it announces.
-    #[error("truncated frame: {got} bytes, needed {needed}")]
-    Truncated {
-        /// Bytes present.
-        got: usize,
-        /// Bytes needed.
-        needed: usize,
-    },
-    /// Not a ringstore frame.
-    #[error("bad magic {0:?}")]
-    BadMagic([u8; 2]),
-    /// A protocol version this build does not speak.
-    #[error("unsupported wire version {got} (this build speaks {WIRE_VERSION})")]
-    UnsupportedVersion {
-        /// The version received.
-        got: u8,
-    },
-    /// A payload over the bound.
-    #[error("message of {len} bytes is over the limit of {MESSAGE_BYTES_MAX}")]
-    TooLarge {
-        /// Announced length.
-        len: usize,
-    },
-    /// The payload does not match its checksum.
-    #[error("checksum mismatch: stored {expected:#010x}, computed {got:#010x}")]
-    ChecksumMismatch {
-        /// Computed.
-        got: u32,
-        /// Stored.
-        expected: u32,
-    },
-    /// The payload is not a valid message.
-    #[error("undecodable payload: {0}")]
-    Payload(String),
-    /// Bytes after the announced payload.
-    #[error("{0} trailing bytes after the frame")]
-    Trailing(usize),
-}
+#[error("bad wire envelope: {0}")]
+pub struct WireError(#[from] pub FrameError);
 
-/// Lets postcard append to a borrowed buffer.
-struct Appender<'a>(&'a mut Vec<u8>);
-
-impl Extend<u8> for Appender<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
-    }
-}
+/// The envelope's frame format: see the module docs for the layout.
+pub const ENVELOPE_FORMAT: FrameFormat = FrameFormat {
+    magic: *b"RS",
+    version: WIRE_VERSION,
+    tag: Tag::Reserved,
+    payload_bytes_max: MESSAGE_BYTES_MAX,
+};
 
 /// Encoding and decoding of [`Message`] frames. See the module docs for the layout.
 pub struct Envelope;
@@ -276,83 +240,25 @@ pub struct Envelope;
 impl Envelope {
     /// Encodes `msg` into a frame. Fails only if the message is over the bound.
     pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
-        let mut out = Vec::new();
-        Envelope::encode_into(msg, &mut out)?;
-        Ok(out)
+        Ok(ENVELOPE_FORMAT.encode(msg)?)
     }
 
     /// Appends `msg`'s frame to `out`, encoding the payload in place (no intermediate buffer),
     /// so a transport can pack several frames into one write. On an error `out` is left as it
     /// was.
     pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let start = out.len();
-        out.extend_from_slice(&MAGIC);
-        out.push(WIRE_VERSION);
-        out.push(0);
-        out.extend_from_slice(&[0; 8]);
-        if let Err(e) = postcard::to_extend(msg, Appender(out)) {
-            out.truncate(start);
-            return Err(WireError::Payload(e.to_string()));
-        }
-        let len = out.len() - start - ENVELOPE_BYTES;
-        if len > MESSAGE_BYTES_MAX {
-            out.truncate(start);
-            return Err(WireError::TooLarge { len });
-        }
-        let crc = crc32fast::hash(&out[start + ENVELOPE_BYTES..]);
-        out[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
-        out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
-        Ok(())
+        Ok(ENVELOPE_FORMAT.encode_into(msg, out)?)
     }
 
     /// Decodes one frame that must span all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
-        let (msg, used) = Envelope::decode_prefix(bytes)?;
-        if used < bytes.len() {
-            return Err(WireError::Trailing(bytes.len() - used));
-        }
-        Ok(msg)
+        Ok(ENVELOPE_FORMAT.decode(bytes)?)
     }
 
     /// Decodes the frame at the start of `bytes`, which may be followed by more frames (a
     /// transport packs several into one write); returns the message and the bytes it took.
     pub fn decode_prefix(bytes: &[u8]) -> Result<(Message, usize), WireError> {
-        if bytes.len() < ENVELOPE_BYTES {
-            return Err(WireError::Truncated {
-                got: bytes.len(),
-                needed: ENVELOPE_BYTES,
-            });
-        }
-        let magic = [bytes[0], bytes[1]];
-        if magic != MAGIC {
-            return Err(WireError::BadMagic(magic));
-        }
-        if bytes[2] != WIRE_VERSION {
-            return Err(WireError::UnsupportedVersion { got: bytes[2] });
-        }
-        let len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-        if len > MESSAGE_BYTES_MAX {
-            return Err(WireError::TooLarge { len });
-        }
-        let needed = ENVELOPE_BYTES + len;
-        if bytes.len() < needed {
-            return Err(WireError::Truncated {
-                got: bytes.len(),
-                needed,
-            });
-        }
-        let expected = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let payload = &bytes[ENVELOPE_BYTES..needed];
-        let got = crc32fast::hash(payload);
-        if got != expected {
-            return Err(WireError::ChecksumMismatch { got, expected });
-        }
-        let (msg, rest) = postcard::take_from_bytes::<Message>(payload)
-            .map_err(|e| WireError::Payload(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(WireError::Trailing(rest.len()));
-        }
-        Ok((msg, needed))
+        Ok(ENVELOPE_FORMAT.decode_prefix(bytes)?)
     }
 }
 
@@ -413,6 +319,18 @@ mod tests {
     }
 
     #[test]
+    fn the_header_is_as_documented() {
+        // Written out by hand, so a change to the shared codec cannot move a byte unseen.
+        let msg = &sample()[3];
+        let payload = postcard::to_allocvec(msg).unwrap();
+        let mut expected = b"RS\x01\x00".to_vec();
+        expected.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        expected.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        expected.extend_from_slice(&payload);
+        assert_eq!(Envelope::encode(msg).unwrap(), expected);
+    }
+
+    #[test]
     fn the_encoding_is_compact() {
         let put = &sample()[0];
         let bytes = Envelope::encode(put).unwrap();
@@ -439,7 +357,10 @@ mod tests {
         }
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(Envelope::decode(&long), Err(WireError::Trailing(1)));
+        assert_eq!(
+            Envelope::decode(&long),
+            Err(WireError(FrameError::Trailing(1)))
+        );
     }
 
     #[test]
@@ -448,7 +369,7 @@ mod tests {
         bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
             Envelope::decode(&bytes),
-            Err(WireError::TooLarge { .. })
+            Err(WireError(FrameError::TooLarge { .. }))
         ));
     }
 
@@ -461,7 +382,7 @@ mod tests {
         bytes.extend_from_slice(&payload);
         assert!(matches!(
             Envelope::decode(&bytes),
-            Err(WireError::Payload(_))
+            Err(WireError(FrameError::Payload(_)))
         ));
     }
 
@@ -488,7 +409,7 @@ mod tests {
         let (_, used) = Envelope::decode_prefix(cut).unwrap();
         assert!(matches!(
             Envelope::decode_prefix(&cut[used..]),
-            Err(WireError::Truncated { .. })
+            Err(WireError(FrameError::Truncated { .. }))
         ));
     }
 

@@ -5,7 +5,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use ringstore_core::NodeId;
-use ringstore_core::node::Consistency;
+use ringstore_core::node::{ClientOp, Consistency};
 use ringstore_core::ui::{
     Answer, Command, CommandError, ErrorCode, MESSAGES_PER_UPDATE, Snapshot, ToNode, ToPage,
     UI_PATH, UiFrame, Update,
@@ -104,18 +104,18 @@ impl Page {
 }
 
 fn put(key: &str, value: &str) -> Command {
-    Command::Put {
+    Command::Client(ClientOp::Put {
         key: key.into(),
         value: value.into(),
         consistency: None,
-    }
+    })
 }
 
 fn get(key: &str) -> Command {
-    Command::Get {
+    Command::Client(ClientOp::Get {
         key: key.into(),
         consistency: None,
-    }
+    })
 }
 
 fn code(r: &Result<Answer, CommandError>) -> Option<ErrorCode> {
@@ -185,19 +185,19 @@ async fn the_snapshot_comes_first_then_updates_and_client_commands_work() {
         code(&page.run(get(&long)).await),
         Some(ErrorCode::BadRequest)
     );
-    let w4 = Command::Put {
+    let w4 = Command::Client(ClientOp::Put {
         key: b"k".to_vec(),
         value: b"v".to_vec(),
         consistency: Some(Consistency::Count(4)),
-    };
+    });
     assert_eq!(code(&page.run(w4).await), Some(ErrorCode::BadRequest));
     let missing = page.run(get("nobody")).await;
     assert_eq!(missing, Ok(Answer::NotFound { deleted_ts: None }));
     let deleted = page
-        .run(Command::Delete {
+        .run(Command::Client(ClientOp::Delete {
             key: b"user123".to_vec(),
             consistency: None,
-        })
+        }))
         .await;
     let Ok(Answer::Written { ts, .. }) = deleted else {
         panic!("delete: {deleted:?}");
@@ -316,11 +316,11 @@ async fn fault_commands_are_refused_without_the_flag_and_applied_with_it() {
     let first = page.next_id;
     let mut frames = Vec::new();
     for i in 0..burst {
-        let command = Command::Put {
+        let command = Command::Client(ClientOp::Put {
             key: format!("burst{i}").into_bytes(),
             value: b"v".to_vec(),
             consistency: Some(Consistency::All),
-        };
+        });
         frames.push(Message::binary(
             ToNode::Command {
                 id: first + i,

@@ -9,6 +9,32 @@ use ringstore_core::sim::{ClusterSnapshot, Sim, SimConfig};
 use ringstore_core::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
 
+/// The console's client operation, for the simulated cluster and live mode alike: `kind` is
+/// `put`, `get` or `delete`; `consistency` is `one`, `quorum`, `all`, a number, or empty for
+/// the cluster's W or R. The node checks the key and value bounds.
+pub fn client_op(
+    kind: &str,
+    key: &str,
+    value: &str,
+    consistency: &str,
+) -> Result<ClientOp, String> {
+    let consistency = match consistency {
+        "" => None,
+        other => Some(other.parse::<Consistency>()?),
+    };
+    let key = key.as_bytes().to_vec();
+    Ok(match kind {
+        "put" => ClientOp::Put {
+            key,
+            value: value.as_bytes().to_vec(),
+            consistency,
+        },
+        "get" => ClientOp::Get { key, consistency },
+        "delete" => ClientOp::Delete { key, consistency },
+        other => return Err(format!("unknown operation {other:?}")),
+    })
+}
+
 /// What the page can choose when it builds a cluster; everything else takes the simulator's
 /// defaults. Every field is optional in JavaScript.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,27 +194,7 @@ impl Cluster {
         value: &str,
         consistency: &str,
     ) -> Result<OpId, PageError> {
-        let level = match consistency {
-            "" => None,
-            other => Some(other.parse::<Consistency>().map_err(PageError)?),
-        };
-        let key = key.as_bytes().to_vec();
-        let op = match kind {
-            "put" => ClientOp::Put {
-                key,
-                value: value.as_bytes().to_vec(),
-                consistency: level,
-            },
-            "get" => ClientOp::Get {
-                key,
-                consistency: level,
-            },
-            "delete" => ClientOp::Delete {
-                key,
-                consistency: level,
-            },
-            other => return Err(PageError(format!("unknown operation {other:?}"))),
-        };
+        let op = client_op(kind, key, value, consistency).map_err(PageError)?;
         if !self.sim.node_ids().contains(&NodeId(node)) {
             return Err(PageError(format!("no node n{node}")));
         }

@@ -134,6 +134,15 @@ pub enum ClientOp {
 }
 
 impl ClientOp {
+    /// `put`, `get` or `delete`, as the HTTP API's metrics and the page's console name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientOp::Put { .. } => "put",
+            ClientOp::Get { .. } => "get",
+            ClientOp::Delete { .. } => "delete",
+        }
+    }
+
     /// The key the operation is about.
     pub fn key(&self) -> &[u8] {
         match self {

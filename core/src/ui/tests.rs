@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::membership::GossipEvent;
+use crate::node::Consistency;
 use crate::storage::LevelStats;
 
 fn state() -> NodeState {
@@ -133,25 +134,25 @@ fn commands() -> Vec<ToNode> {
     vec![
         c(
             1,
-            Command::Put {
+            Command::Client(ClientOp::Put {
                 key: b"user123".to_vec(),
                 value: b"Alice".to_vec(),
                 consistency: Some(Consistency::Quorum),
-            },
+            }),
         ),
         c(
             2,
-            Command::Get {
+            Command::Client(ClientOp::Get {
                 key: b"user123".to_vec(),
                 consistency: Some(Consistency::Count(1)),
-            },
+            }),
         ),
         c(
             3,
-            Command::Delete {
+            Command::Client(ClientOp::Delete {
                 key: vec![0, 255],
                 consistency: None,
-            },
+            }),
         ),
         c(
             4,
@@ -209,7 +210,7 @@ fn every_damaged_byte_is_a_typed_error_never_a_panic() {
         }
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(ToPage::decode(&long), Err(UiError::Trailing(1)));
+        assert_eq!(ToPage::decode(&long), Err(UiError(FrameError::Trailing(1))));
     }
 }
 
@@ -218,15 +219,15 @@ fn a_frame_for_the_other_end_is_refused() {
     let to_node = commands()[0].encode().unwrap();
     assert_eq!(
         ToPage::decode(&to_node),
-        Err(UiError::WrongDirection {
+        Err(UiError(FrameError::WrongTag {
             got: 2,
             expected: 1
-        })
+        }))
     );
     let to_page = samples()[2].encode().unwrap();
     assert!(matches!(
         ToNode::decode(&to_page),
-        Err(UiError::WrongDirection { got: 1, .. })
+        Err(UiError(FrameError::WrongTag { got: 1, .. }))
     ));
 }
 
@@ -236,44 +237,50 @@ fn bounds_are_checked_before_the_payload_is_read() {
     bytes[4..8].copy_from_slice(&(TO_NODE_BYTES_MAX as u32 + 1).to_le_bytes());
     assert_eq!(
         ToNode::decode(&bytes),
-        Err(UiError::TooLarge {
+        Err(UiError(FrameError::TooLarge {
             len: TO_NODE_BYTES_MAX + 1,
             max: TO_NODE_BYTES_MAX
-        })
+        }))
     );
     // A command too big to send is refused by the encoder.
     let huge = ToNode::Command {
         id: 1,
-        command: Command::Put {
+        command: Command::Client(ClientOp::Put {
             key: b"k".to_vec(),
             value: vec![7; TO_NODE_BYTES_MAX],
             consistency: None,
-        },
+        }),
     };
-    assert!(matches!(huge.encode(), Err(UiError::TooLarge { .. })));
+    assert!(matches!(
+        huge.encode(),
+        Err(UiError(FrameError::TooLarge { .. }))
+    ));
 }
 
 #[test]
 fn garbage_with_a_valid_checksum_is_a_payload_error() {
     for payload in [&[0xffu8; 9][..], &[9u8][..], &[][..]] {
-        let mut bytes = b"RU\x01\x02".to_vec();
+        let mut bytes = vec![b'R', b'U', UI_VERSION, 2];
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         bytes.extend_from_slice(payload);
         assert!(
-            matches!(ToNode::decode(&bytes), Err(UiError::Payload(_))),
+            matches!(ToNode::decode(&bytes), Err(UiError(FrameError::Payload(_)))),
             "{payload:?}"
         );
     }
     assert_eq!(
         ToNode::decode(b"GET / HTTP/1.1\r\n"),
-        Err(UiError::BadMagic(*b"GE"))
+        Err(UiError(FrameError::BadMagic(*b"GE")))
     );
     let mut other = commands()[4].encode().unwrap();
     other[2] = 9;
     assert_eq!(
         ToNode::decode(&other),
-        Err(UiError::UnsupportedVersion { got: 9 })
+        Err(UiError(FrameError::UnsupportedVersion {
+            got: 9,
+            speaks: UI_VERSION
+        }))
     );
 }
 

@@ -22,6 +22,7 @@ pub mod link;
 use crate::metrics::Metrics;
 use handshake::Secret;
 use ringstore_core::NodeId;
+use ringstore_core::framing::FrameError;
 use ringstore_core::wire::{ENVELOPE_BYTES, Envelope, MESSAGE_BYTES_MAX, Message, WireError};
 use std::sync::Arc;
 
@@ -71,17 +72,20 @@ pub fn unpack(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
     let mut rest = bytes;
     while !rest.is_empty() {
         if msgs.len() >= ENVELOPES_PER_FRAME_MAX {
-            return Err(WireError::TooLarge { len: bytes.len() });
+            return Err(WireError(FrameError::TooLarge {
+                len: bytes.len(),
+                max: FRAME_BYTES_MAX,
+            }));
         }
         let (msg, used) = Envelope::decode_prefix(rest)?;
         msgs.push(msg);
         rest = &rest[used..];
     }
     if msgs.is_empty() {
-        return Err(WireError::Truncated {
+        return Err(WireError(FrameError::Truncated {
             got: 0,
             needed: ENVELOPE_BYTES,
-        });
+        }));
     }
     Ok(msgs)
 }

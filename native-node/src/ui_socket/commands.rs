@@ -6,7 +6,6 @@
 use crate::http::ApiError;
 use crate::runtime::{Control, NodeHandle};
 use ringstore_core::node::{ClientOk, ClientOp};
-use ringstore_core::storage::CLIENT_KEY_BYTES_MAX;
 use ringstore_core::ui::{Answer, Command, CommandError, ErrorCode, VALUE_SHOWN_BYTES_MAX};
 use std::time::{Duration, Instant};
 
@@ -41,18 +40,10 @@ pub fn command_error(e: &ApiError) -> CommandError {
     CommandError::new(code, message)
 }
 
-fn check_key(key: &[u8]) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > CLIENT_KEY_BYTES_MAX {
-        return Err(ApiError::BadRequest(format!(
-            "a key must be 1 to {CLIENT_KEY_BYTES_MAX} bytes, got {}",
-            key.len()
-        )));
-    }
-    Ok(())
-}
-
-fn written(ok: ClientOk) -> Result<Answer, ApiError> {
-    match ok {
+/// A client operation, as the HTTP handlers run it: the node checks the key and value bounds
+/// and answers with the same errors.
+async fn client(node: &NodeHandle, op: ClientOp) -> Result<Answer, ApiError> {
+    match node.client(op).await? {
         ClientOk::Written {
             version,
             acks,
@@ -63,64 +54,19 @@ fn written(ok: ClientOk) -> Result<Answer, ApiError> {
             acks: u32::try_from(acks).unwrap_or(u32::MAX),
             hinted: u32::try_from(hinted).unwrap_or(u32::MAX),
         }),
-        other => Err(ApiError::Unavailable(format!(
-            "unexpected answer to a write: {other:?}"
-        ))),
-    }
-}
-
-/// A client operation, as the HTTP handlers run it.
-async fn client(node: &NodeHandle, command: Command) -> Result<Answer, ApiError> {
-    match command {
-        Command::Put {
-            key,
-            value,
-            consistency,
-        } => {
-            check_key(&key)?;
-            let max = node.value_bytes_max;
-            if value.len() > max {
-                return Err(ApiError::TooLarge {
-                    len: Some(value.len()),
-                    max,
-                });
-            }
-            let op = ClientOp::Put {
-                key,
+        ClientOk::Found { version, mut value } => {
+            let value_bytes = value.len() as u64;
+            value.truncate(VALUE_SHOWN_BYTES_MAX);
+            Ok(Answer::Found {
+                ts: version.ts,
+                writer: version.node,
                 value,
-                consistency,
-            };
-            written(node.client(op).await?)
+                value_bytes,
+            })
         }
-        Command::Delete { key, consistency } => {
-            check_key(&key)?;
-            written(node.client(ClientOp::Delete { key, consistency }).await?)
-        }
-        Command::Get { key, consistency } => {
-            check_key(&key)?;
-            match node.client(ClientOp::Get { key, consistency }).await? {
-                ClientOk::Found { version, value } => {
-                    let value_bytes = value.len() as u64;
-                    let mut value = value;
-                    value.truncate(VALUE_SHOWN_BYTES_MAX);
-                    Ok(Answer::Found {
-                        ts: version.ts,
-                        writer: version.node,
-                        value,
-                        value_bytes,
-                    })
-                }
-                ClientOk::NotFound { version } => Ok(Answer::NotFound {
-                    deleted_ts: version.map(|v| v.ts),
-                }),
-                ClientOk::Written { .. } => {
-                    Err(ApiError::Unavailable("a read answered as a write".into()))
-                }
-            }
-        }
-        Command::Partition { .. } | Command::Heal | Command::ClockSkew { .. } => {
-            Err(ApiError::BadRequest("not a client operation".into()))
-        }
+        ClientOk::NotFound { version } => Ok(Answer::NotFound {
+            deleted_ts: version.map(|v| v.ts),
+        }),
     }
 }
 
@@ -158,24 +104,21 @@ async fn fault(node: &NodeHandle, control: Control) -> Result<Answer, CommandErr
 
 /// Runs one command and gives its outcome.
 pub async fn run(node: &NodeHandle, command: Command) -> Result<Answer, CommandError> {
-    let op = match &command {
-        Command::Put { .. } => "put",
-        Command::Get { .. } => "get",
-        Command::Delete { .. } => "delete",
-        Command::Partition { peers } => {
-            return fault(node, Control::Partition(peers.clone())).await;
-        }
+    let op = match command {
+        Command::Client(op) => op,
+        Command::Partition { peers } => return fault(node, Control::Partition(peers)).await,
         Command::Heal => return fault(node, Control::Heal).await,
-        Command::ClockSkew { ms } => return fault(node, Control::ClockSkew(*ms)).await,
+        Command::ClockSkew { ms } => return fault(node, Control::ClockSkew(ms)).await,
     };
+    let name = op.name();
     let started = Instant::now();
-    let result = client(node, command).await;
+    let result = client(node, op).await;
     let label = match &result {
         Ok(Answer::NotFound { .. }) => "not_found",
         Ok(_) => "ok",
         Err(e) => e.code(),
     };
     node.metrics
-        .request(op, label, started.elapsed().as_secs_f64());
+        .request(name, label, started.elapsed().as_secs_f64());
     result.map_err(|e| command_error(&e))
 }

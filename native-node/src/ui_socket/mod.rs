@@ -42,6 +42,7 @@ use collect::Collector;
 use futures_util::stream::{FuturesUnordered, SplitStream};
 use futures_util::{Sink, SinkExt, StreamExt};
 use ringstore_core::NodeId;
+use ringstore_core::framing::FrameError;
 use ringstore_core::storage::LsmStats;
 use ringstore_core::ui::{
     COMMANDS_IN_FLIGHT_MAX, CommandError, ErrorCode, FRAME_HEADER_BYTES, TO_NODE_BYTES_MAX, ToNode,
@@ -252,7 +253,7 @@ async fn reader(mut stream: SplitStream<WebSocket>, node: &NodeHandle, replies: 
 fn bad_frame_reason(len: usize, e: UiError) -> UiError {
     let max = FRAME_HEADER_BYTES + TO_NODE_BYTES_MAX;
     if len > max {
-        UiError::TooLarge { len, max }
+        UiError(FrameError::TooLarge { len, max })
     } else {
         e
     }

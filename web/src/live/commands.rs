@@ -8,11 +8,14 @@
 //! the newest value once the previous one is answered.
 
 use super::Live;
+use crate::cluster::client_op;
 use ringstore_core::NodeId;
-use ringstore_core::node::Consistency;
+use ringstore_core::framing::FrameError;
 use ringstore_core::sim::log::show_bytes;
+use ringstore_core::storage::CLIENT_KEY_BYTES_MAX;
 use ringstore_core::ui::{
-    Answer, COMMANDS_IN_FLIGHT_MAX, Command, CommandError, TO_NODE_BYTES_MAX, ToNode, UiFrame,
+    Answer, COMMANDS_IN_FLIGHT_MAX, Command, CommandError, TO_NODE_BYTES_MAX, ToNode, UiError,
+    UiFrame,
 };
 
 /// A command with no answer after this long (real ms) is reported failed.
@@ -173,7 +176,7 @@ impl Live {
         let frame = ToNode::Command { id, command }
             .encode()
             .map_err(|e| match e {
-                ringstore_core::ui::UiError::TooLarge { .. } => format!(
+                UiError(FrameError::TooLarge { .. }) => format!(
                     "too_large: a command is at most {} KiB with its key and value",
                     TO_NODE_BYTES_MAX >> 10
                 ),
@@ -205,41 +208,15 @@ impl Live {
         consistency: &str,
         real_ms: f64,
     ) -> Result<u64, String> {
-        let level = match consistency {
-            "" => None,
-            other => Some(other.parse::<Consistency>()?),
-        };
-        if key.is_empty() || key.len() > 1024 {
-            return Err("bad_request: a key is 1 to 1,024 bytes".into());
+        if key.is_empty() || key.len() > CLIENT_KEY_BYTES_MAX {
+            return Err(format!(
+                "bad_request: a key is 1 to {CLIENT_KEY_BYTES_MAX} bytes"
+            ));
         }
-        let k = key.as_bytes().to_vec();
-        let (command, kind) = match kind {
-            "put" => (
-                Command::Put {
-                    key: k,
-                    value: value.as_bytes().to_vec(),
-                    consistency: level,
-                },
-                "put",
-            ),
-            "get" => (
-                Command::Get {
-                    key: k,
-                    consistency: level,
-                },
-                "get",
-            ),
-            "delete" => (
-                Command::Delete {
-                    key: k,
-                    consistency: level,
-                },
-                "delete",
-            ),
-            other => return Err(format!("unknown operation {other:?}")),
-        };
+        let command = client_op(kind, key, value, consistency)?;
+        let kind = command.name();
         let op = self.next_op;
-        self.send(node, command, Purpose::Client(op), real_ms)?;
+        self.send(node, Command::Client(command), Purpose::Client(op), real_ms)?;
         self.next_op += 1;
         if self.ops.len() >= RESULTS_MAX {
             self.ops.pop_front();

@@ -4,7 +4,7 @@
 use super::*;
 use crate::view::{Status, ViewModel};
 use ringstore_core::membership::{MemberStatus, Verdict};
-use ringstore_core::node::{AntiEntropyStats, Lifecycle};
+use ringstore_core::node::{AntiEntropyStats, ClientOp, Lifecycle};
 use ringstore_core::storage::LsmStats;
 use ringstore_core::ui::{
     Answer, Command, CommandError, DropCause, ErrorCode, Member, ToNode, UPDATE_MS,
@@ -384,11 +384,11 @@ fn client_commands_go_to_their_coordinator_and_each_gets_one_outcome() {
     let ToNode::Command { id, command } = ToNode::decode(&out[0].1).unwrap();
     assert_eq!(
         command,
-        Command::Put {
+        Command::Client(ClientOp::Put {
             key: b"user123".to_vec(),
             value: b"Alice".to_vec(),
             consistency: Some(ringstore_core::node::Consistency::Quorum),
-        }
+        })
     );
     assert_eq!(live.result_of(op), None);
     let reply = ToPage::Reply {
