@@ -26,11 +26,24 @@
 //! 8       4     crc32     u32 LE over the payload
 //! 12      len   payload   a `Handshake`, encoded with postcard
 //! ```
+//!
+//! This is the core's shared frame header ([`HANDSHAKE_FORMAT`], `ringstore_core::framing`),
+//! as the wire envelopes and UI frames use it.
+//!
+//! # Both libraries, one receive loop
+//!
+//! The listener reads its socket through axum, the dialer through tokio-tungstenite; [`recv`]
+//! and [`send`] are written once over any message stream and sink whose messages are a
+//! [`SocketMessage`].
 
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hmac::{Hmac, Mac};
 use ringstore_core::NodeId;
+use ringstore_core::framing::{self, FrameFormat};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::fmt::Display;
+use std::time::Duration;
 
 /// The version of the handshake.
 pub const HANDSHAKE_VERSION: u8 = 1;
@@ -38,8 +51,13 @@ pub const HANDSHAKE_VERSION: u8 = 1;
 pub const HANDSHAKE_BYTES_MAX: usize = 4096;
 /// How long either side waits for the other's next handshake message.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
-const MAGIC: [u8; 2] = *b"RH";
-const HEADER_BYTES: usize = 12;
+/// The handshake's frame format: the core's shared header (`ringstore_core::framing`).
+pub const HANDSHAKE_FORMAT: FrameFormat = FrameFormat {
+    magic: *b"RH",
+    version: HANDSHAKE_VERSION,
+    tag: framing::Tag::Reserved,
+    payload_bytes_max: HANDSHAKE_BYTES_MAX,
+};
 
 /// A nonce: 16 random bytes.
 pub type Nonce = [u8; 16];
@@ -120,42 +138,108 @@ pub enum HandshakeError {
 }
 
 impl Handshake {
-    /// Encodes the message into a frame.
-    pub fn encode(&self) -> Vec<u8> {
-        let payload = postcard::to_allocvec(self).unwrap_or_default();
-        let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-        out.extend_from_slice(&MAGIC);
-        out.push(HANDSHAKE_VERSION);
-        out.push(0);
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
+    /// Encodes the message into a frame. Fails only if it is over the bound (an address of
+    /// kilobytes).
+    pub fn encode(&self) -> Result<Vec<u8>, HandshakeError> {
+        HANDSHAKE_FORMAT
+            .encode(self)
+            .map_err(|e| HandshakeError::BadFrame(e.to_string()))
     }
 
     /// Decodes one frame spanning all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Handshake, HandshakeError> {
-        let bad = |why: String| HandshakeError::BadFrame(why);
-        if bytes.len() < HEADER_BYTES {
-            return Err(bad(format!("{} bytes, shorter than a header", bytes.len())));
-        }
-        if bytes[0..2] != MAGIC {
-            return Err(bad("bad magic".into()));
-        }
-        if bytes[2] != HANDSHAKE_VERSION {
-            return Err(bad(format!("version {} is not spoken here", bytes[2])));
-        }
-        let len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-        if len > HANDSHAKE_BYTES_MAX || HEADER_BYTES + len != bytes.len() {
-            return Err(bad(format!("length {len} does not match the frame")));
-        }
-        let expected = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let payload = &bytes[HEADER_BYTES..];
-        if crc32fast::hash(payload) != expected {
-            return Err(bad("checksum mismatch".into()));
-        }
-        postcard::from_bytes(payload).map_err(|e| bad(e.to_string()))
+        HANDSHAKE_FORMAT
+            .decode(bytes)
+            .map_err(|e| HandshakeError::BadFrame(e.to_string()))
     }
+}
+
+/// One WebSocket message as the handshake sees it, whichever library carried it: axum's on
+/// the listener ([`super::inbound`]), tokio-tungstenite's on the dialer ([`super::link`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen<'a> {
+    /// A binary message: a handshake frame, or garbage.
+    Binary(&'a [u8]),
+    /// A ping or a pong: skipped.
+    Control,
+    /// The peer closed the connection.
+    Closed,
+    /// Anything else (a text message): not a handshake.
+    Other,
+}
+
+/// A WebSocket message type the handshake can send and read.
+pub trait SocketMessage {
+    /// A binary message holding `bytes`.
+    fn binary(bytes: Vec<u8>) -> Self;
+    /// What the message is, to the handshake.
+    fn seen(&self) -> Seen<'_>;
+}
+
+/// The two libraries' messages have the same variants (tungstenite's raw `Frame` aside, which
+/// a reader never sees), so one body serves both.
+macro_rules! socket_message {
+    ($message:ty) => {
+        impl SocketMessage for $message {
+            fn binary(bytes: Vec<u8>) -> Self {
+                Self::Binary(bytes.into())
+            }
+
+            fn seen(&self) -> Seen<'_> {
+                match self {
+                    Self::Binary(b) => Seen::Binary(b),
+                    Self::Ping(_) | Self::Pong(_) => Seen::Control,
+                    Self::Close(_) => Seen::Closed,
+                    _ => Seen::Other,
+                }
+            }
+        }
+    };
+}
+
+socket_message!(axum::extract::ws::Message);
+socket_message!(tokio_tungstenite::tungstenite::Message);
+
+/// Waits for the peer's next handshake message, skipping pings and pongs, for at most
+/// [`HANDSHAKE_TIMEOUT_MS`]: the one receive loop of both sides.
+pub async fn recv<S, M, E>(socket: &mut S) -> Result<Handshake, HandshakeError>
+where
+    S: Stream<Item = Result<M, E>> + Unpin,
+    M: SocketMessage,
+    E: Display,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
+    loop {
+        let next = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .map_err(|_| HandshakeError::Io("timed out".into()))?;
+        let msg = match next {
+            Some(Ok(msg)) => msg,
+            Some(Err(e)) => return Err(HandshakeError::Io(e.to_string())),
+            None => return Err(HandshakeError::Io("closed by the peer".into())),
+        };
+        match msg.seen() {
+            Seen::Binary(b) => return Handshake::decode(b),
+            Seen::Control => {}
+            Seen::Closed => return Err(HandshakeError::Io("closed by the peer".into())),
+            Seen::Other => {
+                return Err(HandshakeError::BadFrame("not a binary message".into()));
+            }
+        }
+    }
+}
+
+/// Sends one handshake message.
+pub async fn send<S, M>(socket: &mut S, msg: &Handshake) -> Result<(), HandshakeError>
+where
+    S: Sink<M> + Unpin,
+    S::Error: Display,
+    M: SocketMessage,
+{
+    socket
+        .send(M::binary(msg.encode()?))
+        .await
+        .map_err(|e| HandshakeError::Io(e.to_string()))
 }
 
 /// The secret both sides of a connection must know, if the cluster has one.
@@ -296,7 +380,7 @@ mod tests {
             },
         ];
         for m in msgs {
-            let bytes = m.encode();
+            let bytes = m.encode().unwrap();
             assert_eq!(Handshake::decode(&bytes), Ok(m));
             for i in (0..bytes.len()).filter(|&i| i != 3) {
                 let mut bad = bytes.clone();
@@ -305,6 +389,76 @@ mod tests {
             }
         }
         assert!(Handshake::decode(b"garbage").is_err());
+        let huge = Handshake::Refused {
+            reason: "x".repeat(HANDSHAKE_BYTES_MAX),
+        };
+        assert!(matches!(huge.encode(), Err(HandshakeError::BadFrame(_))));
+    }
+
+    /// The one receive loop, over both libraries' message types, without a socket.
+    #[tokio::test(start_paused = true)]
+    async fn the_receive_loop_skips_control_messages_and_names_every_failure() {
+        use axum::extract::ws::Message as Axum;
+        use futures_util::stream;
+        use tokio_tungstenite::tungstenite::Message as Tungstenite;
+
+        let hello = Handshake::Hello {
+            node: NodeId(1),
+            nonce: [7; 16],
+            n: 3,
+        };
+        let frame = hello.encode().unwrap();
+        let ok = |m: Axum| Ok::<_, std::io::Error>(m);
+        let mut s = stream::iter([
+            ok(Axum::Ping(Vec::new().into())),
+            ok(Axum::Pong(Vec::new().into())),
+            ok(Axum::binary(frame.clone())),
+        ]);
+        assert_eq!(recv(&mut s).await, Ok(hello.clone()));
+        assert_eq!(
+            recv(&mut s).await,
+            Err(HandshakeError::Io("closed by the peer".into())),
+            "the stream ended"
+        );
+        let mut s = stream::iter([Ok::<_, std::io::Error>(Tungstenite::binary(frame))]);
+        assert_eq!(recv(&mut s).await, Ok(hello));
+        let mut s = stream::iter([Ok::<_, std::io::Error>(Tungstenite::text("hi"))]);
+        assert!(matches!(
+            recv(&mut s).await,
+            Err(HandshakeError::BadFrame(_))
+        ));
+        let mut s = stream::iter([ok(Axum::Close(None))]);
+        assert!(matches!(recv(&mut s).await, Err(HandshakeError::Io(_))));
+        let mut s = stream::iter([ok(Axum::binary(b"garbage".to_vec()))]);
+        assert!(matches!(
+            recv(&mut s).await,
+            Err(HandshakeError::BadFrame(_))
+        ));
+        let mut s = stream::iter([Err::<Axum, _>(std::io::Error::other("reset"))]);
+        assert_eq!(recv(&mut s).await, Err(HandshakeError::Io("reset".into())));
+        // A peer that says nothing is given up after the timeout (tokio's paused clock).
+        let mut silent = stream::pending::<Result<Axum, std::io::Error>>();
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            recv(&mut silent).await,
+            Err(HandshakeError::Io("timed out".into()))
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(HANDSHAKE_TIMEOUT_MS)
+        );
+    }
+
+    #[tokio::test]
+    async fn send_writes_one_binary_frame() {
+        let mut sent: Vec<axum::extract::ws::Message> = Vec::new();
+        let msg = Handshake::Welcome { mac: Some([3; 32]) };
+        send(&mut sent, &msg).await.unwrap();
+        assert_eq!(sent.len(), 1);
+        let Seen::Binary(bytes) = sent[0].seen() else {
+            panic!("{:?}", sent[0]);
+        };
+        assert_eq!(Handshake::decode(bytes), Ok(msg));
     }
 
     #[test]

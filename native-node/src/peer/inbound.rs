@@ -3,12 +3,11 @@
 //! log line; one that sends an undecodable frame is disconnected with a log line. Either way
 //! the node keeps serving everyone else.
 
-use super::handshake::{HANDSHAKE_TIMEOUT_MS, Handshake, HandshakeError, Side, nonce};
+use super::handshake::{self, Handshake, HandshakeError, Side, nonce};
 use super::{PeerContext, PeerInbound, unpack};
 use crate::runtime::Control;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -16,33 +15,6 @@ use tracing::{info, warn};
 const CLOSE_BAD_DATA: u16 = 1007;
 /// WebSocket close code for a policy violation (a refused handshake; RFC 6455, 1008).
 const CLOSE_POLICY: u16 = 1008;
-
-async fn recv(socket: &mut WebSocket) -> Result<Handshake, HandshakeError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
-    loop {
-        let next = tokio::time::timeout_at(deadline, socket.recv())
-            .await
-            .map_err(|_| HandshakeError::Io("timed out".into()))?;
-        match next {
-            Some(Ok(WsMessage::Binary(b))) => return Handshake::decode(&b),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-            Some(Ok(WsMessage::Close(_))) | None => {
-                return Err(HandshakeError::Io("closed by the peer".into()));
-            }
-            Some(Ok(WsMessage::Text(_))) => {
-                return Err(HandshakeError::BadFrame("a text message".into()));
-            }
-            Some(Err(e)) => return Err(HandshakeError::Io(e.to_string())),
-        }
-    }
-}
-
-async fn send(socket: &mut WebSocket, msg: &Handshake) -> bool {
-    socket
-        .send(WsMessage::Binary(msg.encode().into()))
-        .await
-        .is_ok()
-}
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
@@ -78,10 +50,10 @@ pub async fn serve(
         nonce: my_nonce,
         n: ctx.n,
     };
-    if !send(&mut socket, &hello).await {
+    if handshake::send(&mut socket, &hello).await.is_err() {
         return;
     }
-    let checked = match recv(&mut socket).await {
+    let checked = match handshake::recv(&mut socket).await {
         Ok(Handshake::Auth {
             node,
             address,
@@ -120,7 +92,7 @@ pub async fn serve(
             warn!("{me}: refused a peer connection from {remote}: {e}");
             ctx.metrics.handshake_refused(refusal_label(&e));
             let reason = e.to_string();
-            let _ = send(
+            let _ = handshake::send(
                 &mut socket,
                 &Handshake::Refused {
                     reason: reason.clone(),
@@ -135,7 +107,7 @@ pub async fn serve(
             .secret
             .tag(Side::Server, &their_nonce, &my_nonce, me, peer),
     };
-    if !send(&mut socket, &welcome).await {
+    if handshake::send(&mut socket, &welcome).await.is_err() {
         return;
     }
     info!("{me}: {peer} connected from {remote} (advertises {address})");

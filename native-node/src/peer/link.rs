@@ -1,7 +1,7 @@
 //! The sending side: one task per peer that owns the outbound connection, reconnects with
 //! backoff, and packs whatever is queued into one WebSocket write.
 
-use super::handshake::{HANDSHAKE_TIMEOUT_MS, Handshake, HandshakeError, Side, nonce};
+use super::handshake::{self, HANDSHAKE_TIMEOUT_MS, Handshake, HandshakeError, Side, nonce};
 use super::{
     BATCH_BYTES, FRAME_BYTES_MAX, LINK_QUEUE_MAX, PEER_PATH, PeerContext, READ_BUFFER_BYTES,
 };
@@ -33,32 +33,6 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(FRAME_BYTES_MAX))
 }
 
-async fn recv_handshake(ws: &mut WsClient) -> Result<Handshake, HandshakeError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
-    loop {
-        let next = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .map_err(|_| HandshakeError::Io("timed out".into()))?;
-        match next {
-            Some(Ok(WsMessage::Binary(b))) => return Handshake::decode(&b),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-            Some(Ok(WsMessage::Close(_))) | None => {
-                return Err(HandshakeError::Io("closed by the peer".into()));
-            }
-            Some(Ok(other)) => {
-                return Err(HandshakeError::BadFrame(format!("not binary: {other:?}")));
-            }
-            Some(Err(e)) => return Err(HandshakeError::Io(e.to_string())),
-        }
-    }
-}
-
-async fn send_handshake(ws: &mut WsClient, msg: &Handshake) -> Result<(), HandshakeError> {
-    ws.send(WsMessage::Binary(msg.encode().into()))
-        .await
-        .map_err(|e| HandshakeError::Io(e.to_string()))
-}
-
 /// Connects to the node at `addr` and runs the dialer's side of the handshake; returns the
 /// connection and the peer's id. With `expected`, another id at that address is an error.
 pub async fn dial(
@@ -73,7 +47,7 @@ pub async fn dial(
         .await
         .map_err(|_| HandshakeError::Io("connect timed out".into()))?
         .map_err(|e| HandshakeError::Io(e.to_string()))?;
-    let (server, server_nonce) = match recv_handshake(&mut ws).await? {
+    let (server, server_nonce) = match handshake::recv(&mut ws).await? {
         Handshake::Hello { node, nonce, n } => {
             let refusal = if expected.is_some_and(|e| e != node) {
                 expected.map(|e| HandshakeError::WrongNode {
@@ -90,7 +64,7 @@ pub async fn dial(
             };
             if let Some(e) = refusal {
                 let reason = e.to_string();
-                let _ = send_handshake(&mut ws, &Handshake::Refused { reason }).await;
+                let _ = handshake::send(&mut ws, &Handshake::Refused { reason }).await;
                 return Err(e);
             }
             (node, nonce)
@@ -108,8 +82,8 @@ pub async fn dial(
             .secret
             .tag(Side::Client, &server_nonce, &my_nonce, ctx.me, server),
     };
-    send_handshake(&mut ws, &auth).await?;
-    match recv_handshake(&mut ws).await? {
+    handshake::send(&mut ws, &auth).await?;
+    match handshake::recv(&mut ws).await? {
         Handshake::Welcome { mac } => {
             ctx.secret.verify(
                 Side::Server,
