@@ -84,6 +84,11 @@ pub struct NodeOptions {
     /// Interval between anti-entropy sessions (one range with one replica each; 0: off).
     #[arg(long, default_value_t = 10_000)]
     pub anti_entropy_interval_ms: u64,
+    /// Anti-entropy's budget: keys its range scans may load per second on average, for the
+    /// sessions this node starts and those it answers (0: no budget). Over it, the next
+    /// session waits until the debt is paid; a session in progress is never slowed.
+    #[arg(long, default_value_t = 10_000)]
+    pub anti_entropy_keys_per_sec: u64,
     /// Interval between hint replay rounds.
     #[arg(long, default_value_t = 1_000)]
     pub hint_replay_interval_ms: u64,

@@ -259,6 +259,22 @@ impl MerkleTree {
         Ok(())
     }
 
+    /// Adds an entry without rehashing: the tree's hashes are stale until
+    /// [`MerkleTree::rehash`] (a tree built page by page from a range scan rehashes once, at
+    /// the end, instead of a path per key). Fails, changing nothing, if the key's token is
+    /// outside the range.
+    pub fn insert_unhashed(&mut self, key: &[u8], cell: &Cell) -> Result<(), AeError> {
+        let leaf = self.leaf_of_key(key)?;
+        self.add_to_leaf(leaf, entry_hash(key, cell));
+        Ok(())
+    }
+
+    /// Recomputes every hash from the leaves' sums, after [`MerkleTree::insert_unhashed`]:
+    /// the same tree as inserting each entry with [`MerkleTree::insert`].
+    pub fn rehash(&mut self) {
+        self.rehash_all();
+    }
+
     /// Removes an entry inserted earlier (the same key and cell). Fails, changing nothing, if
     /// the key's token is outside the range or its leaf is empty. Removing an entry that was
     /// never inserted corrupts the leaf's sum; the next comparison then finds a difference and

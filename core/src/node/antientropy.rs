@@ -12,6 +12,19 @@
 //! Bounds: one session initiated at a time, at most [`RESPONDER_SESSIONS_MAX`] answered at a
 //! time (more are refused with an abort), [`AE_BUFFERED_MAX`] messages buffered per session
 //! while its tree builds, and a deadline per session.
+//!
+//! **Budget** (`NodeConfig::anti_entropy_keys_per_sec`, like Cassandra's repair throughput
+//! throttle or Riak's limit on tree builds): every key a repair scan loads (building a tree,
+//! loading a leaf; as initiator or responder) is charged to a bucket that refills at that rate
+//! and holds at most one second of it. When the interval's timer finds the bucket in debt, the
+//! next session starts only once the debt is paid. So on average the keys this node loads for
+//! the sessions it starts and answers stay within the budget, unless its peers' sessions alone
+//! exceed it (each peer is bounded by its own budget), and a session in progress is never
+//! slowed (its messages keep their deadlines). A whole-ring session over `K` keys costs about
+//! `2K` on each side (the tree, then the leaves that differ), so it runs at most every
+//! `2K / budget` seconds on a node that only starts sessions. Scans are still walks of the
+//! store when a range is wide (see the native node's scanner): the budget counts keys loaded,
+//! which is what the node task hashes and compares.
 
 use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
 use crate::antientropy::{AeMsg, AeOutput, MerkleTree, Role, Session};
@@ -79,11 +92,57 @@ pub(super) struct AntiEntropy {
     next_peer: usize,
     repairs: BTreeMap<SessionKey, Repair>,
     stats: AntiEntropyStats,
+    budget: ScanBudget,
 }
 
 impl AntiEntropy {
     pub(super) fn stats(&self) -> AntiEntropyStats {
         self.stats
+    }
+}
+
+/// The bucket of the anti-entropy budget, in thousandths of a key (a budget of `r` keys a
+/// second refills `r` of them per millisecond, so the arithmetic stays in integers and a
+/// simulation replays it exactly).
+#[derive(Debug, Default)]
+struct ScanBudget {
+    milli_keys: i64,
+    /// When it was last refilled; `None` before the first use (it starts full).
+    at: Option<Millis>,
+    /// Keys loaded by repair scans since the start.
+    scanned: u64,
+}
+
+impl ScanBudget {
+    /// Brings the bucket up to `now` at `rate` keys a second; at most one second's worth.
+    fn refill(&mut self, now: Millis, rate: u64) {
+        let cap = i64::try_from(rate.saturating_mul(1_000)).unwrap_or(i64::MAX);
+        let filled = match self.at {
+            None => cap,
+            Some(at) => {
+                let elapsed = now.0.saturating_sub(at.0);
+                let add = i64::try_from(elapsed.saturating_mul(rate)).unwrap_or(i64::MAX);
+                self.milli_keys.saturating_add(add).min(cap)
+            }
+        };
+        self.milli_keys = filled;
+        self.at = Some(now);
+    }
+
+    fn charge(&mut self, keys: usize) {
+        self.scanned = self.scanned.saturating_add(keys as u64);
+        let milli = i64::try_from(keys)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000);
+        self.milli_keys = self.milli_keys.saturating_sub(milli);
+    }
+
+    /// Milliseconds until the debt is paid at `rate` keys a second (0: not in debt).
+    fn debt_ms(&self, rate: u64) -> u64 {
+        if self.milli_keys >= 0 || rate == 0 {
+            return 0;
+        }
+        self.milli_keys.unsigned_abs().div_ceil(rate)
     }
 }
 
@@ -93,10 +152,24 @@ impl Node {
         self.ae.stats()
     }
 
+    /// Keys loaded by anti-entropy's range scans since the start (what its budget counts).
+    pub fn anti_entropy_keys_scanned(&self) -> u64 {
+        self.ae.budget.scanned
+    }
+
     pub(super) fn on_anti_entropy_timer(&mut self, now: Millis) {
         let interval = self.config.anti_entropy_interval_ms;
         if interval == 0 {
             return;
+        }
+        let rate = self.config.anti_entropy_keys_per_sec;
+        if rate > 0 {
+            self.ae.budget.refill(now, rate);
+            let debt = self.ae.budget.debt_ms(rate);
+            if debt > 0 {
+                // Over budget: the next session waits until the debt is paid.
+                return self.set_timer(Millis(now.0 + debt), Timer::AntiEntropy);
+            }
         }
         self.set_timer(Millis(now.0 + interval), Timer::AntiEntropy);
         let me = self.config.id;
@@ -213,14 +286,16 @@ impl Node {
         let StorageResult::Range { entries, next } = result else {
             return self.end_repair(key, Err("a range scan failed".to_string()));
         };
+        self.ae.budget.charge(entries.len());
         let Some(repair) = self.ae.repairs.get_mut(&key) else {
             return;
         };
         match purpose {
             ScanPurpose::Tree => {
                 for (k, cell) in &entries {
-                    // A key outside the tree's range cannot be in a range scan.
-                    let _ = repair.tree.insert(k, cell);
+                    // A key outside the tree's range cannot be in a range scan. Hashed once,
+                    // after the last page (below).
+                    let _ = repair.tree.insert_unhashed(k, cell);
                 }
             }
             ScanPurpose::Leaf(leaf) => repair.loading.entry(leaf).or_default().extend(entries),
@@ -230,6 +305,7 @@ impl Node {
         }
         let outputs = match purpose {
             ScanPurpose::Tree => {
+                repair.tree.rehash();
                 let mut outputs = Vec::new();
                 let session = match repair.role {
                     Role::Initiator => {
@@ -386,5 +462,94 @@ impl Node {
             return self.set_timer(at, Timer::AntiEntropyTimeout { initiator, session });
         }
         self.end_repair(key, Err("no message in time (lost?)".to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Input, NodeConfig, Output};
+    use crate::ring::{Ring, Token};
+
+    #[test]
+    fn the_budget_refills_at_its_rate_and_saves_up_at_most_one_second() {
+        let mut b = ScanBudget::default();
+        b.refill(Millis(0), 1_000);
+        assert_eq!(b.debt_ms(1_000), 0, "it starts full");
+        b.charge(3_000);
+        assert_eq!(b.debt_ms(1_000), 2_000, "1,000 held, 3,000 loaded");
+        b.refill(Millis(500), 1_000);
+        assert_eq!(b.debt_ms(1_000), 1_500);
+        b.refill(Millis(2_000), 1_000);
+        assert_eq!(b.debt_ms(1_000), 0);
+        b.refill(Millis(60_000), 1_000);
+        b.charge(1_001);
+        assert_eq!(b.debt_ms(1_000), 1, "a minute idle saves up one second");
+        assert_eq!(b.scanned, 4_001);
+    }
+
+    fn two_nodes(rate: u64) -> Node {
+        let ring = Ring::new([
+            (NodeId(1), vec![Token(0)]),
+            (NodeId(2), vec![Token(1 << 63)]),
+        ]);
+        let mut config = NodeConfig::new(NodeId(1));
+        (config.n, config.w, config.r) = (2, 1, 1);
+        config.anti_entropy_interval_ms = 1_000;
+        config.anti_entropy_keys_per_sec = rate;
+        Node::new(config, ring, Millis(0)).0
+    }
+
+    fn scans_and_timers(out: &[Output]) -> (usize, Vec<Millis>) {
+        let scans = out
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Storage {
+                        storage: StorageOp::ScanRange { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        let timers = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::SetTimer {
+                    at,
+                    timer: Timer::AntiEntropy,
+                } => Some(*at),
+                _ => None,
+            })
+            .collect();
+        (scans, timers)
+    }
+
+    #[test]
+    fn a_node_over_its_budget_starts_its_next_session_once_the_debt_is_paid() {
+        let mut node = two_nodes(1_000);
+        node.ae.budget.refill(Millis(0), 1_000);
+        node.ae.budget.charge(6_000);
+        let out = node.handle(Millis(1_000), Input::Timer(Timer::AntiEntropy));
+        assert_eq!(
+            scans_and_timers(&out),
+            (0, vec![Millis(5_000)]),
+            "5,000 keys in debt less one second's refill: 4 s more"
+        );
+        let out = node.handle(Millis(5_000), Input::Timer(Timer::AntiEntropy));
+        assert_eq!(
+            scans_and_timers(&out),
+            (1, vec![Millis(6_000)]),
+            "paid: the session starts (its tree's scan) and the interval resumes"
+        );
+    }
+
+    #[test]
+    fn without_a_budget_the_interval_alone_decides() {
+        let mut node = two_nodes(0);
+        node.ae.budget.charge(1_000_000);
+        let out = node.handle(Millis(1_000), Input::Timer(Timer::AntiEntropy));
+        assert_eq!(scans_and_timers(&out), (1, vec![Millis(2_000)]));
     }
 }

@@ -552,6 +552,11 @@ pub struct NodeConfig {
     pub merkle_depth: u8,
     /// A repair session that receives nothing for this long is given up.
     pub anti_entropy_idle_timeout_ms: u64,
+    /// Anti-entropy's budget: keys its range scans may load per second on average (tree
+    /// builds and leaf loads, for the sessions this node starts and those it answers); a node
+    /// over budget starts its next session only once the debt is paid (0: no budget). See
+    /// `node/antientropy.rs`.
+    pub anti_entropy_keys_per_sec: u64,
     /// How this node learns membership: gossip, or an oracle (its driver).
     pub membership: Membership,
     /// Larger at every start of this node (its start time in ms works): lets peers tell a
@@ -587,6 +592,7 @@ impl NodeConfig {
             anti_entropy_interval_ms: 10_000,
             merkle_depth: crate::antientropy::DEPTH_DEFAULT,
             anti_entropy_idle_timeout_ms: antientropy::AE_SESSION_TIMEOUT_MS,
+            anti_entropy_keys_per_sec: 0,
             membership: Membership::Oracle,
             generation: 0,
             address: String::new(),

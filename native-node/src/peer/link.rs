@@ -270,9 +270,20 @@ async fn send_until_broken(
                     let _ = sink.close().await;
                     return false;
                 };
-                for frame in pack(ctx, first, rx) {
-                    let send = sink.send(WsMessage::Binary(frame.into()));
-                    match tokio::time::timeout(WRITE_TIMEOUT, send).await {
+                // Every frame of the burst is fed, then the socket is flushed once: one write
+                // for what fits in the WebSocket's write buffer, not a flush per frame. Each
+                // step has WRITE_TIMEOUT.
+                let frames = pack(ctx, first, rx);
+                let steps = frames
+                    .into_iter()
+                    .map(|frame| Some(WsMessage::Binary(frame.into())))
+                    .chain(std::iter::once(None));
+                for step in steps {
+                    let written = match step {
+                        Some(msg) => tokio::time::timeout(WRITE_TIMEOUT, sink.feed(msg)).await,
+                        None => tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
+                    };
+                    match written {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
                             debug!("{}: sending to {peer} failed: {e}", ctx.me);

@@ -324,6 +324,7 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         value_bytes_max,
         hint_replay_interval_ms: opts.hint_replay_interval_ms.max(1),
         anti_entropy_interval_ms: opts.anti_entropy_interval_ms,
+        anti_entropy_keys_per_sec: opts.anti_entropy_keys_per_sec,
         tokens: node_state.tokens.clone(),
         membership: Membership::Gossip {
             seeds: addresses.keys().copied().collect(),
