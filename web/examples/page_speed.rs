@@ -1,13 +1,15 @@
 //! How fast the page's simulation runs natively, with the page's defaults (gossip, 200 client
 //! operations per second), and what building the view model costs per frame and per refresh.
-//! `cargo run -p ringstore-web --example page_speed --release [-- NODES...]`
+//! `cargo run -p ringstore-web --example page_speed --release [-- [--gossip] [--seconds=S] NODES...]`
+//! (`--gossip`: only the gossip rows; `--seconds`: simulated seconds timed, 10 by default; a
+//! short gossip-only run is what to give `valgrind --tool=callgrind`).
 use ringstore_web::cluster::{Cluster, ClusterOptions};
 use ringstore_web::page::{WorkloadKnobs, apply_workload};
 use ringstore_web::view::ViewModel;
 use ringstore_web::view::sim_source::SimSource;
 use std::time::Instant;
 
-fn run(nodes: u32, gossip: bool) {
+fn run(nodes: u32, gossip: bool, sim_s: u64) {
     let mut c = Cluster::new(&ClusterOptions {
         seed: 12,
         nodes,
@@ -25,7 +27,6 @@ fn run(nodes: u32, gossip: bool) {
     );
     sim.set_workload(w);
     sim.run_for(2_000);
-    let sim_s = 10u64;
     let t = Instant::now();
     sim.run_for(sim_s * 1000);
     let real = t.elapsed().as_secs_f64();
@@ -50,13 +51,22 @@ fn run(nodes: u32, gossip: bool) {
 }
 
 fn main() {
-    let args: Vec<u32> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if args.is_empty() { vec![16, 64] } else { args };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let gossip_only = args.iter().any(|a| a == "--gossip");
+    let sim_s = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--seconds=")?.parse().ok())
+        .unwrap_or(10u64);
+    let sizes: Vec<u32> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![16, 64]
+    } else {
+        sizes
+    };
     for n in sizes {
-        run(n, true);
-        run(n, false);
+        run(n, true, sim_s);
+        if !gossip_only {
+            run(n, false, sim_s);
+        }
     }
 }

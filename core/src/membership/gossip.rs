@@ -48,6 +48,11 @@ pub fn choose_peers(
     rng: &mut DetRng,
 ) -> Vec<NodeId> {
     let clean = |nodes: &[NodeId]| -> Vec<NodeId> {
+        // Callers nearly always pass sorted lists (a node asks every round): then filtering
+        // `me` out is the whole cleaning, without building a set.
+        if nodes.windows(2).all(|p| p[0] < p[1]) {
+            return nodes.iter().copied().filter(|&n| n != me).collect();
+        }
         let set: BTreeSet<NodeId> = nodes.iter().copied().filter(|&n| n != me).collect();
         set.into_iter().collect()
     };
@@ -116,6 +121,15 @@ pub struct Gossiper {
     /// Bumped whenever a member is added or its status or tokens may have changed: what the
     /// ring is built from (see [`Gossiper::ring_epoch`]).
     ring_epoch: u64,
+    /// Members (not this node) whose state or arrival window a delta or a removal may have
+    /// changed since the last [`Gossiper::up_changes`]; unsorted, with repeats.
+    touched: Vec<NodeId>,
+    /// The last [`Gossiper::up_changes`]: when it ran, and the first millisecond at which a
+    /// member it saw Alive, untouched since, can turn Suspect by silence alone.
+    up_scan: Option<(Millis, Millis)>,
+    /// The members (not this node) whose verdict was not Alive when
+    /// [`Gossiper::up_changes`] last looked at them.
+    not_up: BTreeSet<NodeId>,
 }
 
 impl Gossiper {
@@ -182,6 +196,9 @@ impl Gossiper {
             members,
             verdicts: BTreeMap::new(),
             ring_epoch: 0,
+            touched: Vec::new(),
+            up_scan: None,
+            not_up: BTreeSet::new(),
             events: VecDeque::new(),
             events_dropped: 0,
             last_tick: None,
@@ -273,14 +290,103 @@ impl Gossiper {
     /// as asking for each member, without two map lookups per member, which matters because a
     /// node asks after every gossip message.
     pub fn verdicts(&self, now: Millis) -> impl Iterator<Item = (NodeId, Verdict)> + '_ {
+        self.with_windows()
+            .filter_map(move |(node, state, window)| {
+                self.verdict_of(node, state, window, now).map(|v| (node, v))
+            })
+    }
+
+    /// Every member with its arrival window (if the detector tracks it), in node order: the
+    /// members and the detector's windows walked side by side.
+    fn with_windows(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            NodeId,
+            &MemberState,
+            Option<&crate::membership::phi::ArrivalWindow>,
+        ),
+    > + '_ {
         let mut windows = self.detector.windows().peekable();
-        self.members.iter().filter_map(move |(&node, state)| {
+        self.members.iter().map(move |(&node, state)| {
             while windows.peek().is_some_and(|(n, _)| **n < node) {
                 windows.next();
             }
             let window = windows.peek().filter(|(n, _)| **n == node).map(|(_, w)| *w);
-            self.verdict_of(node, state, window, now).map(|v| (node, v))
+            (node, state, window)
         })
+    }
+
+    /// The verdicts (as [`Gossiper::verdicts`] gives them at `now`) of every member, this node
+    /// excluded, whose verdict may have turned from Alive to something else or back since the
+    /// last call; in node order. Every member on the first call, when `all` is set, when `now`
+    /// is earlier than at the last call, or once a member seen Alive may have become suspect
+    /// by silence alone (the earliest such millisecond is kept); otherwise only the members
+    /// that deltas or removals touched since, usually a handful. A verdict leaves Alive
+    /// without any input only by silence, and returns to Alive only with a heartbeat (an
+    /// input), so a caller that acts on the answers (a node keeping its set of peers it
+    /// believes down) learns every change at the same moment as by asking [`verdicts`] after
+    /// every message, at a fraction of the cost.
+    ///
+    /// [`verdicts`]: Gossiper::verdicts
+    pub fn up_changes(&mut self, now: Millis, all: bool) -> Vec<(NodeId, Verdict)> {
+        let me = self.me;
+        let mut touched = std::mem::take(&mut self.touched);
+        let full = all
+            || self
+                .up_scan
+                .is_none_or(|(last, due)| now < last || now >= due);
+        let mut due = Millis(u64::MAX);
+        let mut out = Vec::new();
+        if full {
+            let mut not_up = BTreeSet::new();
+            for (node, state, window) in self.with_windows() {
+                if node == me {
+                    continue;
+                }
+                let verdict = self.verdict_of(node, state, window, now);
+                if verdict != Some(Verdict::Alive) {
+                    not_up.insert(node);
+                }
+                if let Some(v) = verdict {
+                    if v == Verdict::Alive
+                        && let Some(w) = window
+                    {
+                        due = due.min(self.detector.window_suspect_not_before(w));
+                    }
+                    out.push((node, v));
+                }
+            }
+            self.not_up = not_up;
+        } else {
+            due = self.up_scan.map_or(due, |(_, due)| due);
+            touched.sort_unstable();
+            touched.dedup();
+            for &node in &touched {
+                let Some(state) = self.members.get(&node) else {
+                    continue;
+                };
+                let window = self.detector.window(node);
+                let verdict = self.verdict_of(node, state, window, now);
+                if verdict == Some(Verdict::Alive) {
+                    self.not_up.remove(&node);
+                } else {
+                    self.not_up.insert(node);
+                }
+                if let Some(v) = verdict {
+                    if v == Verdict::Alive
+                        && let Some(w) = window
+                    {
+                        due = due.min(self.detector.window_suspect_not_before(w));
+                    }
+                    out.push((node, v));
+                }
+            }
+        }
+        touched.clear();
+        self.touched = touched;
+        self.up_scan = Some((now, due));
+        out
     }
 
     /// The verdict on `node`, whose state is `state` and arrival window `window`.
@@ -366,6 +472,7 @@ impl Gossiper {
         self.ring_epoch += 1;
         self.detector.remove(node);
         self.verdicts.remove(&node);
+        self.touch(node);
         self.push_event(GossipEvent::PeerRemoved { node });
         Ok(())
     }
@@ -411,8 +518,7 @@ impl Gossiper {
             own.version = own.version.saturating_add(1);
         }
         self.last_tick = Some(now);
-        let nodes: Vec<NodeId> = self.members.keys().copied().collect();
-        self.update_verdicts(now, &nodes);
+        self.update_all_verdicts(now);
 
         let mut live = Vec::new();
         let mut unreachable = Vec::new();
@@ -483,66 +589,80 @@ impl Gossiper {
     }
 
     /// The deltas the sender of `digests` lacks, and the requests for what it has newer.
+    ///
+    /// The digests of a well-formed Syn are in node order (see [`Gossiper::tick`]): then they
+    /// are walked side by side with the members, no map built; otherwise they are first put in
+    /// node order (a repeated node: the last digest counts).
     fn answer_syn(&mut self, digests: &[Digest]) -> (Vec<Delta>, Vec<Digest>) {
-        let mut theirs: BTreeMap<NodeId, Digest> = BTreeMap::new();
-        for d in digests.iter().take(self.config.members_max) {
-            theirs.insert(d.node, *d);
-        }
-        let wanted: Vec<(NodeId, Option<Digest>)> = self
-            .members
-            .keys()
-            .map(|&n| (n, theirs.get(&n).copied()))
-            .collect();
-        let deltas = self.deltas_for(&wanted);
+        let digests = &digests[..digests.len().min(self.config.members_max)];
+        let theirs: std::borrow::Cow<'_, [Digest]> =
+            if digests.windows(2).all(|p| p[0].node < p[1].node) {
+                std::borrow::Cow::Borrowed(digests)
+            } else {
+                let mut map: BTreeMap<NodeId, Digest> = BTreeMap::new();
+                for d in digests {
+                    map.insert(d.node, *d);
+                }
+                std::borrow::Cow::Owned(map.into_values().collect())
+            };
         let mut room = self.config.members_max.saturating_sub(self.members.len());
+        let mut refused = 0u64;
         let mut requests = Vec::new();
-        for (&node, d) in &theirs {
-            match self.members.get(&node) {
-                Some(s) if (d.generation, d.max_version) > (s.generation, s.version) => {
-                    requests.push(s.digest(node));
-                }
-                Some(_) => {}
-                None if room > 0 => {
-                    room -= 1;
-                    requests.push(Digest {
-                        node,
-                        generation: 0,
-                        max_version: 0,
-                    });
-                }
-                None => self.stats.members_refused += 1,
+        let mut behind = Vec::new();
+        // A digest of a member not known here: ask for all of it, while there is room.
+        let mut unknown = |d: &Digest, requests: &mut Vec<Digest>| {
+            if room > 0 {
+                room -= 1;
+                requests.push(Digest {
+                    node: d.node,
+                    generation: 0,
+                    max_version: 0,
+                });
+            } else {
+                refused += 1;
+            }
+        };
+        let mut theirs_iter = theirs.iter().peekable();
+        for (&node, s) in &self.members {
+            while let Some(d) = theirs_iter.next_if(|d| d.node < node) {
+                unknown(d, &mut requests);
+            }
+            let d = theirs_iter.next_if(|d| d.node == node);
+            if let Some(b) = behind_of(node, s, d) {
+                behind.push(b);
+            }
+            if let Some(d) = d
+                && (d.generation, d.max_version) > (s.generation, s.version)
+            {
+                requests.push(s.digest(node));
             }
         }
-        (deltas, requests)
+        for d in theirs_iter {
+            unknown(d, &mut requests);
+        }
+        self.stats.members_refused += refused;
+        (self.deltas_behind(behind), requests)
     }
 
     /// The deltas for members whose known state (`None`: nothing) is older than ours, most
     /// behind first, within `max_deltas_bytes`.
     fn deltas_for(&mut self, wanted: &[(NodeId, Option<Digest>)]) -> Vec<Delta> {
-        // (how far behind, node, whether the application state is needed)
-        let mut behind: Vec<(u64, NodeId, bool)> = Vec::new();
-        for &(node, theirs) in wanted {
-            let Some(s) = self.members.get(&node) else {
-                continue;
-            };
-            match theirs {
-                Some(d) if d.generation == s.generation => {
-                    if d.max_version < s.version {
-                        behind.push((
-                            s.version - d.max_version,
-                            node,
-                            s.app_version > d.max_version,
-                        ));
-                    }
-                }
-                Some(d) if d.generation > s.generation => {}
-                // Unknown there, or an older generation: everything, first.
-                _ => behind.push((u64::MAX, node, true)),
-            }
-        }
+        let behind = wanted
+            .iter()
+            .filter_map(|&(node, theirs)| {
+                behind_of(node, self.members.get(&node)?, theirs.as_ref())
+            })
+            .collect();
+        self.deltas_behind(behind)
+    }
+
+    /// The deltas for `behind` (from [`behind_of`]), most behind first, within
+    /// `max_deltas_bytes`.
+    fn deltas_behind(&mut self, mut behind: Vec<(u64, NodeId, bool)>) -> Vec<Delta> {
         behind.sort_unstable_by_key(|&(b, node, _)| (Reverse(b), node));
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(behind.len());
         let mut bytes = 0usize;
+        let mut deferred = 0u64;
         for (_, node, with_app) in behind {
             let Some(s) = self.members.get(&node) else {
                 continue;
@@ -556,12 +676,13 @@ impl Gossiper {
             };
             let size = delta.bytes_max();
             if bytes + size > self.config.max_deltas_bytes {
-                self.stats.deltas_deferred += 1;
+                deferred += 1;
                 continue;
             }
             bytes += size;
             out.push(delta);
         }
+        self.stats.deltas_deferred += deferred;
         out
     }
 
@@ -651,7 +772,16 @@ impl Gossiper {
         if status != old_status {
             self.after_status(now, node, Some(old_status), status);
         } else if newer_heartbeat && is_active(status) {
-            self.detector.heartbeat(node, now);
+            match self.detector.heartbeat_until(node, now) {
+                // Heard from at `now`, and Alive when last looked at: still Alive, and it
+                // cannot turn suspect before `until` (see `up_changes`).
+                Some(until) if self.config.phi.threshold > 0.0 && !self.not_up.contains(&node) => {
+                    if let Some((last, due)) = self.up_scan {
+                        self.up_scan = Some((last, due.min(until)));
+                    }
+                }
+                _ => self.touch(node),
+            }
         }
         newer_heartbeat
     }
@@ -665,6 +795,7 @@ impl Gossiper {
         old: Option<MemberStatus>,
         new: MemberStatus,
     ) {
+        self.touch(node);
         match new {
             MemberStatus::Left => {
                 self.detector.remove(node);
@@ -717,28 +848,61 @@ impl Gossiper {
             if node == self.me {
                 continue;
             }
-            let Some(new) = self.verdict(node, now) else {
-                self.verdicts.remove(&node);
-                continue;
-            };
-            let old = self.verdicts.insert(node, new);
-            let event = match (old, new) {
-                (Some(Verdict::Suspect | Verdict::Dead), Verdict::Alive) => {
-                    Some(GossipEvent::PeerUp { node })
-                }
-                (Some(Verdict::Alive) | None, Verdict::Suspect) => Some(GossipEvent::PeerSuspect {
-                    node,
-                    phi: self.detector.phi(node, now).unwrap_or(0.0),
-                }),
-                (Some(Verdict::Alive | Verdict::Suspect) | None, Verdict::Dead) => {
-                    Some(GossipEvent::PeerDown { node })
-                }
-                _ => None,
-            };
-            if let Some(e) = event {
-                self.push_event(e);
-            }
+            let verdict = self.verdict(node, now);
+            self.set_verdict(now, node, verdict);
         }
+    }
+
+    /// [`Gossiper::update_verdicts`] of every member, in one walk of the members and the
+    /// detector's windows (a round does this).
+    fn update_all_verdicts(&mut self, now: Millis) {
+        let me = self.me;
+        let fresh: Vec<(NodeId, Option<Verdict>)> = self
+            .with_windows()
+            .filter(|&(node, _, _)| node != me)
+            .map(|(node, state, window)| (node, self.verdict_of(node, state, window, now)))
+            .collect();
+        for (node, verdict) in fresh {
+            if verdict.is_some() && self.verdicts.get(&node) == verdict.as_ref() {
+                continue;
+            }
+            self.set_verdict(now, node, verdict);
+        }
+    }
+
+    /// Records `node`'s verdict `new` at `now` (`None`: removed) and logs a change.
+    fn set_verdict(&mut self, now: Millis, node: NodeId, new: Option<Verdict>) {
+        let Some(new) = new else {
+            self.verdicts.remove(&node);
+            return;
+        };
+        let old = self.verdicts.insert(node, new);
+        let event = match (old, new) {
+            (Some(Verdict::Suspect | Verdict::Dead), Verdict::Alive) => {
+                Some(GossipEvent::PeerUp { node })
+            }
+            (Some(Verdict::Alive) | None, Verdict::Suspect) => Some(GossipEvent::PeerSuspect {
+                node,
+                phi: self.detector.phi(node, now).unwrap_or(0.0),
+            }),
+            (Some(Verdict::Alive | Verdict::Suspect) | None, Verdict::Dead) => {
+                Some(GossipEvent::PeerDown { node })
+            }
+            _ => None,
+        };
+        if let Some(e) = event {
+            self.push_event(e);
+        }
+    }
+
+    /// Notes that `node`'s state or window may have changed (see [`Gossiper::up_changes`]).
+    /// Bounded: past a few entries per member, the next call scans everyone instead.
+    fn touch(&mut self, node: NodeId) {
+        if self.touched.len() >= 4 * self.config.members_max.max(16) {
+            self.touched.clear();
+            self.up_scan = None;
+        }
+        self.touched.push(node);
     }
 
     fn push_event(&mut self, event: GossipEvent) {
@@ -751,6 +915,28 @@ impl Gossiper {
 
     fn own(&self) -> Option<&MemberState> {
         self.members.get(&self.me)
+    }
+}
+
+/// How far behind a peer whose digest of `node` is `theirs` (`None`: it does not know it) is
+/// from our state `s`, `node`, and whether it needs the application state; `None` if it is
+/// not behind.
+fn behind_of(
+    node: NodeId,
+    s: &MemberState,
+    theirs: Option<&Digest>,
+) -> Option<(u64, NodeId, bool)> {
+    match theirs {
+        Some(d) if d.generation == s.generation => (d.max_version < s.version).then(|| {
+            (
+                s.version - d.max_version,
+                node,
+                s.app_version > d.max_version,
+            )
+        }),
+        Some(d) if d.generation > s.generation => None,
+        // Unknown there, or an older generation: everything, first.
+        _ => Some((u64::MAX, node, true)),
     }
 }
 

@@ -127,34 +127,41 @@ impl PhiDetector {
     /// ones record the gap since the previous one (unless it is over `interval_ms_max`). A
     /// time earlier than the last arrival (the driver's clock went back) records nothing.
     pub fn heartbeat(&mut self, peer: NodeId, now: Millis) {
+        self.heartbeat_until(peer, now);
+    }
+
+    /// [`PhiDetector::heartbeat`], returning, when the arrival was recorded (`now` is not
+    /// earlier than the last one), [`PhiDetector::window_suspect_not_before`] of the peer's
+    /// window after it: until then the peer cannot be suspect without a new input.
+    pub fn heartbeat_until(&mut self, peer: NodeId, now: Millis) -> Option<Millis> {
         let window_max = self.config.window.max(1);
         let interval_ms_max = self.config.interval_ms_max;
         match self.peers.get_mut(&peer) {
             None => {
-                self.peers.insert(
-                    peer,
-                    ArrivalWindow {
-                        last_arrival: now,
-                        ..ArrivalWindow::default()
-                    },
-                );
+                let w = ArrivalWindow {
+                    last_arrival: now,
+                    ..ArrivalWindow::default()
+                };
+                let until = self.window_suspect_not_before(&w);
+                self.peers.insert(peer, w);
+                Some(until)
             }
             Some(w) => {
                 if now < w.last_arrival {
-                    return;
+                    return None;
                 }
                 let gap = now.0 - w.last_arrival.0;
                 w.last_arrival = now;
-                if gap > interval_ms_max {
-                    return;
-                }
-                w.intervals_ms.push_back(gap);
-                w.sum_ms = w.sum_ms.saturating_add(gap);
-                while w.intervals_ms.len() > window_max {
-                    if let Some(old) = w.intervals_ms.pop_front() {
-                        w.sum_ms = w.sum_ms.saturating_sub(old);
+                if gap <= interval_ms_max {
+                    w.intervals_ms.push_back(gap);
+                    w.sum_ms = w.sum_ms.saturating_add(gap);
+                    while w.intervals_ms.len() > window_max {
+                        if let Some(old) = w.intervals_ms.pop_front() {
+                            w.sum_ms = w.sum_ms.saturating_sub(old);
+                        }
                     }
                 }
+                Some(not_before(&self.config, w))
             }
         }
     }
@@ -225,6 +232,16 @@ impl PhiDetector {
         Some(Millis(w.last_arrival.0.saturating_add(silence)))
     }
 
+    /// A millisecond at or before the first one at which a peer whose window is `w` is
+    /// suspect by silence alone ([`PhiDetector::window_suspect`] turns true), without the
+    /// exact search of [`PhiDetector::suspect_since`]: the formula's value less 2 ms, which
+    /// covers its rounding (a few ulps; under 1e15 ms an ulp is under 0.2 ms). `Millis(u64::MAX)`
+    /// when φ never reaches the threshold (it is not a number). For callers that only need
+    /// to know until when nothing can change.
+    pub fn window_suspect_not_before(&self, w: &ArrivalWindow) -> Millis {
+        not_before(&self.config, w)
+    }
+
     /// `peer`'s arrival history, for inspection.
     pub fn window(&self, peer: NodeId) -> Option<&ArrivalWindow> {
         self.peers.get(&peer)
@@ -237,6 +254,16 @@ impl PhiDetector {
             .filter_map(|&p| self.phi(p, now).map(|phi| (p, phi)))
             .collect()
     }
+}
+
+/// [`PhiDetector::window_suspect_not_before`].
+fn not_before(config: &PhiConfig, w: &ArrivalWindow) -> Millis {
+    let guess = (config.threshold / LOG10_E * w.mean_ms(config)).max(0.0);
+    if guess.is_nan() {
+        return Millis(u64::MAX);
+    }
+    let silence = (guess.min(1e15) as u64).saturating_sub(2);
+    Millis(w.last_arrival.0.saturating_add(silence))
 }
 
 #[cfg(test)]

@@ -130,10 +130,15 @@ impl Node {
         };
         let events = g.drain_events();
         // Only verdicts that differ from what the node believes: telling it what it already
-        // believes does nothing, and this runs after every gossip message.
+        // believes does nothing, and this runs after every gossip message. The gossiper names
+        // the members whose verdict may have changed since it was last asked (those a message
+        // touched, everyone once one may have gone silent too long), so a message costs a
+        // look at a few members, not all; when an input changed `down`, it looks at all.
         let me = self.config.id;
+        let all = std::mem::take(&mut self.down_from_input);
         let changed: Vec<(NodeId, bool)> = g
-            .verdicts(now)
+            .up_changes(now, all)
+            .into_iter()
             .filter_map(|(node, verdict)| {
                 let up = verdict == Verdict::Alive;
                 (node != me && up == self.down.contains(&node)).then_some((node, up))

@@ -653,6 +653,9 @@ pub struct Node {
     ring_epoch: Option<u64>,
     rng: crate::DetRng,
     down: BTreeSet<NodeId>,
+    /// `down` was changed by an input, not from gossip, since gossip's last look at it: the
+    /// next look compares every member (see `after_gossip`).
+    down_from_input: bool,
     next_seq: u64,
     last_ts: u64,
     writes: BTreeMap<u64, coordinator::PendingWrite>,
@@ -679,6 +682,7 @@ impl Node {
             ring_epoch: None,
             rng: <crate::DetRng as rand::SeedableRng>::seed_from_u64(seed),
             down: BTreeSet::new(),
+            down_from_input: false,
             next_seq: 1,
             last_ts: 0,
             writes: BTreeMap::new(),
@@ -782,7 +786,10 @@ impl Node {
                 }
             }
             Input::Storage { op, result } => self.on_storage(now, op, result),
-            Input::PeerStatus { node, up } => self.on_peer_status(now, node, up),
+            Input::PeerStatus { node, up } => {
+                self.down_from_input = true;
+                self.on_peer_status(now, node, up);
+            }
         }
         std::mem::take(&mut self.out)
     }

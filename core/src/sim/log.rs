@@ -164,6 +164,8 @@ pub struct EventLog {
     capacity: usize,
     total: u64,
     hasher: xxhash_rust::xxh3::Xxh3,
+    /// Where each entry is encoded for the hash, reused (it grows to the largest entry).
+    scratch: Vec<u8>,
 }
 
 impl core::fmt::Debug for EventLog {
@@ -184,6 +186,7 @@ impl EventLog {
             capacity: capacity.max(1),
             total: 0,
             hasher: xxhash_rust::xxh3::Xxh3::new(),
+            scratch: vec![0; 256],
         }
     }
 
@@ -194,8 +197,15 @@ impl EventLog {
             time,
             event,
         };
-        if let Ok(bytes) = postcard::to_allocvec(&entry) {
-            self.hasher.update(&bytes);
+        // The entry's postcard encoding, in the reused buffer: no allocation per event.
+        match postcard::to_slice(&entry, &mut self.scratch) {
+            Ok(bytes) => self.hasher.update(bytes),
+            Err(_) => {
+                if let Ok(bytes) = postcard::to_allocvec(&entry) {
+                    self.hasher.update(&bytes);
+                    self.scratch = vec![0; bytes.len().saturating_mul(2)];
+                }
+            }
         }
         self.total += 1;
         if self.entries.len() == self.capacity {
