@@ -1,6 +1,13 @@
 // The page: builds the cluster from the URL, runs the animation loop (all drawing and the
 // simulation's pacing happen in wasm, in View.frame), and keeps the DOM panels up to date a
 // few times a second. Every control has a keyboard shortcut (see the ? dialog).
+//
+// The panels cost style, layout and paint in the frame that changes them, so: each round of
+// updates (every PANEL_MS) is split into jobs run one per animation frame (PANEL_JOBS), no
+// frame doing all of them; text is written only when it changes (setText); nothing reads
+// layout after writing (the log's "stuck to the bottom" comes from its scroll events); and
+// the event log's lines go into the DOM only while the log is on screen (an
+// IntersectionObserver), kept as data otherwise.
 import init, { View, parseQuery, toQuery, scenarios, version } from './pkg/ringstore_web.js';
 import { Cluster, DB_NAME, openCluster, persistCluster, resetCluster, persistent } from './cluster.js';
 import { initLive, liveQuery, autoLive, liveFrame } from './live.js';
@@ -9,7 +16,15 @@ const $ = (id) => document.getElementById(id);
 const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
 const PANEL_MS = 250;
 const PERSIST_MS = 500;
-const LOG_BATCH_MAX = 80;
+const LOG_BATCH_MAX = 20; // lines added per update at most: a screenful (18 lines show)
+const LOG_KEEP = 200;     // lines in the log (each added or moved line costs layout and paint)
+const LOG_TRIM = 50;      // the oldest lines leave in chunks of this many, in their own frame
+
+// Writes `text` into `el` only if it differs (an unchanged write still costs style and layout).
+function setText(el, text) {
+  const t = String(text);
+  if (el.textContent !== t) el.textContent = t;
+}
 
 const state = {
   cluster: null,
@@ -25,7 +40,12 @@ const state = {
   followed: -1,
   captionShown: 0,
   lastPanel: 0,
+  panelJob: Infinity,
   building: false,
+  logLines: [],      // log lines fetched but not yet in the DOM (bounded by LOG_KEEP)
+  logVisible: true,  // the log list is on screen (IntersectionObserver)
+  logStuck: true,    // the log is scrolled to its bottom (its scroll events)
+  nodeShown: '',     // what the node panel shows, to rebuild it only when that changes
 };
 window.ringstore = state; // for the browser test and for curious users
 
@@ -74,6 +94,7 @@ async function build() {
     state.results = [];
     $('results').innerHTML = '';
     state.logSeq = 0;
+    state.logLines = [];
     $('log').innerHTML = '';
     follow(-1);
     state.sideA.clear();
@@ -251,6 +272,9 @@ function renderNode() {
     rows.push(['jobs', `${st.flushes} flushes, ${st.compactions} compactions, WA ${st.write_amplification.toFixed(2)}`]);
   }
   rows.push(['hints held', d.hints.length ? d.hints.map(([o, c]) => `${c} for n${o}`).join(', ') : 'none']);
+  const shown = JSON.stringify([id, rows, d.opinions, st && st.levels, d.up, d.skewMs]);
+  if (shown === state.nodeShown && body.childElementCount) return;
+  state.nodeShown = shown;
   const t = document.createElement('table');
   t.className = 'node-table';
   for (const [k, v] of rows) {
@@ -314,16 +338,17 @@ function renderPath(panel) {
 
 function renderChecker() {
   const c = state.cluster.checker();
-  $('stale-n').textContent = c.staleReads;
-  $('lost-n').textContent = c.lostUpdates;
-  $('ok-n').textContent = c.ok;
-  $('failed-n').textContent = c.failed;
-  $('strict').textContent = c.strictViolations
+  setText($('stale-n'), c.staleReads);
+  setText($('lost-n'), c.lostUpdates);
+  setText($('ok-n'), c.ok);
+  setText($('failed-n'), c.failed);
+  setText($('strict'), c.strictViolations
     ? `${c.strictViolations} stale read(s) broke the quorum invariant (W + R > N, no failure beyond tolerance)!`
-    : c.staleReads ? 'Every stale read is expected: W + R ≤ N, a hinted write, skew or a crash under a lax sync policy.' : '';
+    : c.staleReads ? 'Every stale read is expected: W + R ≤ N, a hinted write, skew or a crash under a lax sync policy.' : '');
+  const changed = !state.lastChecker || c.staleReads !== state.lastChecker.staleReads || c.lostUpdates !== state.lastChecker.lostUpdates;
   state.lastChecker = c;
   const list = $('anomalies');
-  if (!list.hidden) renderAnomalies(list.dataset.kind);
+  if (!list.hidden && changed) renderAnomalies(list.dataset.kind);
 }
 
 function renderAnomalies(kind) {
@@ -350,14 +375,25 @@ function renderAnomalies(kind) {
 
 function renderLog() {
   if (state.logFrozen) return;
-  const filter = { hide: [...state.hidden], node: state.logNode, deliveries: false };
+  const filter = { hide: [...state.hidden], node: state.logNode, deliveries: false, limit: LOG_BATCH_MAX };
   const out = state.cluster.logSince(state.logSeq, filter);
   state.logSeq = out.next;
+  // At hundreds of operations per second nobody reads every line: keep the newest of each batch.
+  const lines = state.logLines;
+  for (const l of out.lines.slice(-LOG_BATCH_MAX)) lines.push(l);
+  if (lines.length > LOG_KEEP) lines.splice(0, lines.length - LOG_KEEP);
+  if (state.logVisible) flushLog();
+}
+
+// Moves the fetched log lines into the DOM (when the log is on screen). Writes only: whether
+// to follow the bottom is known from the log's scroll events.
+function flushLog() {
+  const lines = state.logLines;
+  if (!lines.length) return;
+  state.logLines = [];
   const ol = $('log');
-  const atBottom = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 4;
   const frag = document.createDocumentFragment();
-  // At hundreds of operations per second nobody reads every line: show the newest of each batch.
-  for (const l of out.lines.slice(-LOG_BATCH_MAX)) {
+  for (const l of lines) {
     const li = document.createElement('li');
     li.className = l.class;
     const t = document.createElement('span'); t.className = 't'; t.textContent = `${l.t}ms`;
@@ -366,8 +402,18 @@ function renderLog() {
     frag.append(li);
   }
   ol.append(frag);
-  while (ol.childElementCount > 300) ol.firstElementChild.remove();
-  if (atBottom) ol.scrollTop = ol.scrollHeight;
+  if (state.logStuck) ol.scrollTop = 1e9; // clamped to the bottom
+}
+
+// Removes the oldest log lines once there are LOG_KEEP of them, LOG_TRIM at a time: every line
+// below moves, so all of them are painted again; appending alone repaints only the new ones.
+function trimLog() {
+  const ol = $('log');
+  if (ol.childElementCount < LOG_KEEP) return;
+  const range = document.createRange();
+  range.setStartBefore(ol.firstElementChild);
+  range.setEndAfter(ol.children[Math.min(LOG_TRIM, ol.childElementCount) - 1]);
+  range.deleteContents();
 }
 
 function renderCaption() {
@@ -399,27 +445,34 @@ function renderCaption() {
   $('caption-next').disabled = s.finished;
 }
 
-function panelTick() {
-  const panel = state.view.panel();
-  if (!state.live) $('clock').textContent = `${(panel.now / 1000).toFixed(3)} s`;
-  $('play').textContent = panel.playing ? '❚❚' : '▶';
-  $('speed').textContent = fmtSpeed(panel.speed);
-  $('rate').textContent = panel.playing ? `${panel.rate.toFixed(panel.rate < 1 ? 3 : 1)} sim s/s` : 'paused';
-  let changed = false;
-  for (const r of state.results) {
-    if (r.result == null && r.op >= 0) {
-      const res = state.cluster.resultOf(r.op);
-      if (res != null) { r.result = res; changed = true; }
+// One round of panel updates, as jobs run one per animation frame (see the top of the file).
+const PANEL_JOBS = [
+  function transport() {
+    const panel = state.view.panel();
+    state.panel = panel;
+    if (!state.live) setText($('clock'), `${(panel.now / 1000).toFixed(3)} s`);
+    setText($('play'), panel.playing ? '❚❚' : '▶');
+    setText($('speed'), fmtSpeed(panel.speed));
+    setText($('rate'), panel.playing ? `${panel.rate.toFixed(panel.rate < 1 ? 3 : 1)} sim s/s` : 'paused');
+  },
+  function results() {
+    let changed = false;
+    for (const r of state.results) {
+      if (r.result == null && r.op >= 0) {
+        const res = state.cluster.resultOf(r.op);
+        if (res != null) { r.result = res; changed = true; }
+      }
     }
-  }
-  if (changed) renderResults();
-  if (state.followed >= 0) renderPath(panel);
-  if (state.cluster.nodeIds().length !== $('via').options.length) fillNodeLists();
-  if (!state.live) renderChecker();
-  renderLog();
-  renderNode();
-  renderCaption();
-}
+    if (changed) renderResults();
+    if (state.followed >= 0 && state.panel) renderPath(state.panel);
+    if (state.cluster.nodeIds().length !== $('via').options.length) fillNodeLists();
+  },
+  function checker() { if (!state.live) renderChecker(); },
+  function log() { renderLog(); },
+  function logTrim() { trimLog(); },
+  function node() { renderNode(); renderCaption(); },
+];
+state.panelJobs = PANEL_JOBS; // for the profiler (tests/browser)
 
 // ---- the loop ---------------------------------------------------------------------------
 
@@ -436,7 +489,8 @@ function loop(t) {
   if ((state.live || state.cluster) && !state.building) {
     try {
       if (state.live) liveFrame(t); else state.view.frame(state.cluster, t);
-      if (t - state.lastPanel > PANEL_MS) { state.lastPanel = t; panelTick(); }
+      if (t - state.lastPanel > PANEL_MS) { state.lastPanel = t; state.panelJob = 0; }
+      if (state.panelJob < PANEL_JOBS.length) { console.timeStamp('job ' + PANEL_JOBS[state.panelJob].name); PANEL_JOBS[state.panelJob++](); }
     } catch (e) {
       console.error(e);
       fatal(`Something went wrong drawing the cluster: ${e.message || e}. Reload the page; the link keeps your settings.`);
@@ -542,6 +596,13 @@ function wire() {
   $('log-node').onchange = () => { state.logNode = Number($('log-node').value); };
   $('log-pause').onclick = () => { state.logFrozen = !state.logFrozen; $('log-pause').textContent = state.logFrozen ? 'resume' : 'freeze'; };
   $('log').addEventListener('click', (e) => { const li = e.target.closest('li[data-op]'); if (li) follow(Number(li.dataset.op)); });
+  const log = $('log');
+  // Read in the scroll event, where layout is clean, never in the panel update.
+  log.addEventListener('scroll', () => { state.logStuck = log.scrollTop + log.clientHeight >= log.scrollHeight - 4; }, { passive: true });
+  new IntersectionObserver((entries) => {
+    state.logVisible = entries[entries.length - 1].isIntersecting;
+    if (state.logVisible) flushLog();
+  }).observe(log);
   const kinds = $('log-kinds');
   for (const k of KINDS) {
     const b = document.createElement('button');

@@ -90,6 +90,7 @@ pub struct View {
     scene: Option<Scene>,
     scene_key: (usize, usize, u64, u64),
     ring: RingLayer,
+    flashes: crate::effects::FlashSprites,
     last_refresh: f64,
     intervals: std::collections::VecDeque<f64>,
     work: std::collections::VecDeque<f64>,
@@ -134,6 +135,7 @@ impl View {
             scene: None,
             scene_key: (0, 0, 0, 0),
             ring: RingLayer::default(),
+            flashes: Default::default(),
             last_refresh: f64::NEG_INFINITY,
             intervals: Default::default(),
             work: Default::default(),
@@ -178,6 +180,7 @@ impl View {
         self.height = height.max(100.0);
         self.dpr = dpr.clamp(0.5, 4.0);
         self.ring.dpr = self.dpr;
+        self.flashes.dpr = self.dpr;
         self.canvas
             .set_width((self.width * self.dpr).round() as u32);
         self.canvas
@@ -301,6 +304,7 @@ impl View {
             &self.theme,
             real_ms,
             &mut self.ring,
+            &mut self.flashes,
         )
         .map_err(|_| JsError::new("canvas drawing failed"))
     }

@@ -13,14 +13,24 @@
 //! is 300 ms, so each node shows three or four ripples per kind instead of thirty. Groups are
 //! keyed by birth slot, not by age, so a group keeps its members for its whole life and its
 //! ring grows smoothly.
+//!
+//! Even coalesced, ~110 rings a frame cost 4–6 ms of software rasterisation: an anti-aliased
+//! circle costs ~40 µs to rasterise there whether stroked, filled as an annulus or batched
+//! into one path per colour (measured: replaying a recorded frame in headless Chromium and
+//! timing the flush). Copying a small pre-drawn canvas to whole device pixels with smoothing
+//! off is a plain blend, ~4× cheaper (a filtered or sub-pixel copy is not). So the rings are
+//! drawn once per kind and radius step ([`RADIUS_STEPS`] steps of half a pixel over the
+//! ring's growth) into small offscreen canvases, [`FlashSprites`], and copied with each
+//! group's opacity; the scene puts node centres on whole pixels so the copies sit where the
+//! strokes did.
 
 use crate::layout;
 use crate::render::kind_color;
 use crate::view::{EFFECT_MS, EffectKind, Kind, ViewModel};
 use std::collections::HashMap;
 use std::f64::consts::TAU;
-use wasm_bindgen::JsValue;
-use web_sys::CanvasRenderingContext2d as Ctx;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{CanvasRenderingContext2d as Ctx, HtmlCanvasElement};
 
 /// The shortest slot: disk flashes of one node and kind born in the same slot of this many
 /// real ms share a ring.
@@ -51,6 +61,104 @@ pub struct Flash {
     pub age: f64,
     /// The composite opacity of its members.
     pub alpha: f64,
+}
+
+/// How many radii a flash ring is drawn at over its growth (half a pixel apart).
+pub const RADIUS_STEPS: usize = 15;
+
+/// How far a flash ring grows over its life, CSS pixels.
+const GROWTH_PX: f64 = 7.0;
+
+/// The radius step (0 to [`RADIUS_STEPS`] − 1) of a ring of age `age` (0 to 1).
+pub fn radius_step(age: f64) -> usize {
+    ((age.clamp(0.0, 1.0) * (RADIUS_STEPS - 1) as f64).round() as usize).min(RADIUS_STEPS - 1)
+}
+
+/// A flash ring's radius in CSS pixels around a body of radius `nr`, at radius step `step`.
+pub fn ring_radius(nr: f64, step: usize) -> f64 {
+    nr + 2.0 + GROWTH_PX * step as f64 / (RADIUS_STEPS - 1) as f64
+}
+
+/// A flash kind's colour and line width.
+fn flash_style(kind: EffectKind) -> (&'static str, f64) {
+    match kind {
+        EffectKind::Wal => (kind_color(Kind::Write), 1.5),
+        EffectKind::Sync => (GREEN, 2.5),
+        EffectKind::Flush => (AMBER, 2.5),
+        _ => (kind_color(Kind::Gossip), 2.5),
+    }
+}
+
+/// The side of a ring sprite in device pixels (even, so its centre is a pixel corner): the
+/// ring of `radius` and `line_width` CSS pixels at `dpr`, with a pixel to spare for the
+/// anti-aliasing.
+pub fn sprite_side(radius: f64, line_width: f64, dpr: f64) -> u32 {
+    2 * ((radius + line_width / 2.0 + 1.0) * dpr).ceil() as u32
+}
+
+/// The flash rings pre-drawn (see the module docs): one small canvas per flash kind and
+/// radius step, drawn when first needed and again when the body radius or the pixel ratio
+/// changes.
+#[derive(Debug, Default)]
+pub struct FlashSprites {
+    /// Device pixels per CSS pixel of the page's canvas.
+    pub dpr: f64,
+    /// The (body radius, pixel ratio) the sprites are drawn for.
+    drawn_for: Option<(u64, u64)>,
+    /// Per kind and step: the canvas and its side in device pixels.
+    sprites: HashMap<(u8, usize), (HtmlCanvasElement, f64)>,
+    /// No canvas could be made (no document): draw strokes instead.
+    unavailable: bool,
+}
+
+impl FlashSprites {
+    /// The sprite of `kind` at `step` for bodies of radius `nr`, drawing it if needed.
+    fn get(&mut self, kind: EffectKind, step: usize, nr: f64) -> Option<&(HtmlCanvasElement, f64)> {
+        if self.unavailable {
+            return None;
+        }
+        let dpr = self.dpr();
+        let key = (nr.to_bits(), dpr.to_bits());
+        if self.drawn_for != Some(key) {
+            self.sprites.clear();
+            self.drawn_for = Some(key);
+        }
+        let slot = (kind as u8, step);
+        if !self.sprites.contains_key(&slot) {
+            let Some(sprite) = draw_sprite(kind, ring_radius(nr, step), dpr) else {
+                self.unavailable = true;
+                return None;
+            };
+            self.sprites.insert(slot, sprite);
+        }
+        self.sprites.get(&slot)
+    }
+
+    fn dpr(&self) -> f64 {
+        if self.dpr > 0.0 { self.dpr } else { 1.0 }
+    }
+}
+
+/// A ring of `kind` and `radius` CSS pixels drawn centred on a small new canvas at `dpr`.
+fn draw_sprite(kind: EffectKind, radius: f64, dpr: f64) -> Option<(HtmlCanvasElement, f64)> {
+    let (color, width) = flash_style(kind);
+    let side = sprite_side(radius, width, dpr);
+    let canvas = web_sys::window()?
+        .document()?
+        .create_element("canvas")
+        .ok()?
+        .dyn_into::<HtmlCanvasElement>()
+        .ok()?;
+    canvas.set_width(side);
+    canvas.set_height(side);
+    let ctx = canvas.get_context("2d").ok()??.dyn_into::<Ctx>().ok()?;
+    let c = f64::from(side) / 2.0;
+    ctx.set_stroke_style_str(color);
+    ctx.set_line_width(width * dpr);
+    ctx.begin_path();
+    ctx.arc(c, c, radius * dpr, 0.0, TAU).ok()?;
+    ctx.stroke();
+    Some((canvas, f64::from(side)))
 }
 
 /// Whether an effect is a disk flash (coalesced) rather than a one-off animation.
@@ -101,13 +209,15 @@ pub fn flashes(model: &ViewModel, real_ms: f64) -> Vec<Flash> {
         .collect()
 }
 
-/// Draws the effects: disk flashes coalesced (see the module docs), crashes and dropped
-/// messages one by one (they are rare).
+/// Draws the effects: disk flashes coalesced and pre-drawn (see the module docs), crashes and
+/// dropped messages one by one (they are rare). `ctx`'s transform is the pixel ratio
+/// `sprites.dpr`.
 pub fn draw(
     ctx: &Ctx,
     model: &ViewModel,
     scene: &crate::render::Scene,
     real_ms: f64,
+    sprites: &mut FlashSprites,
 ) -> Result<(), JsValue> {
     let center = (scene.geom.cx, scene.geom.cy);
     let nr = scene.geom.node_radius;
@@ -117,22 +227,39 @@ pub fn draw(
             .and_then(|i| scene.positions.get(i))
             .map(|p| p.1)
     };
+    let dpr = sprites.dpr();
+    let mut copying = false;
     for f in flashes(model, real_ms) {
         let Some(at) = pos(f.node) else {
             continue;
         };
-        let color = match f.kind {
-            EffectKind::Wal => kind_color(Kind::Write),
-            EffectKind::Sync => GREEN,
-            EffectKind::Flush => AMBER,
-            _ => kind_color(Kind::Gossip),
-        };
+        let step = radius_step(f.age);
         ctx.set_global_alpha(f.alpha);
-        ctx.set_stroke_style_str(color);
-        ctx.set_line_width(if f.kind == EffectKind::Wal { 1.5 } else { 2.5 });
-        ctx.begin_path();
-        ctx.arc(at.0, at.1, nr + 2.0 + 7.0 * f.age, 0.0, TAU)?;
-        ctx.stroke();
+        if let Some((sprite, side)) = sprites.get(f.kind, step, nr) {
+            if !copying {
+                // Whole device pixels, no filtering: the copy is a plain blend.
+                ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0)?;
+                ctx.set_image_smoothing_enabled(false);
+                copying = true;
+            }
+            let half = side / 2.0;
+            ctx.draw_image_with_html_canvas_element(
+                sprite,
+                (at.0 * dpr).round() - half,
+                (at.1 * dpr).round() - half,
+            )?;
+        } else {
+            let (color, width) = flash_style(f.kind);
+            ctx.set_stroke_style_str(color);
+            ctx.set_line_width(width);
+            ctx.begin_path();
+            ctx.arc(at.0, at.1, ring_radius(nr, step), 0.0, TAU)?;
+            ctx.stroke();
+        }
+    }
+    if copying {
+        ctx.set_image_smoothing_enabled(true);
+        ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0)?;
     }
     for e in model.effects.iter().filter(|e| !is_flash(e.kind)) {
         let age = ((real_ms - e.born_real_ms) / EFFECT_MS).clamp(0.0, 1.0);
@@ -213,6 +340,25 @@ mod tests {
         assert!((f[1].alpha - a(150.0)).abs() < 1e-12);
         assert_eq!((f[2].node, f[2].kind), (1, EffectKind::Sync));
         assert_eq!((f[3].node, f[3].kind), (2, EffectKind::Wal));
+    }
+
+    #[test]
+    fn sprites_cover_the_growth_in_half_pixel_steps_and_fit_their_ring() {
+        assert_eq!(radius_step(0.0), 0);
+        assert_eq!(radius_step(1.0), RADIUS_STEPS - 1);
+        assert_eq!(radius_step(2.0), RADIUS_STEPS - 1);
+        assert_eq!(radius_step(0.5), (RADIUS_STEPS - 1) / 2);
+        let nr = 18.0;
+        assert_eq!(ring_radius(nr, 0), nr + 2.0);
+        assert_eq!(ring_radius(nr, RADIUS_STEPS - 1), nr + 2.0 + GROWTH_PX);
+        let step = ring_radius(nr, 1) - ring_radius(nr, 0);
+        assert!((step - 0.5).abs() < 1e-12, "{step}");
+        for dpr in [1.0, 1.25, 2.0] {
+            let r = ring_radius(nr, RADIUS_STEPS - 1);
+            let side = sprite_side(r, 2.5, dpr);
+            assert_eq!(side % 2, 0, "even, so its centre is a pixel corner");
+            assert!(f64::from(side) / 2.0 >= (r + 1.25) * dpr + 1.0);
+        }
     }
 
     #[test]

@@ -38,6 +38,20 @@ pub struct Filter {
     pub node: u32,
     /// Leave out deliveries (they double every message).
     pub deliveries: bool,
+    /// At most this many lines, the newest (0, or above [`LINES_MAX`]: [`LINES_MAX`]). The
+    /// page asks for what it shows, so the rest is never formatted nor sent to JavaScript.
+    pub limit: usize,
+}
+
+impl Filter {
+    /// How many lines a call returns at most.
+    pub fn cap(&self) -> usize {
+        if self.limit == 0 {
+            LINES_MAX
+        } else {
+            self.limit.min(LINES_MAX)
+        }
+    }
 }
 
 /// The line for a log entry, or `None` for a delivery when they are hidden.
@@ -100,15 +114,16 @@ impl Filter {
     }
 }
 
-/// The lines after `seq` that pass `filter`, the newest [`LINES_MAX`] of them.
+/// The lines after `seq` that pass `filter`, the newest [`Filter::cap`] of them.
 pub fn since<'a>(entries: impl Iterator<Item = &'a LogEntry>, filter: &Filter) -> Vec<Line> {
+    let cap = filter.cap();
     let mut out: std::collections::VecDeque<Line> = std::collections::VecDeque::new();
     let mut kept: std::collections::VecDeque<&LogEntry> = std::collections::VecDeque::new();
     for entry in entries {
         if let Some(l) = classify(entry, filter.deliveries)
             && filter.passes(&l)
         {
-            if out.len() == LINES_MAX {
+            if out.len() == cap {
                 out.pop_front();
                 kept.pop_front();
             }
@@ -166,5 +181,19 @@ mod tests {
         let rest = since(sim.log().entries().iter(), &no_disk);
         assert!(rest.iter().all(|l| l.class != "disk" && l.class != "write"));
         assert!(rest.iter().any(|l| l.text == "n4 crashed"));
+        let newest = since(
+            sim.log().entries().iter(),
+            &Filter {
+                limit: 3,
+                ..Filter::default()
+            },
+        );
+        assert_eq!(newest, all[all.len() - 3..]);
+        let capped = Filter {
+            limit: 10 * LINES_MAX,
+            ..Filter::default()
+        };
+        assert_eq!(capped.cap(), LINES_MAX);
+        assert_eq!(Filter::default().cap(), LINES_MAX);
     }
 }

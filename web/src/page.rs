@@ -347,8 +347,9 @@ impl Cluster {
         to_js(&op_view(self.inner.sim(), op as u64))
     }
 
-    /// The log lines after `seq` that pass `filter` (`{hide: [classes], node, deliveries}`),
-    /// the newest 400: `{next, lines: [{seq, t, class, nodes, text, op}]}`.
+    /// The log lines after `seq` that pass `filter` (`{hide: [classes], node, deliveries,
+    /// limit}`), the newest `limit` (at most and by default 400):
+    /// `{next, lines: [{seq, t, class, nodes, text, op}]}`.
     #[wasm_bindgen(js_name = logSince)]
     pub fn log_since(&self, seq: f64, filter: JsValue) -> Result<JsValue, JsError> {
         let filter: logview::Filter = if filter.is_undefined() || filter.is_null() {

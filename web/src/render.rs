@@ -130,11 +130,15 @@ impl Scene {
             })
             .collect();
         let angles = layout::node_angles(&tokens, geom.node_radius, geom.orbit_radius);
+        // Centres on whole pixels: the pre-drawn flash rings are copied to whole pixels.
         let positions = model
             .nodes
             .iter()
             .zip(&angles)
-            .map(|(n, a)| (n.id, geom.at(*a, geom.orbit_radius)))
+            .map(|(n, a)| {
+                let (x, y) = geom.at(*a, geom.orbit_radius);
+                (n.id, (x.round(), y.round()))
+            })
             .collect();
         Scene {
             geom,
@@ -186,6 +190,7 @@ pub fn name(id: u32) -> String {
 }
 
 /// Draws one frame. `real_ms` times the animations.
+#[allow(clippy::too_many_arguments)]
 pub fn draw(
     ctx: &Ctx,
     model: &ViewModel,
@@ -194,6 +199,7 @@ pub fn draw(
     theme: &Theme,
     real_ms: f64,
     ring: &mut RingLayer,
+    flashes: &mut crate::effects::FlashSprites,
 ) -> Result<(), JsValue> {
     let g = &scene.geom;
     let hovered_node = match ui.hover {
@@ -225,7 +231,7 @@ pub fn draw(
     draw_cuts(ctx, model, scene)?;
     draw_followed(ctx, model, scene)?;
     draw_messages(ctx, model, scene, ui)?;
-    crate::effects::draw(ctx, model, scene, real_ms)?;
+    crate::effects::draw(ctx, model, scene, real_ms, flashes)?;
     draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
     Ok(())
