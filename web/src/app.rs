@@ -90,7 +90,7 @@ pub struct View {
     scene: Option<Scene>,
     scene_key: (usize, usize, u64, u64),
     ring: RingLayer,
-    flashes: crate::effects::FlashSprites,
+    sprites: crate::sprites::Sprites,
     last_refresh: f64,
     intervals: std::collections::VecDeque<f64>,
     work: std::collections::VecDeque<f64>,
@@ -135,7 +135,7 @@ impl View {
             scene: None,
             scene_key: (0, 0, 0, 0),
             ring: RingLayer::default(),
-            flashes: Default::default(),
+            sprites: Default::default(),
             last_refresh: f64::NEG_INFINITY,
             intervals: Default::default(),
             work: Default::default(),
@@ -180,7 +180,7 @@ impl View {
         self.height = height.max(100.0);
         self.dpr = dpr.clamp(0.5, 4.0);
         self.ring.dpr = self.dpr;
-        self.flashes.dpr = self.dpr;
+        self.sprites.dpr = self.dpr;
         self.canvas
             .set_width((self.width * self.dpr).round() as u32);
         self.canvas
@@ -304,7 +304,7 @@ impl View {
             &self.theme,
             real_ms,
             &mut self.ring,
-            &mut self.flashes,
+            &mut self.sprites,
         )
         .map_err(|_| JsError::new("canvas drawing failed"))
     }

@@ -20,17 +20,18 @@
 //! timing the flush). Copying a small pre-drawn canvas to whole device pixels with smoothing
 //! off is a plain blend, ~4× cheaper (a filtered or sub-pixel copy is not). So the rings are
 //! drawn once per kind and radius step ([`RADIUS_STEPS`] steps of half a pixel over the
-//! ring's growth) into small offscreen canvases, [`FlashSprites`], and copied with each
-//! group's opacity; the scene puts node centres on whole pixels so the copies sit where the
-//! strokes did.
+//! ring's growth) into small offscreen canvases ([`Sprites`]) and copied with each group's
+//! opacity; the scene puts node centres on whole pixels so the copies sit where the strokes
+//! did.
 
 use crate::layout;
 use crate::render::kind_color;
+use crate::sprites::Sprites;
 use crate::view::{EFFECT_MS, EffectKind, Kind, ViewModel};
 use std::collections::HashMap;
 use std::f64::consts::TAU;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{CanvasRenderingContext2d as Ctx, HtmlCanvasElement};
+use wasm_bindgen::JsValue;
+use web_sys::CanvasRenderingContext2d as Ctx;
 
 /// The shortest slot: disk flashes of one node and kind born in the same slot of this many
 /// real ms share a ring.
@@ -80,85 +81,13 @@ pub fn ring_radius(nr: f64, step: usize) -> f64 {
 }
 
 /// A flash kind's colour and line width.
-fn flash_style(kind: EffectKind) -> (&'static str, f64) {
+pub fn flash_style(kind: EffectKind) -> (&'static str, f64) {
     match kind {
         EffectKind::Wal => (kind_color(Kind::Write), 1.5),
         EffectKind::Sync => (GREEN, 2.5),
         EffectKind::Flush => (AMBER, 2.5),
         _ => (kind_color(Kind::Gossip), 2.5),
     }
-}
-
-/// The side of a ring sprite in device pixels (even, so its centre is a pixel corner): the
-/// ring of `radius` and `line_width` CSS pixels at `dpr`, with a pixel to spare for the
-/// anti-aliasing.
-pub fn sprite_side(radius: f64, line_width: f64, dpr: f64) -> u32 {
-    2 * ((radius + line_width / 2.0 + 1.0) * dpr).ceil() as u32
-}
-
-/// The flash rings pre-drawn (see the module docs): one small canvas per flash kind and
-/// radius step, drawn when first needed and again when the body radius or the pixel ratio
-/// changes.
-#[derive(Debug, Default)]
-pub struct FlashSprites {
-    /// Device pixels per CSS pixel of the page's canvas.
-    pub dpr: f64,
-    /// The (body radius, pixel ratio) the sprites are drawn for.
-    drawn_for: Option<(u64, u64)>,
-    /// Per kind and step: the canvas and its side in device pixels.
-    sprites: HashMap<(u8, usize), (HtmlCanvasElement, f64)>,
-    /// No canvas could be made (no document): draw strokes instead.
-    unavailable: bool,
-}
-
-impl FlashSprites {
-    /// The sprite of `kind` at `step` for bodies of radius `nr`, drawing it if needed.
-    fn get(&mut self, kind: EffectKind, step: usize, nr: f64) -> Option<&(HtmlCanvasElement, f64)> {
-        if self.unavailable {
-            return None;
-        }
-        let dpr = self.dpr();
-        let key = (nr.to_bits(), dpr.to_bits());
-        if self.drawn_for != Some(key) {
-            self.sprites.clear();
-            self.drawn_for = Some(key);
-        }
-        let slot = (kind as u8, step);
-        if !self.sprites.contains_key(&slot) {
-            let Some(sprite) = draw_sprite(kind, ring_radius(nr, step), dpr) else {
-                self.unavailable = true;
-                return None;
-            };
-            self.sprites.insert(slot, sprite);
-        }
-        self.sprites.get(&slot)
-    }
-
-    fn dpr(&self) -> f64 {
-        if self.dpr > 0.0 { self.dpr } else { 1.0 }
-    }
-}
-
-/// A ring of `kind` and `radius` CSS pixels drawn centred on a small new canvas at `dpr`.
-fn draw_sprite(kind: EffectKind, radius: f64, dpr: f64) -> Option<(HtmlCanvasElement, f64)> {
-    let (color, width) = flash_style(kind);
-    let side = sprite_side(radius, width, dpr);
-    let canvas = web_sys::window()?
-        .document()?
-        .create_element("canvas")
-        .ok()?
-        .dyn_into::<HtmlCanvasElement>()
-        .ok()?;
-    canvas.set_width(side);
-    canvas.set_height(side);
-    let ctx = canvas.get_context("2d").ok()??.dyn_into::<Ctx>().ok()?;
-    let c = f64::from(side) / 2.0;
-    ctx.set_stroke_style_str(color);
-    ctx.set_line_width(width * dpr);
-    ctx.begin_path();
-    ctx.arc(c, c, radius * dpr, 0.0, TAU).ok()?;
-    ctx.stroke();
-    Some((canvas, f64::from(side)))
 }
 
 /// Whether an effect is a disk flash (coalesced) rather than a one-off animation.
@@ -217,7 +146,7 @@ pub fn draw(
     model: &ViewModel,
     scene: &crate::render::Scene,
     real_ms: f64,
-    sprites: &mut FlashSprites,
+    sprites: &mut Sprites,
 ) -> Result<(), JsValue> {
     let center = (scene.geom.cx, scene.geom.cy);
     let nr = scene.geom.node_radius;
@@ -227,40 +156,24 @@ pub fn draw(
             .and_then(|i| scene.positions.get(i))
             .map(|p| p.1)
     };
-    let dpr = sprites.dpr();
-    let mut copying = false;
+    let mut copy = sprites.copier(ctx);
     for f in flashes(model, real_ms) {
         let Some(at) = pos(f.node) else {
             continue;
         };
         let step = radius_step(f.age);
+        let (color, width) = flash_style(f.kind);
+        let radius = ring_radius(nr, step);
         ctx.set_global_alpha(f.alpha);
-        if let Some((sprite, side)) = sprites.get(f.kind, step, nr) {
-            if !copying {
-                // Whole device pixels, no filtering: the copy is a plain blend.
-                ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0)?;
-                ctx.set_image_smoothing_enabled(false);
-                copying = true;
-            }
-            let half = side / 2.0;
-            ctx.draw_image_with_html_canvas_element(
-                sprite,
-                (at.0 * dpr).round() - half,
-                (at.1 * dpr).round() - half,
-            )?;
-        } else {
-            let (color, width) = flash_style(f.kind);
+        if !copy.ring(at, color, width, radius)? {
             ctx.set_stroke_style_str(color);
             ctx.set_line_width(width);
             ctx.begin_path();
-            ctx.arc(at.0, at.1, ring_radius(nr, step), 0.0, TAU)?;
+            ctx.arc(at.0, at.1, radius, 0.0, TAU)?;
             ctx.stroke();
         }
     }
-    if copying {
-        ctx.set_image_smoothing_enabled(true);
-        ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0)?;
-    }
+    copy.done()?;
     for e in model.effects.iter().filter(|e| !is_flash(e.kind)) {
         let age = ((real_ms - e.born_real_ms) / EFFECT_MS).clamp(0.0, 1.0);
         let fade = 1.0 - age;
@@ -343,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn sprites_cover_the_growth_in_half_pixel_steps_and_fit_their_ring() {
+    fn flash_rings_grow_in_half_pixel_steps() {
         assert_eq!(radius_step(0.0), 0);
         assert_eq!(radius_step(1.0), RADIUS_STEPS - 1);
         assert_eq!(radius_step(2.0), RADIUS_STEPS - 1);
@@ -353,12 +266,6 @@ mod tests {
         assert_eq!(ring_radius(nr, RADIUS_STEPS - 1), nr + 2.0 + GROWTH_PX);
         let step = ring_radius(nr, 1) - ring_radius(nr, 0);
         assert!((step - 0.5).abs() < 1e-12, "{step}");
-        for dpr in [1.0, 1.25, 2.0] {
-            let r = ring_radius(nr, RADIUS_STEPS - 1);
-            let side = sprite_side(r, 2.5, dpr);
-            assert_eq!(side % 2, 0, "even, so its centre is a pixel corner");
-            assert!(f64::from(side) / 2.0 >= (r + 1.25) * dpr + 1.0);
-        }
     }
 
     #[test]

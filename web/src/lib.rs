@@ -33,6 +33,7 @@ pub mod records;
 pub mod render;
 pub mod ring_layer;
 pub mod scenario;
+pub mod sprites;
 pub mod url;
 pub mod view;
 

@@ -199,7 +199,7 @@ pub fn draw(
     theme: &Theme,
     real_ms: f64,
     ring: &mut RingLayer,
-    flashes: &mut crate::effects::FlashSprites,
+    sprites: &mut crate::sprites::Sprites,
 ) -> Result<(), JsValue> {
     let g = &scene.geom;
     let hovered_node = match ui.hover {
@@ -231,7 +231,8 @@ pub fn draw(
     draw_cuts(ctx, model, scene)?;
     draw_followed(ctx, model, scene)?;
     draw_messages(ctx, model, scene, ui)?;
-    crate::effects::draw(ctx, model, scene, real_ms, flashes)?;
+    crate::effects::draw(ctx, model, scene, real_ms, sprites)?;
+    draw_bodies(ctx, model, scene, theme, sprites)?;
     draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
     Ok(())
@@ -548,6 +549,42 @@ fn seen_color(n: &NodeView) -> Option<&'static str> {
     }
 }
 
+/// A node body's fill: its colour while it runs, grey when down, faint when it left.
+fn body_fill(node: &NodeView, theme: &Theme) -> String {
+    match node.status {
+        Status::Up | Status::Joining | Status::Leaving => node_color(node.id, theme, 1.0),
+        Status::Left => theme.faint.to_string(),
+        Status::Down => "#4a5361".to_string(),
+    }
+}
+
+/// The node bodies, all before any node's decorations (labels are never under a
+/// neighbour's body): pre-drawn discs copied ([`crate::sprites`]), paths without them.
+fn draw_bodies(
+    ctx: &Ctx,
+    model: &ViewModel,
+    scene: &Scene,
+    theme: &Theme,
+    sprites: &mut crate::sprites::Sprites,
+) -> Result<(), JsValue> {
+    let nr = scene.geom.node_radius;
+    let mut copy = sprites.copier(ctx);
+    for (i, node) in model.nodes.iter().enumerate() {
+        let at = scene.positions[i].1;
+        let fill = body_fill(node, theme);
+        if !copy.disc(at, &fill, theme.outline, 2.0, nr)? {
+            ctx.begin_path();
+            ctx.arc(at.0, at.1, nr, 0.0, TAU)?;
+            ctx.set_fill_style_str(&fill);
+            ctx.fill();
+            ctx.set_line_width(2.0);
+            ctx.set_stroke_style_str(theme.outline);
+            ctx.stroke();
+        }
+    }
+    copy.done()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn draw_nodes(
     ctx: &Ctx,
@@ -568,23 +605,7 @@ fn draw_nodes(
         let (x, y) = scene.positions[i].1;
         let angle = scene.angles[i];
         let running = matches!(node.status, Status::Up | Status::Joining | Status::Leaving);
-        // Body.
-        ctx.begin_path();
-        ctx.arc(x, y, nr, 0.0, TAU)?;
-        if running {
-            ctx.set_fill_style_str(&node_color(node.id, theme, 1.0));
-        } else {
-            ctx.set_fill_style_str(if node.status == Status::Left {
-                theme.faint
-            } else {
-                "#4a5361"
-            });
-        }
-        ctx.fill();
-        ctx.set_line_width(2.0);
-        ctx.set_stroke_style_str(theme.outline);
-        ctx.stroke();
-        // What the others think of it.
+        // What the others think of it (the body is drawn by `draw_bodies`).
         if let Some(color) = seen_color(node) {
             ctx.set_stroke_style_str(color);
             ctx.set_line_width(2.5);
