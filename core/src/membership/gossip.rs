@@ -130,6 +130,8 @@ pub struct Gossiper {
     /// The members (not this node) whose verdict was not Alive when
     /// [`Gossiper::up_changes`] last looked at them.
     not_up: BTreeSet<NodeId>,
+    /// Counts the deltas after which [`Gossiper::apply`] knew the member Alive.
+    heard_alive: u64,
 }
 
 impl Gossiper {
@@ -199,6 +201,7 @@ impl Gossiper {
             touched: Vec::new(),
             up_scan: None,
             not_up: BTreeSet::new(),
+            heard_alive: 0,
             events: VecDeque::new(),
             events_dropped: 0,
             last_tick: None,
@@ -687,17 +690,30 @@ impl Gossiper {
     }
 
     fn apply_deltas(&mut self, now: Millis, deltas: Vec<Delta>) {
-        let mut touched = Vec::new();
+        // (member, its verdict if `apply` already knows it) for each newer heartbeat or
+        // generation, then their verdicts recorded (events for changes).
+        let mut touched: Vec<(NodeId, Option<Verdict>)> = Vec::with_capacity(deltas.len());
         for delta in deltas {
             let node = delta.node;
+            let before = self.heard_alive;
             if self.apply(now, delta) {
-                touched.push(node);
+                touched.push((node, (self.heard_alive != before).then_some(Verdict::Alive)));
             }
         }
-        self.update_verdicts(now, &touched);
+        for (node, known) in touched {
+            if node == self.me {
+                continue;
+            }
+            let verdict = match known {
+                Some(v) => Some(v),
+                None => self.verdict(node, now),
+            };
+            self.set_verdict(now, node, verdict);
+        }
     }
 
-    /// Applies one delta; returns whether a newer heartbeat or generation arrived.
+    /// Applies one delta; returns whether a newer heartbeat or generation arrived. Bumps
+    /// `heard_alive` when the member is then certainly Alive (heard from at `now`).
     fn apply(&mut self, now: Millis, delta: Delta) -> bool {
         if let Some(app) = &delta.app
             && check_app(&self.config, &app.address, &app.tokens).is_err()
@@ -772,10 +788,16 @@ impl Gossiper {
         if status != old_status {
             self.after_status(now, node, Some(old_status), status);
         } else if newer_heartbeat && is_active(status) {
-            match self.detector.heartbeat_until(node, now) {
-                // Heard from at `now`, and Alive when last looked at: still Alive, and it
-                // cannot turn suspect before `until` (see `up_changes`).
-                Some(until) if self.config.phi.threshold > 0.0 && !self.not_up.contains(&node) => {
+            let until = self.detector.heartbeat_until(node, now);
+            // Heard from at `now`, its status one that heartbeats: φ is 0, so it is Alive.
+            let alive = until.is_some() && self.config.phi.threshold > 0.0;
+            if alive {
+                self.heard_alive = self.heard_alive.wrapping_add(1);
+            }
+            match until {
+                // Alive, and Alive when `up_changes` last looked at it: nothing to report,
+                // and it cannot turn suspect before `until`.
+                Some(until) if alive && !self.not_up.contains(&node) => {
                     if let Some((last, due)) = self.up_scan {
                         self.up_scan = Some((last, due.min(until)));
                     }
@@ -842,30 +864,26 @@ impl Gossiper {
         }
     }
 
-    /// Recomputes the verdicts of `nodes` at `now` and logs the changes.
-    fn update_verdicts(&mut self, now: Millis, nodes: &[NodeId]) {
-        for &node in nodes {
-            if node == self.me {
-                continue;
-            }
-            let verdict = self.verdict(node, now);
-            self.set_verdict(now, node, verdict);
-        }
-    }
-
-    /// [`Gossiper::update_verdicts`] of every member, in one walk of the members and the
-    /// detector's windows (a round does this).
+    /// Recomputes every member's verdict at `now` and logs the changes, in one walk of the
+    /// members, the detector's windows and the recorded verdicts (a round does this).
     fn update_all_verdicts(&mut self, now: Millis) {
         let me = self.me;
-        let fresh: Vec<(NodeId, Option<Verdict>)> = self
-            .with_windows()
-            .filter(|&(node, _, _)| node != me)
-            .map(|(node, state, window)| (node, self.verdict_of(node, state, window, now)))
-            .collect();
-        for (node, verdict) in fresh {
-            if verdict.is_some() && self.verdicts.get(&node) == verdict.as_ref() {
+        // The recorded verdicts are walked alongside: only members whose verdict differs
+        // from the recorded one (or that are removed) are recorded again.
+        let mut recorded = self.verdicts.iter().peekable();
+        let mut fresh: Vec<(NodeId, Option<Verdict>)> = Vec::new();
+        for (node, state, window) in self.with_windows() {
+            if node == me {
                 continue;
             }
+            while recorded.next_if(|(n, _)| **n < node).is_some() {}
+            let old = recorded.next_if(|(n, _)| **n == node).map(|(_, v)| *v);
+            let verdict = self.verdict_of(node, state, window, now);
+            if verdict.is_none() || verdict != old {
+                fresh.push((node, verdict));
+            }
+        }
+        for (node, verdict) in fresh {
             self.set_verdict(now, node, verdict);
         }
     }

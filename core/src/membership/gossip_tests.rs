@@ -550,3 +550,71 @@ fn a_seed_added_later_is_contacted_like_one_given_at_start() {
     assert!(seed.members().contains_key(&n(2)));
     assert!(late.members().contains_key(&n(1)));
 }
+
+/// `up_changes` asked after every message and every millisecond tells a node of every change
+/// of Alive-ness at the moment reading all verdicts would: a belief set kept from its answers
+/// equals one kept from `verdicts` throughout heartbeats, a crash (silence), a restart and a
+/// leave, among four members with irregular heartbeats.
+#[test]
+fn up_changes_agree_with_reading_every_verdict() {
+    let mut rng = DetRng::seed_from_u64(3);
+    let mut g: Vec<Gossiper> = (1..=4).map(|i| gossiper(i, 1, &[1])).collect();
+    let mut incremental: BTreeSet<NodeId> = BTreeSet::new();
+    let mut full: BTreeSet<NodeId> = BTreeSet::new();
+    let mut changes = 0;
+    let mut check = |a: &mut Gossiper, now: Millis, changes: &mut usize| {
+        for (node, v) in a.up_changes(now, false) {
+            let down = v != Verdict::Alive;
+            if down != incremental.contains(&node) {
+                *changes += 1;
+            }
+            if down {
+                incremental.insert(node);
+            } else {
+                incremental.remove(&node);
+            }
+        }
+        for (node, v) in a.verdicts(now) {
+            if node == a.me() {
+                continue;
+            }
+            if v == Verdict::Alive {
+                full.remove(&node);
+            } else {
+                full.insert(node);
+            }
+        }
+        assert_eq!(incremental, full, "at {now:?}");
+    };
+    let mut a = g.remove(0);
+    for ms in (0..60_000u64).step_by(50) {
+        let now = Millis(ms);
+        // n2 crashes at 20 s and restarts (a new generation) at 40 s; n3 leaves at 50 s;
+        // n4 heartbeats every 700 ms or 1.3 s.
+        if ms == 40_000 {
+            g[0] = gossiper(2, 2, &[1]);
+        }
+        if ms == 50_000 {
+            g[1].set_status(MemberStatus::Left).unwrap();
+        }
+        for (i, b) in g.iter_mut().enumerate() {
+            let every = [
+                1_000,
+                1_000,
+                if (ms / 10_000) % 2 == 0 { 700 } else { 1_300 },
+            ][i];
+            let crashed = i == 0 && (20_000..40_000).contains(&ms);
+            if ms % every == 0 && !crashed {
+                b.tick(now, &mut rng);
+                exchange(b, &mut a, now);
+                check(&mut a, now, &mut changes);
+            }
+        }
+        if ms % 1_000 == 0 {
+            a.tick(now, &mut rng);
+        }
+        check(&mut a, now, &mut changes);
+    }
+    // n2 went down and came back, n3 left: the test saw changes, not a constant answer.
+    assert!(changes >= 3, "{changes} changes");
+}
