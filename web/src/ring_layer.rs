@@ -21,7 +21,8 @@ pub struct RingLayer {
     pub dpr: f64,
 }
 
-fn offscreen() -> Option<(HtmlCanvasElement, Ctx)> {
+/// A new detached canvas and its 2D context (the ring layer, and `sprites`).
+pub(crate) fn offscreen() -> Option<(HtmlCanvasElement, Ctx)> {
     let canvas = web_sys::window()?
         .document()?
         .create_element("canvas")

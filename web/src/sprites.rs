@@ -13,21 +13,32 @@
 //! emptied when the pixel ratio or the body radius changes.
 
 use std::collections::HashMap;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use web_sys::{CanvasRenderingContext2d as Ctx, HtmlCanvasElement};
 
 /// Sprites kept at most; beyond, the cache starts again (it never holds more).
 const SPRITES_MAX: usize = 512;
 
-/// What a sprite shows: a circle of `radius` CSS pixels, filled and/or stroked.
+/// What a sprite shows: a circle of `radius` CSS pixels, stroked, and filled when `fill` is set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Circle {
     fill: Option<String>,
-    stroke: Option<String>,
+    stroke: String,
     /// Line width, bits of the f64.
     width: u64,
     /// Radius, bits of the f64.
     radius: u64,
+}
+
+impl Circle {
+    fn new(fill: Option<&str>, stroke: &str, width: f64, radius: f64) -> Self {
+        Circle {
+            fill: fill.map(str::to_string),
+            stroke: stroke.to_string(),
+            width: width.to_bits(),
+            radius: radius.to_bits(),
+        }
+    }
 }
 
 /// The side of a sprite in device pixels (even, so its centre is a pixel corner): a circle of
@@ -103,15 +114,7 @@ impl Copier<'_> {
         width: f64,
         radius: f64,
     ) -> Result<bool, JsValue> {
-        self.copy(
-            at,
-            Circle {
-                fill: None,
-                stroke: Some(color.to_string()),
-                width: width.to_bits(),
-                radius: radius.to_bits(),
-            },
-        )
+        self.copy(at, Circle::new(None, color, width, radius))
     }
 
     /// Copies a disc of `fill` with an outline of `outline` and line `width` (drawn over its
@@ -124,15 +127,7 @@ impl Copier<'_> {
         width: f64,
         radius: f64,
     ) -> Result<bool, JsValue> {
-        self.copy(
-            at,
-            Circle {
-                fill: Some(fill.to_string()),
-                stroke: Some(outline.to_string()),
-                width: width.to_bits(),
-                radius: radius.to_bits(),
-            },
-        )
+        self.copy(at, Circle::new(Some(fill), outline, width, radius))
     }
 
     fn copy(&mut self, at: (f64, f64), circle: Circle) -> Result<bool, JsValue> {
@@ -171,15 +166,9 @@ fn draw_sprite(circle: &Circle, dpr: f64) -> Option<(HtmlCanvasElement, f64)> {
     let radius = f64::from_bits(circle.radius);
     let width = f64::from_bits(circle.width);
     let side = sprite_side(radius, width, dpr);
-    let canvas = web_sys::window()?
-        .document()?
-        .create_element("canvas")
-        .ok()?
-        .dyn_into::<HtmlCanvasElement>()
-        .ok()?;
+    let (canvas, ctx) = crate::ring_layer::offscreen()?;
     canvas.set_width(side);
     canvas.set_height(side);
-    let ctx = canvas.get_context("2d").ok()??.dyn_into::<Ctx>().ok()?;
     let c = f64::from(side) / 2.0;
     ctx.begin_path();
     ctx.arc(c, c, radius * dpr, 0.0, std::f64::consts::TAU)
@@ -188,11 +177,9 @@ fn draw_sprite(circle: &Circle, dpr: f64) -> Option<(HtmlCanvasElement, f64)> {
         ctx.set_fill_style_str(fill);
         ctx.fill();
     }
-    if let Some(stroke) = &circle.stroke {
-        ctx.set_stroke_style_str(stroke);
-        ctx.set_line_width(width * dpr);
-        ctx.stroke();
-    }
+    ctx.set_stroke_style_str(&circle.stroke);
+    ctx.set_line_width(width * dpr);
+    ctx.stroke();
     Some((canvas, f64::from(side)))
 }
 
