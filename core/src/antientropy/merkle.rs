@@ -178,7 +178,7 @@ impl MerkleTree {
             let leaf = tree.leaf_of_key(key.as_ref())?;
             tree.add_to_leaf(leaf, entry_hash(key.as_ref(), &cell));
         }
-        tree.rehash_all();
+        tree.rehash();
         Ok(tree)
     }
 
@@ -269,12 +269,6 @@ impl MerkleTree {
         Ok(())
     }
 
-    /// Recomputes every hash from the leaves' sums, after [`MerkleTree::insert_unhashed`]:
-    /// the same tree as inserting each entry with [`MerkleTree::insert`].
-    pub fn rehash(&mut self) {
-        self.rehash_all();
-    }
-
     /// Removes an entry inserted earlier (the same key and cell). Fails, changing nothing, if
     /// the key's token is outside the range or its leaf is empty. Removing an entry that was
     /// never inserted corrupts the leaf's sum; the next comparison then finds a difference and
@@ -351,7 +345,9 @@ impl MerkleTree {
         }
     }
 
-    fn rehash_all(&mut self) {
+    /// Recomputes every hash from the leaves' sums, after [`MerkleTree::insert_unhashed`]:
+    /// the same tree as inserting each entry with [`MerkleTree::insert`].
+    pub fn rehash(&mut self) {
         let first_leaf = (1usize << self.depth) - 1;
         for (i, l) in self.leaves.iter().enumerate() {
             if let Some(slot) = self.nodes.get_mut(first_leaf + i) {
