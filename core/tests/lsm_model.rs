@@ -215,7 +215,13 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 }
             }
             Op::Get { key: k } => {
+                // A memory-only read answers as a full one would, or not at all; answered
+                // first, it must not be what fills the cache.
+                let in_memory = lsm.get_in_memory(&key(k)).expect("get_in_memory");
                 let got = lsm.get(&key(k)).expect("get");
+                if let Some(in_memory) = in_memory {
+                    prop_assert_eq!(&in_memory, &got, "get_in_memory key{:03}", k);
+                }
                 let want = model.map.get(&key(k));
                 prop_assert!(
                     agrees(got.as_ref(), want, now, grace),

@@ -286,6 +286,17 @@ impl<D: Disk> Lsm<D> {
     /// Returns the batch's LSN; it is durable once [`Lsm::durable_lsn`] reaches it. A cell older
     /// than the stored version of its key is logged but does not win.
     pub fn write_batch(&mut self, batch: Vec<(Vec<u8>, Cell)>) -> Result<Lsn, StorageError> {
+        self.write_batch_noting_new(batch, |_| {})
+    }
+
+    /// [`Lsm::write_batch`], calling `new_key` for each key the active memtable did not hold
+    /// before (a host keeping its own index of keys adds only those: a key already in the
+    /// memtable was seen when it got there).
+    pub fn write_batch_noting_new(
+        &mut self,
+        batch: Vec<(Vec<u8>, Cell)>,
+        mut new_key: impl FnMut(&[u8]),
+    ) -> Result<Lsn, StorageError> {
         self.check_writable()?;
         for (key, cell) in &batch {
             check_key(key)?;
@@ -316,7 +327,11 @@ impl<D: Disk> Lsm<D> {
         }
         for (key, cell) in batch {
             self.counters.user_bytes_written += (key.len() + cell.footprint()) as u64;
+            let held = self.active.len();
             self.active.insert(&key, cell, lsn);
+            if self.active.len() > held {
+                new_key(&key);
+            }
         }
         if self.active.bytes() >= self.config.memtable_bytes_max
             && self.frozen.len() < self.config.frozen_memtables_max
@@ -447,6 +462,21 @@ impl<D: Disk> Lsm<D> {
     /// The newest cell stored for `key` (a tombstone if it was deleted), reconciling every
     /// memtable and table by LWW version.
     pub fn get(&self, key: &[u8]) -> Result<Option<Cell>, StorageError> {
+        // Allowed to read the disk, the lookup always answers (`Some`).
+        Ok(self.lookup(key, false)?.flatten())
+    }
+
+    /// Like [`Lsm::get`], but only from memory (the memtables and the block cache): `Ok(None)`
+    /// when answering would read a data block from the disk. A host whose request thread must
+    /// never wait on the disk answers from here when it can and hands the rest to a reader
+    /// thread.
+    pub fn get_in_memory(&self, key: &[u8]) -> Result<Option<Option<Cell>>, StorageError> {
+        self.lookup(key, true)
+    }
+
+    /// [`Lsm::get`], or with `memory_only` [`Lsm::get_in_memory`]: `None` means a table needed
+    /// a block that is not cached.
+    fn lookup(&self, key: &[u8], memory_only: bool) -> Result<Option<Option<Cell>>, StorageError> {
         check_key(key)?;
         let mut best: Option<Cell> = self.active.get(key).cloned();
         let beats = |best: &Option<Cell>, newest: Option<Version>| match (best, newest) {
@@ -465,32 +495,45 @@ impl<D: Disk> Lsm<D> {
             }
         }
         let hash = key_hash(key);
-        let consider = |table: &Table<D>, best: &mut Option<Cell>| -> Result<(), StorageError> {
+        // `false`: the table's block is not in memory (only when `memory_only`).
+        let consider = |table: &Table<D>, best: &mut Option<Cell>| -> Result<bool, StorageError> {
             let meta = table.meta();
             if key < meta.min_key.as_slice()
                 || key > meta.max_key.as_slice()
                 || beats(best, Some(meta.max_version))
                 || !table.may_contain(hash)
             {
-                return Ok(());
+                return Ok(true);
             }
-            if let Some(c) = table.get(key, hash)?
+            let found = if memory_only {
+                match table.get_cached(key, hash) {
+                    Some(found) => found?,
+                    None => return Ok(false),
+                }
+            } else {
+                table.get(key, hash)?
+            };
+            if let Some(c) = found
                 && best.as_ref().is_none_or(|b| c.version > b.version)
             {
                 *best = Some(c);
             }
-            Ok(())
+            Ok(true)
         };
         for table in self.levels[0].iter().rev() {
-            consider(table, &mut best)?;
+            if !consider(table, &mut best)? {
+                return Ok(None);
+            }
         }
         for level in &self.levels[1..] {
             let idx = level.partition_point(|t| t.meta().max_key.as_slice() < key);
-            if let Some(table) = level.get(idx) {
-                consider(table, &mut best)?;
+            if let Some(table) = level.get(idx)
+                && !consider(table, &mut best)?
+            {
+                return Ok(None);
             }
         }
-        Ok(best)
+        Ok(Some(best))
     }
 
     /// Up to `limit` (at most [`SCAN_LIMIT_MAX`]) keys in `[start, end)` (no `end`: to the last

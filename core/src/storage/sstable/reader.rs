@@ -123,17 +123,38 @@ impl<D: Disk> Table<D> {
     /// The cell stored under `key` (a tombstone is a cell whose value is `None`). `key_hash` is
     /// [`super::key_hash`]`(key)`, computed once by the caller for every table it asks.
     pub fn get(&self, key: &[u8], key_hash: u64) -> Result<Option<Cell>, StorageError> {
-        if key < &self.meta.min_key[..] || key > &self.meta.max_key[..] {
-            return Ok(None);
-        }
-        if !self.bloom.may_contain(key_hash) {
-            return Ok(None);
-        }
-        let Some(i) = self.index.find(key) else {
+        let Some(i) = self.block_of(key, key_hash) else {
             return Ok(None);
         };
         let (block, offset) = self.block(i, true)?;
         block.get(key).map_err(|e| self.corrupt(offset, e))
+    }
+
+    /// Like [`Table::get`], but only from memory: `None` when the data block that may hold the
+    /// key is not in the block cache, so answering would read the disk. (RocksDB's
+    /// `kBlockCacheTier` reads: a thread that must not block asks this first.)
+    pub fn get_cached(
+        &self,
+        key: &[u8],
+        key_hash: u64,
+    ) -> Option<Result<Option<Cell>, StorageError>> {
+        let Some(i) = self.block_of(key, key_hash) else {
+            return Some(Ok(None));
+        };
+        let block = self.cache.get(self.meta.id, i as u32)?;
+        let offset = self.index.handle(i).map_or(0, |h| h.offset);
+        Some(block.get(key).map_err(|e| self.corrupt(offset, e)))
+    }
+
+    /// The data block that may hold `key`, if any (the key range, the filter, the index).
+    fn block_of(&self, key: &[u8], key_hash: u64) -> Option<usize> {
+        if key < &self.meta.min_key[..] || key > &self.meta.max_key[..] {
+            return None;
+        }
+        if !self.bloom.may_contain(key_hash) {
+            return None;
+        }
+        self.index.find(key)
     }
 
     /// An iterator over the entries with keys `>= start` (all of them for `None`), in key order.
@@ -160,7 +181,8 @@ impl<D: Disk> Table<D> {
             let detail = format!("no data block {i}");
             return Err(self.corrupt(0, invalid("index block", detail)));
         };
-        // The index holds at most u32::MAX blocks (its count is a u32).
+        // The index holds at most u32::MAX blocks (its count is a u32); `get_cached` keys the
+        // cache the same way.
         let cache_key = i as u32;
         if let Some(block) = self.cache.get(self.meta.id, cache_key) {
             return Ok((block, handle.offset));

@@ -65,6 +65,7 @@ pub fn lsm_behaviour<D: Disk>(make_empty: impl Fn() -> D) {
     deletes_are_timestamped_tombstones(&make_empty());
     bad_keys_and_values_are_refused_and_change_nothing(&make_empty());
     everything_survives_flush_compaction_and_reopen(&make_empty());
+    memory_only_reads_answer_from_memtables_and_cache_or_not_at_all(&make_empty());
     scans_merge_every_source_in_order(&make_empty());
     tombstones_are_purged_only_after_their_grace_period(&make_empty());
     group_commit_covers_many_writes_with_one_sync(&make_empty());
@@ -204,6 +205,53 @@ pub fn everything_survives_flush_compaction_and_reopen<D: Disk>(disk: &D) {
         );
     }
     assert_eq!(value_of(&lsm, b"key99999"), None);
+}
+
+/// `get_in_memory` answers from the memtables and from cached blocks exactly as `get` does,
+/// and declines (`None`) only when a data block would have to be read from the disk.
+pub fn memory_only_reads_answer_from_memtables_and_cache_or_not_at_all<D: Disk>(disk: &D) {
+    let mut lsm = open(disk);
+    for i in 0..300u64 {
+        put(
+            &mut lsm,
+            format!("old{i:04}").as_bytes(),
+            i + 1,
+            b"on disk after reopen",
+        );
+    }
+    must(lsm.flush_all(Millis(0)), "flush");
+    // A fresh engine has an empty block cache: the flushed keys are on the disk only.
+    let mut lsm = reopen(lsm, disk);
+    put(&mut lsm, b"new", 1_000, b"in the memtable");
+    let in_memory = |lsm: &Lsm<D>, key: &[u8]| must(lsm.get_in_memory(key), "get_in_memory");
+    assert_eq!(
+        in_memory(&lsm, b"new").map(|c| c.and_then(|c| c.value)),
+        Some(Some(b"in the memtable".to_vec()))
+    );
+    // Outside every table's key range, and so certainly absent, without a disk read.
+    assert_eq!(in_memory(&lsm, b"zzz"), Some(None));
+    assert_eq!(
+        in_memory(&lsm, b"old0042"),
+        None,
+        "its block is not cached yet"
+    );
+    assert_eq!(
+        value_of(&lsm, b"old0042").as_deref(),
+        Some(&b"on disk after reopen"[..])
+    );
+    // The full read cached the block, so the memory-only one now answers, with the same cell.
+    assert_eq!(
+        in_memory(&lsm, b"old0042"),
+        Some(must(lsm.get(b"old0042"), "get"))
+    );
+    // A newer version in the memtable wins over the table without reading it.
+    put(&mut lsm, b"old0100", 2_000, b"newer");
+    assert_eq!(
+        in_memory(&lsm, b"old0100").map(|c| c.and_then(|c| c.value)),
+        Some(Some(b"newer".to_vec()))
+    );
+    // Bad keys are refused as by `get`.
+    assert!(lsm.get_in_memory(b"").is_err());
 }
 
 /// Range scans see the memtable, frozen memtables and tables of every level, newest version per
