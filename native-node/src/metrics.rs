@@ -152,6 +152,10 @@ pub struct Metrics {
     pub bad_frames: Counter,
     /// Storage operations refused because the storage queue was full.
     pub storage_queue_full: Counter,
+    /// Storage operations the node task ran itself (in memory, without waiting).
+    pub storage_inline: Counter,
+    /// Storage operations handed to a storage thread.
+    pub storage_queued: Counter,
     /// UI sockets (`/ws/ui`) open now.
     pub ui_connections: Gauge,
     /// UI updates skipped because a page did not read the previous ones.
@@ -290,6 +294,14 @@ impl Metrics {
             "storage_queue_full",
             "Storage operations refused because the storage queue was full",
         );
+        let storage_inline = counter(
+            "storage_inline",
+            "Storage operations the node task ran itself (a write appended, or a read answered from memory)",
+        );
+        let storage_queued = counter(
+            "storage_queued",
+            "Storage operations handed to a storage thread (disk reads, scans, large or blocked writes)",
+        );
         let ui_updates_skipped = counter(
             "ui_updates_skipped",
             "UI socket updates skipped because the page did not read the previous ones",
@@ -411,6 +423,8 @@ impl Metrics {
             handshakes_refused,
             bad_frames,
             storage_queue_full,
+            storage_inline,
+            storage_queued,
             ui_connections,
             ui_updates_skipped,
             ui_bad_frames,

@@ -6,6 +6,10 @@
 //!
 //! * Reads take a shared lock; writes take the exclusive lock only to append to the WAL buffer
 //!   and the memtable (microseconds).
+//! * **Non-blocking tries.** [`Store::try_append`], [`Store::try_get_in_memory`] and
+//!   [`Store::try_begin_sync`] never wait: not for the lock, a stalled memtable or the disk.
+//!   The node task runs its storage operations through them and hands only what they decline,
+//!   and the `fdatasync` half of a sync ([`Store::finish_sync`]), to the storage threads.
 //! * **Group commit.** Under [`SyncPolicy::Always`] a writer waits until its LSN is durable. The
 //!   first waiter becomes the *leader*: it takes a [`SyncTicket`] from the engine (which writes
 //!   the WAL buffer), runs the slow `fdatasync` with no lock held, and records the result; every
@@ -25,7 +29,9 @@ use ringstore_core::storage::{
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,6 +65,17 @@ struct Inner {
     work_cv: Condvar,
     installed_cv: Condvar,
     shutdown: AtomicBool,
+}
+
+/// What [`Store::try_append`] did with a batch.
+#[derive(Debug)]
+pub enum TryAppend {
+    /// Appended (WAL buffer and memtable) with this LSN; not yet durable.
+    Appended(u64),
+    /// Refused: a bad key or value, or an engine that can no longer write.
+    Failed(StorageError),
+    /// Not attempted (the engine was locked or writes are stalled): the batch, back.
+    Busy(Vec<(Vec<u8>, Cell)>),
 }
 
 /// A thread-safe storage engine on real files. See the module docs.
@@ -315,7 +332,7 @@ impl Store {
     /// [`Store::wait_durable`] once for the last one shares one sync between all of them. If
     /// flushes are behind, it waits for them (bounded memory) rather than failing.
     pub fn append(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
-        let mut lsm = loop {
+        let lsm = loop {
             let lsm = self.inner.write();
             if !lsm.write_stalled() {
                 break lsm;
@@ -324,17 +341,71 @@ impl Store {
             self.inner.kick();
             self.inner.wait_for_install();
         };
-        if let Some(index) = &self.index {
-            index.insert(batch.iter().map(|(k, _)| k.as_slice()));
+        self.append_locked(lsm, batch)
+    }
+
+    /// [`Store::append`] for a thread that must not wait: it appends only if the engine's lock
+    /// is free at once and writes are not stalled behind flushes, and otherwise gives the batch
+    /// back ([`TryAppend::Busy`]) for a thread that may wait.
+    pub fn try_append(&self, batch: Vec<(Vec<u8>, Cell)>) -> TryAppend {
+        let lsm = match self.inner.lsm.try_write() {
+            Ok(lsm) => lsm,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return TryAppend::Busy(batch),
+        };
+        if lsm.write_stalled() {
+            drop(lsm);
+            self.inner.kick();
+            return TryAppend::Busy(batch);
         }
+        match self.append_locked(lsm, batch) {
+            Ok(lsn) => TryAppend::Appended(lsn),
+            Err(e) => TryAppend::Failed(e),
+        }
+    }
+
+    fn append_locked(
+        &self,
+        mut lsm: RwLockWriteGuard<'_, Lsm<FileDisk>>,
+        batch: Vec<(Vec<u8>, Cell)>,
+    ) -> Result<u64, StorageError> {
         let frozen_before = lsm.frozen_memtables();
-        let lsn = lsm.write_batch(batch)?;
+        // A key the memtable already held is indexed already: only new ones cost a lookup.
+        let lsn = lsm.write_batch_noting_new(batch, |key| {
+            if let Some(index) = &self.index {
+                index.insert_key(key);
+            }
+        })?;
         let froze = lsm.frozen_memtables() > frozen_before;
         drop(lsm);
         if froze {
             self.inner.kick();
         }
         Ok(lsn)
+    }
+
+    /// The first half of a group sync, for a thread that must not wait: if the engine's lock is
+    /// free at once, writes the WAL buffer to the OS (a write, not a sync) and returns what to
+    /// sync, `Ok(None)` when everything is durable already. `None`: the lock was taken.
+    /// [`Store::finish_sync`] on another thread does the slow half.
+    pub fn try_begin_sync(&self) -> Option<Result<Option<SyncTicket>, StorageError>> {
+        let mut lsm = match self.inner.lsm.try_write() {
+            Ok(lsm) => lsm,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(lsm.begin_sync())
+    }
+
+    /// The second half: runs the ticket's `fdatasync` with no lock held and records it. Writes
+    /// waiting in [`Store::wait_durable`] see it too.
+    pub fn finish_sync(&self, ticket: &SyncTicket) -> Result<(), StorageError> {
+        let result = WalWriter::run_sync(&self.inner.disk, ticket);
+        self.inner.write().complete_sync(ticket, result)?;
+        let mut state = lock(&self.inner.sync);
+        state.durable = state.durable.max(ticket.upto);
+        self.inner.synced.notify_all();
+        Ok(())
     }
 
     /// Blocks until every batch up to `lsn` is durable, leading a group sync if nobody else
@@ -351,6 +422,18 @@ impl Store {
     /// The newest cell for `key` (a tombstone if deleted).
     pub fn get(&self, key: &[u8]) -> Result<Option<Cell>, StorageError> {
         self.inner.read().get(key)
+    }
+
+    /// [`Store::get`] for a thread that must not wait: `None` when the engine's lock is taken or
+    /// the answer needs a read from the disk ([`Lsm::get_in_memory`]); ask [`Store::get`] on
+    /// another thread then.
+    pub fn try_get_in_memory(&self, key: &[u8]) -> Option<Result<Option<Cell>, StorageError>> {
+        let lsm = match self.inner.lsm.try_read() {
+            Ok(lsm) => lsm,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        lsm.get_in_memory(key).transpose()
     }
 
     /// Up to `limit` keys in `[start, end)` with their cells, tombstones included.

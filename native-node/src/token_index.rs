@@ -8,10 +8,11 @@
 //! them (docs/benchmarks.md). The index answers those scans from the leaf's own keys.
 //!
 //! It holds `(token, key)` for every key ever written to the store since it opened (built from
-//! a full scan at open, then kept up by [`Store::append`](crate::Store::append)), so it is a
-//! superset of the store's keys: a key whose tombstone was purged by compaction stays until the
-//! next start, and a lookup of it finds nothing and skips it. Its memory is bounded by the
-//! store's key count: about 80 bytes plus the key per key.
+//! a full scan at open, then kept up by [`Store::append`](crate::Store::append), which adds
+//! only the keys new to the active memtable: the others were added when they got there), so
+//! it is a superset of the store's keys: a key whose tombstone was purged by compaction stays
+//! until the next start, and a lookup of it finds nothing and skips it. Its memory is bounded
+//! by the store's key count: about 80 bytes plus the key per key.
 
 use ringstore_core::ring::{Range, key_token};
 use std::collections::BTreeMap;
@@ -54,6 +55,19 @@ impl TokenIndex {
         drop(map);
         self.count
             .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Adds one key, like [`TokenIndex::insert`].
+    pub fn insert_key(&self, key: &[u8]) {
+        let token = key_token(key).0;
+        let mut map = self.lock();
+        let held = map.entry(token).or_default();
+        if !held.iter().any(|k| k.as_slice() == key) {
+            held.push(key.to_vec());
+            drop(map);
+            self.count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// How many keys it holds.

@@ -8,8 +8,9 @@
 //!   is queued on that peer's [`Link`] (`try_send`: a full queue drops and counts);
 //! - `Reply` completes the waiting HTTP request's oneshot;
 //! - `SetTimer` goes into a heap of deadlines the loop sleeps on;
-//! - `Storage` is queued on the storage threads (`try_send`: a full queue fails the
-//!   operation at once); its completion comes back as an input;
+//! - `Storage` runs here when it can without waiting (a write appended, a read answered from
+//!   memory), and is otherwise queued on the storage threads (`try_send`: a full queue fails
+//!   the operation at once); its completion comes back as an input;
 //! - `Event` is logged, counted, published on the feed, and a ring change is persisted.
 //!
 //! Inputs come from bounded channels, served in priority order: storage completions, due
@@ -104,7 +105,10 @@ impl Driver {
             tokio::select! {
                 biased;
                 Some(done) = inputs.completions.recv() => {
-                    for (op, result) in done {
+                    if let Some(store) = done.synced {
+                        self.storage.sync_done(store);
+                    }
+                    for (op, result) in done.ops {
                         self.pending.push_back(Input::Storage { op, result });
                     }
                 }
@@ -259,7 +263,25 @@ impl Driver {
     }
 
     /// Feeds every pending input to the node, carrying out what it asks.
+    /// Handles every pending input, then starts the syncs that writes appended meanwhile wait
+    /// for (what completes at once is handled too).
     fn drain_pending(&mut self) {
+        loop {
+            self.handle_pending();
+            let now = self.storage.start_syncs();
+            if now.is_empty() {
+                break;
+            }
+            for (op, result) in now {
+                self.pending.push_back(Input::Storage { op, result });
+            }
+        }
+        self.metrics
+            .in_flight
+            .set(i64::try_from(self.node.in_flight()).unwrap_or(i64::MAX));
+    }
+
+    fn handle_pending(&mut self) {
         while let Some(input) = self.pending.pop_front() {
             let gossip = matches!(
                 input,
@@ -275,9 +297,6 @@ impl Driver {
                 self.after_gossip();
             }
         }
-        self.metrics
-            .in_flight
-            .set(i64::try_from(self.node.in_flight()).unwrap_or(i64::MAX));
     }
 
     /// Gossip may have told of a member's new address: re-point its link (an address heard in
@@ -317,10 +336,8 @@ impl Driver {
                     self.timers.push(Reverse((at, self.timer_seq, timer)));
                 }
                 Output::Storage { op, storage } => {
-                    if let Err(failed) = self.storage.submit(op, storage) {
-                        self.metrics.storage_queue_full.inc();
-                        self.pending
-                            .push_back(Input::Storage { op, result: failed });
+                    if let Some(result) = self.storage.run(op, storage) {
+                        self.pending.push_back(Input::Storage { op, result });
                     }
                 }
                 Output::Event(event) => self.on_event(event),

@@ -8,16 +8,18 @@
 //!        ┌──────────────────── node task (owns the core's Node) ─────────────────────┐
 //!        │ completions > timers > peer batches > control > client requests            │
 //!        └──┬───────────────┬──────────────────┬───────────────────────┬─────────────┘
-//!   try_send│      try_send │ (4,096 per peer) │ oneshot              │ watch
+//!    storage│      try_send │ (4,096 per peer) │ oneshot              │ watch
 //!           ▼               ▼                  ▼                      ▼
-//!   storage threads    link tasks: dial,   the waiting HTTP       persister: the state
-//!   (8,192 per queue)  handshake, pack,    request                file on a blocking thread
-//!   group commit       write, reconnect
+//!   in memory: here;   link tasks: dial,   the waiting HTTP       persister: the state
+//!   else try_send to   handshake, pack,    request                file on a blocking thread
+//!   storage threads    write, reconnect
+//!   (8,192 per queue), syncers: group commit
 //! ```
 //!
-//! The node task never awaits anything but its next input: every output is a non-blocking
-//! hand-off, so a slow disk, peer or client can fill its own bounded queue (and lose what does
-//! not fit, counted in the metrics) but never stall the node.
+//! The node task never awaits anything but its next input: every output is done at once
+//! without waiting (a storage operation in memory) or is a non-blocking hand-off, so a slow
+//! disk, peer or client can fill its own bounded queue (and lose what does not fit, counted in
+//! the metrics) but never stall the node.
 
 pub mod driver;
 pub mod storage;
@@ -91,9 +93,20 @@ pub struct ClientCall {
     pub reply: oneshot::Sender<ClientResult>,
 }
 
-/// A cheap, cloneable handle on a running node, for the HTTP layer (and the UI socket).
+/// A cheap, cloneable handle on a running node, for the HTTP layer (and the UI socket): one
+/// `Arc`, since axum clones its state for every request.
 #[derive(Clone)]
-pub struct NodeHandle {
+pub struct NodeHandle(Arc<NodeHandleInner>);
+
+impl std::ops::Deref for NodeHandle {
+    type Target = NodeHandleInner;
+    fn deref(&self) -> &NodeHandleInner {
+        &self.0
+    }
+}
+
+/// What a [`NodeHandle`] holds.
+pub struct NodeHandleInner {
     /// The node's id.
     pub id: NodeId,
     /// Its advertised address.
@@ -349,13 +362,14 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     };
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let storage = storage::StorageThreads::start(data.clone(), hints.clone(), done_tx)?;
+    let storage =
+        storage::StorageThreads::start(data.clone(), hints.clone(), done_tx, metrics.clone())?;
     let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE_MAX);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_QUEUE_MAX);
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE_MAX);
     let (persist_tx, persist_rx) = watch::channel(node_state.clone());
     let feed = Feed::new();
-    let handle = NodeHandle {
+    let handle = NodeHandle(Arc::new(NodeHandleInner {
         id: me,
         address: address.clone(),
         clients: client_tx,
@@ -368,7 +382,7 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         peer_ctx: peer_ctx.clone(),
         value_bytes_max,
         fault_injection: opts.allow_fault_injection,
-    };
+    }));
     let driver = Driver {
         node,
         skew_ms: 0,

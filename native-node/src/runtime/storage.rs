@@ -1,19 +1,44 @@
-//! The node's storage threads: where the core's [`StorageOp`]s run, so that a slow disk, a
-//! sync or a compaction never stalls the node task.
+//! The node's storage: what the node task runs itself, and the threads that take what would
+//! make it wait, so that a slow disk, a sync or a compaction never stalls the node task.
 //!
 //! ```text
-//!  node task ──try_send──► data writers (2 threads) ─┐   each takes every queued write (up
-//!            ──try_send──► hint writer  (1 thread)  ─┤   to WRITE_BATCH_MAX), appends them,
-//!            ──try_send──► readers      (2 threads) ─┤   then one wait_durable for the last:
-//!            ──try_send──► scanner      (1 thread)  ─┤   one fdatasync for the whole group
-//!  node task ◄── completions (Vec per batch) ─────────┘
+//!            ┌─ in memory, lock free at once: run here, completed at once ───────────────┐
+//!  node task ┤  (a write appended to the WAL buffer and memtable; a read answered from     │
+//!            │   the memtables or the block cache)                                        │
+//!            │      └─ under --sync always: the WAL buffer written, then ► syncer ─┐  │
+//!            │         (1 per store: the fdatasync, one at a time) ─────────────────┤  │
+//!            └─ otherwise: try_send ──► data writers (2 threads) ─┐  one fdatasync for ├──┘
+//!                          try_send ──► hint writer  (1 thread)  ─┤  every LSN queued │
+//!                          try_send ──► readers      (2 threads) ─┤  while the last   │
+//!                          try_send ──► scanner      (1 thread)  ─┤  one ran          │
+//!  node task ◄── completions (Vec per batch) ─────────────────────┴───────────────────┘
 //! ```
 //!
-//! Point reads (a client's GET at a replica) and scans (anti-entropy's trees and leaves,
-//! streaming, hint replay) have separate queues and threads: a scan walks the key space (a
-//! token range's keys are spread over all of it) and would otherwise hold up every GET queued
-//! behind it. The scanner serves every range scan it finds queued together with one walk
-//! ([`scan_ranges`]): an anti-entropy session loads up to eight leaves at a time.
+//! **Inline first.** Appending a write takes microseconds (the WAL buffer and the memtable) and
+//! so does a read that the memtables or the block cache answer; handing either to a thread and
+//! back costs more than the work, twice a wake-up of a sleeping thread, and on a busy machine
+//! the scheduler's delay on top. So [`StorageThreads::run`] tries them on the node task through
+//! [`Store::try_append`] and [`Store::try_get_in_memory`], which never wait (not for the
+//! engine's lock, a stalled memtable or a disk read), and queues only what they decline.
+//! Large batches (streaming, repair) always go to a writer.
+//!
+//! **Pipelined group commit.** Under `--sync always` an inline write completes only once it is
+//! durable. The node task keeps the writes it appended waiting; once it has handled everything
+//! ready, if no sync of that store is running, it starts one ([`StorageThreads::start_syncs`]):
+//! it writes the WAL buffer to the OS ([`Store::try_begin_sync`], a write, not a sync) and
+//! hands the ticket and the waiting writes to the store's syncer, which runs the `fdatasync`
+//! ([`Store::finish_sync`]) and completes them all. Writes appended meanwhile wait for the
+//! next one, which starts as soon as this one is done: one sync at a time, each carrying
+//! everything that arrived during the last, and the engine's lock is never held across a
+//! system call on the syncer's side. (If the lock is taken when the sync should start, the
+//! syncer leads it instead, through [`Store::wait_durable`].) At most one job per store is
+//! queued for a syncer; the writes waiting are bounded by the requests in flight.
+//!
+//! Point reads that need the disk and scans (anti-entropy's trees and leaves, streaming, hint
+//! replay) have separate queues and threads: a scan walks the key space (a token range's keys
+//! are spread over all of it) and would otherwise hold up every GET queued behind it. The
+//! scanner serves every range scan it finds queued together with one walk ([`scan_ranges`]):
+//! an anti-entropy session loads up to eight leaves at a time.
 //!
 //! Every queue is bounded ([`STORAGE_QUEUE_MAX`] operations each). The node task never blocks
 //! on one: an operation that finds its queue full fails at once
@@ -25,10 +50,11 @@
 //! Reads run [`run_read`], the same code as the simulator's; writes differ only in how they
 //! are made durable (here: real group commit through [`Store::wait_durable`]).
 
-use crate::store::Store;
+use crate::metrics::Metrics;
+use crate::store::{Store, TryAppend};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use ringstore_core::node::{StorageOp, StorageResult, StoreId, run_read, scan_ranges};
-use ringstore_core::storage::Cell;
+use ringstore_core::storage::{Cell, SyncTicket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc::UnboundedSender;
@@ -39,15 +65,54 @@ pub const STORAGE_QUEUE_MAX: usize = 8_192;
 pub const WRITE_BATCH_MAX: usize = 1_024;
 /// Reads taken together (one completion message for all).
 pub const READ_BATCH_MAX: usize = 64;
+/// Writes of one batch at most that the node task appends itself (larger ones go to a writer).
+pub const INLINE_BATCH_MAX: usize = 64;
 const DATA_WRITERS: usize = 2;
 const READERS: usize = 2;
 
 /// Completed operations, in one message per batch.
-pub type Completions = Vec<(u64, StorageResult)>;
+#[derive(Debug, Default)]
+pub struct Completions {
+    /// Each operation's id and result.
+    pub ops: Vec<(u64, StorageResult)>,
+    /// Set by a syncer: the node task's sync of this store has finished (it may start the
+    /// next).
+    pub synced: Option<StoreId>,
+}
+
+impl Completions {
+    fn of(ops: Vec<(u64, StorageResult)>) -> Completions {
+        Completions { ops, synced: None }
+    }
+}
 
 struct WriteJob {
     op: u64,
     batch: Vec<(Vec<u8>, Cell)>,
+}
+
+/// Inline writes for a syncer to make durable.
+struct SyncJob {
+    /// The writes' operation ids.
+    ops: Vec<u64>,
+    how: SyncHow,
+}
+
+enum SyncHow {
+    /// The node task wrote the WAL buffer: run this ticket's `fdatasync`.
+    Ticket(SyncTicket),
+    /// The node task found the engine locked: wait (and lead a sync) until this LSN is durable.
+    Upto(u64),
+}
+
+/// Inline writes of one store waiting for the node task to start their sync.
+#[derive(Default)]
+struct SyncQueue {
+    ops: Vec<u64>,
+    /// The highest LSN among them.
+    lsn: u64,
+    /// A sync of this store started by the node task is running.
+    in_flight: bool,
 }
 
 struct ReadJob {
@@ -58,11 +123,25 @@ struct ReadJob {
 /// Handles to the storage threads. Dropping it closes the queues; the threads finish what is
 /// queued and exit (join them with [`StorageThreads::join`]).
 pub struct StorageThreads {
+    data_store: Arc<Store>,
+    hint_store: Arc<Store>,
     data: Sender<WriteJob>,
     hints: Sender<WriteJob>,
+    data_sync: Sender<SyncJob>,
+    hints_sync: Sender<SyncJob>,
     reads: Sender<ReadJob>,
     scans: Sender<ReadJob>,
     threads: Vec<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+    /// Inline writes waiting for a sync, per store (data, hints).
+    unsynced: [SyncQueue; 2],
+}
+
+fn slot(store: StoreId) -> usize {
+    match store {
+        StoreId::Data => 0,
+        StoreId::Hints => 1,
+    }
 }
 
 impl StorageThreads {
@@ -71,11 +150,14 @@ impl StorageThreads {
         data: Arc<Store>,
         hints: Arc<Store>,
         done: UnboundedSender<Completions>,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<StorageThreads> {
         let (data_tx, data_rx) = bounded(STORAGE_QUEUE_MAX);
         let (hints_tx, hints_rx) = bounded(STORAGE_QUEUE_MAX);
         let (reads_tx, reads_rx) = bounded(STORAGE_QUEUE_MAX);
         let (scans_tx, scans_rx) = bounded(STORAGE_QUEUE_MAX);
+        let (data_sync_tx, data_sync_rx) = bounded(STORAGE_QUEUE_MAX);
+        let (hints_sync_tx, hints_sync_rx) = bounded(STORAGE_QUEUE_MAX);
         let mut threads = Vec::new();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name).spawn(f)
@@ -109,35 +191,171 @@ impl StorageThreads {
                 Box::new(move || scanner(&data, &hints, &scans_rx, &done)),
             )?);
         }
+        for (name, store, id, rx) in [
+            ("ringstore-data-syncer", &data, StoreId::Data, data_sync_rx),
+            (
+                "ringstore-hint-syncer",
+                &hints,
+                StoreId::Hints,
+                hints_sync_rx,
+            ),
+        ] {
+            let (store, done) = (store.clone(), done.clone());
+            threads.push(spawn(
+                name.into(),
+                Box::new(move || syncer(&store, id, &rx, &done)),
+            )?);
+        }
         Ok(StorageThreads {
+            data_store: data,
+            hint_store: hints,
             data: data_tx,
             hints: hints_tx,
+            data_sync: data_sync_tx,
+            hints_sync: hints_sync_tx,
             reads: reads_tx,
             scans: scans_tx,
             threads,
+            metrics,
+            unsynced: Default::default(),
         })
     }
 
-    /// Queues an operation; if its queue is full, gives back the failure to feed the node.
-    pub fn submit(&self, op: u64, storage: StorageOp) -> Result<(), StorageResult> {
-        let full = || StorageResult::Failed("storage queue full".to_string());
-        let sent = match storage.into_write() {
-            Ok((store, batch)) => {
-                let queue = match store {
-                    StoreId::Data => &self.data,
-                    StoreId::Hints => &self.hints,
-                };
-                queue.try_send(WriteJob { op, batch }).map_err(is_full)
-            }
-            Err(storage) => {
-                let queue = match storage {
-                    StorageOp::Read { .. } => &self.reads,
-                    _ => &self.scans,
-                };
-                queue.try_send(ReadJob { op, storage }).map_err(is_full)
-            }
+    /// Runs an operation: at once when it can without waiting (see the module docs), else on a
+    /// storage thread. `Some` is its result now; `None` means it comes on the completion
+    /// channel. A queue found full fails the operation at once, like a refusal.
+    pub fn run(&mut self, op: u64, storage: StorageOp) -> Option<StorageResult> {
+        let storage = match storage {
+            StorageOp::Read { key } => match self.data_store.try_get_in_memory(&key) {
+                Some(result) => {
+                    self.metrics.storage_inline.inc();
+                    return Some(result.map_or_else(
+                        |e| StorageResult::Failed(e.to_string()),
+                        StorageResult::Read,
+                    ));
+                }
+                None => StorageOp::Read { key },
+            },
+            storage => storage,
         };
-        sent.map_err(|_| full())
+        let storage = match storage.into_write() {
+            Ok((store, batch)) if batch.len() <= INLINE_BATCH_MAX => {
+                match self.try_inline_write(op, store, batch) {
+                    Ok(done) => return done,
+                    Err(batch) => return self.queue_write(op, store, batch),
+                }
+            }
+            Ok((store, batch)) => return self.queue_write(op, store, batch),
+            Err(storage) => storage,
+        };
+        self.metrics.storage_queued.inc();
+        let queue = match storage {
+            StorageOp::Read { .. } => &self.reads,
+            _ => &self.scans,
+        };
+        let sent = queue.try_send(ReadJob { op, storage });
+        sent.err().map(|e| self.full(e))
+    }
+
+    /// Appends on the node task. `Ok(Some)`: done (or failed) now; `Ok(None)`: appended, and
+    /// the syncer completes it once durable; `Err`: declined, the batch back.
+    #[allow(clippy::type_complexity)]
+    fn try_inline_write(
+        &mut self,
+        op: u64,
+        store: StoreId,
+        batch: Vec<(Vec<u8>, Cell)>,
+    ) -> Result<Option<StorageResult>, Vec<(Vec<u8>, Cell)>> {
+        let target = match store {
+            StoreId::Data => &self.data_store,
+            StoreId::Hints => &self.hint_store,
+        };
+        let lsn = match target.try_append(batch) {
+            TryAppend::Appended(lsn) => lsn,
+            TryAppend::Failed(e) => return Ok(Some(StorageResult::Failed(e.to_string()))),
+            TryAppend::Busy(batch) => return Err(batch),
+        };
+        self.metrics.storage_inline.inc();
+        if !target.sync_policy().acks_after_sync() {
+            return Ok(Some(StorageResult::Written));
+        }
+        // Appended, acknowledged once a sync covers it (see `start_syncs`).
+        let queue = &mut self.unsynced[slot(store)];
+        queue.ops.push(op);
+        queue.lsn = queue.lsn.max(lsn);
+        Ok(None)
+    }
+
+    /// Starts a sync of each store that has inline writes waiting and none of the node task's
+    /// syncs running: every write appended while the previous sync ran shares this one. The
+    /// node task calls it once it has handled what was ready, and again when a sync finishes
+    /// (a [`Completions::synced`]). Returns what completed at once (nothing was left to sync,
+    /// or the sync could not start).
+    pub fn start_syncs(&mut self) -> Vec<(u64, StorageResult)> {
+        let mut now = Vec::new();
+        for store in [StoreId::Data, StoreId::Hints] {
+            let queue = &mut self.unsynced[slot(store)];
+            if queue.in_flight || queue.ops.is_empty() {
+                continue;
+            }
+            let (target, syncer) = match store {
+                StoreId::Data => (&self.data_store, &self.data_sync),
+                StoreId::Hints => (&self.hint_store, &self.hints_sync),
+            };
+            let ops = std::mem::take(&mut queue.ops);
+            let how = match target.try_begin_sync() {
+                Some(Ok(Some(ticket))) => SyncHow::Ticket(ticket),
+                // Another thread's sync covered them already.
+                Some(Ok(None)) => {
+                    now.extend(ops.into_iter().map(|op| (op, StorageResult::Written)));
+                    continue;
+                }
+                Some(Err(e)) => {
+                    let failed = StorageResult::Failed(e.to_string());
+                    now.extend(ops.into_iter().map(|op| (op, failed.clone())));
+                    continue;
+                }
+                // The engine is locked: the syncer waits for it instead of the node task.
+                None => SyncHow::Upto(queue.lsn),
+            };
+            match syncer.try_send(SyncJob { ops, how }) {
+                Ok(()) => queue.in_flight = true,
+                // Appended but never acknowledged (it may still become durable, as any write
+                // that fails after reaching a replica may).
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                    self.metrics.storage_queue_full.inc();
+                    let failed = StorageResult::Failed("storage queue full".to_string());
+                    now.extend(job.ops.into_iter().map(|op| (op, failed.clone())));
+                }
+            }
+        }
+        now
+    }
+
+    /// A syncer finished the node task's sync of `store`.
+    pub fn sync_done(&mut self, store: StoreId) {
+        self.unsynced[slot(store)].in_flight = false;
+    }
+
+    fn queue_write(
+        &self,
+        op: u64,
+        store: StoreId,
+        batch: Vec<(Vec<u8>, Cell)>,
+    ) -> Option<StorageResult> {
+        self.metrics.storage_queued.inc();
+        let queue = match store {
+            StoreId::Data => &self.data,
+            StoreId::Hints => &self.hints,
+        };
+        let sent = queue.try_send(WriteJob { op, batch });
+        sent.err().map(|e| self.full(e))
+    }
+
+    /// The failure of an operation whose queue was full (or closed), counted.
+    fn full<T>(&self, _: TrySendError<T>) -> StorageResult {
+        self.metrics.storage_queue_full.inc();
+        StorageResult::Failed("storage queue full".to_string())
     }
 
     /// Closes the queues and waits for the threads to finish what was queued.
@@ -145,18 +363,19 @@ impl StorageThreads {
         let StorageThreads {
             data,
             hints,
+            data_sync,
+            hints_sync,
             reads,
             scans,
             threads,
+            ..
         } = self;
-        drop((data, hints, reads, scans));
+        drop((data, hints, data_sync, hints_sync, reads, scans));
         for t in threads {
             let _ = t.join();
         }
     }
 }
-
-fn is_full<T>(_: TrySendError<T>) {}
 
 fn take_batch<T>(rx: &Receiver<T>, max: usize) -> Option<Vec<T>> {
     let first = rx.recv().ok()?;
@@ -175,7 +394,7 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
     let acks_after_sync = store.sync_policy().acks_after_sync();
     while let Some(jobs) = take_batch(rx, WRITE_BATCH_MAX) {
         let mut last = None;
-        let mut results: Completions = jobs
+        let mut results: Vec<(u64, StorageResult)> = jobs
             .into_iter()
             .map(|job| match store.append(job.batch) {
                 Ok(lsn) => {
@@ -195,7 +414,30 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
                 }
             }
         }
-        if done.send(results).is_err() {
+        if done.send(Completions::of(results)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Pipelined group commit, the slow half: runs the node task's syncs one at a time (the node
+/// task starts the next only once this one is done, so the writes appended meanwhile share it).
+fn syncer(store: &Store, id: StoreId, rx: &Receiver<SyncJob>, done: &UnboundedSender<Completions>) {
+    while let Ok(job) = rx.recv() {
+        let result = match &job.how {
+            SyncHow::Ticket(ticket) => store.finish_sync(ticket),
+            SyncHow::Upto(lsn) => store.wait_durable(*lsn),
+        };
+        let result = match result {
+            Ok(()) => StorageResult::Written,
+            Err(e) => StorageResult::Failed(e.to_string()),
+        };
+        let ops = job.ops.into_iter().map(|op| (op, result.clone())).collect();
+        let completions = Completions {
+            ops,
+            synced: Some(id),
+        };
+        if done.send(completions).is_err() {
             return;
         }
     }
@@ -212,7 +454,7 @@ fn reader(
             .into_iter()
             .map(|job| (job.op, run_read(data, hints, job.storage)))
             .collect();
-        if done.send(results).is_err() {
+        if done.send(Completions::of(results)).is_err() {
             return;
         }
     }
@@ -262,7 +504,7 @@ fn scanner(
                     .map(|op| (op, StorageResult::Failed(e.to_string()))),
             ),
         }
-        if done.send(results).is_err() {
+        if done.send(Completions::of(results)).is_err() {
             return;
         }
     }
@@ -272,52 +514,150 @@ fn scanner(
 mod tests {
     use super::*;
     use ringstore_core::NodeId;
-    use ringstore_core::storage::{LsmConfig, Version};
+    use ringstore_core::storage::{LsmConfig, SyncPolicy, Version};
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    const V: Version = Version {
+        ts: 5,
+        node: NodeId(1),
+    };
+
+    fn start(
+        dir: &std::path::Path,
+        sync: SyncPolicy,
+    ) -> (
+        Arc<Store>,
+        StorageThreads,
+        UnboundedReceiver<Completions>,
+        Arc<Metrics>,
+    ) {
+        let config = LsmConfig {
+            sync,
+            ..LsmConfig::default()
+        };
+        let open = |name: &str| Arc::new(Store::open(&dir.join(name), config.clone()).unwrap());
+        let (data, hints) = (open("data"), open("hints"));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let metrics = Arc::new(Metrics::new());
+        let threads = StorageThreads::start(data.clone(), hints, tx, metrics.clone()).unwrap();
+        (data, threads, rx, metrics)
+    }
+
+    fn write(i: u64) -> StorageOp {
+        StorageOp::Write {
+            store: StoreId::Data,
+            key: format!("k{i}").into_bytes(),
+            cell: Cell::put(V, b"v".to_vec()),
+        }
+    }
+
+    fn read(key: &str) -> StorageOp {
+        StorageOp::Read {
+            key: key.as_bytes().to_vec(),
+        }
+    }
+
+    /// Waits for `count` completions, starting syncs as the node task does.
+    fn completions(
+        threads: &mut StorageThreads,
+        rx: &mut UnboundedReceiver<Completions>,
+        count: usize,
+    ) -> Vec<(u64, StorageResult)> {
+        let mut all = Vec::new();
+        let mut syncs = 0;
+        loop {
+            all.extend(threads.start_syncs());
+            if all.len() >= count {
+                break;
+            }
+            let done = rx.blocking_recv().unwrap();
+            if let Some(store) = done.synced {
+                syncs += 1;
+                threads.sync_done(store);
+            }
+            all.extend(done.ops);
+        }
+        assert!(syncs <= count, "at most a sync per write");
+        all
+    }
 
     #[test]
-    fn writes_are_durable_before_they_complete_and_reads_see_them() {
+    fn under_sync_always_inline_writes_complete_only_once_durable_and_reads_see_them() {
         let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| {
-            Arc::new(Store::open(&dir.path().join(name), LsmConfig::default()).unwrap())
-        };
-        let (data, hints) = (open("data"), open("hints"));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let threads = StorageThreads::start(data.clone(), hints.clone(), tx).unwrap();
-        let v = Version {
-            ts: 5,
-            node: NodeId(1),
-        };
+        let (data, mut threads, mut rx, metrics) = start(dir.path(), SyncPolicy::Always);
         for i in 0..100u64 {
-            let op = StorageOp::Write {
-                store: StoreId::Data,
-                key: format!("k{i}").into_bytes(),
-                cell: Cell::put(v, b"v".to_vec()),
-            };
-            threads.submit(i, op).unwrap();
+            // Appended at once, completed by the syncer.
+            assert_eq!(threads.run(i, write(i)), None);
         }
-        let mut written = 0;
-        while written < 100 {
-            let batch = rx.blocking_recv().unwrap();
-            for (_, r) in batch {
-                assert_eq!(r, StorageResult::Written);
-                written += 1;
-            }
-        }
+        let before = data.stats();
+        assert_eq!(
+            before.durable_lsn, 0,
+            "nothing is synced before the node task asks"
+        );
+        let done = completions(&mut threads, &mut rx, 100);
+        assert_eq!(done.len(), 100);
+        assert!(done.iter().all(|(_, r)| *r == StorageResult::Written));
         let stats = data.stats();
         assert_eq!(stats.durable_lsn, stats.last_lsn, "completed means durable");
-        threads
-            .submit(
-                1000,
-                StorageOp::Read {
-                    key: b"k7".to_vec(),
-                },
-            )
-            .unwrap();
-        let batch = rx.blocking_recv().unwrap();
         assert_eq!(
-            batch,
-            vec![(1000, StorageResult::Read(Some(Cell::put(v, b"v".to_vec()))))]
+            stats.wal_syncs, 1,
+            "all of them appended before it share one sync"
         );
+        // A write appended while a sync runs waits for the next one.
+        assert_eq!(threads.run(200, write(200)), None);
+        assert!(threads.start_syncs().is_empty());
+        assert_eq!(threads.run(201, write(201)), None);
+        assert!(threads.start_syncs().is_empty(), "one sync at a time");
+        let done = completions(&mut threads, &mut rx, 2);
+        assert!(done.iter().all(|(_, r)| *r == StorageResult::Written));
+        assert_eq!(data.stats().durable_lsn, data.stats().last_lsn);
+        // In the memtable: answered on the spot.
+        assert_eq!(
+            threads.run(1000, read("k7")),
+            Some(StorageResult::Read(Some(Cell::put(V, b"v".to_vec()))))
+        );
+        assert_eq!(
+            threads.run(1001, read("absent")),
+            Some(StorageResult::Read(None))
+        );
+        assert_eq!(metrics.storage_inline.get(), 104);
+        assert_eq!(metrics.storage_queued.get(), 0);
+        threads.join();
+    }
+
+    #[test]
+    fn what_would_wait_goes_to_the_threads_with_the_same_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, mut threads, mut rx, metrics) = start(dir.path(), SyncPolicy::Never);
+        // Without syncs to wait for, an inline write is done at once.
+        assert_eq!(threads.run(1, write(1)), Some(StorageResult::Written));
+        // A large batch (streaming, repair) goes to a writer.
+        let entries: Vec<_> = (100..100 + INLINE_BATCH_MAX as u64 + 1)
+            .map(|i| (format!("k{i}").into_bytes(), Cell::put(V, b"w".to_vec())))
+            .collect();
+        assert_eq!(threads.run(2, StorageOp::WriteBatch { entries }), None);
+        assert_eq!(
+            completions(&mut threads, &mut rx, 1),
+            vec![(2, StorageResult::Written)]
+        );
+        assert_eq!(metrics.storage_queued.get(), 1);
+        // Flushed to a table whose blocks are not cached: the read needs the disk, so a
+        // reader answers it; that read cached the block, so the next is answered inline.
+        data.flush().unwrap();
+        let want = Some(StorageResult::Read(Some(Cell::put(V, b"v".to_vec()))));
+        assert_eq!(threads.run(3, read("k1")), None);
+        assert_eq!(
+            completions(&mut threads, &mut rx, 1),
+            vec![(3, want.clone().unwrap())]
+        );
+        assert_eq!(metrics.storage_queued.get(), 2);
+        assert_eq!(threads.run(4, read("k1")), want);
+        // Scans always go to the scanner.
+        assert_eq!(threads.run(5, StorageOp::CountHints), None);
+        assert!(matches!(
+            completions(&mut threads, &mut rx, 1)[..],
+            [(5, StorageResult::HintCounts(_))]
+        ));
         threads.join();
     }
 }
