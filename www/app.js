@@ -691,7 +691,7 @@ function onKey(e) {
 
 // What live.js needs of the page (a function at module level: main's locals shadow `select`).
 function liveHooks() {
-  return { state, warn, build, fillNodeLists, select, follow, resize };
+  return { state, warn, build, updateUrl, fillNodeLists, select, follow, resize };
 }
 
 async function main() {

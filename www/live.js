@@ -20,7 +20,7 @@ const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 5_000;
 const DETECT_MS = 1_500;
 
-let app = null;           // {state, warn, build, fillNodeLists, select, follow, resize}
+let app = null;           // {state, warn, build, updateUrl, fillNodeLists, select, follow, resize}
 let live = null;          // the LiveCluster, while live or parked behind a what-if copy
 let whatIf = false;       // a what-if simulation is on screen
 const sockets = new Map(); // address -> {ws, retryAt, failures}
@@ -173,6 +173,9 @@ async function leaveLive() {
   $('tagline').textContent = 'a Dynamo-style cluster, simulated in your browser';
   renderMode();
   state.settings.scenario = '';
+  // The address bar says "simulation" at once, not only once the cluster is built (which waits on
+  // IndexedDB): a reload in between must not reconnect.
+  app.updateUrl();
   await app.build();
 }
 
