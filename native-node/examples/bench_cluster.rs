@@ -8,9 +8,10 @@
 //! Like with like: `--sync never` (the WAL is written to the OS at once and never fsynced
 //! before an acknowledgement) is compared with Redis's append-only file at
 //! `appendfsync no` (every write goes to the AOF, the OS decides when it reaches the disk);
-//! `--sync always` (acknowledged after an fdatasync; writes that wait together share one) with
-//! `appendfsync always`. RDB snapshots are off (`save ""`) so a fork never lands inside one run
-//! and not the other.
+//! `--sync interval` (a sync every `--sync-interval-ms`, 100 ms by default) with `appendfsync
+//! everysec` (Redis's recommended setting: a sync a second); `--sync always` (acknowledged
+//! after an fdatasync; writes that wait together share one) with `appendfsync always`. RDB
+//! snapshots are off (`save ""`) so a fork never lands inside one run and not the other.
 //!
 //! `redis-benchmark` runs SET and GET one after the other rather than mixed; the 50/50 figure
 //! for Redis is the rate at which it would do equal numbers of both, `2 / (1/set + 1/get)`,
@@ -46,8 +47,8 @@ struct Opts {
     /// Cluster sizes to run.
     #[arg(long, value_delimiter = ',', default_value = "3,5")]
     sizes: Vec<u32>,
-    /// Sync policies to run (`never`, `always`).
-    #[arg(long, value_delimiter = ',', default_value = "never,always")]
+    /// Sync policies to run (`never`, `interval`, `always`).
+    #[arg(long, value_delimiter = ',', default_value = "never,interval,always")]
     syncs: Vec<String>,
     /// Keys in the key space (default 100,000; 10,000 with --quick).
     #[arg(long)]
@@ -93,7 +94,7 @@ struct Latency {
 #[derive(Clone, Debug)]
 struct Row {
     system: String,
-    /// `never` or `always`: which rows compare.
+    /// `never`, `interval` or `always`: which rows compare.
     policy: String,
     sync: String,
     ops_per_sec: f64,
@@ -272,10 +273,7 @@ fn start_redis(sync: &str) -> anyhow::Result<Redis> {
         .prefix("ringstore-bench-redis-")
         .tempdir()?;
     let port = free_port()?;
-    let fsync = match sync {
-        "always" => "always",
-        _ => "no",
-    };
+    let fsync = redis_fsync(sync);
     let server = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .arg("--dir")
@@ -372,11 +370,17 @@ fn redis_benchmark(opts: &Opts, port: u16, test: &str, requests: u64) -> anyhow:
     parse_redis(&text).with_context(|| format!("no figures in redis-benchmark's output: {text}"))
 }
 
+/// Redis's `appendfsync` setting of the same durability as a ringstore `--sync` policy.
+fn redis_fsync(sync: &str) -> &'static str {
+    match sync {
+        "always" => "always",
+        "interval" => "everysec",
+        _ => "no",
+    }
+}
+
 fn redis_row(opts: &Opts, sync: &str) -> anyhow::Result<Row> {
-    eprintln!(
-        "== redis-server, appendfsync {}",
-        if sync == "always" { "always" } else { "no" }
-    );
+    eprintln!("== redis-server, appendfsync {}", redis_fsync(sync));
     let redis = start_redis(sync)?;
     // Fill the key space and find the rate, then size both runs to the ringstore runs' time.
     let fill = redis_benchmark(opts, redis.port, "set", opts.keys().max(10_000))?;
@@ -388,10 +392,7 @@ fn redis_row(opts: &Opts, sync: &str) -> anyhow::Result<Row> {
     Ok(Row {
         system: "redis-server".into(),
         policy: sync.to_string(),
-        sync: format!(
-            "appendfsync {}",
-            if sync == "always" { "always" } else { "no" }
-        ),
+        sync: format!("appendfsync {}", redis_fsync(sync)),
         ops_per_sec: 2.0 / (1.0 / set.rps + 1.0 / get.rps),
         read: get.latency,
         write: set.latency,
@@ -446,8 +447,8 @@ fn main() -> anyhow::Result<()> {
     }
     let mut rows = Vec::new();
     for sync in &opts.syncs {
-        if !matches!(sync.as_str(), "never" | "always") {
-            bail!("--syncs takes never and always, not {sync}");
+        if !matches!(sync.as_str(), "never" | "interval" | "always") {
+            bail!("--syncs takes never, interval and always, not {sync}");
         }
         for &nodes in &opts.sizes {
             rows.push(ringstore_row(&opts, nodes, sync)?);
