@@ -22,7 +22,8 @@
 //! or fails more than 1% of its requests, a Redis that does not answer), never on figures.
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use ringstore_node::options::SyncChoice;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -47,9 +48,14 @@ struct Opts {
     /// Cluster sizes to run.
     #[arg(long, value_delimiter = ',', default_value = "3,5")]
     sizes: Vec<u32>,
-    /// Sync policies to run (`never`, `interval`, `always`).
-    #[arg(long, value_delimiter = ',', default_value = "never,interval,always")]
-    syncs: Vec<String>,
+    /// Sync policies to run (the node's `--sync` values).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "never,interval,always"
+    )]
+    syncs: Vec<SyncChoice>,
     /// Keys in the key space (default 100,000; 10,000 with --quick).
     #[arg(long)]
     keys: Option<u64>,
@@ -94,8 +100,8 @@ struct Latency {
 #[derive(Clone, Debug)]
 struct Row {
     system: String,
-    /// `never`, `interval` or `always`: which rows compare.
-    policy: String,
+    /// Which rows compare.
+    policy: SyncChoice,
     sync: String,
     ops_per_sec: f64,
     read: Latency,
@@ -132,7 +138,7 @@ fn terminate(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
-fn start_cluster(opts: &Opts, nodes: u32, sync: &str) -> anyhow::Result<Cluster> {
+fn start_cluster(opts: &Opts, nodes: u32, sync: SyncChoice) -> anyhow::Result<Cluster> {
     let dir = tempfile::Builder::new()
         .prefix("ringstore-bench-")
         .tempdir()?;
@@ -142,7 +148,7 @@ fn start_cluster(opts: &Opts, nodes: u32, sync: &str) -> anyhow::Result<Cluster>
         .args(["--n", "3", "--w", "2", "--r", "2"])
         .arg("--data-dir")
         .arg(dir.path())
-        .arg(format!("--node-arg=--sync={sync}"))
+        .arg(format!("--node-arg=--sync={}", flag(sync)))
         // The demo's 5 s anti-entropy interval, back to the node's default.
         .arg("--node-arg=--anti-entropy-interval-ms=10000");
     for a in &opts.node_args {
@@ -199,8 +205,8 @@ fn ms(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-fn ringstore_row(opts: &Opts, nodes: u32, sync: &str) -> anyhow::Result<Row> {
-    eprintln!("== ringstore, {nodes} nodes, --sync {sync}");
+fn ringstore_row(opts: &Opts, nodes: u32, sync: SyncChoice) -> anyhow::Result<Row> {
+    eprintln!("== ringstore, {nodes} nodes, --sync {}", flag(sync));
     let cluster = start_cluster(opts, nodes, sync)?;
     let out = Command::new(&opts.bin)
         .arg("bench")
@@ -219,7 +225,8 @@ fn ringstore_row(opts: &Opts, nodes: u32, sync: &str) -> anyhow::Result<Row> {
         .with_context(|| format!("ringstore bench printed no summary: {text}"))?;
     if !out.status.success() {
         bail!(
-            "ringstore bench failed against {nodes} nodes at --sync {sync} (errors: {})",
+            "ringstore bench failed against {nodes} nodes at --sync {} (errors: {})",
+            flag(sync),
             summary["errors"]
         );
     }
@@ -240,8 +247,8 @@ fn ringstore_row(opts: &Opts, nodes: u32, sync: &str) -> anyhow::Result<Row> {
         .unwrap_or_else(|| "none".into());
     Ok(Row {
         system: format!("ringstore, {nodes} nodes"),
-        policy: sync.to_string(),
-        sync: format!("--sync {sync}"),
+        policy: sync,
+        sync: format!("--sync {}", flag(sync)),
         ops_per_sec: ms(&summary["total"]["ops_per_sec"]),
         read: lat("reads"),
         write: lat("writes"),
@@ -268,7 +275,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start_redis(sync: &str) -> anyhow::Result<Redis> {
+fn start_redis(sync: SyncChoice) -> anyhow::Result<Redis> {
     let dir = tempfile::Builder::new()
         .prefix("ringstore-bench-redis-")
         .tempdir()?;
@@ -370,16 +377,24 @@ fn redis_benchmark(opts: &Opts, port: u16, test: &str, requests: u64) -> anyhow:
     parse_redis(&text).with_context(|| format!("no figures in redis-benchmark's output: {text}"))
 }
 
+/// The node's `--sync` value for a policy.
+fn flag(sync: SyncChoice) -> String {
+    sync.to_possible_value()
+        .expect("every SyncChoice is a --sync value")
+        .get_name()
+        .to_owned()
+}
+
 /// Redis's `appendfsync` setting of the same durability as a ringstore `--sync` policy.
-fn redis_fsync(sync: &str) -> &'static str {
+fn redis_fsync(sync: SyncChoice) -> &'static str {
     match sync {
-        "always" => "always",
-        "interval" => "everysec",
-        _ => "no",
+        SyncChoice::Always => "always",
+        SyncChoice::Interval => "everysec",
+        SyncChoice::Never => "no",
     }
 }
 
-fn redis_row(opts: &Opts, sync: &str) -> anyhow::Result<Row> {
+fn redis_row(opts: &Opts, sync: SyncChoice) -> anyhow::Result<Row> {
     eprintln!("== redis-server, appendfsync {}", redis_fsync(sync));
     let redis = start_redis(sync)?;
     // Fill the key space and find the rate, then size both runs to the ringstore runs' time.
@@ -391,7 +406,7 @@ fn redis_row(opts: &Opts, sync: &str) -> anyhow::Result<Row> {
     drop(redis);
     Ok(Row {
         system: "redis-server".into(),
-        policy: sync.to_string(),
+        policy: sync,
         sync: format!("appendfsync {}", redis_fsync(sync)),
         ops_per_sec: 2.0 / (1.0 / set.rps + 1.0 / get.rps),
         read: get.latency,
@@ -446,10 +461,7 @@ fn main() -> anyhow::Result<()> {
         bail!("no ringstore binary at {}", opts.bin.display());
     }
     let mut rows = Vec::new();
-    for sync in &opts.syncs {
-        if !matches!(sync.as_str(), "never" | "interval" | "always") {
-            bail!("--syncs takes never, interval and always, not {sync}");
-        }
+    for &sync in &opts.syncs {
         for &nodes in &opts.sizes {
             rows.push(ringstore_row(&opts, nodes, sync)?);
         }
