@@ -59,6 +59,8 @@ pub enum ReplicaError {
     Storage(String),
     /// This node holds as many hints as it may; the write was not stored.
     HintsFull,
+    /// This node has left the ring and keeps nothing; the write was not stored.
+    Left,
 }
 
 /// Everything nodes say to each other.

@@ -19,8 +19,12 @@
 //! Half the seeds run gossip membership with phi-accrual detection, half an oracle; some seeds
 //! also add a node (which streams its ranges) or make one leave (it hands them over).
 //!
-//! `SWEEP_SEEDS` sets how many seeds run (default 500; CI uses the default). A failing seed
-//! prints the one command that replays it with a trace.
+//! [`seed_sweep`] runs the fixed seeds `SWEEP_FIRST..SWEEP_FIRST + SWEEP_SEEDS` (default 0..500;
+//! CI uses the default). A fixed range only proves itself, so [`fresh_seeds`] also runs
+//! `SWEEP_FRESH` seeds (default 100) from a first seed drawn anew on every run and printed
+//! (`SWEEP_FRESH_FIRST` sets it, to run the same range again). A failing seed prints the one
+//! command that replays it with a trace. Seeds that once failed are kept as named tests below
+//! ("Regressions"), each named after what it catches.
 
 use rand::{Rng, SeedableRng};
 use ringstore_core::DetRng;
@@ -379,36 +383,111 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     ))
 }
 
-#[test]
-fn seed_sweep() {
-    let seeds: u64 = std::env::var("SWEEP_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let first: u64 = std::env::var("SWEEP_FIRST")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+/// Runs `count` seeds from `first`; panics listing every failure with its replay command.
+fn sweep(first: u64, count: u64) {
     let mut failures = Vec::new();
-    let mut totals = (0u64, 0u64);
-    for seed in first..first + seeds {
+    let mut passed = 0u64;
+    for seed in first..first + count {
         match run_seed(seed, false) {
-            Ok(_) => totals.0 += 1,
-            Err(e) => {
-                totals.1 += 1;
-                failures.push(format!(
-                    "seed {seed}: {e}\n  replay: SEED={seed} cargo test -p ringstore-core --test seed_sweep replay_one_seed -- --nocapture"
-                ));
-            }
+            Ok(_) => passed += 1,
+            Err(e) => failures.push(format!(
+                "seed {seed}: {e}\n  replay: SEED={seed} cargo test --release -p ringstore-core --test seed_sweep replay_one_seed -- --nocapture"
+            )),
         }
     }
-    println!("seed sweep: {} seeds passed, {} failed", totals.0, totals.1);
+    println!(
+        "seed sweep {first}..{}: {passed} seeds passed, {} failed",
+        first + count,
+        failures.len()
+    );
     assert!(
         failures.is_empty(),
-        "{} of {seeds} seeds failed:\n{}",
+        "{} of {count} seeds failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
+#[test]
+fn seed_sweep() {
+    sweep(
+        env_u64("SWEEP_FIRST").unwrap_or(0),
+        env_u64("SWEEP_SEEDS").unwrap_or(500),
+    );
+}
+
+/// Seeds never run before: a range drawn on every run, far above the fixed one.
+#[test]
+fn fresh_seeds() {
+    let first = env_u64("SWEEP_FRESH_FIRST").unwrap_or_else(|| {
+        let drawn = getrandom::u64().expect("the OS gives random bytes");
+        // Above the fixed range and the ranges run by hand (under 10^8), below 2^48.
+        100_000_000 + drawn % (1 << 48)
+    });
+    let count = env_u64("SWEEP_FRESH").unwrap_or(100);
+    println!(
+        "fresh seeds: {first}..{} (run them again: SWEEP_FRESH_FIRST={first} SWEEP_FRESH={count})",
+        first + count
+    );
+    sweep(first, count);
+}
+
+// ---- Regressions: seeds outside the fixed range that once failed, named after the bug ----
+
+fn assert_seed_passes(seed: u64) {
+    if let Err(e) = run_seed(seed, false) {
+        panic!(
+            "seed {seed}: {e}\n  replay: SEED={seed} cargo test --release -p ringstore-core --test seed_sweep replay_one_seed -- --nocapture"
+        );
+    }
+}
+
+/// A leaving node (N = 1) coordinated a write for a range it had already streamed to n1, kept
+/// it, forwarded it to n1 over a cut link, acknowledged it, and left: the write left with it.
+/// A forward is now a durable hint, and a node leaves only once its hints are handed on.
+#[test]
+fn a_write_forwarded_by_a_leaving_node_over_a_cut_link_survives_the_leave() {
+    assert_seed_passes(1_001_365);
+}
+
+/// The same with a delete, forwarded by a leaving node to a new owner that had crashed.
+#[test]
+fn a_delete_forwarded_by_a_leaving_node_to_a_crashed_owner_survives_the_leave() {
+    assert_seed_passes(9_105_027);
+}
+
+/// A leaving node forwarded a write to a new owner that was down and left before it came back.
+#[test]
+fn a_leaving_node_keeps_a_forwarded_write_while_its_new_owner_is_down() {
+    assert_seed_passes(9_114_627);
+}
+
+/// At N = 4 with 4 nodes, nobody gains a range when one leaves, so the plan was empty and the
+/// leaving node, the only one up while it took writes, handed nothing over. A leaving node now
+/// hands every range it held to a remaining replica.
+#[test]
+fn a_leaving_node_hands_over_ranges_that_no_node_gains() {
+    assert_seed_passes(9_116_618);
+}
+
+/// A delete stored as a hint for n3 was replayed to n3 after a join took the key's range from
+/// n3: the tombstone stayed on n3, where no replica looks, and the old value lived on. A node
+/// that gets a write for a key it no longer replicates now hands it on to the key's replicas.
+#[test]
+fn a_hint_replayed_to_an_owner_that_lost_the_range_reaches_the_new_replicas() {
+    assert_seed_passes(9_103_326);
+}
+
+/// n3 crashed before it heard that a join took one of its ranges; it restarted into the new
+/// ring, so it never handed over the tombstone only it held. A restarted node now starts from
+/// the ring it last knew (as a native node does) and hands over what changed meanwhile.
+#[test]
+fn a_node_restarting_into_a_changed_ring_hands_over_what_it_lost() {
+    assert_seed_passes(9_115_347);
 }
 
 /// Replays the seed in `SEED` with its whole trace (no-op without `SEED`).

@@ -47,7 +47,7 @@ pub use coordinator::resolve_lww;
 pub use membership::Membership;
 pub use replica::{decode_hint, hint_key, split_hint_key};
 pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range, scan_ranges};
-pub use stream::{Lifecycle, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
+pub use stream::{Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
 
 /// A consistency level for one request: how many replicas must answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,6 +320,13 @@ pub enum Timer {
         /// The streaming session.
         session: u64,
         /// Which request of the session it guards.
+        attempt: u64,
+    },
+    /// Time to offer a handed-over range again, if its receiver has not confirmed it.
+    OfferRetry {
+        /// The offer's session.
+        session: u64,
+        /// Which offer of the session it guards.
         attempt: u64,
     },
 }
@@ -606,11 +613,13 @@ impl NodeConfig {
 /// What a storage operation's completion is for.
 #[derive(Debug)]
 enum StorageWait {
-    /// A replica write; ack `req` to `coordinator`.
+    /// A replica write (to the data store, or a hint for `hint`'s owner); ack `req` to
+    /// `coordinator`, alone or, with `group`, once every write of the group is done.
     ReplicaWrite {
         coordinator: NodeId,
         req: ReqId,
         hint: Option<(NodeId, Vec<u8>)>,
+        group: Option<u64>,
     },
     /// A replica read for `req`.
     ReplicaRead { coordinator: NodeId, req: ReqId },
@@ -662,6 +671,7 @@ pub struct Node {
     reads: BTreeMap<u64, coordinator::PendingRead>,
     storage: BTreeMap<u64, StorageWait>,
     hints: replica::HintBook,
+    acks: replica::AckGroups,
     lifecycle: Lifecycle,
     streams: stream::Streams,
     ae: antientropy::AntiEntropy,
@@ -689,6 +699,7 @@ impl Node {
             reads: BTreeMap::new(),
             storage: BTreeMap::new(),
             hints: replica::HintBook::default(),
+            acks: replica::AckGroups::default(),
             lifecycle: Lifecycle::Normal,
             streams: stream::Streams::default(),
             ae: antientropy::AntiEntropy::default(),
@@ -773,9 +784,12 @@ impl Node {
             Input::Timer(Timer::StreamTimeout { session, attempt }) => {
                 self.on_stream_timeout(now, session, attempt)
             }
+            Input::Timer(Timer::OfferRetry { session, attempt }) => {
+                self.on_offer_retry(now, session, attempt)
+            }
             Input::Timer(Timer::GossipTick) => self.on_gossip_tick(now),
             Input::Timer(Timer::JoinStart) => self.start_join(now),
-            Input::Leave => self.start_leave(),
+            Input::Leave => self.start_leave(now),
             Input::Remove { node } => self.on_remove(node),
             Input::RingChanged { members } => {
                 self.ring_inputs = None;
@@ -803,7 +817,7 @@ impl Node {
                 hint_for,
                 purpose: _,
             } => {
-                self.on_replicate(now, from, req, key, cell, hint_for);
+                self.on_replicate(from, req, key, cell, hint_for);
             }
             Message::ReplicateAck { req, result } => self.on_replicate_ack(now, from, req, result),
             Message::Read { req, key } => self.on_read(from, req, key),
@@ -822,7 +836,7 @@ impl Node {
             Message::StreamOffer { session, range } => {
                 self.on_stream_offer(now, from, session, range)
             }
-            Message::StreamDone { session, .. } => self.on_stream_done(session),
+            Message::StreamDone { session, .. } => self.on_stream_done(from, session),
             Message::AntiEntropy {
                 initiator,
                 session,
@@ -902,8 +916,9 @@ impl Node {
                 coordinator,
                 req,
                 hint,
+                group,
             } => {
-                self.on_replica_write_done(coordinator, req, hint, result);
+                self.on_replica_write_done(now, coordinator, req, hint, group, result);
             }
             StorageWait::ReplicaRead { coordinator, req } => {
                 self.on_replica_read_done(coordinator, req, result);
@@ -926,6 +941,7 @@ impl Node {
             StorageWait::HintCount => {
                 if let StorageResult::HintCounts(counts) = result {
                     self.hints.set_counts(counts);
+                    self.maybe_finish_leave();
                 }
             }
         }

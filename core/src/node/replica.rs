@@ -14,12 +14,21 @@
 //! (`hint_ttl_ms`: older hints are dropped, not replayed, because replaying a write older than
 //! the tombstone grace period could resurrect a purged delete).
 //!
+//! **Writes a node hands on.** A data write for a key this node is handing over, or no longer
+//! replicates (see `stream.rs`), is stored in the data store and as a hint for each node
+//! [`Node::handover_receivers`] names, in one *ack group*: the coordinator is acknowledged once
+//! every write of the group is durable (or told the first failure). A leaving node replays
+//! every hint it holds before it leaves: to the owner when it is up, otherwise to another
+//! stand-in (`hint_for` kept), and a hint whose owner is no longer in the ring goes to the
+//! key's first live replica instead.
+//!
 //! A hint's stored value is the original cell, encoded with postcard; the hint store's own
 //! version of the entry is the original version. Consuming a hint writes a tombstone at
 //! `Version { ts: original ts, node: NodeId::HINT_CONSUMED }`, which beats the hint it consumes
 //! but not a newer hint for the same key.
 
-use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
+use super::{Lifecycle, Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
+use crate::ring::key_token;
 use crate::storage::{Cell, Version};
 use crate::wire::{Message, ReplicaError, ReqId, WritePurpose};
 use crate::{Millis, NodeId};
@@ -53,6 +62,23 @@ pub(super) struct HintBook {
     replays: BTreeMap<u64, (NodeId, Vec<u8>, Cell)>,
     /// Owners whose hints are being scanned.
     scanning: std::collections::BTreeSet<NodeId>,
+    /// Whether the count of hints left from before the start is known.
+    counted: bool,
+}
+
+/// Replica writes acknowledged together: a write and the hints that hand it on.
+#[derive(Debug, Default)]
+pub(super) struct AckGroups {
+    next: u64,
+    groups: BTreeMap<u64, AckGroup>,
+}
+
+#[derive(Debug)]
+struct AckGroup {
+    /// Writes not yet completed.
+    remaining: usize,
+    /// The first failure, if any.
+    failed: Option<ReplicaError>,
 }
 
 impl HintBook {
@@ -62,6 +88,12 @@ impl HintBook {
 
     pub(super) fn set_counts(&mut self, counts: BTreeMap<NodeId, u64>) {
         self.counts = counts.into_iter().filter(|(_, c)| *c > 0).collect();
+        self.counted = true;
+    }
+
+    /// Whether this node is known to hold no hint (for a leaving node: all handed on).
+    pub(super) fn handed_on(&self) -> bool {
+        self.counted && self.counts.is_empty()
     }
 
     fn total(&self) -> u64 {
@@ -85,64 +117,79 @@ pub fn decode_hint(bytes: &[u8]) -> Option<Cell> {
 impl Node {
     pub(super) fn on_replicate(
         &mut self,
-        now: Millis,
         from: NodeId,
         req: ReqId,
         key: Vec<u8>,
         cell: Cell,
         hint_for: Option<NodeId>,
     ) {
-        match hint_for {
-            Some(owner) if owner != self.config.id => {
-                if self.hints.total() >= self.config.hints_max {
+        let refuse = |error: ReplicaError| Message::ReplicateAck {
+            req,
+            result: Err(error),
+        };
+        if self.lifecycle == Lifecycle::Left {
+            return self.send(from, refuse(ReplicaError::Left));
+        }
+        let hint_owner = hint_for.filter(|owner| *owner != self.config.id);
+        // Hints this write needs: one for the owner it stands in for, or one for each node it
+        // is handed on to.
+        let receivers = match hint_owner {
+            Some(owner) => vec![owner],
+            None => self.handover_receivers(&key),
+        };
+        if !receivers.is_empty() {
+            let hints_after = self.hints.total() + receivers.len() as u64;
+            if hints_after > self.config.hints_max {
+                for owner in receivers {
                     self.event(NodeEvent::HintDropped {
                         owner,
                         key: key.clone(),
                         reason: format!("hint store full ({} hints)", self.config.hints_max),
                     });
-                    let msg = Message::ReplicateAck {
-                        req,
-                        result: Err(ReplicaError::HintsFull),
-                    };
-                    return self.send(from, msg);
                 }
-                let stored = Cell::put(cell.version, encode_hint(&cell));
-                let wait = StorageWait::ReplicaWrite {
-                    coordinator: from,
-                    req,
-                    hint: Some((owner, key.clone())),
-                };
-                let op = StorageOp::Write {
-                    store: StoreId::Hints,
-                    key: hint_key(owner, &key),
-                    cell: stored,
-                };
-                self.storage_op(op, wait);
+                return self.send(from, refuse(ReplicaError::HintsFull));
             }
-            _ => {
-                self.forward_if_handed_over(now, &key, &cell);
-                let wait = StorageWait::ReplicaWrite {
-                    coordinator: from,
-                    req,
-                    hint: None,
-                };
-                self.storage_op(
-                    StorageOp::Write {
-                        store: StoreId::Data,
-                        key,
-                        cell,
-                    },
-                    wait,
-                );
-            }
+        }
+        let writes = receivers.len() + usize::from(hint_owner.is_none());
+        let group = (writes > 1).then(|| self.acks.open(writes));
+        let stored_hint = Cell::put(cell.version, encode_hint(&cell));
+        for owner in receivers {
+            let wait = StorageWait::ReplicaWrite {
+                coordinator: from,
+                req,
+                hint: Some((owner, key.clone())),
+                group,
+            };
+            let op = StorageOp::Write {
+                store: StoreId::Hints,
+                key: hint_key(owner, &key),
+                cell: stored_hint.clone(),
+            };
+            self.storage_op(op, wait);
+        }
+        if hint_owner.is_none() {
+            let wait = StorageWait::ReplicaWrite {
+                coordinator: from,
+                req,
+                hint: None,
+                group,
+            };
+            let op = StorageOp::Write {
+                store: StoreId::Data,
+                key,
+                cell,
+            };
+            self.storage_op(op, wait);
         }
     }
 
     pub(super) fn on_replica_write_done(
         &mut self,
+        now: Millis,
         coordinator: NodeId,
         req: ReqId,
         hint: Option<(NodeId, Vec<u8>)>,
+        group: Option<u64>,
         result: StorageResult,
     ) {
         let result = match result {
@@ -150,6 +197,10 @@ impl Node {
                 if let Some((owner, key)) = hint {
                     *self.hints.counts.entry(owner).or_insert(0) += 1;
                     self.event(NodeEvent::HintStored { owner, key });
+                    if group.is_some() {
+                        // A write handed on: deliver it now rather than at the next round.
+                        self.replay_hints_to(now, owner);
+                    }
                 }
                 Ok(())
             }
@@ -158,7 +209,15 @@ impl Node {
                 "unexpected storage result {other:?}"
             ))),
         };
+        let result = match group {
+            Some(g) => match self.acks.complete(g, result) {
+                Some(done) => done,
+                None => return,
+            },
+            None => result,
+        };
         self.send(coordinator, Message::ReplicateAck { req, result });
+        self.maybe_finish_leave();
     }
 
     pub(super) fn on_read(&mut self, from: NodeId, req: ReqId, key: Vec<u8>) {
@@ -198,13 +257,17 @@ impl Node {
         );
     }
 
-    /// Starts handing `owner`'s hints back, if it is up, has hints here, and no replay to it is
-    /// already under way.
+    /// Starts handing `owner`'s hints on, if it has hints here, no replay of them is already
+    /// under way, and they have somewhere to go: the owner is up, or has left the ring (its
+    /// keys' replicas take them), or this node is leaving (another stand-in takes them).
     pub(super) fn replay_hints_to(&mut self, _now: Millis, owner: NodeId) {
         let has_hints = self.hints.counts.get(&owner).is_some_and(|c| *c > 0);
         let busy = self.hints.scanning.contains(&owner)
             || self.hints.replays.values().any(|(o, _, _)| *o == owner);
-        if !has_hints || busy || !self.believes_up(owner) {
+        let somewhere = self.believes_up(owner)
+            || !self.ring.contains_node(owner)
+            || self.lifecycle == Lifecycle::Leaving;
+        if !has_hints || busy || !somewhere {
             return;
         }
         self.hints.scanning.insert(owner);
@@ -222,7 +285,7 @@ impl Node {
         };
         if entries.is_empty() {
             self.hints.counts.remove(&owner);
-            return;
+            return self.maybe_finish_leave();
         }
         for (hkey, stored) in entries {
             let Some((_, key)) = split_hint_key(&hkey) else {
@@ -242,6 +305,9 @@ impl Node {
                 self.consume_hint(owner, hkey, stored.version);
                 continue;
             }
+            let Some((to, hint_for)) = self.replay_target(owner, &key) else {
+                continue;
+            };
             let req = self.req_id();
             self.hints
                 .replays
@@ -250,10 +316,10 @@ impl Node {
                 req,
                 key,
                 cell: original,
-                hint_for: None,
+                hint_for,
                 purpose: WritePurpose::HintReplay,
             };
-            self.send(owner, msg);
+            self.send(to, msg);
             self.set_timer(
                 Millis(now.0 + self.config.request_timeout_ms),
                 Timer::RequestTimeout(req.seq),
@@ -281,6 +347,37 @@ impl Node {
         }
     }
 
+    /// Where a hint for `owner` goes, and as a hint for whom: the owner when it is up; the
+    /// key's first live replica when the owner is no longer in the ring; while this node is
+    /// leaving and the owner is down, the next live node clockwise (a stand-in keeps it as a
+    /// hint for the owner). `None`: nowhere yet.
+    fn replay_target(&self, owner: NodeId, key: &[u8]) -> Option<(NodeId, Option<NodeId>)> {
+        let me = self.config.id;
+        let token = key_token(key);
+        let usable = |node: &NodeId| {
+            self.believes_up(*node) && (*node != me || self.lifecycle != Lifecycle::Leaving)
+        };
+        if !self.ring.contains_node(owner) {
+            return self
+                .ring
+                .preference_list(token, self.config.n)
+                .into_iter()
+                .find(usable)
+                .map(|to| (to, None));
+        }
+        if self.believes_up(owner) {
+            return Some((owner, None));
+        }
+        if self.lifecycle == Lifecycle::Leaving {
+            return self
+                .ring
+                .walk(token)
+                .find(|node| *node != owner && *node != me && usable(node))
+                .map(|to| (to, Some(owner)));
+        }
+        None
+    }
+
     /// Forgets a replay whose owner never answered (called from the request timeout).
     pub(super) fn expire_hint_replay(&mut self, seq: u64) -> bool {
         self.hints.replays.remove(&seq).is_some()
@@ -293,6 +390,7 @@ impl Node {
                 self.hints.counts.remove(&owner);
             }
         }
+        self.maybe_finish_leave();
         let marker = Cell::tombstone(Version {
             ts: version.ts,
             node: NodeId::HINT_CONSUMED,
@@ -305,5 +403,39 @@ impl Node {
             },
             StorageWait::HintConsumed,
         );
+    }
+}
+
+impl AckGroups {
+    /// A group of `writes` replica writes that are acknowledged together.
+    fn open(&mut self, writes: usize) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.groups.insert(
+            id,
+            AckGroup {
+                remaining: writes,
+                failed: None,
+            },
+        );
+        id
+    }
+
+    /// Records one write of group `id`; once all are done, the acknowledgement to send.
+    fn complete(
+        &mut self,
+        id: u64,
+        result: Result<(), ReplicaError>,
+    ) -> Option<Result<(), ReplicaError>> {
+        let group = self.groups.get_mut(&id)?;
+        if let Err(e) = result {
+            group.failed.get_or_insert(e);
+        }
+        group.remaining = group.remaining.saturating_sub(1);
+        if group.remaining > 0 {
+            return None;
+        }
+        let group = self.groups.remove(&id)?;
+        Some(group.failed.map_or(Ok(()), Err))
     }
 }

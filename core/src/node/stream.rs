@@ -1,4 +1,5 @@
-//! Streaming token ranges between nodes when one joins or leaves.
+//! Streaming token ranges between nodes when one joins or leaves, and handing over what a node
+//! no longer replicates.
 //!
 //! **Join.** A joining node computes, with the ring's pure [`plan`], which ranges it gains and
 //! from whom ([`RangeMove`]s whose `to` is itself), and *pulls* each: a
@@ -7,9 +8,30 @@
 //! page is asked for. When every range has arrived the node is a full member: it serves reads
 //! for its ranges only from then on.
 //!
-//! **Leave.** A leaving node offers each range it hands over ([`Message::StreamOffer`]) to its
-//! new owner, which pulls it the same way and answers [`Message::StreamDone`]. When every offer
-//! is done the node has left.
+//! **Handover.** A node that stops replicating a range, because it leaves or because the ring
+//! changed under it (a join took the range, or it restarts into a ring that changed while it
+//! was down), hands its copy over, so that a write only it acknowledged is not stranded where
+//! no read or repair looks. [`handover`] names, for each range it loses, one node that
+//! replicates the range afterwards: the node that gains it or, when none does (N at least the
+//! nodes left), the first remaining replica. The node *offers* each range
+//! ([`Message::StreamOffer`]); the receiver pulls it the same way as a join and answers
+//! [`Message::StreamDone`]. An offer is repeated every [`OFFER_RETRY_MS`] until that answer
+//! arrives (a receiver that already pulls it ignores the repeat; one that finished and whose
+//! answer was lost pulls it again, which LWW makes harmless), and dropped only if its receiver
+//! leaves the ring.
+//!
+//! **Writes during a handover.** A write that reaches a node for a key it is handing over
+//! (it is leaving), or for a key it no longer replicates at all (a coordinator, or a hint,
+//! still routing by an older ring), is stored here *and* kept as a hint for the node that now
+//! holds the key (see [`Node::handover_receivers`]); the replica acknowledges only once both
+//! are durable. Hinted handoff then delivers it, with retries, so no acknowledged write
+//! depends on a message that may be lost.
+//!
+//! **Leave.** A leaving node has left only once every offer is answered, every hint it holds
+//! (for its receivers, and those it held for other owners: to the owner when up, otherwise to
+//! another stand-in) is handed on, and no replica write is still in flight. From then on it
+//! refuses writes ([`ReplicaError::Left`]). What the cluster then promises is stated in
+//! ARCHITECTURE.md ("Joins and leaves").
 //!
 //! Every page has a deadline: a stream whose source stops answering is asked again, from
 //! another node that held the range if the first is believed down. Bytes and keys moved are
@@ -17,18 +39,21 @@
 //! with what the plan predicted.
 
 use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, Timer};
-use crate::ring::{Range, RangeMove, Ring, plan};
+use crate::ring::{Range, RangeMove, Ring, handover, handover_receiver, key_token, plan};
 use crate::storage::Cell;
 use crate::wire::Message;
+#[cfg(doc)]
+use crate::wire::ReplicaError;
 use crate::{Millis, NodeId};
 use std::collections::BTreeMap;
 
 /// Keys per streamed page.
 pub const STREAM_PAGE_KEYS: usize = 256;
-/// How long a node forwards writes for a range it lost in a ring change.
-pub const HANDOVER_FORWARD_MS: u64 = 30_000;
 /// How long a page may take before it is asked for again.
 pub const STREAM_PAGE_TIMEOUT_MS: u64 = 2_000;
+/// How long an offered range waits for its receiver's [`Message::StreamDone`] before it is
+/// offered again.
+pub const OFFER_RETRY_MS: u64 = 2_000;
 
 /// Where a node is in its life in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -54,22 +79,29 @@ pub(super) struct Incoming {
     after: Option<Vec<u8>>,
     keys: u64,
     bytes: u64,
-    /// Whether the source offered it (a leave) and must be told when it is done.
-    offered: bool,
+    /// The source's session number, if the source offered the range (a handover): it is told
+    /// with [`Message::StreamDone`] when the range is stored.
+    offer: Option<u64>,
     /// Incremented on every request, so a stale timeout is recognised.
     attempt: u64,
 }
 
-/// The node's streams in both directions.
+/// A range this node offered, until its receiver confirms it.
+#[derive(Debug)]
+pub(super) struct Offer {
+    range: Range,
+    to: NodeId,
+    /// Incremented on every repeat, so a stale retry timer is recognised.
+    attempt: u64,
+}
+
+/// The node's streams in both directions. Sessions are numbered by this node (an offered
+/// range is pulled under a session of the receiver's own, so numbers never collide).
 #[derive(Debug, Default)]
 pub(super) struct Streams {
     incoming: BTreeMap<u64, Incoming>,
-    /// Offers made while leaving: session -> new owner.
-    offers: BTreeMap<u64, (Range, NodeId)>,
-    /// Ranges this node handed over (leaving, or losing them in a ring change), with their new
-    /// owner and until when (local time; `None`: for good): writes that still arrive for them,
-    /// from coordinators that have not heard of the change, are forwarded.
-    pub(super) handed: Vec<(Range, NodeId, Option<Millis>)>,
+    /// Ranges offered (leaving, or lost in a ring change), until the receiver confirms them.
+    offers: BTreeMap<u64, Offer>,
 }
 
 fn entry_bytes(entries: &[(Vec<u8>, Cell)]) -> u64 {
@@ -97,36 +129,107 @@ impl Node {
         });
         for m in moves {
             let alternatives = before.preference_list(m.range.end, self.config.n);
-            self.pull(now, m.range, m.from, alternatives, false, None);
+            self.pull(now, m.range, m.from, alternatives, None);
         }
         self.maybe_finish_join(after);
     }
 
-    /// Starts leaving: offers every range this node holds to the node that gains it.
-    pub(super) fn start_leave(&mut self) {
+    /// Starts leaving: offers every range this node replicates to the node that holds it
+    /// after the leave ([`handover`]).
+    pub(super) fn start_leave(&mut self, now: Millis) {
+        if self.lifecycle != Lifecycle::Normal {
+            return;
+        }
         let me = self.config.id;
         let after = self.ring.without_node(me);
-        let moves: Vec<RangeMove> = plan(&self.ring, &after, self.config.n)
-            .moves
-            .into_iter()
-            .collect();
+        let moves = handover(&self.ring, &after, self.config.n, me);
         self.lifecycle = Lifecycle::Leaving;
         self.announce(crate::membership::MemberStatus::Leaving);
-        let mine: Vec<&RangeMove> = moves.iter().filter(|m| m.from == me).collect();
-        self.event(NodeEvent::LeaveStarted { ranges: mine.len() });
-        for m in mine {
-            let session = self.next_seq();
-            self.streams.offers.insert(session, (m.range, m.to));
-            self.streams.handed.push((m.range, m.to, None));
-            self.send(
-                m.to,
-                Message::StreamOffer {
-                    session,
-                    range: m.range,
-                },
-            );
+        self.event(NodeEvent::LeaveStarted {
+            ranges: moves.len(),
+        });
+        for m in moves {
+            self.offer(now, m.range, m.to);
         }
         self.maybe_finish_leave();
+    }
+
+    /// Offers `range` to `to`, and arms the timer that offers it again until `to` confirms.
+    fn offer(&mut self, now: Millis, range: Range, to: NodeId) {
+        let session = self.next_seq();
+        self.streams.offers.insert(
+            session,
+            Offer {
+                range,
+                to,
+                attempt: 0,
+            },
+        );
+        self.send_offer(now, session);
+    }
+
+    fn send_offer(&mut self, now: Millis, session: u64) {
+        let Some(o) = self.streams.offers.get_mut(&session) else {
+            return;
+        };
+        o.attempt += 1;
+        let (to, range, attempt) = (o.to, o.range, o.attempt);
+        self.send(to, Message::StreamOffer { session, range });
+        self.set_timer(
+            Millis(now.0 + OFFER_RETRY_MS),
+            Timer::OfferRetry { session, attempt },
+        );
+    }
+
+    /// An offer's receiver has not confirmed in time: offer it again, unless the receiver
+    /// is no longer in the ring (then nothing is owed to it).
+    pub(super) fn on_offer_retry(&mut self, now: Millis, session: u64, attempt: u64) {
+        let Some(o) = self.streams.offers.get(&session) else {
+            return;
+        };
+        if o.attempt != attempt {
+            return;
+        }
+        if !self.ring.contains_node(o.to) {
+            self.streams.offers.remove(&session);
+            return self.maybe_finish_leave();
+        }
+        self.send_offer(now, session);
+    }
+
+    /// The nodes that must also get a write for `key` that reaches this node as a replica:
+    /// none while this node replicates the key and stays; the key's receiver ([`handover`])
+    /// while this node is leaving; every replica of the key when this node no longer
+    /// replicates it (its sender routes by an older ring).
+    pub(super) fn handover_receivers(&self, key: &[u8]) -> Vec<NodeId> {
+        let me = self.config.id;
+        let n = self.config.n;
+        let token = key_token(key);
+        let others = |ring: &Ring| -> Vec<NodeId> {
+            let mut list = ring.preference_list(token, n);
+            list.retain(|node| *node != me);
+            list
+        };
+        match self.lifecycle {
+            Lifecycle::Joining | Lifecycle::Left => Vec::new(),
+            Lifecycle::Leaving => {
+                let after = self.ring.without_node(me);
+                if self.ring.preference_list(token, n).contains(&me) {
+                    handover_receiver(&self.ring, &after, n, me, token)
+                        .into_iter()
+                        .collect()
+                } else {
+                    others(&after)
+                }
+            }
+            Lifecycle::Normal => {
+                if self.ring.preference_list(token, n).contains(&me) {
+                    Vec::new()
+                } else {
+                    others(&self.ring)
+                }
+            }
+        }
     }
 
     fn pull(
@@ -135,10 +238,9 @@ impl Node {
         range: Range,
         from: NodeId,
         alternatives: Vec<NodeId>,
-        offered: bool,
-        session: Option<u64>,
+        offer: Option<u64>,
     ) {
-        let session = session.unwrap_or_else(|| self.next_seq());
+        let session = self.next_seq();
         self.event(NodeEvent::StreamStarted {
             range,
             from,
@@ -153,7 +255,7 @@ impl Node {
                 after: None,
                 keys: 0,
                 bytes: 0,
-                offered,
+                offer,
                 attempt: 0,
             },
         );
@@ -291,9 +393,9 @@ impl Node {
                     keys: done.keys,
                     bytes: done.bytes,
                 });
-                if done.offered {
+                if let Some(offered) = done.offer {
                     let msg = Message::StreamDone {
-                        session,
+                        session: offered,
                         keys: done.keys,
                         bytes: done.bytes,
                     };
@@ -317,73 +419,39 @@ impl Node {
         session: u64,
         range: Range,
     ) {
-        if self.streams.incoming.contains_key(&session) {
-            return;
-        }
-        self.pull(now, range, from, Vec::new(), true, Some(session));
-    }
-
-    /// Forwards a write this leaving node received to the new owners of its key, so that a
-    /// write racing the handover (after the range was streamed) is not lost with this node.
-    pub(super) fn forward_if_handed_over(&mut self, now: Millis, key: &[u8], cell: &Cell) {
-        if self.streams.handed.is_empty() {
-            return;
-        }
-        self.streams
-            .handed
-            .retain(|(_, _, until)| until.is_none_or(|u| now <= u));
-        let token = crate::ring::key_token(key);
-        let owners: Vec<NodeId> = self
+        let pulling = self
             .streams
-            .handed
-            .iter()
-            .filter(|(range, _, _)| range.contains(token))
-            .map(|(_, to, _)| *to)
-            .collect();
-        for to in owners {
-            let req = self.req_id();
-            let msg = Message::Replicate {
-                req,
-                key: key.to_vec(),
-                cell: cell.clone(),
-                hint_for: None,
-                purpose: crate::wire::WritePurpose::HintReplay,
-            };
-            self.send(to, msg);
+            .incoming
+            .values()
+            .any(|s| s.from == from && s.offer == Some(session));
+        if !pulling {
+            self.pull(now, range, from, Vec::new(), Some(session));
         }
     }
 
     /// After the ring changed from `old` to `new`: offers every range this node no longer
-    /// replicates to each node that gains it, and forwards writes for it for a while. The
-    /// node that joined (or the plan's chosen source) already streamed the range, but from one
-    /// replica: this node may hold a newer version (a write acknowledged only here), which
-    /// would otherwise be stranded where no repair looks.
+    /// replicates to the node that holds it now ([`handover`]). The node that joined (or the
+    /// plan's chosen source) already streamed the range, but from one replica: this node may
+    /// hold a newer version (a write acknowledged only here), which would otherwise be
+    /// stranded where no repair looks.
     pub(super) fn hand_over_lost_ranges(&mut self, now: Millis, old: &Ring, new: &Ring) {
         let me = self.config.id;
         if self.lifecycle != Lifecycle::Normal || !new.contains_node(me) {
             return;
         }
-        let n = self.config.n;
-        let until = Millis(now.0 + HANDOVER_FORWARD_MS);
-        for m in plan(old, new, n).moves {
-            let lost = old.preference_list(m.range.end, n).contains(&me)
-                && !new.preference_list(m.range.end, n).contains(&me);
-            if lost && m.to != me {
-                let session = self.next_seq();
-                self.streams.handed.push((m.range, m.to, Some(until)));
-                self.send(
-                    m.to,
-                    Message::StreamOffer {
-                        session,
-                        range: m.range,
-                    },
-                );
-            }
+        for m in handover(old, new, self.config.n, me) {
+            self.offer(now, m.range, m.to);
         }
     }
 
-    pub(super) fn on_stream_done(&mut self, session: u64) {
-        if self.streams.offers.remove(&session).is_some() {
+    pub(super) fn on_stream_done(&mut self, from: NodeId, session: u64) {
+        if self
+            .streams
+            .offers
+            .get(&session)
+            .is_some_and(|o| o.to == from)
+        {
+            self.streams.offers.remove(&session);
             self.maybe_finish_leave();
         }
     }
@@ -397,8 +465,16 @@ impl Node {
         }
     }
 
-    fn maybe_finish_leave(&mut self) {
-        if self.lifecycle == Lifecycle::Leaving && self.streams.offers.is_empty() {
+    /// Leaves once nothing this node holds is still owed to another node: every offer
+    /// confirmed, every hint handed on (the hint count known), no replica write in flight.
+    pub(super) fn maybe_finish_leave(&mut self) {
+        let owed = !self.streams.offers.is_empty()
+            || !self.hints.handed_on()
+            || self
+                .storage
+                .values()
+                .any(|w| matches!(w, StorageWait::ReplicaWrite { .. }));
+        if self.lifecycle == Lifecycle::Leaving && !owed {
             self.lifecycle = Lifecycle::Left;
             self.ring = self.ring.without_node(self.config.id);
             self.announce(crate::membership::MemberStatus::Left);

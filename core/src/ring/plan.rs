@@ -91,6 +91,90 @@ pub fn plan(before: &Ring, after: &Ring, n: usize) -> Plan {
     Plan { moves }
 }
 
+/// The node that receives `node`'s copy of a piece whose preference list goes from `old` to
+/// `new`: `None` if `node` keeps the piece (or never held it). A losing node is paired with a
+/// gaining node as in [`plan`] (losers in `old`'s order, gainers in `new`'s); a loser left
+/// without a gainer (no node gains the piece: the replica set only shrinks, as when N is at
+/// least the number of nodes left) hands its copy to the first node of `new`, so that what
+/// only it held still reaches a replica.
+fn piece_receiver(old: &[NodeId], new: &[NodeId], node: NodeId) -> Option<NodeId> {
+    if !old.contains(&node) || new.contains(&node) {
+        return None;
+    }
+    let loser_rank = old
+        .iter()
+        .filter(|o| !new.contains(o))
+        .position(|o| *o == node)?;
+    new.iter()
+        .filter(|g| !old.contains(g))
+        .nth(loser_rank)
+        .or_else(|| new.first())
+        .copied()
+}
+
+/// What `node` must hand over when the ring changes from `before` to `after` at replication
+/// factor `n`: every range it replicates in `before` and not in `after`, each with the node
+/// that receives it (see [`handover_receiver`]), in `(to, range)` order with adjacent ranges
+/// merged. `from` is `node` in every move. Unlike [`plan`], which lists what each gaining node
+/// needs, this lists everything a losing node holds, so nothing held only by it is stranded
+/// when no node gains its range.
+pub fn handover(before: &Ring, after: &Ring, n: usize, node: NodeId) -> Vec<RangeMove> {
+    let mut cuts: Vec<_> = before
+        .tokens()
+        .iter()
+        .chain(after.tokens())
+        .map(|(t, _)| *t)
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut by_receiver: BTreeMap<NodeId, Vec<Range>> = BTreeMap::new();
+    let mut prev = cuts.last().copied();
+    for &cut in &cuts {
+        let Some(start) = prev else { break };
+        prev = Some(cut);
+        let old = before.preference_list(cut, n);
+        let new = after.preference_list(cut, n);
+        if let Some(to) = piece_receiver(&old, &new, node) {
+            by_receiver
+                .entry(to)
+                .or_default()
+                .push(Range::new(start, cut));
+        }
+    }
+    let mut moves: Vec<RangeMove> = by_receiver
+        .into_iter()
+        .flat_map(|(to, ranges)| {
+            merge_adjacent(ranges)
+                .into_iter()
+                .map(move |range| RangeMove {
+                    range,
+                    from: node,
+                    to,
+                    share: range.share(),
+                })
+        })
+        .collect();
+    moves.sort_by_key(|m| (m.to, m.range));
+    moves
+}
+
+/// The node that receives `node`'s copy of the key at `token` when the ring changes from
+/// `before` to `after` (the same choice as [`handover`] makes for the range holding it), or
+/// `None` if `node` keeps it or never held it.
+pub fn handover_receiver(
+    before: &Ring,
+    after: &Ring,
+    n: usize,
+    node: NodeId,
+    token: crate::ring::Token,
+) -> Option<NodeId> {
+    piece_receiver(
+        &before.preference_list(token, n),
+        &after.preference_list(token, n),
+        node,
+    )
+}
+
 impl Plan {
     /// Whether nothing moves.
     pub fn is_empty(&self) -> bool {

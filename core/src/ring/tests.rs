@@ -400,3 +400,56 @@ fn tokens_by_node_agrees_with_tokens_of() {
         assert_eq!(grouped[&n], ring.tokens_of(n));
     }
 }
+
+#[test]
+fn a_leaving_node_hands_over_everything_it_held_even_when_no_node_gains_it() {
+    // Four nodes at N = 4: every node holds every key, so when n4 leaves nobody gains a
+    // range (the plan is empty), yet n4 may hold writes that only it acknowledged.
+    let ring = Ring::build(&ids(4), 4, 7);
+    let after = ring.without_node(n(4));
+    assert!(plan(&ring, &after, 4).is_empty());
+    let moves = handover(&ring, &after, 4, n(4));
+    let share: f64 = moves.iter().map(|m| m.share).sum();
+    assert!(
+        (share - 1.0).abs() < 1e-9,
+        "n4 hands over {share} of the ring"
+    );
+    for m in &moves {
+        assert_eq!(m.from, n(4));
+        // The receiver is a replica of the range afterwards.
+        assert!(after.preference_list(m.range.end, 4).contains(&m.to));
+    }
+}
+
+#[test]
+fn handover_pairs_a_loser_with_the_gainer_the_plan_names() {
+    let ring = Ring::build(&ids(8), 16, 12);
+    let leaving = n(4);
+    let after = ring.without_node(leaving);
+    let plan = plan(&ring, &after, 3);
+    let moves = handover(&ring, &after, 3, leaving);
+    let held = ring.ownership(3)[&leaving].replica_share;
+    let share: f64 = moves.iter().map(|m| m.share).sum();
+    assert!((share - held).abs() < 1e-9);
+    for m in &moves {
+        let sent = plan
+            .moves
+            .iter()
+            .find(|p| p.range.contains(m.range.end))
+            .map(|p| (p.from, p.to));
+        assert_eq!(sent, Some((leaving, m.to)), "range {}", m.range);
+        let token = m.range.end;
+        assert_eq!(
+            handover_receiver(&ring, &after, 3, leaving, token),
+            Some(m.to)
+        );
+    }
+    // Nodes that keep every range they held hand nothing over.
+    assert!(handover(&ring, &ring, 3, n(1)).is_empty());
+    let joined = ring.with_node(n(9), node_tokens(n(9), 16, 3));
+    for node in ids(8) {
+        for m in handover(&ring, &joined, 3, node) {
+            assert_eq!(m.to, n(9), "a join only hands ranges to the newcomer");
+        }
+    }
+}

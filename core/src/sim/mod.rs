@@ -319,6 +319,9 @@ struct SimNode<D: MachineDisk> {
     left: bool,
     /// The node is joining (it streams before it serves); cleared once it has joined.
     joining: bool,
+    /// The ring the node knew when it crashed: it restarts with it, as a native node restarts
+    /// with the ring its state file remembers, and then learns what changed meanwhile.
+    last_ring: Option<Ring>,
 }
 
 impl<D: MachineDisk> SimNode<D> {
@@ -466,6 +469,7 @@ impl<D: MachineDisk> Sim<D> {
                 job: None,
                 left: false,
                 joining: false,
+                last_ring: None,
             },
         );
     }
@@ -659,19 +663,31 @@ impl<D: MachineDisk> Sim<D> {
             ..lsm_config.clone()
         };
         let local = self.local(id);
-        let ring = self.ring.clone();
+        let current = self.ring.clone();
         let Some(sim_node) = self.nodes.get_mut(&id) else {
             return Ok(());
         };
+        let ring = sim_node.last_ring.take().unwrap_or_else(|| current.clone());
         let (data, _) = Lsm::open(sim_node.data_disk.clone(), lsm_config)?;
         let (hints, _) = Lsm::open(sim_node.hint_disk.clone(), hint_config)?;
         sim_node.data = Some(data);
         sim_node.hints = Some(hints);
         sim_node.incarnation += 1;
+        let missed_ring_change = ring != current;
         let (node, outputs) = Node::new(node_config, ring, local);
         sim_node.node = Some(node);
         self.log.push(self.now, SimEvent::NodeUp { node: id });
         self.apply(id, outputs);
+        if missed_ring_change && self.config.gossip.is_none() {
+            // The oracle tells it the ring it missed, as it tells everyone of a change.
+            let at = Millis(self.now.0 + self.config.detection_ms);
+            let members = current
+                .nodes()
+                .iter()
+                .map(|n| (*n, current.tokens_of(*n)))
+                .collect();
+            self.schedule(at, Event::RingChanged { to: id, members });
+        }
         if let SyncPolicy::IntervalMs(ms) = self.config.sync {
             let incarnation = self.incarnation(id);
             self.schedule(
@@ -690,10 +706,10 @@ impl<D: MachineDisk> Sim<D> {
         let Some(sim_node) = self.nodes.get_mut(&node) else {
             return;
         };
-        if sim_node.node.is_none() {
+        let Some(crashed) = sim_node.node.take() else {
             return;
-        }
-        sim_node.node = None;
+        };
+        sim_node.last_ring = Some(crashed.ring().clone());
         sim_node.data = None;
         sim_node.hints = None;
         sim_node.job = None;
