@@ -88,11 +88,20 @@ pub struct AntiEntropyStats {
 /// The node's anti-entropy state.
 #[derive(Debug, Default)]
 pub(super) struct AntiEntropy {
-    next_range: usize,
-    next_peer: usize,
+    /// Rounds started: which range and peer come next ([`repair_choice`]).
+    next: usize,
     repairs: BTreeMap<SessionKey, Repair>,
     stats: AntiEntropyStats,
     budget: ScanBudget,
+}
+
+/// Which of its `peers` range number `range` is compared with on pass `pass` over the ranges
+/// (one range a round): the next one on every pass, so every pair of replicas of every range
+/// is compared within `peers` passes. (Choosing the range and the peer by one shared counter
+/// instead pairs a range with the same peer on every pass whenever the number of ranges and
+/// of peers have a common factor, and two replicas of a range may then never compare it.)
+fn repair_choice(range: usize, pass: usize, peers: usize) -> usize {
+    range.wrapping_add(pass) % peers.max(1)
 }
 
 impl AntiEntropy {
@@ -185,8 +194,10 @@ impl Node {
         if ranges.is_empty() {
             return;
         }
-        let (range, replicas) = ranges[self.ae.next_range % ranges.len()].clone();
-        self.ae.next_range = self.ae.next_range.wrapping_add(1);
+        let round = self.ae.next;
+        self.ae.next = round.wrapping_add(1);
+        let (range_index, pass) = (round % ranges.len(), round / ranges.len());
+        let (range, replicas) = ranges[range_index].clone();
         let peers: Vec<NodeId> = replicas
             .into_iter()
             .filter(|p| *p != me && self.believes_up(*p))
@@ -194,8 +205,7 @@ impl Node {
         if peers.is_empty() {
             return;
         }
-        let peer = peers[self.ae.next_peer % peers.len()];
-        self.ae.next_peer = self.ae.next_peer.wrapping_add(1);
+        let peer = peers[repair_choice(range_index, pass, peers.len())];
         let id = self.next_seq();
         self.begin_repair(now, (me, id), peer, range, Role::Initiator);
     }
@@ -470,6 +480,22 @@ mod tests {
     use super::*;
     use crate::node::{Input, NodeConfig, Output};
     use crate::ring::{Ring, Token};
+
+    #[test]
+    fn every_range_is_compared_with_every_peer_within_as_many_passes_as_peers() {
+        for ranges in 1..12usize {
+            for peers in 1..5usize {
+                let mut seen = std::collections::BTreeSet::new();
+                for round in 0..ranges * peers {
+                    let (range, pass) = (round % ranges, round / ranges);
+                    seen.insert((range, super::repair_choice(range, pass, peers)));
+                }
+                assert_eq!(seen.len(), ranges * peers, "{ranges} ranges, {peers} peers");
+            }
+        }
+        // The first pass pairs range i with peer i, as a single counter would.
+        assert_eq!(super::repair_choice(3, 0, 2), 1);
+    }
 
     #[test]
     fn the_budget_refills_at_its_rate_and_saves_up_at_most_one_second() {

@@ -621,6 +621,15 @@ enum StorageWait {
         hint: Option<(NodeId, Vec<u8>)>,
         group: Option<u64>,
     },
+    /// A replica write to hand on to `receivers`, waiting for this node's own copy of the
+    /// key (see `replica.rs`).
+    HandOnCheck {
+        coordinator: NodeId,
+        req: ReqId,
+        key: Vec<u8>,
+        cell: Cell,
+        receivers: Vec<NodeId>,
+    },
     /// A replica read for `req`.
     ReplicaRead { coordinator: NodeId, req: ReqId },
     /// A scan of hints for `owner`.
@@ -920,6 +929,13 @@ impl Node {
             } => {
                 self.on_replica_write_done(now, coordinator, req, hint, group, result);
             }
+            StorageWait::HandOnCheck {
+                coordinator,
+                req,
+                key,
+                cell,
+                receivers,
+            } => self.on_hand_on_check(coordinator, req, key, cell, receivers, result),
             StorageWait::ReplicaRead { coordinator, req } => {
                 self.on_replica_read_done(coordinator, req, result);
             }

@@ -123,37 +123,93 @@ impl Node {
         cell: Cell,
         hint_for: Option<NodeId>,
     ) {
-        let refuse = |error: ReplicaError| Message::ReplicateAck {
-            req,
-            result: Err(error),
-        };
         if self.lifecycle == Lifecycle::Left {
-            return self.send(from, refuse(ReplicaError::Left));
+            let msg = Message::ReplicateAck {
+                req,
+                result: Err(ReplicaError::Left),
+            };
+            return self.send(from, msg);
         }
         let hint_owner = hint_for.filter(|owner| *owner != self.config.id);
-        // Hints this write needs: one for the owner it stands in for, or one for each node it
-        // is handed on to.
-        let receivers = match hint_owner {
-            Some(owner) => vec![owner],
-            None => self.handover_receivers(&key),
-        };
-        if !receivers.is_empty() {
-            let hints_after = self.hints.total() + receivers.len() as u64;
+        match hint_owner {
+            Some(owner) => self.store_replica_write(from, req, key, cell, Some(owner), vec![]),
+            None => {
+                let receivers = self.handover_receivers(&key);
+                if receivers.is_empty() {
+                    return self.store_replica_write(from, req, key, cell, None, receivers);
+                }
+                // A version this node already holds was handed on when it arrived (or is
+                // covered by the range's handover): only a newer one is, so two nodes that
+                // each see the other as the key's holder do not send it back and forth.
+                let op = StorageOp::Read { key: key.clone() };
+                let wait = StorageWait::HandOnCheck {
+                    coordinator: from,
+                    req,
+                    key,
+                    cell,
+                    receivers,
+                };
+                self.storage_op(op, wait);
+            }
+        }
+    }
+
+    /// A write to hand on, once this node's own copy of the key is read.
+    pub(super) fn on_hand_on_check(
+        &mut self,
+        coordinator: NodeId,
+        req: ReqId,
+        key: Vec<u8>,
+        cell: Cell,
+        receivers: Vec<NodeId>,
+        result: StorageResult,
+    ) {
+        if let StorageResult::Read(Some(held)) = &result
+            && held.version >= cell.version
+        {
+            let msg = Message::ReplicateAck {
+                req,
+                result: Ok(()),
+            };
+            self.send(coordinator, msg);
+            return self.maybe_finish_leave();
+        }
+        self.store_replica_write(coordinator, req, key, cell, None, receivers);
+    }
+
+    /// Stores a replica write: as a hint for `hint_owner`, or in the data store and as a hint
+    /// for each of `receivers`; the coordinator is acknowledged once all are durable.
+    fn store_replica_write(
+        &mut self,
+        from: NodeId,
+        req: ReqId,
+        key: Vec<u8>,
+        cell: Cell,
+        hint_owner: Option<NodeId>,
+        receivers: Vec<NodeId>,
+    ) {
+        let hinted: Vec<NodeId> = hint_owner.into_iter().chain(receivers).collect();
+        if !hinted.is_empty() {
+            let hints_after = self.hints.total() + hinted.len() as u64;
             if hints_after > self.config.hints_max {
-                for owner in receivers {
+                for owner in hinted {
                     self.event(NodeEvent::HintDropped {
                         owner,
                         key: key.clone(),
                         reason: format!("hint store full ({} hints)", self.config.hints_max),
                     });
                 }
-                return self.send(from, refuse(ReplicaError::HintsFull));
+                let msg = Message::ReplicateAck {
+                    req,
+                    result: Err(ReplicaError::HintsFull),
+                };
+                return self.send(from, msg);
             }
         }
-        let writes = receivers.len() + usize::from(hint_owner.is_none());
+        let writes = hinted.len() + usize::from(hint_owner.is_none());
         let group = (writes > 1).then(|| self.acks.open(writes));
         let stored_hint = Cell::put(cell.version, encode_hint(&cell));
-        for owner in receivers {
+        for owner in hinted {
             let wait = StorageWait::ReplicaWrite {
                 coordinator: from,
                 req,

@@ -470,10 +470,12 @@ impl Node {
     pub(super) fn maybe_finish_leave(&mut self) {
         let owed = !self.streams.offers.is_empty()
             || !self.hints.handed_on()
-            || self
-                .storage
-                .values()
-                .any(|w| matches!(w, StorageWait::ReplicaWrite { .. }));
+            || self.storage.values().any(|w| {
+                matches!(
+                    w,
+                    StorageWait::ReplicaWrite { .. } | StorageWait::HandOnCheck { .. }
+                )
+            });
         if self.lifecycle == Lifecycle::Leaving && !owed {
             self.lifecycle = Lifecycle::Left;
             self.ring = self.ring.without_node(self.config.id);
