@@ -261,3 +261,150 @@ fn consistency_levels_parse_from_words_and_numbers() {
     assert_eq!("2".parse::<Consistency>(), Ok(Consistency::Count(2)));
     assert!("most".parse::<Consistency>().is_err());
 }
+
+/// Feeds every storage operation in `out` back to `node` with `result`; returns what it said.
+fn complete_storage(node: &mut Node, out: Vec<Output>, result: &StorageResult) -> Vec<Output> {
+    let mut said = Vec::new();
+    for o in out {
+        match o {
+            Output::Storage { op, storage } => {
+                let result = match (&storage, result) {
+                    (StorageOp::CountHints, _) => StorageResult::HintCounts(BTreeMap::new()),
+                    (StorageOp::Read { .. }, _) => StorageResult::Read(None),
+                    (StorageOp::ScanRange { .. }, _) => StorageResult::Range {
+                        entries: Vec::new(),
+                        next: None,
+                    },
+                    _ => result.clone(),
+                };
+                let more = node.handle(Millis(100), Input::Storage { op, result });
+                said.extend(complete_storage(node, more, &StorageResult::Written));
+            }
+            other => said.push(other),
+        }
+    }
+    said
+}
+
+fn replicate(key: &[u8], ts: u64) -> Input {
+    Input::Message {
+        from: NodeId(2),
+        msg: Message::Replicate {
+            req: ReqId {
+                coordinator: NodeId(2),
+                seq: 7,
+            },
+            key: key.to_vec(),
+            cell: Cell::put(v(ts, 2), b"Alice".to_vec()),
+            hint_for: None,
+            purpose: crate::wire::WritePurpose::Client,
+        },
+    }
+}
+
+#[test]
+fn a_leaving_replica_acks_a_write_only_once_a_hint_for_its_receiver_is_durable() {
+    // C (n3) leaves; user123's replicas become D, E, A, so A (n1) receives C's copy.
+    let (mut c, out) = Node::new(NodeConfig::new(NodeId(3)), notes_ring(), Millis(100));
+    complete_storage(&mut c, out, &StorageResult::Written);
+    let out = c.handle(Millis(100), Input::Leave);
+    let offers: Vec<NodeId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::StreamOffer { .. },
+            } => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert!(offers.contains(&NodeId(1)), "offers go to {offers:?}");
+    assert_eq!(c.lifecycle(), &Lifecycle::Leaving);
+
+    // A write for user123 arrives: C reads its copy, then writes the data and a hint for A.
+    let out = c.handle(Millis(100), replicate(b"user123", 200));
+    let [Output::Storage { op: read, .. }] = out.as_slice() else {
+        panic!("expected one read, got {out:?}");
+    };
+    let out = c.handle(
+        Millis(100),
+        Input::Storage {
+            op: *read,
+            result: StorageResult::Read(None),
+        },
+    );
+    let writes: Vec<(u64, StoreId)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Storage {
+                op,
+                storage: StorageOp::Write { store, .. },
+            } => Some((*op, *store)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(writes.len(), 2, "{out:?}");
+    assert!(writes.iter().any(|(_, s)| *s == StoreId::Hints));
+    // The data write alone does not acknowledge it.
+    let data = writes.iter().find(|(_, s)| *s == StoreId::Data).unwrap().0;
+    let out = c.handle(
+        Millis(100),
+        Input::Storage {
+            op: data,
+            result: StorageResult::Written,
+        },
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::ReplicateAck { .. },
+                ..
+            }
+        )),
+        "acked before the hint was durable: {out:?}"
+    );
+    let hint = writes.iter().find(|(_, s)| *s == StoreId::Hints).unwrap().0;
+    let out = c.handle(
+        Millis(100),
+        Input::Storage {
+            op: hint,
+            result: StorageResult::Written,
+        },
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: NodeId(2),
+            msg: Message::ReplicateAck { result: Ok(()), .. }
+        }
+    )));
+    assert_eq!(c.hints_held().get(&NodeId(1)), Some(&1));
+    // Offers unconfirmed and a hint held: C has not left.
+    assert_eq!(c.lifecycle(), &Lifecycle::Leaving);
+}
+
+#[test]
+fn a_node_that_left_refuses_writes() {
+    // n3 with nothing to hand over in a one-node ring leaves at once.
+    let ring = Ring::new([(NodeId(3), vec![Token(7)])]);
+    let (mut c, out) = Node::new(NodeConfig::new(NodeId(3)), ring, Millis(100));
+    complete_storage(&mut c, out, &StorageResult::Written);
+    c.handle(Millis(100), Input::Leave);
+    assert_eq!(c.lifecycle(), &Lifecycle::Left);
+    let out = c.handle(Millis(100), replicate(b"user123", 200));
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::ReplicateAck {
+                    result: Err(crate::wire::ReplicaError::Left),
+                    ..
+                },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Storage { .. })));
+}
