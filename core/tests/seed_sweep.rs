@@ -491,6 +491,16 @@ fn anti_entropy_compares_every_range_with_every_replica() {
     assert_seed_passes(311_716_986);
 }
 
+/// n5 joined while n4 was leaving: n4 had planned its leave before n5 was in the ring, so it
+/// handed a range to n2 that n5 then took, and the delete only n4 and n2 held never reached
+/// n5. A leaving node now plans again when its ring changes (what the change took from it,
+/// and what it still hands over), and a node that receives a range it does not replicate
+/// hands it on.
+#[test]
+fn a_join_during_a_leave_gets_what_the_leaving_node_held() {
+    assert_seed_passes(420_186_331);
+}
+
 /// n3 crashed before it heard that a join took one of its ranges; it restarted into the new
 /// ring, so it never handed over the tombstone only it held. A restarted node now starts from
 /// the ring it last knew (as a native node does) and hands over what changed meanwhile.

@@ -39,7 +39,9 @@
 //! with what the plan predicted.
 
 use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, Timer};
-use crate::ring::{Range, RangeMove, Ring, handover, handover_receiver, key_token, plan};
+use crate::ring::{
+    Range, RangeMove, Ring, handover, handover_receiver, held_elsewhere, key_token, plan,
+};
 use crate::storage::Cell;
 use crate::wire::Message;
 #[cfg(doc)]
@@ -102,6 +104,9 @@ pub(super) struct Streams {
     incoming: BTreeMap<u64, Incoming>,
     /// Ranges offered (leaving, or lost in a ring change), until the receiver confirms them.
     offers: BTreeMap<u64, Offer>,
+    /// Every `(range, receiver)` offered while leaving, so that a leave re-planned after a
+    /// ring change offers only what is new.
+    leave_offered: std::collections::BTreeSet<(Range, NodeId)>,
 }
 
 fn entry_bytes(entries: &[(Vec<u8>, Cell)]) -> u64 {
@@ -149,6 +154,7 @@ impl Node {
             ranges: moves.len(),
         });
         for m in moves {
+            self.streams.leave_offered.insert((m.range, m.to));
             self.offer(now, m.range, m.to);
         }
         self.maybe_finish_leave();
@@ -400,6 +406,7 @@ impl Node {
                         bytes: done.bytes,
                     };
                     self.send(done.from, msg);
+                    self.hand_on_received(now, done.from, done.range);
                 }
                 if self.lifecycle == Lifecycle::Joining {
                     let after = self
@@ -424,7 +431,8 @@ impl Node {
             .incoming
             .values()
             .any(|s| s.from == from && s.offer == Some(session));
-        if !pulling {
+        // A node that has left takes nothing more (it would have to hand it on again).
+        if !pulling && self.lifecycle != Lifecycle::Left {
             self.pull(now, range, from, Vec::new(), Some(session));
         }
     }
@@ -433,14 +441,47 @@ impl Node {
     /// replicates to the node that holds it now ([`handover`]). The node that joined (or the
     /// plan's chosen source) already streamed the range, but from one replica: this node may
     /// hold a newer version (a write acknowledged only here), which would otherwise be
-    /// stranded where no repair looks.
+    /// stranded where no repair looks. A leaving node also plans its leave again against the
+    /// new ring (a node that joined meanwhile may now be the one to receive a range) and
+    /// offers what it has not offered yet; offers already made stand.
     pub(super) fn hand_over_lost_ranges(&mut self, now: Millis, old: &Ring, new: &Ring) {
         let me = self.config.id;
-        if self.lifecycle != Lifecycle::Normal || !new.contains_node(me) {
-            return;
+        let n = self.config.n;
+        match self.lifecycle {
+            Lifecycle::Normal if new.contains_node(me) => {
+                for m in handover(old, new, n, me) {
+                    self.offer(now, m.range, m.to);
+                }
+            }
+            Lifecycle::Leaving => {
+                // What the change took from it, and what it still hands over to leave.
+                let mut moves = handover(old, new, n, me);
+                moves.extend(handover(new, &new.without_node(me), n, me));
+                for m in moves {
+                    if self.streams.leave_offered.insert((m.range, m.to)) {
+                        self.offer(now, m.range, m.to);
+                    }
+                }
+            }
+            _ => {}
         }
-        for m in handover(old, new, self.config.n, me) {
-            self.offer(now, m.range, m.to);
+    }
+
+    /// After storing `range`, offered by `from`: hands on the pieces this node does not
+    /// replicate once `from` is gone (the ring changed while it streamed, or this node is
+    /// leaving too), so that what `from` handed over is not stranded here.
+    fn hand_on_received(&mut self, now: Millis, from: NodeId, range: Range) {
+        let me = self.config.id;
+        let mut view = self.ring.without_node(from);
+        match self.lifecycle {
+            Lifecycle::Normal => {}
+            Lifecycle::Leaving => view = view.without_node(me),
+            Lifecycle::Joining | Lifecycle::Left => return,
+        }
+        for m in held_elsewhere(&view, self.config.n, me, range) {
+            if m.to != me && m.to != from {
+                self.offer(now, m.range, m.to);
+            }
         }
     }
 

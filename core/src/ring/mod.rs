@@ -57,7 +57,7 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-pub use plan::{Plan, RangeMove, handover, handover_receiver, plan};
+pub use plan::{Plan, RangeMove, handover, handover_receiver, held_elsewhere, plan};
 
 use crate::NodeId;
 use core::fmt;

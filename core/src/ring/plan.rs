@@ -175,6 +175,50 @@ pub fn handover_receiver(
     )
 }
 
+/// The pieces of `range` that `node` does not replicate in `ring` at replication factor `n`,
+/// each with the first node of its preference list (a node that holds it now), in
+/// `(to, range)` order with adjacent pieces merged. A node that received a range it no longer
+/// replicates (the ring changed while it was streamed) hands these on.
+pub fn held_elsewhere(ring: &Ring, n: usize, node: NodeId, range: Range) -> Vec<RangeMove> {
+    let mut cuts: Vec<crate::ring::Token> = ring
+        .tokens()
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| range.contains(*t) && *t != range.end)
+        .collect();
+    // In ring order from the range's start.
+    cuts.sort_unstable_by_key(|t| t.0.wrapping_sub(range.start.0));
+    cuts.dedup();
+    cuts.push(range.end);
+    let mut by_receiver: BTreeMap<NodeId, Vec<Range>> = BTreeMap::new();
+    let mut start = range.start;
+    for cut in cuts {
+        let piece = Range::new(start, cut);
+        start = cut;
+        let list = ring.preference_list(cut, n);
+        if let Some(&to) = list.first()
+            && !list.contains(&node)
+        {
+            by_receiver.entry(to).or_default().push(piece);
+        }
+    }
+    let mut moves: Vec<RangeMove> = by_receiver
+        .into_iter()
+        .flat_map(|(to, ranges)| {
+            merge_adjacent(ranges)
+                .into_iter()
+                .map(move |range| RangeMove {
+                    range,
+                    from: node,
+                    to,
+                    share: range.share(),
+                })
+        })
+        .collect();
+    moves.sort_by_key(|m| (m.to, m.range));
+    moves
+}
+
 impl Plan {
     /// Whether nothing moves.
     pub fn is_empty(&self) -> bool {
