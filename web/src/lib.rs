@@ -22,6 +22,8 @@ pub mod effects;
 pub mod idb;
 pub mod idb_disk;
 pub mod layout;
+pub mod lesson;
+mod lesson_js;
 pub mod live;
 pub mod logview;
 pub mod page;

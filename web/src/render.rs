@@ -94,8 +94,10 @@ pub struct Ui {
     pub key: Option<String>,
     /// Whether gossip messages are drawn.
     pub show_gossip: bool,
-    /// A line of text under the clock (scenario name, mode).
+    /// A line of text under the clock (lesson title or time note, mode).
     pub subtitle: String,
+    /// Names the picture gives nodes instead of `n3` (a lesson's `names A B C D E`).
+    pub names: std::collections::BTreeMap<u32, String>,
 }
 
 /// The layout of one frame: geometry and node positions, by index in the model.
@@ -187,6 +189,11 @@ pub fn show_size(bytes: u64) -> String {
 /// The node's short name: `n3`.
 pub fn name(id: u32) -> String {
     format!("n{id}")
+}
+
+/// The node's name in the picture: a lesson's letter (`B`), else `n2`.
+pub fn label(ui: &Ui, id: u32) -> String {
+    ui.names.get(&id).cloned().unwrap_or_else(|| name(id))
 }
 
 /// Draws one frame. `real_ms` times the animations.
@@ -726,12 +733,12 @@ fn draw_nodes(
         if inside {
             ctx.set_fill_style_str(if running { "#0b0f14" } else { theme.fg });
             ctx.set_font("700 12px ui-sans-serif, system-ui, sans-serif");
-            ctx.fill_text(&name(node.id), x, y + 0.5)?;
+            ctx.fill_text(&label(ui, node.id), x, y + 0.5)?;
         } else if i % stride == 0 || must {
             ctx.set_text_align(align);
             ctx.set_fill_style_str(theme.fg);
             ctx.set_font("600 10px ui-sans-serif, system-ui, sans-serif");
-            ctx.fill_text(&name(node.id), outward.0, outward.1)?;
+            ctx.fill_text(&label(ui, node.id), outward.0, outward.1)?;
         }
         // Phi, when it means something.
         let phi = node.seen.phi_max.filter(|p| *p >= 1.0 || must);
