@@ -238,10 +238,7 @@ impl View {
                 if lesson.key.is_some() {
                     self.ui.key = lesson.key.clone();
                 }
-                self.ui.subtitle = lesson
-                    .note
-                    .clone()
-                    .unwrap_or_else(|| lesson.lesson.title.clone());
+                self.ui.subtitle = lesson.note.clone().unwrap_or_default();
                 self.player.sync_to(sim.now().0);
                 lesson.shown_ms()
             }
@@ -254,6 +251,10 @@ impl View {
         self.sim_ms_run += ran;
         self.sim_started_real.get_or_insert(real_ms);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
+        if source.key != self.ui.key {
+            source.key = self.ui.key.clone();
+            self.last_refresh = f64::NEG_INFINITY;
+        }
         if real_ms - self.last_refresh >= REFRESH_MS || self.model.nodes.is_empty() {
             source.refresh(sim, &mut self.model);
             self.last_refresh = real_ms;
@@ -432,7 +433,8 @@ impl View {
     }
 
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing}`.
+    /// rate, speed, playing, messages, keyCells}` (`keyCells`: the studied key at each node,
+    /// `{node, value, ts, stale}`, as drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -443,6 +445,8 @@ impl View {
             speed: f64,
             playing: bool,
             messages: usize,
+            #[serde(rename = "keyCells")]
+            key_cells: &'a [crate::view::KeyCell],
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -452,6 +456,7 @@ impl View {
             speed: self.player.speed,
             playing: self.player.playing,
             messages: self.model.messages.len(),
+            key_cells: &self.model.key_cells,
         })
     }
 

@@ -17,7 +17,7 @@ impl View {
             scenario::lesson(info).map_err(|e| page_error(crate::cluster::PageError(e)))?;
         self.attach(cluster);
         let sim = cluster.inner.sim();
-        self.ui.subtitle = lesson.title.clone();
+        self.ui.subtitle.clear();
         self.ui.names = lesson
             .names
             .iter()
