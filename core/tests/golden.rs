@@ -77,11 +77,7 @@ fn every_golden_script_is_a_lesson_with_its_narration() {
         let lesson = ringstore_core::sim::script::parse_lesson(&text)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!lesson.title.is_empty(), "{}: no title", path.display());
-        assert!(
-            lesson.section.starts_with('§'),
-            "{}: section",
-            path.display()
-        );
+        assert!(!lesson.section.is_empty(), "{}: section", path.display());
         assert!(lesson.steps.len() >= 3, "{}: steps", path.display());
         let last = &lesson.steps[lesson.steps.len() - 1].say;
         assert!(

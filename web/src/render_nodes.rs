@@ -26,7 +26,8 @@ pub(crate) fn draw_nodes(
     let nr = g.node_radius;
     let stride = layout::label_stride(model.nodes.len(), g.orbit_radius, layout::LABEL_PX);
     let inside = nr >= 13.0;
-    let detail = model.nodes.len() <= 16 && nr >= 12.0;
+    // Storage lines, when there is room and no studied key's versions take their place.
+    let detail = model.nodes.len() <= 16 && nr >= 12.0 && model.key_cells.is_empty();
     let followed = model.followed.as_ref();
     for (i, node) in model.nodes.iter().enumerate() {
         let (x, y) = scene.positions[i].1;
@@ -147,8 +148,8 @@ pub(crate) fn draw_nodes(
             } else {
                 text
             };
-            let followed_here = followed.is_some() && in_path;
-            let ty = y + inward * (nr + if followed_here { 30.0 } else { 16.0 });
+            // Outward, past the name: where the storage line goes when no key is studied.
+            let ty = y - inward * (nr + 30.0);
             ctx.set_font("600 11px ui-monospace, SFMono-Regular, Menlo, monospace");
             // Monospace: 11 px glyphs are 6.6 px wide.
             let w = text.chars().count() as f64 * 6.6 + 10.0;
