@@ -64,7 +64,19 @@ function warn(lines, title = 'Some settings in the link were not valid, so defau
   b.textContent = title;
   const ul = document.createElement('ul');
   for (const l of lines) { const li = document.createElement('li'); li.textContent = l; ul.append(li); }
-  el.append(b, ul);
+  const close = document.createElement('button');
+  close.className = 'linkish banner-close';
+  close.textContent = '✕';
+  close.title = 'Close';
+  close.setAttribute('aria-label', 'Close this message');
+  close.onclick = () => { el.hidden = true; };
+  el.append(close, b, ul);
+}
+
+// The reader changed a lesson's run: its narration no longer applies (the page says so and
+// offers to restart the lesson).
+function offScript(what) {
+  if (state.settings?.scenario && state.view) state.view.offScript(what);
 }
 
 function clusterOptions(s) {
@@ -90,6 +102,9 @@ async function build() {
       state.view.startScenario(cluster, s.scenario);
       state.captionShown = 0;
       $('caption-lines').innerHTML = '';
+      renderCaption();
+    } else {
+      renderCaption();
     }
     state.results = [];
     $('results').innerHTML = '';
@@ -117,6 +132,7 @@ function updateUrl() {
   const url = location.pathname + (q ? `?${q}` : '');
   history.replaceState(null, '', url);
   $('open-full').href = url.replace(/([?&])embed=1&?/, '$1').replace(/[?&]$/, '');
+  $('caption-open').href = $('open-full').href;
 }
 
 // ---- controls ---------------------------------------------------------------------------
@@ -185,6 +201,18 @@ function select(id) {
   state.view.select(id);
   $('node-card').hidden = !id;
   if (id) { $('node-name').textContent = `n${id}`; renderNode(); }
+  renderNodeFloat();
+}
+
+// A small card on the picture for the selected node: touch screens crash and restart here
+// (no double-click needed).
+function renderNodeFloat() {
+  const id = state.selected;
+  const box = $('node-float');
+  box.hidden = !id || !!state.live || !state.cluster;
+  if (box.hidden) return;
+  $('node-float-name').textContent = `n${id}`;
+  $('node-float-toggle').textContent = state.cluster.isUp(id) ? 'Crash' : 'Restart';
 }
 
 function follow(op) {
@@ -200,6 +228,7 @@ function send(ev) {
   const kind = $('op').value, node = Number($('via').value);
   const key = $('key').value.trim(), value = $('value').value;
   if (!key) { $('key').focus(); return; }
+  offScript(`sent ${kind} ${key}`);
   try {
     const op = state.cluster.client(node, kind, key, value, $('consistency').value);
     const c = $('consistency').value;
@@ -234,18 +263,22 @@ function renderResults() {
 
 function crashOrRestart(id) {
   if (!id || state.live) return; // a real node is killed outside the page
+  offScript(`${state.cluster.isUp(id) ? 'crashed' : 'restarted'} n${id}`);
   try { state.cluster.toggle(id); } catch (e) { warn([`n${id}: ${e.message || e}`]); }
   renderNode();
+  renderNodeFloat();
 }
 
 function partition() {
   const a = [...state.sideA];
-  if (!a.length) { warn(['choose side A first: click node chips under Faults, or open a node and press A']); return; }
+  if (!a.length) { warn(['choose side A first: click node chips under Faults, or open a node and press A'], 'A partition needs a side:'); return; }
+  offScript('partitioned the network');
   const b = state.cluster.nodeIds().filter(id => !state.sideA.has(id));
   try { state.cluster.partition(a, b, $('one-way').checked); } catch (e) { warn([`partition: ${e.message || e}`], 'Could not do that:'); }
 }
 
 function heal() {
+  offScript('healed the network');
   try { state.cluster.heal(); } catch (e) { warn([`heal: ${e.message || e}`], 'Could not do that:'); }
 }
 
@@ -344,7 +377,8 @@ function renderChecker() {
   setText($('failed-n'), c.failed);
   setText($('strict'), c.strictViolations
     ? `${c.strictViolations} stale read(s) broke the quorum invariant (W + R > N, no failure beyond tolerance)!`
-    : c.staleReads ? 'Every stale read is expected: W + R ≤ N, a hinted write, skew or a crash under a lax sync policy.' : '');
+    : c.staleReads ? 'Every stale read is expected: R + W ≤ N, a hinted write, or a crash under a lax sync policy (click the counter for why).'
+    : c.lostUpdates ? 'Lost updates are last-write-wins at work (click the counter for why).' : '');
   const changed = !state.lastChecker || c.staleReads !== state.lastChecker.staleReads || c.lostUpdates !== state.lastChecker.lostUpdates;
   state.lastChecker = c;
   const list = $('anomalies');
@@ -358,14 +392,15 @@ function renderAnomalies(kind) {
   list.innerHTML = '';
   const items = kind === 'stale' ? c.stale : c.lost;
   if (!items.length) { const li = document.createElement('li'); li.textContent = 'none so far'; list.append(li); return; }
-  for (const [w, o, stable] of items) {
+  for (const [w, o, verdict] of items) {
     if (!w || !o) continue;
     const li = document.createElement('li');
     li.textContent = kind === 'stale'
       ? `#${o.op} get ${o.key} via n${o.node} → ${o.result} missed #${w.op} ${w.kind} (${w.result})`
       : `#${o.op} ${o.kind} ${o.key} via n${o.node} (${o.result}) lost to #${w.op} (${w.result})`;
     const why = document.createElement('div'); why.className = 'why';
-    why.textContent = stable ? 'within tolerance: a violation' : 'expected (sloppy quorum, skew, R+W ≤ N or data loss)';
+    why.textContent = verdict.why;
+    if (verdict.violation) li.classList.add('violation');
     li.append(why);
     li.title = 'Follow the later operation';
     li.onclick = () => follow(o.op);
@@ -420,29 +455,44 @@ function renderCaption() {
   const s = state.view.scenarioState(state.captionShown);
   const box = $('caption');
   if (!s) {
-    if (!box.hidden) { box.hidden = true; resize(); }
+    if (!box.hidden) { box.hidden = true; document.body.classList.remove('lesson'); $('caption-lines').hidden = true; }
     return;
   }
-  if (box.hidden) { box.hidden = false; resize(); }
-  $('caption-section').textContent = s.section;
-  $('caption-progress').textContent = s.finished ? 'done' : `step ${Math.max(0, s.done - 1)} of ${s.total - 1}`;
-  $('caption-title').textContent = s.title;
-  const lines = $('caption-lines');
-  for (const [cls, text] of s.lines) {
-    // The scripts' comments are hard-wrapped: join a comment's lines into one paragraph.
-    const prev = lines.lastElementChild;
-    if (cls === 'caption' && prev && prev.className === 'l-caption' && !state.captionBreak) {
-      prev.textContent += ' ' + text;
-      continue;
-    }
-    const p = document.createElement('p');
-    p.className = `l-${cls}`;
-    p.textContent = text;
-    lines.append(p);
+  if (box.hidden) { box.hidden = false; document.body.classList.add('lesson'); }
+  setText($('caption-section'), s.section);
+  setText($('caption-title'), s.title);
+  const progress = s.phase === 'done' ? `${s.total} of ${s.total} · done` : `step ${s.step} of ${s.total}`;
+  setText($('caption-progress'), progress);
+  const say = s.phase === 'running' && !s.say ? 'Watch…' : (s.say || '');
+  setText($('caption-say'), say);
+  $('caption-say').classList.toggle('stale', s.phase === 'running' || s.phase === 'asking');
+  const ask = $('caption-ask');
+  const q = s.ask ? s.ask.question : '';
+  if (ask.dataset.q !== q) {
+    ask.dataset.q = q;
+    ask.hidden = !s.ask;
+    setText($('ask-q'), q);
+    setText($('ask-a'), s.ask ? s.ask.answer : '');
+    $('ask-a').hidden = true;
+    $('ask-show').hidden = false;
   }
-  state.captionShown += s.lines.length;
-  if (s.lines.length) lines.scrollTop = lines.scrollHeight;
-  $('caption-next').disabled = s.finished;
+  $('caption-off').hidden = !s.offScript;
+  if (s.offScript) setText($('off-why'), s.offScript);
+  const next = $('caption-next');
+  next.disabled = s.phase === 'running' || s.phase === 'done' || !!s.offScript;
+  const label = s.phase === 'running' ? 'Playing…' : s.phase === 'asking' ? 'Play this step' : s.phase === 'done' ? 'The end' : 'Next';
+  if (next.dataset.label !== label) { next.dataset.label = label; next.innerHTML = `${label}${s.phase === 'reading' || s.phase === 'asking' ? ' <kbd>→</kbd>' : ''}`; }
+  $('caption-auto').checked = s.autoplay;
+  box.dataset.phase = s.phase;
+  const lines = $('caption-lines');
+  for (const [cls, text] of s.script) {
+    const li = document.createElement('li');
+    li.className = `l-${cls}`;
+    li.textContent = text;
+    lines.append(li);
+  }
+  state.captionShown += s.script.length;
+  if (s.script.length && !lines.hidden) lines.scrollTop = lines.scrollHeight;
 }
 
 // One round of panel updates, as jobs run one per animation frame (see the top of the file).
@@ -454,6 +504,7 @@ const PANEL_JOBS = [
     setText($('play'), panel.playing ? '❚❚' : '▶');
     setText($('speed'), fmtSpeed(panel.speed));
     setText($('rate'), panel.playing ? `${panel.rate.toFixed(panel.rate < 1 ? 3 : 1)} sim s/s` : 'paused');
+    renderCaption();
   },
   function results() {
     let changed = false;
@@ -470,7 +521,7 @@ const PANEL_JOBS = [
   function checker() { if (!state.live) renderChecker(); },
   function log() { renderLog(); },
   function logTrim() { trimLog(); },
-  function node() { renderNode(); renderCaption(); },
+  function node() { renderNode(); renderNodeFloat(); },
 ];
 state.panelJobs = PANEL_JOBS; // for the profiler (tests/browser)
 
@@ -480,9 +531,6 @@ function resize() {
   const c = $('canvas');
   const r = c.getBoundingClientRect();
   state.view.resize(r.width, r.height, window.devicePixelRatio || 1);
-  // Keep the ring clear of the scenario's narration, which sits on the left.
-  const cap = $('caption');
-  state.view.setInset(cap.hidden ? 0 : cap.getBoundingClientRect().width + 16);
 }
 
 function loop(t) {
@@ -542,6 +590,7 @@ function wire() {
     const hit = state.view.pointer(e.clientX - r.left, e.clientY - r.top);
     if (hit.kind === 'node') select(state.selected === hit.id ? 0 : hit.id);
     else if (hit.kind === 'message' && hit.op != null) follow(hit.op);
+    else if (state.view.lessonWaiting()) nextStep();
     else if (hit.kind === 'none') select(0);
   });
   canvas.addEventListener('dblclick', (e) => {
@@ -554,25 +603,26 @@ function wire() {
   $('key').addEventListener('input', studyKey);
   $('op').addEventListener('change', () => { $('value').disabled = $('op').value !== 'put'; });
   $('play').onclick = () => state.view.setPlaying(!state.view.playing());
-  $('step').onclick = () => state.view.stepOne(state.cluster);
+  $('step').onclick = () => { offScript('stepped the simulation by hand'); state.view.stepOne(state.cluster); };
   $('faster').onclick = () => { state.settings.speed = state.view.nudgeSpeed(true); updateUrl(); };
   $('slower').onclick = () => { state.settings.speed = state.view.nudgeSpeed(false); updateUrl(); };
   $('unfollow').onclick = () => follow(-1);
   $('node-toggle').onclick = () => crashOrRestart(state.selected);
-  $('node-leave').onclick = () => state.selected && state.cluster.leave(state.selected);
+  $('node-leave').onclick = () => { if (state.selected) { offScript(`n${state.selected} left`); state.cluster.leave(state.selected); } };
   $('skew').oninput = () => {
+    offScript(`skewed n${state.selected}'s clock`);
     try { state.cluster.setSkew(state.selected, Number($('skew').value)); } catch (e) { warn([`clock skew: ${e.message || e}`], 'Could not do that:'); }
     renderNode();
   };
-  $('add-node').onclick = () => { try { state.cluster.addNode(); fillNodeLists(); } catch (e) { warn([e.message || String(e)]); } };
+  $('add-node').onclick = () => { offScript('added a node'); try { state.cluster.addNode(); fillNodeLists(); } catch (e) { warn([e.message || String(e)]); } };
   $('partition').onclick = partition;
   $('heal').onclick = heal;
-  $('loss').oninput = () => { const v = Number($('loss').value); state.cluster.setNetwork({ lossPct: v }); setSettings({ loss: v }); };
-  $('latency').oninput = () => {
+  $('loss').oninput = () => { offScript('changed message loss'); const v = Number($('loss').value); state.cluster.setNetwork({ lossPct: v }); setSettings({ loss: v }); };
+  $('latency').oninput = () => { offScript('changed the latency');
     const hi = Number($('latency').value), lo = Math.max(1, Math.round(hi / 3));
     state.cluster.setNetwork({ latencyMin: lo, latencyMax: hi }); setSettings({ latency_min: lo, latency_max: hi });
   };
-  $('wl-rate').oninput = () => { const v = Number($('wl-rate').value); state.cluster.setWorkload({ rate: v }); setSettings({ rate: v }); };
+  $('wl-rate').oninput = () => { offScript('started a workload'); const v = Number($('wl-rate').value); state.cluster.setWorkload({ rate: v }); setSettings({ rate: v }); };
   $('wl-reads').oninput = () => { const v = Number($('wl-reads').value); state.cluster.setWorkload({ readPct: v }); setSettings({ reads: v }); };
   $('wl-keys').oninput = () => { const v = Number($('wl-keys').value); state.cluster.setWorkload({ keys: v }); setSettings({ keys: v }); };
   $('rebuild').onclick = () => {
@@ -586,8 +636,21 @@ function wire() {
     build();
   };
   $('scenario').onchange = () => startScenario($('scenario').value);
-  $('caption-next').onclick = () => state.view.nextStep();
+  $('caption-next').onclick = nextStep;
   $('caption-stop').onclick = () => startScenario('');
+  $('caption-again').onclick = () => startScenario(state.settings.scenario);
+  $('caption-restart').onclick = () => startScenario(state.settings.scenario);
+  $('caption-auto').onchange = () => { state.view.setAutoPlay($('caption-auto').checked); };
+  $('caption-script').onclick = () => {
+    const lines = $('caption-lines');
+    lines.hidden = !lines.hidden;
+    $('caption-script').setAttribute('aria-pressed', String(!lines.hidden));
+    setText($('caption-script'), lines.hidden ? 'show script' : 'hide script');
+    if (!lines.hidden) lines.scrollTop = lines.scrollHeight;
+  };
+  $('ask-show').onclick = () => { $('ask-a').hidden = false; $('ask-show').hidden = true; };
+  $('node-float-toggle').onclick = () => crashOrRestart(state.selected);
+  $('node-float-close').onclick = () => select(0);
   $('stale').onclick = () => toggleAnomalies('stale');
   $('lost').onclick = () => toggleAnomalies('lost');
   $('copy-link').onclick = copyLink;
@@ -643,10 +706,14 @@ function flash(btn, text) {
 
 function startScenario(name) {
   state.settings.scenario = name;
-  if (name && !new URLSearchParams(location.search).has('speed')) state.settings.speed = 0.02;
-  if (!name) state.settings.speed = parseQuery('').settings.speed;
-  state.view.setSpeed(state.settings.speed);
+  state.captionShown = 0;
+  $('caption-lines').innerHTML = '';
   build();
+}
+
+function nextStep() {
+  state.view.nextStep();
+  renderCaption();
 }
 
 function onKey(e) {
@@ -660,11 +727,11 @@ function onKey(e) {
   if (state.live && [' ', '.', '+', '=', '-', '_', 'x', 'l', 'n', 's'].includes(k.toLowerCase())) return; // no live meaning
   const act = {
     ' ': () => state.view.setPlaying(!state.view.playing()),
-    '.': () => state.view.stepOne(state.cluster),
+    '.': () => $('step').click(),
     '+': () => $('faster').click(), '=': () => $('faster').click(),
     '-': () => $('slower').click(), '_': () => $('slower').click(),
     'x': () => crashOrRestart(state.selected),
-    'l': () => state.selected && state.cluster.leave(state.selected),
+    'l': () => $('node-leave').click(),
     'a': () => state.selected && toggleSideA(state.selected),
     'n': () => $('add-node').click(),
     'p': partition,
@@ -673,7 +740,7 @@ function onKey(e) {
     'g': () => { state.showGossip = !(state.showGossip ?? true); state.view.setShowGossip(state.showGossip); },
     's': () => $('scenario').focus(),
     'c': copyLink,
-    'ArrowRight': () => state.view.nextStep(),
+    'ArrowRight': nextStep,
     '?': () => $('help').showModal(),
     'Escape': () => {
       if ($('help').open) return;
@@ -705,7 +772,7 @@ async function main() {
   const parsed = parseQuery(lq.query);
   state.settings = parsed.settings;
   warn(parsed.warnings);
-  if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; }
+  if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; $('caption-open').hidden = false; }
   const dark = !matchMedia('(prefers-color-scheme: light)').matches;
   state.view = new View($('canvas'));
   state.view.setDark(dark);

@@ -63,3 +63,29 @@ fn the_same_script_gives_the_same_trace() {
     .expect("script");
     assert_eq!(run_script(&text).unwrap(), run_script(&text).unwrap());
 }
+
+#[test]
+fn every_golden_script_is_a_lesson_with_its_narration() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/scripts") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|x| x != "script") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read script");
+        let lesson = ringstore_core::sim::script::parse_lesson(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!lesson.title.is_empty(), "{}: no title", path.display());
+        assert!(!lesson.section.is_empty(), "{}: section", path.display());
+        assert!(lesson.steps.len() >= 3, "{}: steps", path.display());
+        let last = &lesson.steps[lesson.steps.len() - 1].say;
+        assert!(
+            last.contains("You can now say"),
+            "{}: the last step says what the student can now say",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "{checked}");
+}

@@ -175,11 +175,18 @@ test('screenshots at 5, 16 and 64 nodes, embedded, and in a scenario', async () 
   await shot(dark, 'page-16-nodes-dark-crash-and-loss');
   assert.deepEqual(dark.errors, []);
   await dark.close();
-  const page = await open('?scenario=put_get_design_notes&speed=0.02');
-  await page.waitForFunction(() => /=> put user123: ok/.test(document.getElementById('caption-lines').textContent), null, { timeout: 60_000 });
+  // A lesson, turned page by page (Next) at a shortened message pace, with its script shown.
+  const page = await open('?scenario=put_get_design_notes');
+  await page.evaluate(() => window.ringstore.view.setLessonPace(5));
+  await page.click('#caption-script');
+  for (let i = 0; i < 30 && !/=> ok ts=100 acks=2/.test(await page.textContent('#caption-lines')); i++) {
+    await page.waitForFunction(() => window.ringstore.view.lessonWaiting(), null, { timeout: 60_000 });
+    await page.keyboard.press('ArrowRight');
+    await page.waitForTimeout(300);
+  }
   await shot(page, 'page-scenario-design-notes');
   const text = await page.textContent('#caption-lines');
-  assert.match(text, /=> put user123: ok ts=100 acks=2/);
+  assert.match(text, /=> ok ts=100 acks=2/);
   await page.close();
 });
 

@@ -7,12 +7,12 @@
 
 use crate::Cluster;
 use crate::layout::Hit;
+use crate::lesson::LessonPlay;
 use crate::player::{Clocked, Player};
 use crate::render::{self, RingLayer, Scene, Theme, Ui};
-use crate::scenario::{self, Pace, Play};
+use crate::to_js;
 use crate::view::ViewModel;
 use crate::view::sim_source::SimSource;
-use crate::{page_error, to_js};
 use ringstore_core::sim::{MachineDisk, Sim};
 use serde::Serialize;
 use wasm_bindgen::JsCast;
@@ -66,7 +66,7 @@ pub fn percentiles(values: &[f64]) -> Percentiles {
     }
 }
 
-fn now_real() -> f64 {
+pub(crate) fn now_real() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
         .map_or(0.0, |p| p.now())
@@ -83,9 +83,15 @@ pub struct View {
     inset_left: f64,
     model: ViewModel,
     source: Option<SimSource>,
-    player: Player,
-    play: Option<Play>,
-    ui: Ui,
+    pub(crate) player: Player,
+    pub(crate) lesson: Option<LessonPlay>,
+    /// Why the lesson's narration no longer applies (the reader changed its run), if so.
+    pub(crate) off_script: Option<String>,
+    pub(crate) ui: Ui,
+    /// Real ms of the fastest hop in lessons (see [`crate::lesson`]).
+    pub(crate) hop_real_ms: f64,
+    /// Whether lessons turn their own pages.
+    pub(crate) autoplay: bool,
     theme: Theme,
     scene: Option<Scene>,
     scene_key: (usize, usize, u64, u64),
@@ -126,7 +132,10 @@ impl View {
             model: ViewModel::default(),
             source: None,
             player: Player::default(),
-            play: None,
+            lesson: None,
+            off_script: None,
+            hop_real_ms: crate::lesson::HOP_REAL_MS,
+            autoplay: false,
             ui: Ui {
                 show_gossip: true,
                 ..Ui::default()
@@ -151,8 +160,10 @@ impl View {
         self.source = Some(SimSource::new(sim));
         self.model = ViewModel::default();
         self.player.sync_to(sim.now().0);
-        self.play = None;
+        self.lesson = None;
+        self.off_script = None;
         self.ui.subtitle.clear();
+        self.ui.names.clear();
         self.last_refresh = f64::NEG_INFINITY;
         self.scene = None;
     }
@@ -163,7 +174,8 @@ impl View {
     pub fn show_live(&mut self, subtitle: &str) {
         self.source = None;
         self.model = ViewModel::default();
-        self.play = None;
+        self.lesson = None;
+        self.ui.names.clear();
         self.ui.subtitle = subtitle.chars().take(120).collect();
         self.scene = None;
     }
@@ -215,35 +227,39 @@ impl View {
         }
         self.last_frame = Some(real_ms);
         let sim = cluster.inner.sim_mut();
-        if let Some(play) = self.play.as_mut() {
-            play.tick(sim, real_ms);
-            if let Some(op) = play.follow {
-                self.source.get_or_insert_with(SimSource::default).follow = Some(op);
+        let before = sim.now().0;
+        let driving = self.off_script.is_none();
+        let shown = match self.lesson.as_mut().filter(|_| driving) {
+            Some(lesson) => {
+                lesson.frame(sim, real_ms, now_real);
+                if let Some(op) = lesson.follow {
+                    self.source.get_or_insert_with(SimSource::default).follow = Some(op);
+                }
+                if lesson.key.is_some() {
+                    self.ui.key = lesson.key.clone();
+                }
+                self.ui.subtitle = lesson.note.clone().unwrap_or_default();
+                self.player.sync_to(sim.now().0);
+                lesson.shown_ms()
             }
-            if play.key.is_some() {
-                self.ui.key = play.key.clone();
+            None => {
+                self.player.frame(sim, real_ms, now_real);
+                self.player.shown_ms()
             }
-        }
-        let (user_speed, user_playing) = (self.player.speed, self.player.playing);
-        if let Some(play) = self.play.as_ref() {
-            if let Pace::Skip(speed) = play.pace {
-                self.player.speed = speed;
-            }
-            if play.holding() || play.pace == Pace::Done {
-                self.player.playing = false;
-            }
-        }
-        let ran = self.player.frame(sim, real_ms, now_real);
-        self.player.speed = user_speed;
-        self.player.playing = user_playing;
+        };
+        let ran = sim.now().0 - before;
         self.sim_ms_run += ran;
         self.sim_started_real.get_or_insert(real_ms);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
+        if source.key != self.ui.key {
+            source.key = self.ui.key.clone();
+            self.last_refresh = f64::NEG_INFINITY;
+        }
         if real_ms - self.last_refresh >= REFRESH_MS || self.model.nodes.is_empty() {
             source.refresh(sim, &mut self.model);
             self.last_refresh = real_ms;
         }
-        source.frame(sim, &mut self.model, self.player.shown_ms(), real_ms);
+        source.frame(sim, &mut self.model, shown, real_ms);
         self.draw(real_ms)?;
         push_bounded(&mut self.work, now_real() - began);
         Ok(())
@@ -416,63 +432,9 @@ impl View {
         })
     }
 
-    /// Starts playing scenario `name` on `cluster` (which must have been built from it).
-    #[wasm_bindgen(js_name = startScenario)]
-    pub fn start_scenario(&mut self, cluster: &Cluster, name: &str) -> Result<(), JsError> {
-        let info = scenario::find(name).ok_or_else(|| JsError::new("no such scenario"))?;
-        self.attach(cluster);
-        let play = Play::new(info).map_err(|e| page_error(crate::cluster::PageError(e)))?;
-        self.ui.subtitle = info.title.to_string();
-        self.play = Some(play);
-        Ok(())
-    }
-
-    /// Stops the scenario (the cluster stays as it is).
-    #[wasm_bindgen(js_name = stopScenario)]
-    pub fn stop_scenario(&mut self) {
-        self.play = None;
-        self.ui.subtitle.clear();
-    }
-
-    /// Skips the pause after a scenario step.
-    #[wasm_bindgen(js_name = nextStep)]
-    pub fn next_step(&mut self) {
-        if let Some(p) = self.play.as_mut() {
-            p.skip_hold();
-        }
-    }
-
-    /// The scenario's state: `{name, title, section, done, total, finished, lines: [[class,
-    /// text]]}` with lines from index `from`; `undefined` with none.
-    #[wasm_bindgen(js_name = scenarioState)]
-    pub fn scenario_state(&self, from: usize) -> Result<JsValue, JsError> {
-        let Some(p) = &self.play else {
-            return Ok(JsValue::UNDEFINED);
-        };
-        #[derive(Serialize)]
-        struct Out<'a> {
-            name: &'a str,
-            title: &'a str,
-            section: &'a str,
-            done: usize,
-            total: usize,
-            finished: bool,
-            lines: &'a [(String, String)],
-        }
-        let (done, total) = p.progress();
-        to_js(&Out {
-            name: p.info.name,
-            title: p.info.title,
-            section: p.info.section,
-            done,
-            total,
-            finished: p.pace == Pace::Done,
-            lines: p.lines.get(from..).unwrap_or(&[]),
-        })
-    }
-
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing}`.
+    /// rate, speed, playing, messages, keyCells}` (`keyCells`: the studied key at each node,
+    /// `{node, value, ts, stale}`, as drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -483,6 +445,8 @@ impl View {
             speed: f64,
             playing: bool,
             messages: usize,
+            #[serde(rename = "keyCells")]
+            key_cells: &'a [crate::view::KeyCell],
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -492,6 +456,7 @@ impl View {
             speed: self.player.speed,
             playing: self.player.playing,
             messages: self.model.messages.len(),
+            key_cells: &self.model.key_cells,
         })
     }
 

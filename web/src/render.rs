@@ -67,8 +67,8 @@ pub fn kind_color(k: Kind) -> &'static str {
     }
 }
 
-const RED: &str = "#ff5d5d";
-const AMBER: &str = "#f5a524";
+pub(crate) const RED: &str = "#ff5d5d";
+pub(crate) const AMBER: &str = "#f5a524";
 
 /// A node's hue: ids spread by the golden angle, so neighbours never look alike.
 pub fn node_hue(id: u32) -> f64 {
@@ -94,8 +94,10 @@ pub struct Ui {
     pub key: Option<String>,
     /// Whether gossip messages are drawn.
     pub show_gossip: bool,
-    /// A line of text under the clock (scenario name, mode).
+    /// A line of text under the clock (lesson title or time note, mode).
     pub subtitle: String,
+    /// Names the picture gives nodes instead of `n3` (a lesson's `names A B C D E`).
+    pub names: std::collections::BTreeMap<u32, String>,
 }
 
 /// The layout of one frame: geometry and node positions, by index in the model.
@@ -189,6 +191,11 @@ pub fn name(id: u32) -> String {
     format!("n{id}")
 }
 
+/// The node's name in the picture: a lesson's letter (`B`), else `n2`.
+pub fn label(ui: &Ui, id: u32) -> String {
+    ui.names.get(&id).cloned().unwrap_or_else(|| name(id))
+}
+
 /// Draws one frame. `real_ms` times the animations.
 #[allow(clippy::too_many_arguments)]
 pub fn draw(
@@ -233,7 +240,7 @@ pub fn draw(
     draw_messages(ctx, model, scene, ui)?;
     crate::effects::draw(ctx, model, scene, real_ms, sprites)?;
     draw_bodies(ctx, model, scene, theme, sprites)?;
-    draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
+    crate::render_nodes::draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
     Ok(())
 }
@@ -389,7 +396,7 @@ fn draw_token_probe(
     Ok(())
 }
 
-fn js_dash(d: &[f64]) -> JsValue {
+pub(crate) fn js_dash(d: &[f64]) -> JsValue {
     let arr = js_sys::Array::new();
     for v in d {
         arr.push(&JsValue::from_f64(*v));
@@ -487,7 +494,7 @@ fn draw_messages(ctx: &Ctx, model: &ViewModel, scene: &Scene, ui: &Ui) -> Result
         ctx.set_fill_style_str(kind_color(kind));
         ctx.set_stroke_style_str(kind_color(kind));
         // Tails, then heads, each as one path.
-        ctx.set_global_alpha(if dim { alpha * 0.12 } else { alpha * 0.35 });
+        ctx.set_global_alpha(if dim { alpha * 0.3 } else { alpha * 0.35 });
         ctx.set_line_width(r * 0.9);
         ctx.set_line_cap("round");
         ctx.begin_path();
@@ -506,7 +513,7 @@ fn draw_messages(ctx: &Ctx, model: &ViewModel, scene: &Scene, ui: &Ui) -> Result
         if any {
             ctx.stroke();
         }
-        ctx.set_global_alpha(if dim { alpha * 0.3 } else { alpha });
+        ctx.set_global_alpha(if dim { alpha * 0.55 } else { alpha });
         ctx.begin_path();
         for m in model.messages.iter().filter(|m| m.kind == kind) {
             let (Some(a), Some(b)) = (scene.pos(model, m.from), scene.pos(model, m.to)) else {
@@ -541,7 +548,7 @@ fn draw_messages(ctx: &Ctx, model: &ViewModel, scene: &Scene, ui: &Ui) -> Result
 }
 
 /// The verdict colour for what the others think of a node.
-fn seen_color(n: &NodeView) -> Option<&'static str> {
+pub(crate) fn seen_color(n: &NodeView) -> Option<&'static str> {
     match n.seen.consensus() {
         "dead" => Some(RED),
         "suspect" | "doubted" => Some(AMBER),
@@ -585,207 +592,6 @@ fn draw_bodies(
     copy.done()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn draw_nodes(
-    ctx: &Ctx,
-    model: &ViewModel,
-    scene: &Scene,
-    ui: &Ui,
-    theme: &Theme,
-    hovered: Option<u32>,
-    pref: &[u32],
-) -> Result<(), JsValue> {
-    let g = &scene.geom;
-    let nr = g.node_radius;
-    let stride = layout::label_stride(model.nodes.len(), g.orbit_radius, layout::LABEL_PX);
-    let inside = nr >= 13.0;
-    let detail = model.nodes.len() <= 16 && nr >= 12.0;
-    let followed = model.followed.as_ref();
-    for (i, node) in model.nodes.iter().enumerate() {
-        let (x, y) = scene.positions[i].1;
-        let angle = scene.angles[i];
-        let running = matches!(node.status, Status::Up | Status::Joining | Status::Leaving);
-        // What the others think of it (the body is drawn by `draw_bodies`).
-        if let Some(color) = seen_color(node) {
-            ctx.set_stroke_style_str(color);
-            ctx.set_line_width(2.5);
-            ctx.set_line_dash(&js_dash(if node.seen.consensus() == "dead" {
-                &[]
-            } else {
-                &[4.0, 3.0]
-            }))?;
-            ctx.begin_path();
-            ctx.arc(x, y, nr + 4.0, 0.0, TAU)?;
-            ctx.stroke();
-            ctx.set_line_dash(&js_dash(&[]))?;
-        }
-        if matches!(node.status, Status::Joining | Status::Leaving) {
-            ctx.set_stroke_style_str(kind_color(Kind::Stream));
-            ctx.set_line_width(2.0);
-            ctx.set_line_dash(&js_dash(&[2.0, 3.0]))?;
-            ctx.begin_path();
-            ctx.arc(x, y, nr + 7.0, 0.0, TAU)?;
-            ctx.stroke();
-            ctx.set_line_dash(&js_dash(&[]))?;
-        }
-        if node.status == Status::Down {
-            let s = nr * 0.5;
-            ctx.set_stroke_style_str(RED);
-            ctx.set_line_width(2.5);
-            ctx.begin_path();
-            ctx.move_to(x - s, y - s);
-            ctx.line_to(x + s, y + s);
-            ctx.move_to(x + s, y - s);
-            ctx.line_to(x - s, y + s);
-            ctx.stroke();
-        }
-        // Highlights: hovered or selected, in the key's preference list, in the followed path.
-        let in_pref = pref.iter().position(|p| *p == node.id);
-        let in_path = followed.is_some_and(|f| {
-            f.coordinator == node.id || f.targets.iter().any(|(t, _)| *t == node.id)
-        });
-        if hovered == Some(node.id) || ui.selected == Some(node.id) {
-            ctx.set_stroke_style_str(theme.fg);
-            ctx.set_line_width(2.0);
-            ctx.begin_path();
-            ctx.arc(x, y, nr + 9.0, 0.0, TAU)?;
-            ctx.stroke();
-        }
-        if let Some(k) = in_pref {
-            let (bx, by) = (x + nr * 0.8, y - nr * 0.8);
-            ctx.set_fill_style_str(theme.fg);
-            ctx.begin_path();
-            ctx.arc(bx, by, 7.0, 0.0, TAU)?;
-            ctx.fill();
-            ctx.set_fill_style_str(theme.bg);
-            ctx.set_font("700 9px ui-sans-serif, system-ui, sans-serif");
-            ctx.set_text_align("center");
-            ctx.set_text_baseline("middle");
-            ctx.fill_text(&(k + 1).to_string(), bx, by + 0.5)?;
-        }
-        if let Some(f) = followed.filter(|_| in_path) {
-            let tag = if f.coordinator == node.id {
-                "coord".to_string()
-            } else {
-                let mut t = String::new();
-                if f.wal.contains(&node.id) {
-                    t.push_str("wal ");
-                }
-                if f.answered.contains(&node.id) {
-                    t.push_str(if f.kind == "get" { "reply" } else { "ack" });
-                }
-                if f.repaired.contains(&node.id) {
-                    t.push_str(" repaired");
-                }
-                t
-            };
-            let (tx, ty) = (x, y - nr - 10.0);
-            ctx.set_font("600 10px ui-sans-serif, system-ui, sans-serif");
-            ctx.set_text_align("center");
-            ctx.set_text_baseline("bottom");
-            ctx.set_fill_style_str(theme.fg);
-            ctx.fill_text(tag.trim(), tx, ty)?;
-        }
-        // Hints held: an amber badge.
-        if node.hints > 0 && nr >= 8.0 {
-            let (bx, by) = (x - nr * 0.85, y - nr * 0.85);
-            ctx.set_fill_style_str(AMBER);
-            ctx.begin_path();
-            ctx.arc(bx, by, 7.5, 0.0, TAU)?;
-            ctx.fill();
-            ctx.set_fill_style_str("#111");
-            ctx.set_font("700 9px ui-sans-serif, system-ui, sans-serif");
-            ctx.set_text_align("center");
-            ctx.set_text_baseline("middle");
-            let n = if node.hints > 99 {
-                "99+".to_string()
-            } else {
-                node.hints.to_string()
-            };
-            ctx.fill_text(&n, bx, by + 0.5)?;
-        }
-        // Label: inside a large body; outside otherwise, thinned.
-        let must = hovered == Some(node.id)
-            || in_pref.is_some()
-            || in_path
-            || node.status != Status::Up
-            || node.seen.consensus() != "alive";
-        let outward = g.at(angle, g.orbit_radius + nr + 12.0);
-        // Text beside a body on the left or right runs away from it, never across it.
-        let side = angle.cos();
-        let align = if side > 0.45 {
-            "left"
-        } else if side < -0.45 {
-            "right"
-        } else {
-            "center"
-        };
-        let outward = (outward.0 - side * 8.0, outward.1);
-        ctx.set_text_align("center");
-        ctx.set_text_baseline("middle");
-        if inside {
-            ctx.set_fill_style_str(if running { "#0b0f14" } else { theme.fg });
-            ctx.set_font("700 12px ui-sans-serif, system-ui, sans-serif");
-            ctx.fill_text(&name(node.id), x, y + 0.5)?;
-        } else if i % stride == 0 || must {
-            ctx.set_text_align(align);
-            ctx.set_fill_style_str(theme.fg);
-            ctx.set_font("600 10px ui-sans-serif, system-ui, sans-serif");
-            ctx.fill_text(&name(node.id), outward.0, outward.1)?;
-        }
-        // Phi, when it means something.
-        let phi = node.seen.phi_max.filter(|p| *p >= 1.0 || must);
-        let mut line_y = if inside {
-            outward.1 - 4.0
-        } else {
-            outward.1 + 11.0
-        };
-        ctx.set_text_align(align);
-        if let Some(phi) = phi.filter(|_| inside || must)
-            && model.gossip
-        {
-            ctx.set_fill_style_str(if phi >= 8.0 {
-                RED
-            } else if phi >= 3.0 {
-                AMBER
-            } else {
-                theme.muted
-            });
-            ctx.set_font("600 10px ui-monospace, SFMono-Regular, Menlo, monospace");
-            ctx.fill_text(&format!("φ {phi:.1}"), outward.0, line_y)?;
-            line_y += 11.0;
-        }
-        // Storage, when there is room.
-        if detail && let Some(s) = &node.storage {
-            let levels: Vec<String> = s
-                .tables
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| **t > 0)
-                .map(|(l, t)| format!("L{l}:{t}"))
-                .collect();
-            ctx.set_fill_style_str(theme.muted);
-            ctx.set_font("9.5px ui-monospace, SFMono-Regular, Menlo, monospace");
-            let (sx, sy) = g.at(angle, g.orbit_radius + nr + 12.0);
-            let sy = if phi.is_some() && model.gossip {
-                line_y.max(sy + 11.0)
-            } else {
-                line_y.max(sy)
-            };
-            let mem = format!(
-                "mem {} · wal {}",
-                s.memtable_entries,
-                show_size(s.wal_bytes)
-            );
-            ctx.fill_text(&mem, sx, sy)?;
-            if !levels.is_empty() {
-                ctx.fill_text(&levels.join(" "), sx, sy + 11.0)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn draw_center(
     ctx: &Ctx,
     model: &ViewModel,
@@ -793,7 +599,7 @@ fn draw_center(
     theme: &Theme,
     ui: &Ui,
 ) -> Result<(), JsValue> {
-    let scale = (g.ring_radius / 160.0).clamp(0.6, 1.3);
+    let scale = (g.ring_radius / 160.0).clamp(0.9, 1.3);
     ctx.set_text_align("center");
     ctx.set_text_baseline("middle");
     ctx.set_fill_style_str(theme.fg);

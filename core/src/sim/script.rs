@@ -43,6 +43,10 @@ use crate::ring::{Token, key_token};
 use crate::storage::SyncPolicy;
 use std::fmt::Write as _;
 
+pub mod lesson;
+
+pub use lesson::{Await, Lesson, LessonStep, Waiter, parse_lesson};
+
 /// A script that could not run: the line and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
@@ -86,6 +90,8 @@ pub enum Command {
         value: String,
         /// The consistency level, if given.
         consistency: Option<Consistency>,
+        /// `start put ...`: sent without waiting for it (an `await` follows).
+        background: bool,
     },
     /// `crash NODE`.
     Crash(NodeId),
@@ -130,6 +136,44 @@ pub enum Command {
     Stored(String),
     /// `status`: who believes whom down, hints held, phi.
     Status,
+    /// `compact NODE`: compact the node's data store now.
+    Compact(NodeId),
+    /// `lsm NODE`: the node's data store: memtable, SSTables per level, flushes, compactions.
+    Lsm(NodeId),
+    /// `await ...`: run until an event of the log (see [`Await`]).
+    Await(Await),
+    /// `say TEXT`: a lesson's narration (not in the trace).
+    Say(String),
+    /// `ask QUESTION | ANSWER`: asked before a lesson step runs (not in the trace).
+    Ask {
+        /// The question.
+        question: String,
+        /// Its answer, shown on request.
+        answer: String,
+    },
+    /// `title TEXT`: a lesson's title.
+    Title(String),
+    /// `section TEXT`: the part of the design notes a lesson teaches.
+    Section(String),
+    /// `names A B C D E`: the names the picture gives n1, n2, …
+    Names(Vec<(NodeId, String)>),
+    /// `watch gossip`: a lesson follows gossip messages at message pace.
+    Watch(String),
+}
+
+impl Command {
+    /// Whether the line is presentation only (narration, titles): no trace, no effect.
+    pub fn is_presentation(&self) -> bool {
+        matches!(
+            self,
+            Command::Say(_)
+                | Command::Ask { .. }
+                | Command::Title(_)
+                | Command::Section(_)
+                | Command::Names(_)
+                | Command::Watch(_)
+        )
+    }
 }
 
 impl Command {
@@ -137,11 +181,16 @@ impl Command {
     pub fn parse(line: &str) -> Result<Command, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let (cmd, args) = words.split_first().ok_or("empty command")?;
+        let rest = || line.trim_start()[cmd.len()..].trim().to_string();
         let first_node = |usage: &str| node(args.first().ok_or(usage.to_string())?);
         Ok(match *cmd {
             "cluster" => Command::Cluster(Box::new(cluster_config(args)?)),
             "ring" => Command::Ring(args.first().ok_or("ring KEY")?.to_string()),
-            "put" | "get" | "delete" => parse_client(cmd, args)?,
+            "put" | "get" | "delete" => parse_client(cmd, args, false)?,
+            "start" => match args.split_first() {
+                Some((c @ (&"put" | &"get" | &"delete"), a)) => parse_client(c, a, true)?,
+                _ => return Err("start put|get|delete ...".to_string()),
+            },
             "crash" => Command::Crash(first_node("crash NODE")?),
             "restart" => Command::Restart(first_node("restart NODE")?),
             "partition" => {
@@ -174,6 +223,27 @@ impl Command {
             "stabilize" => Command::Stabilize,
             "stored" => Command::Stored(args.first().ok_or("stored KEY")?.to_string()),
             "status" => Command::Status,
+            "compact" => Command::Compact(first_node("compact NODE")?),
+            "lsm" => Command::Lsm(first_node("lsm NODE")?),
+            "await" => Command::Await(Await::parse(args)?),
+            "say" if !args.is_empty() => Command::Say(rest()),
+            "ask" => {
+                let text = rest();
+                let (q, a) = text.split_once('|').ok_or("ask QUESTION | ANSWER")?;
+                Command::Ask {
+                    question: q.trim().to_string(),
+                    answer: a.trim().to_string(),
+                }
+            }
+            "title" if !args.is_empty() => Command::Title(rest()),
+            "section" if !args.is_empty() => Command::Section(rest()),
+            "names" => Command::Names(
+                args.iter()
+                    .enumerate()
+                    .map(|(i, n)| (NodeId(i as u32 + 1), n.to_string()))
+                    .collect(),
+            ),
+            "watch" if args == ["gossip"] => Command::Watch("gossip".to_string()),
             other => return Err(format!("unknown command {other:?}")),
         })
     }
@@ -224,6 +294,8 @@ pub fn run_script(text: &str) -> Result<String, ScriptError> {
         sim: None,
         out: String::new(),
         shown: 0,
+        await_from: 0,
+        last_op: None,
     };
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -233,9 +305,14 @@ pub fn run_script(text: &str) -> Result<String, ScriptError> {
             }
             continue;
         }
-        let _ = writeln!(runner.out, "> {line}");
         Command::parse(line)
-            .and_then(|command| runner.command(command))
+            .and_then(|command| {
+                if command.is_presentation() {
+                    return Ok(());
+                }
+                let _ = writeln!(runner.out, "> {line}");
+                runner.command(command)
+            })
             .map_err(|message| ScriptError {
                 line: i + 1,
                 message,
@@ -248,6 +325,11 @@ struct Runner {
     sim: Option<Sim>,
     out: String,
     shown: u64,
+    /// Where the next `await` starts looking in the log: before the last command, or just
+    /// after the last `await`'s event, whichever is later.
+    await_from: u64,
+    /// The client operation `start` sent last (`await done`).
+    last_op: Option<u64>,
 }
 
 fn node(arg: &str) -> Result<NodeId, String> {
@@ -289,6 +371,11 @@ pub fn cluster_config(args: &[&str]) -> Result<SimConfig, String> {
             "timeout" => config.request_timeout_ms = num(name, value)?,
             "detect" => config.detection_ms = num(name, value)?,
             "ae" => config.anti_entropy_interval_ms = num(name, value)?,
+            "memtable" => config.lsm.memtable_bytes_max = num(name, value)?,
+            "l0" => config.lsm.compaction.l0_trigger = num(name, value)?,
+            "grace" => config.lsm.tombstone_grace_ms = num(name, value)?,
+            "merkle" => config.merkle_depth = num(name, value)?,
+            "hints" => config.hint_replay_interval_ms = num(name, value)?,
             "membership" => {
                 config.gossip = match value {
                     "gossip" => Some(SimConfig::fast_gossip()),
@@ -336,7 +423,7 @@ pub fn notes_layout_tokens(nodes: u32) -> Vec<(NodeId, Vec<Token>)> {
         .collect()
 }
 
-fn parse_client(cmd: &str, args: &[&str]) -> Result<Command, String> {
+fn parse_client(cmd: &str, args: &[&str], background: bool) -> Result<Command, String> {
     let coordinator = node(
         args.first()
             .ok_or("put|get|delete NODE KEY[=VALUE] [w=|r=|consistency=]")?,
@@ -363,6 +450,7 @@ fn parse_client(cmd: &str, args: &[&str]) -> Result<Command, String> {
         key: key.to_string(),
         value: value.to_string(),
         consistency,
+        background,
     })
 }
 
@@ -375,6 +463,7 @@ impl Command {
             key,
             value,
             consistency,
+            ..
         } = self
         else {
             return None;
@@ -464,6 +553,42 @@ pub fn describe_status<D: super::MachineDisk>(sim: &Sim<D>) -> Vec<String> {
         .collect()
 }
 
+/// The `lsm NODE` lines: the node's data store, as the design notes' §1 describes it.
+pub fn describe_lsm<D: super::MachineDisk>(sim: &Sim<D>, node: NodeId) -> Vec<String> {
+    let Some(store) = sim.data_store(node) else {
+        return vec![format!("{node}: down")];
+    };
+    let st = store.stats();
+    let levels: Vec<String> = st
+        .levels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.tables > 0)
+        .map(|(i, l)| format!("L{i}: {} tables, {} entries", l.tables, l.entries))
+        .collect();
+    vec![
+        format!(
+            "{node}: WAL {} bytes (durable to LSN {}/{}), memtable {} keys{}",
+            st.wal_bytes,
+            st.durable_lsn,
+            st.last_lsn,
+            st.memtable_entries,
+            if st.frozen_memtables > 0 {
+                format!(", {} frozen", st.frozen_memtables)
+            } else {
+                String::new()
+            }
+        ),
+        format!(
+            "{node}: SSTables [{}], {} flushes, {} compactions, {} tombstones purged",
+            levels.join("; "),
+            st.flushes,
+            st.compactions,
+            st.tombstones_purged
+        ),
+    ]
+}
+
 /// Where a scripted cluster's story starts (simulated ms): the design notes' timestamps start
 /// there, and start-up noise (nodes coming up) is not interesting in a trace.
 pub const START_MS: u64 = 100;
@@ -541,6 +666,9 @@ impl Runner {
     }
 
     fn command(&mut self, command: Command) -> Result<(), String> {
+        if let (Some(sim), false) = (self.sim.as_ref(), matches!(command, Command::Await(_))) {
+            self.await_from = self.await_from.max(sim.log().total());
+        }
         match command {
             Command::Cluster(config) => {
                 let _ = writeln!(self.out, "  {}", describe_cluster(&config));
@@ -614,6 +742,38 @@ impl Runner {
                 let lines = describe_status(self.sim()?);
                 self.lines(lines);
             }
+            Command::Compact(n) => {
+                self.sim()?.compact(n).map_err(|e| e.to_string())?;
+                self.sim()?.run_until_quiet(WAIT_MS);
+                self.flush_trace();
+            }
+            Command::Lsm(n) => {
+                let lines = describe_lsm(self.sim()?, n);
+                self.lines(lines);
+            }
+            Command::Await(what) => {
+                let (from, op) = (self.await_from, self.last_op);
+                let sim = self.sim()?;
+                let mut waiter = Waiter::new(what, from, op);
+                let until = sim.now().0 + WAIT_MS;
+                if !lesson::advance(sim, &mut waiter, until) {
+                    return Err(format!("not within {WAIT_MS} ms"));
+                }
+                self.await_from = waiter.matched().unwrap_or(from);
+                self.flush_trace();
+                if let (Some(op), Await::Done) = (op, waiter.what()) {
+                    let result = self.sim()?.history().op(op).and_then(|o| o.result.clone());
+                    if let Some(r) = result {
+                        let _ = writeln!(self.out, "  => {}", show_result(&r));
+                    }
+                }
+            }
+            Command::Say(_)
+            | Command::Ask { .. }
+            | Command::Title(_)
+            | Command::Section(_)
+            | Command::Names(_)
+            | Command::Watch(_) => {}
         }
         Ok(())
     }
@@ -633,8 +793,20 @@ impl Runner {
             ),
             _ => return Ok(()),
         };
+        let background = matches!(
+            command,
+            Command::Client {
+                background: true,
+                ..
+            }
+        );
         let sim = self.sim()?;
         let id = sim.client(coordinator, op);
+        if background {
+            self.last_op = Some(id);
+            self.flush_trace();
+            return Ok(());
+        }
         sim.run_until_done(id, WAIT_MS);
         sim.run_until_quiet(WAIT_MS);
         let result = sim.history().op(id).and_then(|o| o.result.clone());
@@ -668,6 +840,7 @@ mod tests {
                 key: "user123".into(),
                 value: "Alice".into(),
                 consistency: Some(Consistency::All),
+                background: false,
             }
         );
         assert_eq!(steps[2].comments, vec!["Read it."]);

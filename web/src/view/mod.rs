@@ -289,6 +289,21 @@ pub struct ViewModel {
     /// What the centre shows instead of the cluster time, if set (live: the cluster's time of
     /// day, since its clocks are wall clocks).
     pub clock: Option<String>,
+    /// The studied key's version at each node that holds it or should (its preference list).
+    pub key_cells: Vec<KeyCell>,
+}
+
+/// The studied key at one node: what the picture writes beside it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KeyCell {
+    /// The node.
+    pub node: u32,
+    /// Its value (`None`: a tombstone; empty with `ts` `None`: nothing stored).
+    pub value: Option<String>,
+    /// Its version's timestamp, shown as the traces do (`100`), if it holds one.
+    pub ts: Option<String>,
+    /// Whether another node holds a newer version (or this replica holds none).
+    pub stale: bool,
 }
 
 impl ViewModel {

@@ -6,7 +6,7 @@
 //! (verdicts and phi), storage, hints, the ring, cut links, and the followed operation.
 
 use super::{Effect, EffectKind, Followed, Kind, MessageView, NodeView, Opinion, Seen, Status};
-use super::{MESSAGES_MAX, StorageView, ViewModel};
+use super::{KeyCell, MESSAGES_MAX, StorageView, ViewModel};
 use ringstore_core::NodeId;
 use ringstore_core::membership::Verdict;
 use ringstore_core::node::{Lifecycle, NodeEvent};
@@ -40,6 +40,8 @@ pub struct SimSource {
     log_seq: u64,
     /// The operation being followed.
     pub follow: Option<u64>,
+    /// The key whose versions the picture shows at each node.
+    pub key: Option<String>,
 }
 
 /// A store's statistics in the picture's numbers (the live source uses it too).
@@ -128,6 +130,7 @@ impl SimSource {
         SimSource {
             log_seq: sim.log().total(),
             follow: None,
+            key: None,
         }
     }
 
@@ -260,7 +263,53 @@ impl SimSource {
             .map(|(a, b)| (a.0, b.0))
             .collect();
         model.followed = self.follow.and_then(|op| followed(sim, op));
+        model.key_cells = match &self.key {
+            Some(key) if ids.len() <= KEY_CELLS_NODES_MAX => key_cells(sim, key),
+            _ => Vec::new(),
+        };
     }
+}
+
+/// Clusters larger than this get no per-node key versions (one store lookup per node).
+const KEY_CELLS_NODES_MAX: usize = 16;
+
+/// The key's version at every running node that holds it or is in its preference list; the
+/// ones older than the newest (or missing from a replica) are stale.
+pub fn key_cells<D: MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<KeyCell> {
+    use ringstore_core::sim::log::show_ts;
+    let token = ringstore_core::ring::key_token(key.as_bytes());
+    let pref = sim.ring().preference_list(token, sim.config().n);
+    let mut cells: Vec<(KeyCell, u64)> = sim
+        .node_ids()
+        .into_iter()
+        .filter(|id| sim.is_up(*id))
+        .filter_map(|id| {
+            let stored = sim.stored(id, key.as_bytes());
+            if stored.is_none() && !pref.contains(&id) {
+                return None;
+            }
+            let ts = stored.as_ref().map_or(0, |c| c.version.ts);
+            Some((
+                KeyCell {
+                    node: id.0,
+                    value: stored
+                        .as_ref()
+                        .and_then(|c| c.value.as_ref().map(|v| show_bytes(v))),
+                    ts: stored.as_ref().map(|c| show_ts(c.version.ts)),
+                    stale: false,
+                },
+                ts,
+            ))
+        })
+        .collect();
+    let newest = cells.iter().map(|(_, ts)| *ts).max().unwrap_or(0);
+    if newest == 0 {
+        return Vec::new();
+    }
+    for (cell, ts) in &mut cells {
+        cell.stale = *ts < newest;
+    }
+    cells.into_iter().map(|(c, _)| c).collect()
 }
 
 /// The path of client operation `op`, from its trace.

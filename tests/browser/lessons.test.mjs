@@ -1,0 +1,185 @@
+// The lessons in headless Chromium: each one waits for the reader, shows each step's
+// narration on screen, draws what its step is about, and fits the embed (900×600 and
+// 640×480) and a phone (390 px wide, no sideways scrolling). Lessons are driven by pressing
+// Next quickly: the message pace is shortened with view.setLessonPace (a hop takes 5 ms of
+// real time instead of 700), which changes no step's order. One screenshot per lesson, at
+// the step named in KEY_STEPS, goes to tests/artifacts/lesson-NAME.png.
+//
+// Serves www/ itself on 127.0.0.1 (build it first: ./scripts/build-web).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchChromium } from './chromium.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const www = path.join(root, 'www');
+const artifacts = path.join(root, 'tests', 'artifacts');
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
+// The step (1-based) each lesson's screenshot shows: where its point is drawn.
+const KEY_STEPS = {
+  put_get_design_notes: 4, hinted_handoff: 5, stale_read_r1: 4, read_repair: 5, lww_clock_skew: 5,
+  partition_heal_anti_entropy: 5, delete_repaired_by_anti_entropy: 5, sloppy_quorum_vs_strict: 4,
+};
+
+let server, base, browser, profile;
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(www, 'pkg', 'ringstore_web_bg.wasm')), 'www/pkg is missing: run ./scripts/build-web');
+  fs.mkdirSync(artifacts, { recursive: true });
+  server = await new Promise((resolve) => {
+    const s = http.createServer((req, res) => {
+      const url = new URL(req.url, 'http://x');
+      let file = path.normalize(path.join(www, decodeURIComponent(url.pathname)));
+      if (!file.startsWith(www)) { res.writeHead(403).end(); return; }
+      if (file.endsWith(path.sep)) file = path.join(file, 'index.html');
+      fs.readFile(file, (err, data) => {
+        if (err) { res.writeHead(404).end('not found'); return; }
+        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
+        res.end(data);
+      });
+    });
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${server.address().port}/`;
+  ({ browser, profile } = await launchChromium());
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+});
+
+async function open(query, width, height) {
+  const page = await browser.newPage();
+  await page.setViewportSize({ width, height });
+  await page.emulateMedia({ colorScheme: 'light' });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(base + query);
+  await page.waitForFunction(() => window.ringstore && window.ringstore.ready, null, { timeout: 30_000 });
+  await page.evaluate(() => window.ringstore.view.setLessonPace(5));
+  page.errors = errors;
+  return page;
+}
+
+const lessonState = (page) => page.evaluate(() => window.ringstore.view.scenarioState(0));
+const waiting = (page) => page.waitForFunction(() => window.ringstore.view.lessonWaiting() || window.ringstore.view.scenarioState(0)?.phase === 'done', null, { timeout: 60_000 });
+
+// Whether the element is wholly inside the viewport.
+async function onScreen(page, selector) {
+  return page.evaluate((sel) => {
+    const r = document.querySelector(sel).getBoundingClientRect();
+    return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight + 0.5 && r.right <= innerWidth + 0.5;
+  }, selector);
+}
+
+test('every lesson waits for the reader and shows each step\'s narration on screen (embed 900×600)', async () => {
+  const page = await open('', 900, 600);
+  const names = await page.evaluate(async () => (await import('./pkg/ringstore_web.js')).scenarios().map((s) => s.name));
+  await page.close();
+  assert.ok(names.length >= 16, `${names.length} lessons`);
+  for (const name of names) {
+    const p = await open(`?embed=1&scenario=${name}`, 900, 600);
+    await waiting(p);
+    // It waits: a second later nothing has moved, not the clock, not the step.
+    const before = await p.evaluate(() => [window.ringstore.view.panel().now, window.ringstore.view.scenarioState(0).step]);
+    await p.waitForTimeout(1_000);
+    const after = await p.evaluate(() => [window.ringstore.view.panel().now, window.ringstore.view.scenarioState(0).step]);
+    assert.deepEqual(after, before, `${name} moved without the reader`);
+    let s = await lessonState(p);
+    for (let guard = 0; s.phase !== 'done' && guard < 40; guard++) {
+      if (s.phase === 'reading') {
+        await p.waitForFunction((say) => document.getElementById('caption-say').textContent.trim() === say, s.say, { timeout: 5_000 });
+        const shown = (await p.textContent('#caption-say')).trim();
+        assert.equal(shown, s.say, `${name} step ${s.step}: the narration shown`);
+        assert.ok(shown.length > 10, `${name} step ${s.step} has prose`);
+        assert.ok(await onScreen(p, '#caption-say'), `${name} step ${s.step}: the narration is on screen`);
+        assert.ok(await onScreen(p, '#caption-next'), `${name}: the Next button is on screen`);
+        if (KEY_STEPS[name] === s.step || (!KEY_STEPS[name] && s.step === s.total - 1)) {
+          await p.waitForTimeout(150);
+          await p.screenshot({ path: path.join(artifacts, `lesson-${name}.png`) });
+        }
+      }
+      if (s.phase === 'asking') assert.ok(await onScreen(p, '#caption-ask'), `${name}: the question is on screen`);
+      await p.keyboard.press('ArrowRight');
+      await waiting(p);
+      s = await lessonState(p);
+    }
+    assert.equal(s.phase, 'done', `${name} played to its end`);
+    assert.ok(s.missed == null, `${name}: every awaited event came (${s.missed})`);
+    assert.deepEqual(p.errors, [], `${name}: page errors`);
+    await p.close();
+  }
+});
+
+test('the picture marks the stale replica', async () => {
+  const p = await open('?embed=1&scenario=stale_read_r1', 900, 600);
+  let s = await lessonState(p);
+  // Step 4: the partition healed, and nothing has repaired D or E yet.
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  // The picture's per-node state refreshes ten times a second.
+  await p.waitForFunction(() => window.ringstore.view.panel().keyCells.some((c) => c.value === 'Bob'));
+  const cells = await p.evaluate(() => window.ringstore.view.panel().keyCells);
+  const d = cells.find((c) => c.node === 4);
+  assert.ok(d && d.stale && d.value === 'Alice', `D is drawn stale with Alice: ${JSON.stringify(cells)}`);
+  assert.ok(cells.some((c) => c.node === 3 && !c.stale && c.value === 'Bob'), JSON.stringify(cells));
+  await p.close();
+});
+
+test('a hint is drawn while held, and the lesson goes off script when the reader crashes a node', async () => {
+  const p = await open('?scenario=hinted_handoff', 1400, 860);
+  let s = await lessonState(p);
+  while (!(s.phase === 'reading' && s.step === 5)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  await p.waitForFunction(() => window.ringstore.view.panel().nodes.find((n) => n.id === 1).hints === 1, null, { timeout: 5_000 });
+  assert.equal(await p.isHidden('#caption-off'), true);
+  await p.keyboard.press('3');
+  await p.keyboard.press('x');
+  await p.waitForSelector('#caption-off', { state: 'visible' });
+  assert.match(await p.textContent('#caption-off'), /crashed n3.*no longer applies/s);
+  await p.click('#caption-restart');
+  await waiting(p);
+  s = await lessonState(p);
+  assert.equal(s.step, 1);
+  assert.ok(s.offScript == null);
+  await p.close();
+});
+
+test('the embed fits at 900×600 and 640×480, and a phone does not scroll sideways', async () => {
+  for (const [w, h] of [[900, 600], [640, 480]]) {
+    const p = await open('?embed=1&scenario=put_get_design_notes', w, h);
+    await waiting(p);
+    const box = await p.evaluate(() => {
+      const c = document.getElementById('canvas').getBoundingClientRect();
+      const cap = document.getElementById('caption').getBoundingClientRect();
+      return { canvas: c.height, captionBottom: cap.bottom, scroll: document.scrollingElement.scrollWidth, scrollH: document.scrollingElement.scrollHeight };
+    });
+    assert.ok(box.canvas >= h * 0.6, `${w}×${h}: the picture is ${box.canvas}px tall`);
+    assert.ok(box.captionBottom <= h + 0.5, `${w}×${h}: the narration ends at ${box.captionBottom}`);
+    assert.ok(box.scroll <= w && box.scrollH <= h, `${w}×${h}: no scrolling (${box.scroll}×${box.scrollH})`);
+    assert.ok(await onScreen(p, '#caption-say') && await onScreen(p, '#caption-next'));
+    await p.screenshot({ path: path.join(artifacts, `lesson-embed-${w}x${h}.png`) });
+    await p.close();
+  }
+  const phone = await open('?scenario=read_repair', 390, 800);
+  await waiting(phone);
+  const width = await phone.evaluate(() => document.scrollingElement.scrollWidth);
+  assert.ok(width <= 390, `the phone layout is ${width}px wide`);
+  // Touch: a tap on a node opens its card on the picture, whose button crashes it.
+  await phone.evaluate(() => window.ringstore.view.stopScenario());
+  await phone.screenshot({ path: path.join(artifacts, 'lesson-phone-390.png') });
+  await phone.close();
+});

@@ -1,0 +1,607 @@
+//! The lesson player: plays a lesson ([`ringstore_core::sim::script::Lesson`]) on the page's
+//! cluster one step at a time, and waits for the reader between steps.
+//!
+//! A step runs its commands in order; each waits for what it started (a client operation to
+//! complete and the cluster to go quiet, an `await`'s event, a `run`'s time), and then the
+//! step's prose appears and the player stops: simulated time stands still until the reader
+//! asks for the next step ([`LessonPlay::next`]: the Next button, →, a click), or the
+//! auto-play's reading time is over. A step with a question shows it first and waits.
+//!
+//! Time runs at three paces while a step runs, so that nothing important happens inside a
+//! fast-forward:
+//! - **message pace** while a message that matters is in flight (every kind but gossip, and
+//!   gossip too in a lesson that says `watch gossip`): the fastest hop of the cluster's latency
+//!   takes [`LessonPlay::hop_real_ms`] of real time, so every hop can be followed;
+//! - **idle pace** when nothing that matters is in flight (a timer is due, a node waits), fast,
+//!   and announced on the picture ("fast-forward: nothing in flight");
+//! - **skip pace** for a `run MS` line: announced ("3.5 s later…") and over in about two
+//!   seconds.
+//!
+//! Time advances one whole simulated millisecond at a time and the step's condition is
+//! checked after each, exactly as the golden runner does ([`script::lesson::advance`]), so a
+//! lesson stops where its trace says (`ts=100` on the page is `ts=100` in the golden file).
+
+use crate::scenario::Info;
+use ringstore_core::sim::log::SimEvent;
+use ringstore_core::sim::script::{self, Await, Command, Lesson, Waiter};
+use ringstore_core::sim::{MachineDisk, Sim};
+use ringstore_core::wire::MessageKind;
+use std::collections::BTreeMap;
+
+/// Real ms the fastest hop takes at message pace, unless changed (tests shorten it).
+pub const HOP_REAL_MS: f64 = 700.0;
+/// Simulated ms per real ms when nothing that matters is in flight.
+const IDLE_SPEED: f64 = 0.25;
+/// Real ms a `run` takes, whatever its length.
+const SKIP_REAL_MS: f64 = 2_000.0;
+/// Real ms of simulation per frame at most (the page stays responsive).
+const FRAME_BUDGET_MS: f64 = 8.0;
+/// Script lines kept for "show script".
+const SCRIPT_LINES_MAX: usize = 400;
+
+/// Where the lesson is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The next step's question is shown; it runs when the reader asks.
+    Asking,
+    /// A step's commands run.
+    Running,
+    /// The step's prose is shown; the reader's turn.
+    Reading,
+    /// Every step was played.
+    Done,
+}
+
+impl Phase {
+    /// The phase's name for the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Asking => "asking",
+            Phase::Running => "running",
+            Phase::Reading => "reading",
+            Phase::Done => "done",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Wait {
+    Nothing,
+    Op { op: u64, until: u64 },
+    Await { waiter: Box<Waiter>, until: u64 },
+    Time(u64),
+    Quiet { until: u64 },
+}
+
+/// A lesson being played. See the module docs.
+#[derive(Clone, Debug)]
+pub struct LessonPlay {
+    /// Which lesson.
+    pub info: &'static Info,
+    /// The lesson.
+    pub lesson: Lesson,
+    /// The step being run or read (0-based).
+    pub step: usize,
+    cmd: usize,
+    /// Where it is.
+    pub phase: Phase,
+    wait: Wait,
+    await_from: u64,
+    last_op: Option<u64>,
+    /// Messages that matter in flight (id → kind).
+    flying: BTreeMap<u64, MessageKind>,
+    scanned: u64,
+    shown_ms: f64,
+    last_real: Option<f64>,
+    phase_since: f64,
+    /// Real ms the fastest hop takes at message pace.
+    pub hop_real_ms: f64,
+    /// Whether steps follow each other after a reading time.
+    pub autoplay: bool,
+    /// Commands and their output, for "show script".
+    pub script: Vec<(String, String)>,
+    /// The key the lesson is about, for the picture.
+    pub key: Option<String>,
+    /// The client operation to follow in the picture.
+    pub follow: Option<u64>,
+    /// What the picture says about time now ("3.5 s later…"), if anything.
+    pub note: Option<String>,
+    /// A step's `await` whose event did not come (the narration may not match).
+    pub missed: Option<String>,
+}
+
+impl LessonPlay {
+    /// Starts `lesson` on a cluster already built from its `cluster` line, whose clock reads
+    /// `now_ms` and whose log holds `logged` entries.
+    pub fn new(info: &'static Info, lesson: Lesson, now_ms: u64, logged: u64) -> LessonPlay {
+        LessonPlay {
+            info,
+            lesson,
+            step: 0,
+            cmd: 0,
+            phase: Phase::Running,
+            wait: Wait::Nothing,
+            await_from: logged,
+            last_op: None,
+            flying: BTreeMap::new(),
+            scanned: logged,
+            shown_ms: now_ms as f64,
+            last_real: None,
+            phase_since: 0.0,
+            hop_real_ms: HOP_REAL_MS,
+            autoplay: false,
+            script: Vec::new(),
+            key: None,
+            follow: None,
+            note: None,
+            missed: None,
+        }
+    }
+
+    /// The clock to draw (continuous between the simulator's milliseconds).
+    pub fn shown_ms(&self) -> f64 {
+        self.shown_ms
+    }
+
+    /// The step's prose, once it has run (`Reading`, `Done`), or the prose of the step
+    /// before while a step runs or asks.
+    pub fn say(&self) -> &str {
+        let i = match self.phase {
+            Phase::Reading | Phase::Done => Some(self.step),
+            Phase::Running | Phase::Asking => self.step.checked_sub(1),
+        };
+        i.and_then(|i| self.lesson.steps.get(i))
+            .map_or("", |s| s.say.as_str())
+    }
+
+    /// The question shown now, with its answer.
+    pub fn ask(&self) -> Option<&(String, String)> {
+        match self.phase {
+            Phase::Asking => self.lesson.steps.get(self.step)?.ask.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The reader asks for the next step.
+    pub fn next(&mut self, real_ms: f64) {
+        match self.phase {
+            Phase::Reading => {
+                if self.step + 1 >= self.lesson.steps.len() {
+                    self.phase = Phase::Done;
+                } else {
+                    self.step += 1;
+                    self.cmd = 0;
+                    self.phase = if self.lesson.steps[self.step].ask.is_some() {
+                        Phase::Asking
+                    } else {
+                        Phase::Running
+                    };
+                }
+            }
+            Phase::Asking => self.phase = Phase::Running,
+            Phase::Running | Phase::Done => return,
+        }
+        self.phase_since = real_ms;
+        self.last_real = Some(real_ms);
+    }
+
+    fn reading_ms(&self) -> f64 {
+        let chars = match self.phase {
+            Phase::Asking => self.ask().map_or(0, |(q, a)| q.len() + a.len()),
+            _ => self.say().len(),
+        };
+        2_500.0 + 45.0 * chars as f64
+    }
+
+    /// One animation frame at real time `real_ms`: runs the step (see the module docs) or,
+    /// with auto-play, turns the page when the reading time is over.
+    /// `clock` reads real time (ms), for the frame's compute budget.
+    pub fn frame<D: MachineDisk>(
+        &mut self,
+        sim: &mut Sim<D>,
+        real_ms: f64,
+        clock: impl Fn() -> f64,
+    ) {
+        let dt = self
+            .last_real
+            .map_or(0.0, |l| (real_ms - l).clamp(0.0, 100.0));
+        self.last_real = Some(real_ms);
+        match self.phase {
+            Phase::Running => self.run(sim, real_ms, dt, clock),
+            Phase::Reading | Phase::Asking => {
+                self.note = None;
+                self.shown_ms = sim.now().0 as f64;
+                if self.autoplay && real_ms - self.phase_since >= self.reading_ms() {
+                    self.next(real_ms);
+                }
+            }
+            Phase::Done => {
+                self.note = None;
+                self.shown_ms = sim.now().0 as f64;
+            }
+        }
+    }
+
+    /// Issues the step's commands until one has something to wait for; `false` when the
+    /// step is over (its prose shows) or the lesson is.
+    fn issue_until_wait<D: MachineDisk>(&mut self, sim: &mut Sim<D>, real_ms: f64) -> bool {
+        while matches!(self.wait, Wait::Nothing) {
+            let Some(step) = self.lesson.steps.get(self.step) else {
+                self.phase = Phase::Done;
+                return false;
+            };
+            let Some(cmd) = step.commands.get(self.cmd).cloned() else {
+                self.phase = Phase::Reading;
+                self.phase_since = real_ms;
+                self.shown_ms = sim.now().0 as f64;
+                self.note = None;
+                return false;
+            };
+            self.cmd += 1;
+            self.issue(sim, &cmd);
+            if let Wait::Await { .. } = self.wait {
+                // As the golden runner does: the current millisecond first, whole.
+                sim.run_until(sim.now());
+                self.scan(sim);
+            }
+            if self.wait_over(sim) {
+                self.wait = Wait::Nothing;
+            }
+        }
+        true
+    }
+
+    fn run<D: MachineDisk>(
+        &mut self,
+        sim: &mut Sim<D>,
+        real_ms: f64,
+        dt: f64,
+        clock: impl Fn() -> f64,
+    ) {
+        let began = clock();
+        if !self.issue_until_wait(sim, real_ms) {
+            return;
+        }
+        let hop_speed =
+            sim.config().network.latency_min_ms.max(1) as f64 / self.hop_real_ms.max(1.0);
+        let speed = match self.wait {
+            Wait::Time(t) => {
+                self.note = Some(format!("⏩ {} later…", show_span(t, sim.now().0)));
+                (t.saturating_sub(sim.now().0) as f64 / SKIP_REAL_MS).max(0.05)
+            }
+            _ if !self.flying.is_empty() => {
+                self.note = None;
+                hop_speed
+            }
+            _ => {
+                self.note = Some("⏩ fast-forward: nothing in flight".to_string());
+                IDLE_SPEED.max(hop_speed)
+            }
+        };
+        let busy = !self.flying.is_empty();
+        self.shown_ms = self.shown_ms.max(sim.now().0 as f64) + dt * speed;
+        let target = self.shown_ms.floor() as u64;
+        while sim.now().0 < target {
+            let now = sim.now().0;
+            sim.run_until(ringstore_core::Millis(now + 1));
+            self.scan(sim);
+            if self.wait_over(sim) {
+                self.wait = Wait::Nothing;
+                self.shown_ms = sim.now().0 as f64;
+                // Issue what follows now; its time runs from the next frame.
+                self.issue_until_wait(sim, real_ms);
+                return;
+            }
+            if !busy && !self.flying.is_empty() {
+                // Something to follow was just sent: slow down from here.
+                self.shown_ms = sim.now().0 as f64;
+                return;
+            }
+            if clock() - began > FRAME_BUDGET_MS {
+                self.shown_ms = sim.now().0 as f64;
+                return;
+            }
+        }
+    }
+
+    /// Notes which messages that matter are in flight.
+    fn scan<D: MachineDisk>(&mut self, sim: &Sim<D>) {
+        let watch_gossip = self.lesson.watch_gossip;
+        for entry in sim.log().since(self.scanned) {
+            match &entry.event {
+                SimEvent::MessageSent { id, kind, .. }
+                    if *kind != MessageKind::Gossip || watch_gossip =>
+                {
+                    self.flying.insert(*id, *kind);
+                }
+                SimEvent::MessageDelivered { id, .. } | SimEvent::MessageDropped { id, .. } => {
+                    self.flying.remove(id);
+                }
+                _ => {}
+            }
+        }
+        self.scanned = sim.log().total();
+        // A crash loses what was in flight to or from the node without a log line per
+        // message; never wait on more than the simulator still carries.
+        if self.flying.len() > 4_096 {
+            self.flying.clear();
+        }
+    }
+
+    fn wait_over<D: MachineDisk>(&mut self, sim: &Sim<D>) -> bool {
+        let now = sim.now().0;
+        let mut wait = std::mem::replace(&mut self.wait, Wait::Nothing);
+        let over = match &mut wait {
+            Wait::Nothing => true,
+            Wait::Op { op, until } => {
+                let done = sim.history().op(*op).is_some_and(|o| o.completed.is_some());
+                let over = (done && sim.is_quiet()) || now >= *until;
+                if over && done {
+                    self.say_result(sim, *op);
+                }
+                over
+            }
+            Wait::Await { waiter, until } => {
+                if waiter.check(sim) {
+                    self.await_from = waiter.matched().unwrap_or(self.await_from);
+                    if let (Await::Done, Some(op)) = (waiter.what(), self.last_op) {
+                        self.say_result(sim, op);
+                    }
+                    true
+                } else if now >= *until {
+                    self.missed = Some(format!("{:?}", waiter.what()));
+                    true
+                } else {
+                    false
+                }
+            }
+            Wait::Time(t) => now >= *t,
+            Wait::Quiet { until } => sim.is_quiet() || now >= *until,
+        };
+        self.wait = wait;
+        over
+    }
+
+    fn say_result<D: MachineDisk>(&mut self, sim: &Sim<D>, op: u64) {
+        if let Some(r) = sim.history().op(op).and_then(|o| o.result.as_ref()) {
+            let line = format!("=> {}", ringstore_core::sim::log::show_result(r));
+            if self.script.last().map(|(_, l)| l) != Some(&line) {
+                self.line("result", line);
+            }
+        }
+    }
+
+    fn line(&mut self, class: &str, text: String) {
+        if self.script.len() < SCRIPT_LINES_MAX {
+            self.script.push((class.to_string(), text));
+        }
+    }
+
+    fn issue<D: MachineDisk>(&mut self, sim: &mut Sim<D>, step: &script::Step) {
+        self.line("command", format!("> {}", step.text));
+        let now = sim.now().0;
+        if !matches!(step.command, Command::Await(_)) {
+            self.await_from = self.await_from.max(sim.log().total());
+        }
+        let mut out = Vec::new();
+        self.wait = match &step.command {
+            Command::Client {
+                key, background, ..
+            } => {
+                self.key = Some(key.clone());
+                match step.command.client_op() {
+                    Some((node, op)) => {
+                        let op = sim.client(node, op);
+                        self.follow = Some(op);
+                        self.last_op = Some(op);
+                        if *background {
+                            Wait::Nothing
+                        } else {
+                            Wait::Op {
+                                op,
+                                until: now + script::WAIT_MS,
+                            }
+                        }
+                    }
+                    None => Wait::Nothing,
+                }
+            }
+            Command::Await(what) => Wait::Await {
+                waiter: Box::new(Waiter::new(what.clone(), self.await_from, self.last_op)),
+                until: now + script::WAIT_MS,
+            },
+            Command::Ring(key) => {
+                self.key = Some(key.clone());
+                out.push(script::describe_ring(sim, key));
+                Wait::Nothing
+            }
+            Command::Crash(n) => {
+                sim.crash(*n);
+                Wait::Nothing
+            }
+            Command::Restart(n) => {
+                if let Err(e) = sim.restart(*n) {
+                    out.push(format!("restart failed: {e}"));
+                }
+                Wait::Nothing
+            }
+            Command::Partition { a, b, one_way } => {
+                sim.partition(a, b, *one_way);
+                Wait::Nothing
+            }
+            Command::Join(n) => {
+                if let Err(e) = sim.add_node(*n) {
+                    out.push(format!("join failed: {e}"));
+                }
+                Wait::Quiet {
+                    until: now + script::WAIT_MS,
+                }
+            }
+            Command::Leave(n) => {
+                sim.leave(*n);
+                Wait::Quiet {
+                    until: now + script::WAIT_MS,
+                }
+            }
+            Command::Load { node, count } => {
+                script::load_keys(sim, *node, *count);
+                self.scanned = sim.log().total();
+                self.flying.clear();
+                out.push(format!("{count} keys written"));
+                Wait::Nothing
+            }
+            Command::Heal => {
+                sim.heal();
+                Wait::Nothing
+            }
+            Command::Skew { node, ms } => {
+                sim.set_skew(*node, *ms);
+                Wait::Nothing
+            }
+            Command::Loss(pct) => {
+                script::set_loss(sim, *pct);
+                Wait::Nothing
+            }
+            Command::Run(ms) => Wait::Time(now + ms),
+            Command::Stabilize => Wait::Quiet {
+                until: now + script::WAIT_MS,
+            },
+            Command::Stored(key) => {
+                self.key = Some(key.clone());
+                out.extend(script::describe_stored(sim, key));
+                Wait::Nothing
+            }
+            Command::Status => {
+                out.extend(script::describe_status(sim));
+                Wait::Nothing
+            }
+            Command::Compact(n) => {
+                if let Err(e) = sim.compact(*n) {
+                    out.push(format!("compaction failed: {e}"));
+                }
+                Wait::Quiet {
+                    until: now + script::WAIT_MS,
+                }
+            }
+            Command::Lsm(n) => {
+                out.extend(script::describe_lsm(sim, *n));
+                Wait::Nothing
+            }
+            // A lesson's one cluster and its presentation lines are not steps' commands.
+            _ => Wait::Nothing,
+        };
+        for l in out {
+            self.line("output", l);
+        }
+    }
+}
+
+/// `3.5 s` or `400 ms`: how far `until` is from `now`.
+fn show_span(until: u64, now: u64) -> String {
+    let ms = until.saturating_sub(now);
+    if ms >= 1_000 {
+        format!("{:.1} s", ms as f64 / 1_000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{self, SCENARIOS};
+
+    fn start(name: &str) -> (Sim, LessonPlay) {
+        let info = scenario::find(name).unwrap();
+        let lesson = scenario::lesson(info).unwrap();
+        let sim = script::start_cluster(lesson.cluster.clone()).unwrap();
+        let play = LessonPlay::new(info, lesson, sim.now().0, sim.log().total());
+        (sim, play)
+    }
+
+    /// Frames of 16 ms until the lesson waits for the reader; the real time reached.
+    fn until_waiting(sim: &mut Sim, play: &mut LessonPlay, mut real: f64) -> f64 {
+        let limit = real + 600_000.0;
+        while play.phase == Phase::Running && real < limit {
+            play.frame(sim, real, || 0.0);
+            real += 16.0;
+        }
+        real
+    }
+
+    #[test]
+    fn a_lesson_waits_for_the_reader_at_every_step() {
+        let (mut sim, mut play) = start("put_get_design_notes");
+        let mut real = until_waiting(&mut sim, &mut play, 0.0);
+        assert_eq!(play.phase, Phase::Reading);
+        assert!(
+            play.say().starts_with("Five nodes, A to E"),
+            "{}",
+            play.say()
+        );
+        // However long the reader takes, nothing moves.
+        let now = sim.now();
+        for _ in 0..1_000 {
+            play.frame(&mut sim, real, || 0.0);
+            real += 16.0;
+        }
+        assert_eq!((sim.now(), play.phase, play.step), (now, Phase::Reading, 0));
+        play.next(real);
+        real = until_waiting(&mut sim, &mut play, real);
+        assert!(
+            play.say().contains("its replicas are C, D, E"),
+            "{}",
+            play.say()
+        );
+        play.next(real);
+        assert_eq!(play.phase, Phase::Asking);
+        assert!(play.ask().unwrap().0.contains("Can B take the write?"));
+        play.next(real);
+        real = until_waiting(&mut sim, &mut play, real);
+        // The client's PUT reached B, B sent the three PUTs, and nothing more.
+        assert!(play.say().starts_with("Client → B"), "{}", play.say());
+        assert_eq!(sim.now().0, script::START_MS);
+        play.next(real);
+        let began = real;
+        real = until_waiting(&mut sim, &mut play, real);
+        assert!(play.say().contains("The PUT reached D"), "{}", play.say());
+        // At message pace a 2 ms hop takes 700 ms of real time: the step took seconds.
+        assert!(real - began >= 1_000.0, "{}", real - began);
+        while play.phase != Phase::Done {
+            play.next(real);
+            real = until_waiting(&mut sim, &mut play, real);
+        }
+        assert!(
+            play.script.iter().any(|(_, l)| l == "=> ok ts=100 acks=2"),
+            "{:?}",
+            play.script
+        );
+        assert!(play.missed.is_none(), "{:?}", play.missed);
+    }
+
+    #[test]
+    fn every_lesson_plays_to_its_end_with_every_event_it_awaits() {
+        for info in &SCENARIOS {
+            let (mut sim, mut play) = start(info.name);
+            play.hop_real_ms = 1.0;
+            let mut real = 0.0;
+            let mut steps = 0;
+            while play.phase != Phase::Done && steps < 200 {
+                real = until_waiting(&mut sim, &mut play, real);
+                assert!(
+                    !play.say().is_empty() || play.phase == Phase::Done,
+                    "{}",
+                    info.name
+                );
+                play.next(real);
+                if play.phase == Phase::Asking {
+                    play.next(real);
+                }
+                steps += 1;
+            }
+            assert_eq!(play.phase, Phase::Done, "{}", info.name);
+            assert_eq!(steps, play.lesson.steps.len(), "{}", info.name);
+            assert!(play.missed.is_none(), "{}: {:?}", info.name, play.missed);
+        }
+    }
+}
