@@ -33,7 +33,7 @@ macro_rules! scenario {
 }
 
 /// Every lesson, in the order of the design notes' sections.
-pub const SCENARIOS: [Info; 16] = [
+pub const SCENARIOS: [Info; 17] = [
     scenario!(
         "lsm_write_path",
         "§1 Storage engine: LSM trees",
@@ -53,6 +53,11 @@ pub const SCENARIOS: [Info; 16] = [
         "graceful_leave",
         "§2 Partitioning: consistent hashing",
         "A node leaves: it hands its ranges over"
+    ),
+    scenario!(
+        "leave_with_new_owner_cut_off",
+        "§2 Partitioning: consistent hashing",
+        "A node leaves while its successor is cut off: nothing acknowledged is lost"
     ),
     scenario!(
         "quorum_write_one_replica_down",
