@@ -2,7 +2,8 @@
 //! plumbing between a repair [`Session`] and the node's storage and network.
 //!
 //! Every `anti_entropy_interval_ms` the node picks the next of the ranges it replicates
-//! (round-robin) and another live replica of it, builds the range's [`MerkleTree`] from a
+//! (round-robin) and another live replica of it (the next one on every pass over the ranges:
+//! `repair_choice`), builds the range's [`MerkleTree`] from a
 //! range scan of its data store, and initiates a session. The peer builds its own tree the same
 //! way when the first message arrives (buffering it meanwhile) and answers. Leaves that differ
 //! are read through the same range scans; the newer cells found are written through the
