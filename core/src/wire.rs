@@ -25,8 +25,9 @@ use crate::ring::Range;
 use crate::storage::{Cell, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 
-/// The version of this protocol.
-pub const WIRE_VERSION: u8 = 1;
+/// The version of this protocol. Version 2: `ReplicaError::Left`, and `AeMsg::Done` carries
+/// the number of entries sent.
+pub const WIRE_VERSION: u8 = 2;
 /// Bytes of envelope before the payload.
 pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
 /// The largest payload accepted.
@@ -325,7 +326,7 @@ mod tests {
         // Written out by hand, so a change to the shared codec cannot move a byte unseen.
         let msg = &sample()[3];
         let payload = postcard::to_allocvec(msg).unwrap();
-        let mut expected = b"RS\x01\x00".to_vec();
+        let mut expected = b"RS\x02\x00".to_vec();
         expected.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         expected.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         expected.extend_from_slice(&payload);
@@ -378,7 +379,7 @@ mod tests {
     #[test]
     fn garbage_payload_with_a_valid_checksum_is_a_payload_error() {
         let payload = [0xffu8; 9];
-        let mut bytes = b"RS\x01\x00".to_vec();
+        let mut bytes = b"RS\x02\x00".to_vec();
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);

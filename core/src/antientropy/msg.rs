@@ -82,10 +82,14 @@ pub enum AeMsg {
         /// Whether more chunks follow for this leaf.
         more: bool,
     },
-    /// Initiator → responder: the session is complete.
+    /// Initiator → responder: the session is complete once the responder holds the `entries`
+    /// keys the initiator sent it ([`AeMsg::Entries`] can arrive after this message, which is
+    /// sent right behind them).
     Done {
         /// The range repaired.
         range: Range,
+        /// Keys (with their cells) the initiator sent in the session's `Entries` messages.
+        entries: u64,
     },
     /// Either side → the other: the session ended with an error (the reason).
     Abort {
@@ -105,7 +109,7 @@ impl AeMsg {
             | AeMsg::Digests { range, .. }
             | AeMsg::Repair { range, .. }
             | AeMsg::Entries { range, .. }
-            | AeMsg::Done { range }
+            | AeMsg::Done { range, .. }
             | AeMsg::Abort { range, .. } => *range,
         }
     }

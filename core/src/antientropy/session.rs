@@ -145,6 +145,9 @@ pub struct Session {
     todo: VecDeque<(u32, bool)>,
     init_leaves: BTreeMap<u32, InitLeaf>,
     resp_leaves: BTreeMap<u32, RespLeaf>,
+    /// Responder, after `Done`: the entries the initiator sent, all of which must arrive
+    /// before the session is complete.
+    entries_expected: Option<u64>,
 }
 
 type Step = Result<(), AeError>;
@@ -168,6 +171,7 @@ impl Session {
             todo: VecDeque::new(),
             init_leaves: BTreeMap::new(),
             resp_leaves: BTreeMap::new(),
+            entries_expected: None,
         }
     }
 
@@ -475,14 +479,29 @@ impl Session {
                 for (key, cell) in entries {
                     self.apply(out, key, cell);
                 }
+                self.finish_once_received(out);
                 Ok(())
             }
-            AeMsg::Done { .. } => {
-                self.phase = Phase::Finished;
-                out.push(AeOutput::Finished(self.stats));
+            AeMsg::Done { entries, .. } => {
+                if self.entries_expected.is_some() {
+                    return Err(protocol("a second Done"));
+                }
+                self.entries_expected = Some(entries);
+                self.finish_once_received(out);
                 Ok(())
             }
             other => Err(protocol(format!("responder got {}", msg_name(&other)))),
+        }
+    }
+
+    /// Responder: completes the session once `Done` has come and every entry it announced
+    /// has arrived (messages may be reordered on the way).
+    fn finish_once_received(&mut self, out: &mut Vec<AeOutput>) {
+        if let Some(expected) = self.entries_expected
+            && self.stats.keys_received >= expected
+        {
+            self.phase = Phase::Finished;
+            out.push(AeOutput::Finished(self.stats));
         }
     }
 
@@ -646,7 +665,14 @@ impl Session {
             }
         }
         if self.outstanding.is_empty() && self.todo.is_empty() && self.init_leaves.is_empty() {
-            self.send(out, AeMsg::Done { range: self.range });
+            let entries = self.stats.keys_sent;
+            self.send(
+                out,
+                AeMsg::Done {
+                    range: self.range,
+                    entries,
+                },
+            );
             self.phase = Phase::Finished;
             out.push(AeOutput::Finished(self.stats));
         }

@@ -7,7 +7,7 @@ use crate::NodeId;
 use crate::ring::{Range, Token, key_token};
 use crate::storage::{Cell, Version};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 fn v(ts: u64) -> Version {
     Version {
@@ -291,6 +291,7 @@ fn responder_aborts_on_a_bad_request() {
         },
         AeMsg::Done {
             range: Range::full(Token(1)),
+            entries: 0,
         },
     ];
     for msg in bad {
@@ -424,4 +425,71 @@ proptest! {
             let _ = i.handle(&tree, msg);
         }
     }
+}
+
+/// The initiator sends its last `Entries` and `Done` together; the network may deliver `Done`
+/// first. The responder must still apply the entries, and finish only once they are in.
+#[test]
+fn entries_overtaken_by_done_are_still_applied() {
+    let mut a = replica_with(200, 4);
+    let mut b = replica_with(200, 4);
+    a.put(&key(7), Cell::tombstone(v(9))).unwrap();
+    let (mut sa, first) = Session::initiate(a.tree());
+    let mut sb = Session::respond(b.tree());
+    let mut to_a: VecDeque<AeMsg> = VecDeque::new();
+    let mut to_b: VecDeque<AeMsg> = first
+        .into_iter()
+        .filter_map(|o| match o {
+            AeOutput::Send(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let mut reordered = false;
+    for _ in 0..1_000 {
+        // Done overtakes any Entries queued before it.
+        if let Some(done) = to_b.iter().position(|m| matches!(m, AeMsg::Done { .. }))
+            && to_b.iter().any(|m| matches!(m, AeMsg::Entries { .. }))
+            && done > 0
+        {
+            let msg = to_b.remove(done).unwrap();
+            to_b.push_front(msg);
+            reordered = true;
+        }
+        let (outputs, side_a) = if let Some(m) = to_b.pop_front() {
+            let was_done = matches!(m, AeMsg::Done { .. });
+            let out = sb.handle(b.tree(), m);
+            if was_done && reordered {
+                assert!(!sb.is_finished(), "finished before its entries arrived");
+            }
+            (out, false)
+        } else if let Some(m) = to_a.pop_front() {
+            (sa.handle(a.tree(), m), true)
+        } else {
+            break;
+        };
+        let mut work: VecDeque<AeOutput> = outputs.into();
+        while let Some(o) = work.pop_front() {
+            let (replica, session, outbox) = if side_a {
+                (&mut a, &mut sa, &mut to_b)
+            } else {
+                (&mut b, &mut sb, &mut to_a)
+            };
+            match o {
+                AeOutput::Send(m) => outbox.push_back(m),
+                AeOutput::LoadLeaf { leaf, range } => {
+                    let entries = replica.entries_in(range);
+                    work.extend(session.leaf_loaded(replica.tree(), leaf, entries));
+                }
+                AeOutput::Apply { key, cell } => {
+                    replica.put(&key, cell).unwrap();
+                }
+                AeOutput::Finished(_) => {}
+                AeOutput::Failed(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert!(reordered, "the test never put Done before Entries");
+    assert!(sa.is_finished() && sb.is_finished());
+    assert_eq!(b.get(&key(7)), Some(&Cell::tombstone(v(9))));
+    assert_eq!(a.to_map(), b.to_map());
 }

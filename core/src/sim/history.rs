@@ -109,7 +109,8 @@ impl CheckReport {
 pub struct History {
     ops: BTreeMap<OpId, OpRecord>,
     data_losses: Vec<Millis>,
-    /// Times the ring changed (a join or leave began or ended, an operator removed a node).
+    /// Times the ring changed (a join or leave began or ended, an operator removed a node, a
+    /// node restarted into a ring that changed while it was down).
     topology_changes: Vec<Millis>,
     /// What the checker finds, kept up to date as operations complete.
     #[serde(skip)]
@@ -173,7 +174,8 @@ impl History {
         self.ops.get(&id)
     }
 
-    /// Records a ring change at `at`: a join or leave starting or finishing, a removal.
+    /// Records a ring change at `at`: a join or leave starting or finishing, a removal, a
+    /// node restarting into a ring that changed while it was down.
     pub fn topology_change(&mut self, at: Millis) {
         self.topology_changes.push(at);
     }

@@ -268,7 +268,7 @@ fn ae_label(msg: &crate::antientropy::AeMsg) -> String {
             )
         }
         AeMsg::Entries { leaf, entries, .. } => format!("Entries leaf {leaf} ({})", entries.len()),
-        AeMsg::Done { range } => format!("Done {}", show_range(range)),
+        AeMsg::Done { range, .. } => format!("Done {}", show_range(range)),
         AeMsg::Abort { reason, .. } => format!("Abort ({reason})"),
     }
 }

@@ -678,6 +678,11 @@ impl<D: MachineDisk> Sim<D> {
         sim_node.node = Some(node);
         self.log.push(self.now, SimEvent::NodeUp { node: id });
         self.apply(id, outputs);
+        if missed_ring_change {
+            // Until it learns the current ring it routes by the old one: a membership change
+            // for the checker, as a join or leave is.
+            self.history.topology_change(self.now);
+        }
         if missed_ring_change && self.config.gossip.is_none() {
             // The oracle tells it the ring it missed, as it tells everyone of a change.
             let at = Millis(self.now.0 + self.config.detection_ms);
