@@ -312,6 +312,14 @@ impl Session {
     fn initiator_on(&mut self, tree: &MerkleTree, msg: AeMsg, out: &mut Vec<AeOutput>) -> Step {
         match msg {
             AeMsg::Hashes { level, hashes, .. } => {
+                // Requests go down the tree a level at a time, so hashes of a level above the
+                // one awaited (or when none is) answer a request already answered: a copy
+                // the network duplicated. It changes nothing.
+                match self.outstanding.front() {
+                    Some((want_level, _)) if level >= *want_level => {}
+                    _ if level <= self.depth => return Ok(()),
+                    _ => return Err(protocol(format!("hashes of level {level}"))),
+                }
                 let (want_level, indexes) = self
                     .outstanding
                     .pop_front()

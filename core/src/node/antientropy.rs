@@ -10,6 +10,9 @@
 //! storage engine with LWW (tombstones too). Trees are rebuilt for every session rather than
 //! kept up to date, which costs one scan of the range per repair.
 //!
+//! A session this node initiated that fails (messages are lost, or duplicated out of place:
+//! sessions do not retransmit) is tried again, same range and peer, at the next round.
+//!
 //! Bounds: one session initiated at a time, at most [`RESPONDER_SESSIONS_MAX`] answered at a
 //! time (more are refused with an abort), [`AE_BUFFERED_MAX`] messages buffered per session
 //! while its tree builds, and a deadline per session.
@@ -91,6 +94,9 @@ pub struct AntiEntropyStats {
 pub(super) struct AntiEntropy {
     /// Rounds started: which range and peer come next ([`repair_choice`]).
     next: usize,
+    /// A session this node initiated that failed (a message lost, a duplicate it could not
+    /// place): its range and peer are tried again at the next round, before the rotation.
+    retry: Option<(Range, NodeId)>,
     repairs: BTreeMap<SessionKey, Repair>,
     stats: AntiEntropyStats,
     budget: ScanBudget,
@@ -194,6 +200,15 @@ impl Node {
         let ranges = self.repair_ranges();
         if ranges.is_empty() {
             return;
+        }
+        if let Some((range, peer)) = self.ae.retry.take()
+            && self.believes_up(peer)
+            && ranges
+                .iter()
+                .any(|(r, replicas)| *r == range && replicas.contains(&peer))
+        {
+            let id = self.next_seq();
+            return self.begin_repair(now, (me, id), peer, range, Role::Initiator);
         }
         let round = self.ae.next;
         self.ae.next = round.wrapping_add(1);
@@ -449,6 +464,9 @@ impl Node {
             Ok(()) => self.ae.stats.sessions_done += 1,
             Err(reason) => {
                 self.ae.stats.sessions_failed += 1;
+                if key.0 == self.config.id {
+                    self.ae.retry = Some((repair.range, repair.peer));
+                }
                 if let Some(s) = &repair.session {
                     let st = s.stats();
                     self.ae.stats.bytes += st.bytes_sent + st.bytes_received;
