@@ -23,6 +23,7 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 const KEY_STEPS = {
   put_get_design_notes: 4, hinted_handoff: 5, stale_read_r1: 4, read_repair: 5, lww_clock_skew: 5,
   partition_heal_anti_entropy: 5, delete_repaired_by_anti_entropy: 5, sloppy_quorum_vs_strict: 4,
+  consistent_hashing_vnodes: 4, deletes_tombstones: 7, merkle_tree_repair: 5,
 };
 
 let server, base, browser, profile;

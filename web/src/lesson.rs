@@ -487,6 +487,18 @@ impl LessonPlay {
                 out.extend(script::describe_lsm(sim, *n));
                 Wait::Nothing
             }
+            Command::Moves { node, keys } => {
+                out.extend(script::describe_moves(sim, *node, *keys));
+                Wait::Nothing
+            }
+            Command::Shares(vnodes) => {
+                out.extend(script::describe_shares(sim, *vnodes));
+                Wait::Nothing
+            }
+            Command::FullCopy(n) => {
+                out.extend(script::describe_full_copy(sim, *n));
+                Wait::Nothing
+            }
             // A lesson's one cluster and its presentation lines are not steps' commands.
             _ => Wait::Nothing,
         };
