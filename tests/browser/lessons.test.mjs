@@ -23,7 +23,7 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 const KEY_STEPS = {
   put_get_design_notes: 4, hinted_handoff: 5, stale_read_r1: 4, read_repair: 5, lww_clock_skew: 5,
   partition_heal_anti_entropy: 5, delete_repaired_by_anti_entropy: 5, sloppy_quorum_vs_strict: 4,
-  consistent_hashing_vnodes: 4, deletes_tombstones: 7, merkle_tree_repair: 5,
+  lsm_write_path: 5, consistent_hashing_vnodes: 4, deletes_tombstones: 7, merkle_tree_repair: 5,
 };
 
 let server, base, browser, profile;
@@ -117,6 +117,37 @@ test('every lesson waits for the reader and shows each step\'s narration on scre
     assert.deepEqual(p.errors, [], `${name}: page errors`);
     await p.close();
   }
+});
+
+test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a purged tombstone', async () => {
+  const p = await open('?embed=1&scenario=lsm_write_path', 900, 600);
+  const at = async (step) => {
+    let s = await lessonState(p);
+    while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
+      await p.keyboard.press('ArrowRight');
+      await waiting(p);
+      s = await lessonState(p);
+    }
+    // The panel refreshes a few times a second.
+    await p.waitForTimeout(300);
+    return (await p.evaluate(() => window.ringstore.view.panel())).lsm;
+  };
+  let lsm = await at(1);
+  assert.equal(lsm?.node, 1, 'the panel is open on n1 from the first step');
+  lsm = await at(2);
+  assert.deepEqual(lsm.wal, ['user123'], 'the PUT is in the WAL');
+  assert.deepEqual(lsm.memtable, ['user123'], 'and in the memtable');
+  lsm = await at(3);
+  assert.ok(lsm.flushes >= 1 && lsm.levels[0][0] >= 1, `a flush made an L0 table: ${JSON.stringify(lsm)}`);
+  assert.deepEqual([...lsm.memtable].sort(), lsm.memtable, 'the memtable is drawn sorted');
+  lsm = await at(5);
+  assert.ok(lsm.compactions >= 1 && lsm.levels[1][0] >= 1, `a compaction filled L1: ${JSON.stringify(lsm)}`);
+  lsm = await at(7);
+  assert.equal(lsm.tombstones_purged, 1, 'the tombstone was purged');
+  assert.equal(lsm.memtable_keys, 0);
+  await p.screenshot({ path: path.join(artifacts, 'lesson-lsm_write_path-purged.png') });
+  assert.deepEqual(p.errors, []);
+  await p.close();
 });
 
 test('the picture marks the stale replica', async () => {

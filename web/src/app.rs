@@ -250,9 +250,17 @@ impl View {
         let ran = sim.now().0 - before;
         self.sim_ms_run += ran;
         self.sim_started_real.get_or_insert(real_ms);
+        // The storage panel: the node a lesson opened, else the selected node.
+        let storage = self
+            .lesson
+            .as_ref()
+            .filter(|_| driving)
+            .and_then(|l| l.storage)
+            .or(self.ui.selected);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
-        if source.key != self.ui.key {
+        if source.key != self.ui.key || source.storage != storage {
             source.key = self.ui.key.clone();
+            source.storage = storage;
             self.last_refresh = f64::NEG_INFINITY;
         }
         if real_ms - self.last_refresh >= REFRESH_MS || self.model.nodes.is_empty() {
@@ -433,8 +441,8 @@ impl View {
     }
 
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing, messages, keyCells}` (`keyCells`: the studied key at each node,
-    /// `{node, value, ts, stale}`, as drawn).
+    /// rate, speed, playing, messages, keyCells, lsm}` (`keyCells`: the studied key at each
+    /// node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel, or null).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -447,6 +455,7 @@ impl View {
             messages: usize,
             #[serde(rename = "keyCells")]
             key_cells: &'a [crate::view::KeyCell],
+            lsm: &'a Option<crate::view::storage::LsmView>,
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -457,6 +466,7 @@ impl View {
             playing: self.player.playing,
             messages: self.model.messages.len(),
             key_cells: &self.model.key_cells,
+            lsm: &self.model.lsm,
         })
     }
 

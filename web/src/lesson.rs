@@ -104,6 +104,8 @@ pub struct LessonPlay {
     pub key: Option<String>,
     /// The client operation to follow in the picture.
     pub follow: Option<u64>,
+    /// The node whose storage panel the lesson opened (`lsm NODE`, `compact NODE`).
+    pub storage: Option<u32>,
     /// What the picture says about time now ("3.5 s later…"), if anything.
     pub note: Option<String>,
     /// A step's `await` whose event did not come (the narration may not match).
@@ -133,6 +135,7 @@ impl LessonPlay {
             script: Vec::new(),
             key: None,
             follow: None,
+            storage: None,
             note: None,
             missed: None,
         }
@@ -476,6 +479,7 @@ impl LessonPlay {
                 Wait::Nothing
             }
             Command::Compact(n) => {
+                self.storage = Some(n.0);
                 if let Err(e) = sim.compact(*n) {
                     out.push(format!("compaction failed: {e}"));
                 }
@@ -484,6 +488,7 @@ impl LessonPlay {
                 }
             }
             Command::Lsm(n) => {
+                self.storage = Some(n.0);
                 out.extend(script::describe_lsm(sim, *n));
                 Wait::Nothing
             }

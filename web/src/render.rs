@@ -242,6 +242,7 @@ pub fn draw(
     draw_bodies(ctx, model, scene, theme, sprites)?;
     crate::render_nodes::draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
+    crate::render_lsm::draw(ctx, model, scene, ui, theme)?;
     Ok(())
 }
 

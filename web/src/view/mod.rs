@@ -10,6 +10,7 @@
 //! at most [`MESSAGES_MAX`] messages and [`EFFECTS_MAX`] animations are kept.
 
 pub mod sim_source;
+pub mod storage;
 
 use serde::Serialize;
 
@@ -291,6 +292,8 @@ pub struct ViewModel {
     pub clock: Option<String>,
     /// The studied key's version at each node that holds it or should (its preference list).
     pub key_cells: Vec<KeyCell>,
+    /// The open storage panel: one node's LSM tree.
+    pub lsm: Option<storage::LsmView>,
 }
 
 /// The studied key at one node: what the picture writes beside it.

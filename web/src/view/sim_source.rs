@@ -42,6 +42,8 @@ pub struct SimSource {
     pub follow: Option<u64>,
     /// The key whose versions the picture shows at each node.
     pub key: Option<String>,
+    /// The node whose storage panel is open.
+    pub storage: Option<u32>,
 }
 
 /// A store's statistics in the picture's numbers (the live source uses it too).
@@ -131,6 +133,7 @@ impl SimSource {
             log_seq: sim.log().total(),
             follow: None,
             key: None,
+            storage: None,
         }
     }
 
@@ -263,6 +266,7 @@ impl SimSource {
             .map(|(a, b)| (a.0, b.0))
             .collect();
         model.followed = self.follow.and_then(|op| followed(sim, op));
+        model.lsm = self.storage.and_then(|n| super::storage::lsm_view(sim, n));
         model.key_cells = match &self.key {
             Some(key) if ids.len() <= KEY_CELLS_NODES_MAX => key_cells(sim, key),
             _ => Vec::new(),
