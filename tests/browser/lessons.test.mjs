@@ -150,6 +150,27 @@ test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a
   await p.close();
 });
 
+test('the Merkle lesson draws both trees down to the one leaf that differs', async () => {
+  const p = await open('?embed=1&scenario=merkle_tree_repair', 900, 600);
+  let s = await lessonState(p);
+  // Step 5: D's session with a replica reached the leaf and D received the key it missed.
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  await p.waitForTimeout(300);
+  const m = (await p.evaluate(() => window.ringstore.view.panel())).merkle;
+  assert.ok(m, 'a session is drawn');
+  assert.ok(m.from === 4 || m.with === 4, `between D and a replica: ${JSON.stringify(m)}`);
+  assert.equal(m.level, m.depth, 'it went down to the leaves');
+  assert.equal(m.leaves.length, 1, 'one leaf differed');
+  assert.equal(m.keys_sent, 1, 'one key travelled');
+  assert.ok(m.keys_compared > m.keys_sent, 'more keys were compared than sent');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
 test('the picture marks the stale replica', async () => {
   const p = await open('?embed=1&scenario=stale_read_r1', 900, 600);
   let s = await lessonState(p);

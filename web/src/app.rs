@@ -258,9 +258,12 @@ impl View {
             .and_then(|l| l.storage)
             .or(self.ui.selected);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
-        if source.key != self.ui.key || source.storage != storage {
+        // Merkle trees are drawn in lessons (outside them, sessions run all the time).
+        let merkle = driving && self.lesson.is_some();
+        if source.key != self.ui.key || source.storage != storage || source.merkle != merkle {
             source.key = self.ui.key.clone();
             source.storage = storage;
+            source.merkle = merkle;
             self.last_refresh = f64::NEG_INFINITY;
         }
         if real_ms - self.last_refresh >= REFRESH_MS || self.model.nodes.is_empty() {
@@ -441,8 +444,9 @@ impl View {
     }
 
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing, messages, keyCells, lsm}` (`keyCells`: the studied key at each
-    /// node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel, or null).
+    /// rate, speed, playing, messages, keyCells, lsm, merkle}` (`keyCells`: the studied key at
+    /// each node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel;
+    /// `merkle`: the anti-entropy session drawn as two trees; each absent when not drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -456,6 +460,7 @@ impl View {
             #[serde(rename = "keyCells")]
             key_cells: &'a [crate::view::KeyCell],
             lsm: &'a Option<crate::view::storage::LsmView>,
+            merkle: &'a Option<crate::view::merkle::MerkleView>,
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -467,6 +472,7 @@ impl View {
             messages: self.model.messages.len(),
             key_cells: &self.model.key_cells,
             lsm: &self.model.lsm,
+            merkle: &self.model.merkle,
         })
     }
 

@@ -34,6 +34,7 @@ pub mod player;
 pub mod records;
 pub mod render;
 mod render_lsm;
+mod render_merkle;
 mod render_nodes;
 pub mod ring_layer;
 pub mod scenario;

@@ -243,6 +243,7 @@ pub fn draw(
     crate::render_nodes::draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
     crate::render_lsm::draw(ctx, model, scene, ui, theme)?;
+    crate::render_merkle::draw(ctx, model, scene, ui, theme)?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! (what peers think of each node, storage, hints) a few times a second. Everything is bounded:
 //! at most [`MESSAGES_MAX`] messages and [`EFFECTS_MAX`] animations are kept.
 
+pub mod merkle;
 pub mod sim_source;
 pub mod storage;
 
@@ -294,6 +295,8 @@ pub struct ViewModel {
     pub key_cells: Vec<KeyCell>,
     /// The open storage panel: one node's LSM tree.
     pub lsm: Option<storage::LsmView>,
+    /// The anti-entropy session drawn as two Merkle trees (in lessons).
+    pub merkle: Option<merkle::MerkleView>,
 }
 
 /// The studied key at one node: what the picture writes beside it.

@@ -44,6 +44,8 @@ pub struct SimSource {
     pub key: Option<String>,
     /// The node whose storage panel is open.
     pub storage: Option<u32>,
+    /// Whether the newest anti-entropy session that found differences is drawn.
+    pub merkle: bool,
 }
 
 /// A store's statistics in the picture's numbers (the live source uses it too).
@@ -134,6 +136,7 @@ impl SimSource {
             follow: None,
             key: None,
             storage: None,
+            merkle: false,
         }
     }
 
@@ -267,6 +270,11 @@ impl SimSource {
             .collect();
         model.followed = self.follow.and_then(|op| followed(sim, op));
         model.lsm = self.storage.and_then(|n| super::storage::lsm_view(sim, n));
+        model.merkle = if self.merkle {
+            super::merkle::merkle_view(sim)
+        } else {
+            None
+        };
         model.key_cells = match &self.key {
             Some(key) if ids.len() <= KEY_CELLS_NODES_MAX => key_cells(sim, key),
             _ => Vec::new(),
