@@ -186,6 +186,19 @@ test('the picture marks the stale replica', async () => {
   const d = cells.find((c) => c.node === 4);
   assert.ok(d && d.stale && d.value === 'Alice', `D is drawn stale with Alice: ${JSON.stringify(cells)}`);
   assert.ok(cells.some((c) => c.node === 3 && !c.stale && c.value === 'Bob'), JSON.stringify(cells));
+  // Played to its end, the checker lists D's read as a stale read that R + W ≤ N allows.
+  while (s.phase !== 'done') {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  const c = await p.evaluate(() => window.ringstore.cluster.checker());
+  assert.equal(c.staleReads, 1, JSON.stringify(c));
+  assert.equal(c.strictViolations, 0, JSON.stringify(c));
+  const [, read, verdict] = c.stale[0];
+  assert.equal(read.kind, 'get');
+  assert.equal(verdict.violation, false);
+  assert.match(verdict.why, /R \+ W ≤ N \(W = 1, R = 1, N = 3\) allows this read to miss the write/);
   await p.close();
 });
 
