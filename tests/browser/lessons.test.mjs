@@ -171,6 +171,26 @@ test('the Merkle lesson draws both trees down to the one leaf that differs', asy
   await p.close();
 });
 
+test('a join is drawn with the ranges it pulls and the keys it moved', async () => {
+  const p = await open('?embed=1&scenario=consistent_hashing_vnodes', 900, 600);
+  let s = await lessonState(p);
+  // Step 4: n6 joined and pulled its ranges.
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  await p.waitForTimeout(300);
+  const m = (await p.evaluate(() => window.ringstore.view.panel())).moving;
+  assert.ok(m, 'the join is drawn');
+  assert.equal(m.node, 6);
+  assert.equal(m.kind, 'join');
+  assert.equal(m.keys, 45, 'the 45 copies the narration names');
+  assert.deepEqual(m.streams, [true, true, true], 'three ranges, every one done');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
 test('the picture marks the stale replica', async () => {
   const p = await open('?embed=1&scenario=stale_read_r1', 900, 600);
   let s = await lessonState(p);

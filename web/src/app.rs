@@ -444,9 +444,10 @@ impl View {
     }
 
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing, messages, keyCells, lsm, merkle}` (`keyCells`: the studied key at
+    /// rate, speed, playing, messages, keyCells, lsm, merkle, moving}` (`keyCells`: the studied key at
     /// each node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel;
-    /// `merkle`: the anti-entropy session drawn as two trees; each absent when not drawn).
+    /// `merkle`: the anti-entropy session drawn as two trees; `moving`: the join or leave
+    /// whose ranges are drawn; each absent when not drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -461,6 +462,7 @@ impl View {
             key_cells: &'a [crate::view::KeyCell],
             lsm: &'a Option<crate::view::storage::LsmView>,
             merkle: &'a Option<crate::view::merkle::MerkleView>,
+            moving: &'a Option<crate::view::moving::MovingView>,
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -473,6 +475,7 @@ impl View {
             key_cells: &self.model.key_cells,
             lsm: &self.model.lsm,
             merkle: &self.model.merkle,
+            moving: &self.model.moving,
         })
     }
 

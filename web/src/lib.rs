@@ -35,6 +35,7 @@ pub mod records;
 pub mod render;
 mod render_lsm;
 mod render_merkle;
+mod render_moving;
 mod render_nodes;
 pub mod ring_layer;
 pub mod scenario;

@@ -246,6 +246,7 @@ pub fn draw(
     if let Some(Hit::Ring(t)) = ui.hover {
         draw_token_probe(ctx, model, g, theme, t)?;
     }
+    crate::render_moving::draw(ctx, model, scene, ui, theme)?;
     draw_cuts(ctx, model, scene)?;
     draw_followed(ctx, model, scene)?;
     draw_messages(ctx, model, scene, ui)?;

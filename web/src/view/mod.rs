@@ -10,6 +10,7 @@
 //! at most [`MESSAGES_MAX`] messages and [`EFFECTS_MAX`] animations are kept.
 
 pub mod merkle;
+pub mod moving;
 pub mod sim_source;
 pub mod storage;
 
@@ -297,6 +298,8 @@ pub struct ViewModel {
     pub lsm: Option<storage::LsmView>,
     /// The anti-entropy session drawn as two Merkle trees (in lessons).
     pub merkle: Option<merkle::MerkleView>,
+    /// The newest join or leave and the ranges it streams.
+    pub moving: Option<moving::MovingView>,
 }
 
 /// The studied key at one node: what the picture writes beside it.

@@ -270,6 +270,7 @@ impl SimSource {
             .collect();
         model.followed = self.follow.and_then(|op| followed(sim, op));
         model.lsm = self.storage.and_then(|n| super::storage::lsm_view(sim, n));
+        model.moving = super::moving::moving_view(sim);
         model.merkle = if self.merkle {
             super::merkle::merkle_view(sim)
         } else {
