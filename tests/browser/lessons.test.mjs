@@ -257,6 +257,7 @@ test('the embed fits at 900×600 and 640×480, and a phone does not scroll sidew
     assert.ok(box.captionBottom <= h + 0.5, `${w}×${h}: the narration ends at ${box.captionBottom}`);
     assert.ok(box.scroll <= w && box.scrollH <= h, `${w}×${h}: no scrolling (${box.scroll}×${box.scrollH})`);
     assert.ok(await onScreen(p, '#caption-say') && await onScreen(p, '#caption-next'));
+    await p.waitForTimeout(300); // a frame at this size is drawn
     await p.screenshot({ path: path.join(artifacts, `lesson-embed-${w}x${h}.png`) });
     await p.close();
   }
