@@ -23,6 +23,7 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 const KEY_STEPS = {
   put_get_design_notes: 4, hinted_handoff: 5, stale_read_r1: 4, read_repair: 5, lww_clock_skew: 5,
   partition_heal_anti_entropy: 5, delete_repaired_by_anti_entropy: 5, sloppy_quorum_vs_strict: 4,
+  lsm_write_path: 5, consistent_hashing_vnodes: 4, deletes_tombstones: 7, merkle_tree_repair: 5,
 };
 
 let server, base, browser, profile;
@@ -118,6 +119,78 @@ test('every lesson waits for the reader and shows each step\'s narration on scre
   }
 });
 
+test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a purged tombstone', async () => {
+  const p = await open('?embed=1&scenario=lsm_write_path', 900, 600);
+  const at = async (step) => {
+    let s = await lessonState(p);
+    while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
+      await p.keyboard.press('ArrowRight');
+      await waiting(p);
+      s = await lessonState(p);
+    }
+    // The panel refreshes a few times a second.
+    await p.waitForTimeout(300);
+    return (await p.evaluate(() => window.ringstore.view.panel())).lsm;
+  };
+  let lsm = await at(1);
+  assert.equal(lsm?.node, 1, 'the panel is open on n1 from the first step');
+  lsm = await at(2);
+  assert.deepEqual(lsm.wal, ['user123'], 'the PUT is in the WAL');
+  assert.deepEqual(lsm.memtable, ['user123'], 'and in the memtable');
+  lsm = await at(3);
+  assert.ok(lsm.flushes >= 1 && lsm.levels[0][0] >= 1, `a flush made an L0 table: ${JSON.stringify(lsm)}`);
+  assert.deepEqual([...lsm.memtable].sort(), lsm.memtable, 'the memtable is drawn sorted');
+  lsm = await at(5);
+  assert.ok(lsm.compactions >= 1 && lsm.levels[1][0] >= 1, `a compaction filled L1: ${JSON.stringify(lsm)}`);
+  lsm = await at(7);
+  assert.equal(lsm.tombstones_purged, 1, 'the tombstone was purged');
+  assert.equal(lsm.memtable_keys, 0);
+  await p.screenshot({ path: path.join(artifacts, 'lesson-lsm_write_path-purged.png') });
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('the Merkle lesson draws both trees down to the one leaf that differs', async () => {
+  const p = await open('?embed=1&scenario=merkle_tree_repair', 900, 600);
+  let s = await lessonState(p);
+  // Step 5: D's session with a replica reached the leaf and D received the key it missed.
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  await p.waitForTimeout(300);
+  const m = (await p.evaluate(() => window.ringstore.view.panel())).merkle;
+  assert.ok(m, 'a session is drawn');
+  assert.ok(m.from === 4 || m.with === 4, `between D and a replica: ${JSON.stringify(m)}`);
+  assert.equal(m.level, m.depth, 'it went down to the leaves');
+  assert.equal(m.leaves.length, 1, 'one leaf differed');
+  assert.equal(m.keys_sent, 1, 'one key travelled');
+  assert.ok(m.keys_compared > m.keys_sent, 'more keys were compared than sent');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('a join is drawn with the ranges it pulls and the keys it moved', async () => {
+  const p = await open('?embed=1&scenario=consistent_hashing_vnodes', 900, 600);
+  let s = await lessonState(p);
+  // Step 4: n6 joined and pulled its ranges.
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  await p.waitForTimeout(300);
+  const m = (await p.evaluate(() => window.ringstore.view.panel())).moving;
+  assert.ok(m, 'the join is drawn');
+  assert.equal(m.node, 6);
+  assert.equal(m.kind, 'join');
+  assert.equal(m.keys, 45, 'the 45 copies the narration names');
+  assert.deepEqual(m.streams, [true, true, true], 'three ranges, every one done');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
 test('the picture marks the stale replica', async () => {
   const p = await open('?embed=1&scenario=stale_read_r1', 900, 600);
   let s = await lessonState(p);
@@ -133,6 +206,19 @@ test('the picture marks the stale replica', async () => {
   const d = cells.find((c) => c.node === 4);
   assert.ok(d && d.stale && d.value === 'Alice', `D is drawn stale with Alice: ${JSON.stringify(cells)}`);
   assert.ok(cells.some((c) => c.node === 3 && !c.stale && c.value === 'Bob'), JSON.stringify(cells));
+  // Played to its end, the checker lists D's read as a stale read that R + W ≤ N allows.
+  while (s.phase !== 'done') {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  const c = await p.evaluate(() => window.ringstore.cluster.checker());
+  assert.equal(c.staleReads, 1, JSON.stringify(c));
+  assert.equal(c.strictViolations, 0, JSON.stringify(c));
+  const [, read, verdict] = c.stale[0];
+  assert.equal(read.kind, 'get');
+  assert.equal(verdict.violation, false);
+  assert.match(verdict.why, /R \+ W ≤ N \(W = 1, R = 1, N = 3\) allows this read to miss the write/);
   await p.close();
 });
 
@@ -171,6 +257,7 @@ test('the embed fits at 900×600 and 640×480, and a phone does not scroll sidew
     assert.ok(box.captionBottom <= h + 0.5, `${w}×${h}: the narration ends at ${box.captionBottom}`);
     assert.ok(box.scroll <= w && box.scrollH <= h, `${w}×${h}: no scrolling (${box.scroll}×${box.scrollH})`);
     assert.ok(await onScreen(p, '#caption-say') && await onScreen(p, '#caption-next'));
+    await p.waitForTimeout(300); // a frame at this size is drawn
     await p.screenshot({ path: path.join(artifacts, `lesson-embed-${w}x${h}.png`) });
     await p.close();
   }

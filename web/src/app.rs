@@ -250,9 +250,20 @@ impl View {
         let ran = sim.now().0 - before;
         self.sim_ms_run += ran;
         self.sim_started_real.get_or_insert(real_ms);
+        // The storage panel: the node a lesson opened, else the selected node.
+        let storage = self
+            .lesson
+            .as_ref()
+            .filter(|_| driving)
+            .and_then(|l| l.storage)
+            .or(self.ui.selected);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
-        if source.key != self.ui.key {
+        // Merkle trees are drawn in lessons (outside them, sessions run all the time).
+        let merkle = driving && self.lesson.is_some();
+        if source.key != self.ui.key || source.storage != storage || source.merkle != merkle {
             source.key = self.ui.key.clone();
+            source.storage = storage;
+            source.merkle = merkle;
             self.last_refresh = f64::NEG_INFINITY;
         }
         if real_ms - self.last_refresh >= REFRESH_MS || self.model.nodes.is_empty() {
@@ -433,8 +444,10 @@ impl View {
     }
 
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing, messages, keyCells}` (`keyCells`: the studied key at each node,
-    /// `{node, value, ts, stale}`, as drawn).
+    /// rate, speed, playing, messages, keyCells, lsm, merkle, moving}` (`keyCells`: the studied key at
+    /// each node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel;
+    /// `merkle`: the anti-entropy session drawn as two trees; `moving`: the join or leave
+    /// whose ranges are drawn; each absent when not drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -447,6 +460,9 @@ impl View {
             messages: usize,
             #[serde(rename = "keyCells")]
             key_cells: &'a [crate::view::KeyCell],
+            lsm: &'a Option<crate::view::storage::LsmView>,
+            merkle: &'a Option<crate::view::merkle::MerkleView>,
+            moving: &'a Option<crate::view::moving::MovingView>,
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -457,6 +473,9 @@ impl View {
             playing: self.player.playing,
             messages: self.model.messages.len(),
             key_cells: &self.model.key_cells,
+            lsm: &self.model.lsm,
+            merkle: &self.model.merkle,
+            moving: &self.model.moving,
         })
     }
 

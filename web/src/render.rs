@@ -83,6 +83,9 @@ fn node_color(id: u32, theme: &Theme, alpha: f64) -> String {
     )
 }
 
+/// Height of the band at the bottom of the picture that the time controls cover (CSS px).
+pub const CONTROLS_BAND: f64 = 44.0;
+
 /// What the pointer and the controls add to the picture.
 #[derive(Clone, Debug, Default)]
 pub struct Ui {
@@ -116,8 +119,16 @@ impl Scene {
     /// pixels on the left free (for the scenario narration).
     pub fn new(model: &ViewModel, width: f64, height: f64, inset_left: f64) -> Scene {
         let inset = inset_left.clamp(0.0, width * 0.6);
-        let mut geom = layout::geometry(width - inset, height, model.nodes.len());
+        // The time controls sit over the bottom-left corner: the ring and the node labels
+        // keep clear of their band.
+        let band = if height > 3.0 * CONTROLS_BAND {
+            CONTROLS_BAND
+        } else {
+            0.0
+        };
+        let mut geom = layout::geometry(width - inset, height - band, model.nodes.len());
         geom.width = width;
+        geom.height = height;
         geom.cx += inset;
         let tokens: Vec<Vec<u64>> = model
             .nodes
@@ -235,6 +246,7 @@ pub fn draw(
     if let Some(Hit::Ring(t)) = ui.hover {
         draw_token_probe(ctx, model, g, theme, t)?;
     }
+    crate::render_moving::draw(ctx, model, scene, ui, theme)?;
     draw_cuts(ctx, model, scene)?;
     draw_followed(ctx, model, scene)?;
     draw_messages(ctx, model, scene, ui)?;
@@ -242,6 +254,8 @@ pub fn draw(
     draw_bodies(ctx, model, scene, theme, sprites)?;
     crate::render_nodes::draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
+    crate::render_lsm::draw(ctx, model, scene, ui, theme)?;
+    crate::render_merkle::draw(ctx, model, scene, ui, theme)?;
     Ok(())
 }
 
@@ -600,45 +614,60 @@ fn draw_center(
     ui: &Ui,
 ) -> Result<(), JsValue> {
     let scale = (g.ring_radius / 160.0).clamp(0.9, 1.3);
+    // The room inside the ring, clear of the scale marks at its left and right.
+    let room = 2.0 * (g.ring_radius - g.ring_width / 2.0 - 34.0);
     ctx.set_text_align("center");
     ctx.set_text_baseline("middle");
-    ctx.set_fill_style_str(theme.fg);
+    ctx.set_line_join("round");
+    let clock = model
+        .clock
+        .clone()
+        .unwrap_or_else(|| format!("{:.3} s", model.now_ms / 1000.0));
+    let size = center_font_px(22.0 * scale, &clock, 0.62, room);
     ctx.set_font(&format!(
-        "600 {:.0}px ui-monospace, SFMono-Regular, Menlo, monospace",
-        22.0 * scale
+        "600 {size:.0}px ui-monospace, SFMono-Regular, Menlo, monospace"
     ));
-    ctx.fill_text(
-        &model
-            .clock
-            .clone()
-            .unwrap_or_else(|| format!("{:.3} s", model.now_ms / 1000.0)),
-        g.cx,
-        g.cy - 12.0 * scale,
-    )?;
-    ctx.set_fill_style_str(theme.muted);
-    ctx.set_font(&format!(
-        "{:.0}px ui-sans-serif, system-ui, sans-serif",
-        12.0 * scale
-    ));
-    ctx.fill_text(
-        &format!(
-            "N={} W={} R={} · {} nodes",
-            model.n,
-            model.w,
-            model.r,
-            model
-                .nodes
-                .iter()
-                .filter(|n| n.status != Status::Left)
-                .count()
-        ),
-        g.cx,
-        g.cy + 10.0 * scale,
-    )?;
+    haloed(ctx, theme, theme.fg, &clock, g.cx, g.cy - 12.0 * scale)?;
+    let nodes = model
+        .nodes
+        .iter()
+        .filter(|n| n.status != Status::Left)
+        .count();
+    let quorum = format!("N={} W={} R={} · {nodes} nodes", model.n, model.w, model.r);
+    let mut lines = vec![quorum];
     if !ui.subtitle.is_empty() {
-        ctx.fill_text(&ui.subtitle, g.cx, g.cy + 28.0 * scale)?;
+        lines.push(ui.subtitle.clone());
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let size = center_font_px(12.0 * scale, line, 0.56, room);
+        ctx.set_font(&format!("{size:.0}px ui-sans-serif, system-ui, sans-serif"));
+        let y = g.cy + (10.0 + 18.0 * i as f64) * scale;
+        haloed(ctx, theme, theme.muted, line, g.cx, y)?;
     }
     Ok(())
+}
+
+/// The font size (px) at which `text` fits in `room` pixels, given the font's average
+/// character width as a fraction of its size; never above `size` nor below 8 px.
+fn center_font_px(size: f64, text: &str, char_em: f64, room: f64) -> f64 {
+    let chars = text.chars().count().max(1) as f64;
+    (room / (chars * char_em)).min(size).max(8.0)
+}
+
+/// Text with a halo of the background colour, readable over the messages crossing the ring.
+fn haloed(
+    ctx: &Ctx,
+    theme: &Theme,
+    color: &str,
+    text: &str,
+    x: f64,
+    y: f64,
+) -> Result<(), JsValue> {
+    ctx.set_stroke_style_str(theme.bg);
+    ctx.set_line_width(3.0);
+    ctx.stroke_text(text, x, y)?;
+    ctx.set_fill_style_str(color);
+    ctx.fill_text(text, x, y)
 }
 
 #[cfg(test)]
@@ -655,5 +684,14 @@ mod tests {
             let d = d.min(360.0 - d);
             assert!(d > 20.0, "n{id} and n{} too close: {d}", id + 1);
         }
+    }
+
+    #[test]
+    fn centre_text_shrinks_to_fit_inside_a_small_ring() {
+        let line = "N=3 W=2 R=2 · 5 nodes";
+        assert_eq!(center_font_px(12.0, line, 0.56, 400.0), 12.0);
+        let small = center_font_px(12.0, line, 0.56, 100.0);
+        assert!(small < 12.0 && small * 0.56 * line.chars().count() as f64 <= 100.5);
+        assert_eq!(center_font_px(12.0, line, 0.56, 10.0), 8.0);
     }
 }

@@ -33,7 +33,7 @@ macro_rules! scenario {
 }
 
 /// Every lesson, in the order of the design notes' sections.
-pub const SCENARIOS: [Info; 17] = [
+pub const SCENARIOS: [Info; 20] = [
     scenario!(
         "lsm_write_path",
         "§1 Storage engine: LSM trees",
@@ -43,6 +43,11 @@ pub const SCENARIOS: [Info; 17] = [
         "put_get_design_notes",
         "§2–4 Partitioning, replication, coordination",
         "PUT user123 through coordinator B to replicas C, D, E"
+    ),
+    scenario!(
+        "consistent_hashing_vnodes",
+        "§2 Partitioning: consistent hashing",
+        "Consistent hashing: the ring, a join, vnodes"
     ),
     scenario!(
         "join_with_streaming",
@@ -103,6 +108,16 @@ pub const SCENARIOS: [Info; 17] = [
         "lww_clock_skew",
         "§6 Last-write-wins",
         "LWW loses an update under clock skew"
+    ),
+    scenario!(
+        "deletes_tombstones",
+        "§6 Last-write-wins: deletes",
+        "Deletes: tombstones, skew, and a value that comes back"
+    ),
+    scenario!(
+        "merkle_tree_repair",
+        "§7.2 Anti-entropy: Merkle trees",
+        "Merkle trees: send only what differs"
     ),
     scenario!(
         "partition_heal_anti_entropy",

@@ -20,6 +20,9 @@
 //! stabilize                                          # run until nothing is in flight
 //! stored user123                                     # every node's stored version
 //! status                                             # who believes whom down, hints held
+//! moves n6 1000                                      # keys a join would move: ring vs mod N
+//! shares 16                                          # each node's ring share at 16 vnodes
+//! fullcopy n4                                        # last AE session's bytes vs a full copy
 //! ```
 //!
 //! `cluster` options: `nodes`, `n`, `w`, `r`, `seed`, `vnodes`, `latency=MIN..MAX` or
@@ -34,7 +37,7 @@
 //! repair and acks after the reply show too. Lines show the simulated time and every message
 //! sent or dropped, every WAL append and sync, and every protocol event.
 
-use super::log::{SimEvent, show_bytes, show_result, show_ts};
+use super::log::{SimEvent, show_result};
 use super::network::NetworkConfig;
 use super::{Sim, SimConfig};
 use crate::NodeId;
@@ -43,7 +46,13 @@ use crate::ring::{Token, key_token};
 use crate::storage::SyncPolicy;
 use std::fmt::Write as _;
 
+pub mod describe;
 pub mod lesson;
+
+pub use describe::{
+    describe_full_copy, describe_lsm, describe_moves, describe_ring, describe_shares,
+    describe_status, describe_stored,
+};
 
 pub use lesson::{Await, Lesson, LessonStep, Waiter, parse_lesson};
 
@@ -140,6 +149,20 @@ pub enum Command {
     Compact(NodeId),
     /// `lsm NODE`: the node's data store: memtable, SSTables per level, flushes, compactions.
     Lsm(NodeId),
+    /// `moves NODE KEYS`: how many keys would change owner if NODE joined, on the ring and
+    /// with `hash mod nodes` (nothing changes).
+    Moves {
+        /// The node that would join.
+        node: NodeId,
+        /// How many keys (`key0..`).
+        keys: u32,
+    },
+    /// `shares VNODES`: each node's share of the ring with VNODES tokens per node (nothing
+    /// changes).
+    Shares(u32),
+    /// `fullcopy NODE`: NODE's last anti-entropy session's bytes against a full copy of its
+    /// range (nothing changes).
+    FullCopy(NodeId),
     /// `await ...`: run until an event of the log (see [`Await`]).
     Await(Await),
     /// `say TEXT`: a lesson's narration (not in the trace).
@@ -225,6 +248,12 @@ impl Command {
             "status" => Command::Status,
             "compact" => Command::Compact(first_node("compact NODE")?),
             "lsm" => Command::Lsm(first_node("lsm NODE")?),
+            "moves" => Command::Moves {
+                node: first_node("moves NODE KEYS")?,
+                keys: num("moves", args.get(1).ok_or("moves NODE KEYS")?)?,
+            },
+            "fullcopy" => Command::FullCopy(first_node("fullcopy NODE")?),
+            "shares" => Command::Shares(num("shares", args.first().ok_or("shares VNODES")?)?),
             "await" => Command::Await(Await::parse(args)?),
             "say" if !args.is_empty() => Command::Say(rest()),
             "ask" => {
@@ -483,112 +512,6 @@ impl Command {
     }
 }
 
-/// The `ring KEY` line: the key's token and preference list.
-pub fn describe_ring<D: super::MachineDisk>(sim: &Sim<D>, key: &str) -> String {
-    let token = key_token(key.as_bytes());
-    let pref = sim.ring().preference_list(token, sim.config().n);
-    let pref: Vec<String> = pref.iter().map(|p| p.to_string()).collect();
-    format!(
-        "{key}: token {token}, preference list [{}]",
-        pref.join(", ")
-    )
-}
-
-/// The `stored KEY` lines: every node's newest stored version of `key`.
-pub fn describe_stored<D: super::MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<String> {
-    sim.node_ids()
-        .into_iter()
-        .map(|id| {
-            let state = if !sim.is_up(id) {
-                "down".to_string()
-            } else {
-                match sim.stored(id, key.as_bytes()) {
-                    Some(c) => match c.value {
-                        Some(v) => format!("{} ts={}", show_bytes(&v), show_ts(c.version.ts)),
-                        None => format!("tombstone ts={}", show_ts(c.version.ts)),
-                    },
-                    None => "-".to_string(),
-                }
-            };
-            format!("{id}: {state}")
-        })
-        .collect()
-}
-
-/// The `status` lines: per node, up or down, whom it believes down, hints held, and its phi
-/// for each peer under gossip.
-pub fn describe_status<D: super::MachineDisk>(sim: &Sim<D>) -> Vec<String> {
-    let now = sim.now();
-    let phis: std::collections::BTreeMap<NodeId, String> = sim
-        .node_ids()
-        .into_iter()
-        .filter_map(|id| {
-            let phis = sim.node(id)?.phis(now);
-            if phis.is_empty() {
-                return None;
-            }
-            let shown: Vec<String> = phis.iter().map(|(p, v)| format!("{p} {v:.1}")).collect();
-            Some((id, format!(", phi [{}]", shown.join(", "))))
-        })
-        .collect();
-    sim.snapshot()
-        .nodes
-        .into_iter()
-        .map(|n| {
-            let down: Vec<String> = n.believes_down.iter().map(|d| d.to_string()).collect();
-            let hints: Vec<String> = n
-                .hints_held
-                .iter()
-                .map(|(o, c)| format!("{c} for {o}"))
-                .collect();
-            format!(
-                "{}: {}, believes down [{}], hints [{}]{}",
-                n.id,
-                if n.up { "up" } else { "down" },
-                down.join(", "),
-                hints.join(", "),
-                phis.get(&n.id).map(String::as_str).unwrap_or("")
-            )
-        })
-        .collect()
-}
-
-/// The `lsm NODE` lines: the node's data store, as the design notes' §1 describes it.
-pub fn describe_lsm<D: super::MachineDisk>(sim: &Sim<D>, node: NodeId) -> Vec<String> {
-    let Some(store) = sim.data_store(node) else {
-        return vec![format!("{node}: down")];
-    };
-    let st = store.stats();
-    let levels: Vec<String> = st
-        .levels
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.tables > 0)
-        .map(|(i, l)| format!("L{i}: {} tables, {} entries", l.tables, l.entries))
-        .collect();
-    vec![
-        format!(
-            "{node}: WAL {} bytes (durable to LSN {}/{}), memtable {} keys{}",
-            st.wal_bytes,
-            st.durable_lsn,
-            st.last_lsn,
-            st.memtable_entries,
-            if st.frozen_memtables > 0 {
-                format!(", {} frozen", st.frozen_memtables)
-            } else {
-                String::new()
-            }
-        ),
-        format!(
-            "{node}: SSTables [{}], {} flushes, {} compactions, {} tombstones purged",
-            levels.join("; "),
-            st.flushes,
-            st.compactions,
-            st.tombstones_purged
-        ),
-    ]
-}
-
 /// Where a scripted cluster's story starts (simulated ms): the design notes' timestamps start
 /// there, and start-up noise (nodes coming up) is not interesting in a trace.
 pub const START_MS: u64 = 100;
@@ -749,6 +672,18 @@ impl Runner {
             }
             Command::Lsm(n) => {
                 let lines = describe_lsm(self.sim()?, n);
+                self.lines(lines);
+            }
+            Command::Moves { node, keys } => {
+                let lines = describe_moves(self.sim()?, node, keys);
+                self.lines(lines);
+            }
+            Command::Shares(vnodes) => {
+                let lines = describe_shares(self.sim()?, vnodes);
+                self.lines(lines);
+            }
+            Command::FullCopy(n) => {
+                let lines = describe_full_copy(self.sim()?, n);
                 self.lines(lines);
             }
             Command::Await(what) => {

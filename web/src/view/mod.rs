@@ -9,7 +9,10 @@
 //! (what peers think of each node, storage, hints) a few times a second. Everything is bounded:
 //! at most [`MESSAGES_MAX`] messages and [`EFFECTS_MAX`] animations are kept.
 
+pub mod merkle;
+pub mod moving;
 pub mod sim_source;
+pub mod storage;
 
 use serde::Serialize;
 
@@ -291,6 +294,12 @@ pub struct ViewModel {
     pub clock: Option<String>,
     /// The studied key's version at each node that holds it or should (its preference list).
     pub key_cells: Vec<KeyCell>,
+    /// The open storage panel: one node's LSM tree.
+    pub lsm: Option<storage::LsmView>,
+    /// The anti-entropy session drawn as two Merkle trees (in lessons).
+    pub merkle: Option<merkle::MerkleView>,
+    /// The newest join or leave and the ranges it streams.
+    pub moving: Option<moving::MovingView>,
 }
 
 /// The studied key at one node: what the picture writes beside it.

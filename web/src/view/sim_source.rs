@@ -42,6 +42,10 @@ pub struct SimSource {
     pub follow: Option<u64>,
     /// The key whose versions the picture shows at each node.
     pub key: Option<String>,
+    /// The node whose storage panel is open.
+    pub storage: Option<u32>,
+    /// Whether the newest anti-entropy session that found differences is drawn.
+    pub merkle: bool,
 }
 
 /// A store's statistics in the picture's numbers (the live source uses it too).
@@ -131,6 +135,8 @@ impl SimSource {
             log_seq: sim.log().total(),
             follow: None,
             key: None,
+            storage: None,
+            merkle: false,
         }
     }
 
@@ -263,6 +269,13 @@ impl SimSource {
             .map(|(a, b)| (a.0, b.0))
             .collect();
         model.followed = self.follow.and_then(|op| followed(sim, op));
+        model.lsm = self.storage.and_then(|n| super::storage::lsm_view(sim, n));
+        model.moving = super::moving::moving_view(sim);
+        model.merkle = if self.merkle {
+            super::merkle::merkle_view(sim)
+        } else {
+            None
+        };
         model.key_cells = match &self.key {
             Some(key) if ids.len() <= KEY_CELLS_NODES_MAX => key_cells(sim, key),
             _ => Vec::new(),
