@@ -787,6 +787,16 @@ mod tests {
     }
 
     #[test]
+    fn bad_percent_escapes_are_refused_not_taken_literally() {
+        for bad in ["/kv/%ZZbad", "/kv/x%", "/kv/x%4", "/kv/%%41"] {
+            let uri: Uri = bad.parse().unwrap();
+            assert!(matches!(key_of(&uri, "/kv/"), Err(ApiError::BadRequest(_))), "{bad}");
+        }
+        let escaped: Uri = "/kv/%25ZZbad".parse().unwrap();
+        assert_eq!(key_of(&escaped, "/kv/").unwrap(), b"%ZZbad".to_vec());
+    }
+
+    #[test]
     fn the_query_takes_a_count_or_a_level_once() {
         assert_eq!(consistency_of(None, "w"), Ok(None));
         assert_eq!(
