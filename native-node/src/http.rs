@@ -790,7 +790,10 @@ mod tests {
     fn bad_percent_escapes_are_refused_not_taken_literally() {
         for bad in ["/kv/%ZZbad", "/kv/x%", "/kv/x%4", "/kv/%%41"] {
             let uri: Uri = bad.parse().unwrap();
-            assert!(matches!(key_of(&uri, "/kv/"), Err(ApiError::BadRequest(_))), "{bad}");
+            assert!(
+                matches!(key_of(&uri, "/kv/"), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
         }
         let escaped: Uri = "/kv/%25ZZbad".parse().unwrap();
         assert_eq!(key_of(&escaped, "/kv/").unwrap(), b"%ZZbad".to_vec());

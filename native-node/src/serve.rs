@@ -11,6 +11,13 @@
 //!   4xx or 5xx head with `content-length: 0` and nothing after it, which the router never
 //!   writes: its own errors all carry a JSON body) into the same head with a JSON body
 //!   (`{"error": CODE, "message": TEXT}`).
+//! - **Lingering close**, as nginx does it: when a connection ends, its socket is not simply
+//!   closed. Closing a socket with unread bytes makes the kernel send a reset, which can
+//!   overtake the response just written: a client still sending an oversize value (refused
+//!   413 after [`crate::http::DRAIN_BYTES_MAX`]) or a page still sending an over-limit UI
+//!   message (closed with 1009) saw a broken pipe instead of the answer. [`Lingering`] shuts
+//!   the write side (the answer is followed by a FIN) and reads and drops what the client
+//!   still sends, up to [`LINGER_BYTES_MAX`] and [`LINGER_TIME_MAX`], before closing.
 //! - The remote address is put in each request's extensions as axum's `ConnectInfo`;
 //!   TCP_NODELAY is set; upgrades (the WebSockets) are served; a shutdown stops accepting,
 //!   lets each connection finish its request, and waits at most [`SHUTDOWN_GRACE`].
@@ -74,7 +81,7 @@ pub async fn serve(
             app.clone().oneshot(req.map(Body::new))
         });
         let conn = http
-            .serve_connection(TokioIo::new(JsonErrors::new(tcp)), service)
+            .serve_connection(TokioIo::new(JsonErrors::new(Lingering::new(tcp))), service)
             .with_upgrades();
         let mut signal = signal_tx.subscribe();
         let close_rx = close_rx.clone();
@@ -99,6 +106,82 @@ pub async fn serve(
     drop(close_rx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, close_tx.closed()).await;
     Ok(())
+}
+
+/// Bytes read and dropped at most from a connection that is being closed.
+pub const LINGER_BYTES_MAX: usize = 4 << 20;
+/// How long a connection that is being closed is read at most.
+pub const LINGER_TIME_MAX: Duration = Duration::from_secs(5);
+
+/// A socket that, when dropped, is closed the lingering way (see the module docs).
+pub struct Lingering {
+    inner: Option<tokio::net::TcpStream>,
+}
+
+impl Lingering {
+    /// Wraps a connection.
+    pub fn new(tcp: tokio::net::TcpStream) -> Lingering {
+        Lingering { inner: Some(tcp) }
+    }
+
+    fn tcp(&mut self) -> &mut tokio::net::TcpStream {
+        self.inner
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only by drop"))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(mut tcp), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tcp.shutdown().await;
+            let mut buf = vec![0u8; 16 << 10];
+            let mut read = 0;
+            let _ = tokio::time::timeout(LINGER_TIME_MAX, async {
+                while read < LINGER_BYTES_MAX {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().tcp()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.get_mut().tcp()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().tcp()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().tcp()).poll_shutdown(cx)
+    }
 }
 
 /// A connection's socket that rewrites hyper's own bodiless error responses into JSON ones

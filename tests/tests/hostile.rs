@@ -387,9 +387,10 @@ fn malformed_requests_get_400() {
     assert_eq!(error_of(&json), "bad_request");
     // A chunked value over the limit is still 413.
     let chunk = vec![b'v'; 1 << 20];
-    let mut request =
-        format!("PUT /kv/chunked?w=1 HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .into_bytes();
+    let mut request = format!(
+        "PUT /kv/chunked?w=1 HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
     for _ in 0..2 {
         request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         request.extend_from_slice(&chunk);
