@@ -1,4 +1,4 @@
-//! The UI socket (`/ws/ui`, issue 8) on real `ringstore node` processes on 127.0.0.1, with a
+//! The UI socket (`/ws/ui`) on real `ringstore node` processes on 127.0.0.1, with a
 //! tokio-tungstenite client: the snapshot first, updates, client commands, fault commands with
 //! and without `--allow-fault-injection`, bad frames, the per-connection bound on commands,
 //! the aggregation bound, and a page that never reads.
