@@ -10,6 +10,8 @@
 //!
 //! Each seed starts with the target's mode byte (see `fuzz/fuzz_targets/*.rs`): it picks the
 //! decoder and whether the target repairs checksums before decoding.
+//!
+//! Below them, the regression tests of what the fuzzers found (`fuzz/regressions/`).
 
 use futures_util::{SinkExt, StreamExt};
 use ringstore_core::NodeId;
@@ -589,4 +591,44 @@ fn fuzz_seeds_decode_with_todays_decoders() {
         }
         assert!(count > 0, "no seeds for {target}");
     }
+}
+
+fn regression(path: &str) -> Vec<u8> {
+    std::fs::read(repo().join("fuzz/regressions").join(path)).expect("a regression input")
+}
+
+/// The handshake target's first finding: a frame whose reserved header byte is set decodes
+/// (the byte is reserved for a later version, so it is not checked); its re-encoding writes
+/// zero there, so the property is the canonical form, not the same bytes.
+#[test]
+fn a_frame_with_its_reserved_byte_set_decodes_to_its_canonical_form() {
+    let bytes = regression("handshake/reserved-byte-set");
+    let msg = Handshake::decode(&bytes).expect("decodes");
+    assert_eq!(msg, Handshake::Welcome { mac: None });
+    let canonical = msg.encode().expect("encodes");
+    assert_eq!(canonical[3], 0);
+    assert_eq!(canonical[4..], bytes[4..], "only the reserved byte differs");
+}
+
+/// The UI and wire targets' finding: postcard accepts an overlong varint (here the node id 1
+/// written in two bytes), so the postcard formats are not canonical; the re-encoding is
+/// shorter and decodes to the same message.
+#[test]
+fn an_overlong_varint_decodes_and_re_encodes_shorter() {
+    let bytes = regression("handshake/overlong-varint");
+    let msg = Handshake::decode(&bytes).expect("decodes");
+    assert!(
+        matches!(
+            msg,
+            Handshake::Hello {
+                node: NodeId(1),
+                n: 3,
+                ..
+            }
+        ),
+        "{msg:?}"
+    );
+    let canonical = msg.encode().expect("encodes");
+    assert_eq!(canonical.len(), bytes.len() - 1);
+    assert_eq!(Handshake::decode(&canonical), Ok(msg));
 }
