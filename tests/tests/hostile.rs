@@ -407,23 +407,11 @@ fn malformed_requests_get_400() {
 }
 
 #[test]
-fn a_client_that_sends_its_whole_oversize_value_reads_the_413() {
+fn a_plain_urllib_client_reads_the_413_of_an_oversize_value() {
     let c = Cluster::start(1, &[]);
     let addr = c.addr(1).to_string();
-    // As Python's urllib does: the whole body written before the response is read.
-    let value = vec![b'v'; 2 << 20];
-    for _ in 0..20 {
-        let mut request = format!(
-            "PUT /kv/big HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
-            value.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(&value);
-        let (status, json, text) = raw(&addr, &request, WAIT);
-        assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
-        assert_eq!(error_of(&json), "too_large");
-    }
-    // And urllib itself, where there is a python3.
+    // Python's urllib writes the whole body before it reads the response: before the node
+    // drained refused bodies, it got a broken pipe more often than the 413.
     let script = format!(
         "import urllib.request, urllib.error, json\n\
          got = []\n\
