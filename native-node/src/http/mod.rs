@@ -2,14 +2,14 @@
 //! injection, the peer WebSocket and the static page. The contract is written out in the
 //! README ("HTTP API"); every error is JSON `{"error": CODE, "message": TEXT}`.
 
-use crate::origin;
-use crate::peer::{FRAME_BYTES_MAX, PEER_PATH, READ_BUFFER_BYTES, inbound};
+mod sockets;
+
+use crate::peer::PEER_PATH;
 use crate::runtime::{Control, NodeHandle};
 use crate::view::NodeView;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -20,13 +20,8 @@ use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency};
 use ringstore_core::storage::{CLIENT_KEY_BYTES_MAX, LsmStats, Version};
 use serde::Serialize;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tracing::info;
 
 /// The header carrying a value's LWW timestamp (microseconds).
 pub const TIMESTAMP_HEADER: &str = "x-ringstore-timestamp";
@@ -405,7 +400,7 @@ async fn replica(State(node): State<NodeHandle>, uri: Uri) -> Response {
     }
 }
 
-async fn view_of(node: &NodeHandle) -> Result<NodeView, ApiError> {
+pub(crate) async fn view_of(node: &NodeHandle) -> Result<NodeView, ApiError> {
     tokio::time::timeout(VIEW_TIMEOUT, node.view())
         .await
         .ok()
@@ -464,110 +459,6 @@ async fn metrics(State(node): State<NodeHandle>) -> Response {
         text,
     )
         .into_response()
-}
-
-/// The upgrade of a peer connection (`/ws/peer`). Done here rather than by axum's
-/// `WebSocketUpgrade` so that the socket under the WebSocket layer can be bounded until the
-/// handshake completes ([`inbound::PreAuthLimit`]). A request with an `Origin` is a web page's
-/// and is refused; past [`inbound::PENDING_HANDSHAKES_MAX`] handshakes in progress, one more is
-/// answered `503 overloaded`.
-async fn peer_ws(
-    State(node): State<NodeHandle>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    mut req: axum::extract::Request,
-) -> Response {
-    if req.headers().contains_key(header::ORIGIN) {
-        return ApiError::ForbiddenOrigin(
-            "the peer socket is for nodes; web pages may not open it".into(),
-        )
-        .into_response();
-    }
-    let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
-    let headers = req.headers();
-    let has = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
-    let (Some(key), Some(upgrade)) = (key, upgrade) else {
-        return ApiError::BadRequest("expected a WebSocket upgrade".into()).into_response();
-    };
-    if !has(header::UPGRADE, "websocket")
-        || !has(header::CONNECTION, "upgrade")
-        || !has(header::SEC_WEBSOCKET_VERSION, "13")
-    {
-        return ApiError::BadRequest("expected a WebSocket (version 13) upgrade".into())
-            .into_response();
-    }
-    let Ok(pending) = node.peer_ctx.pending_handshakes.clone().try_acquire_owned() else {
-        node.metrics.handshake_refused("too_many_pending");
-        return ApiError::Overloaded(inbound::PENDING_HANDSHAKES_MAX).into_response();
-    };
-    let ctx = node.peer_ctx.clone();
-    let peers = node.peers.clone();
-    let control = node.control_sender();
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let io = inbound::PreAuthLimit::new(
-            hyper_util::rt::TokioIo::new(upgraded),
-            inbound::PRE_AUTH_BYTES_MAX,
-        );
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_BYTES)
-            .max_message_size(Some(FRAME_BYTES_MAX))
-            .max_frame_size(Some(FRAME_BYTES_MAX));
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        inbound::serve(ws, remote, ctx, peers, control, pending, |ws| {
-            ws.get_ref().lift();
-        })
-        .await;
-    });
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    response
-}
-
-/// The upgrade of a page's connection (`/ws/ui`), if its origin may have one (see
-/// [`crate::origin`]); else `403 forbidden_origin`.
-async fn ui_ws(
-    State(node): State<NodeHandle>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or("(not ASCII)"));
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let mut addresses = vec![node.address.clone()];
-    let mut verdict = origin::check(origin, host, &addresses, &node.ui_allow_origins);
-    if matches!(verdict, origin::Verdict::Refused(_))
-        && let Ok(view) = view_of(&node).await
-    {
-        // A page served by another member of the cluster.
-        addresses.extend(view.members.iter().map(|m| m.address.clone()));
-        verdict = origin::check(origin, host, &addresses, &node.ui_allow_origins);
-    }
-    match verdict {
-        origin::Verdict::Refused(why) => {
-            info!("{}: refused a UI socket: {why}", node.id);
-            ApiError::ForbiddenOrigin(why).into_response()
-        }
-        origin::Verdict::NoOrigin | origin::Verdict::Allowed => {
-            crate::ui_socket::upgrade(node, ws).await
-        }
-    }
 }
 
 /// Refuses an admin request whose body is not declared JSON: a browser sends a cross-site
@@ -695,8 +586,8 @@ pub fn router(node: NodeHandle, www: Option<PathBuf>) -> Router {
         .route("/cluster", get(cluster))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route(PEER_PATH, get(peer_ws))
-        .route(ringstore_core::ui::UI_PATH, get(ui_ws));
+        .route(PEER_PATH, get(sockets::peer_ws))
+        .route(ringstore_core::ui::UI_PATH, get(sockets::ui_ws));
     app = if node.fault_injection {
         app.route("/admin/partition", post(partition))
             .route("/admin/heal", post(heal))
