@@ -109,7 +109,7 @@ pub async fn serve(
 }
 
 /// Bytes read and dropped at most from a connection that is being closed.
-pub const LINGER_BYTES_MAX: usize = 4 << 20;
+pub const LINGER_BYTES_MAX: usize = 64 << 20;
 /// How long a connection that is being closed is read at most.
 pub const LINGER_TIME_MAX: Duration = Duration::from_secs(5);
 
