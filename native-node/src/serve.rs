@@ -38,8 +38,8 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-/// How long a client has to send a whole request head, from its first byte (or from the end of
-/// the previous response on a kept-alive connection).
+/// How long a client has to send a whole request head, from the connection's start or the end
+/// of the previous response (so an idle kept-alive connection is closed after this long).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head read (hyper's buffer): a longer one is answered 431. Above
 /// hyper's 65,534-byte limit on the path, so an over-long path is answered 414, not 431.
