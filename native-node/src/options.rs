@@ -72,6 +72,11 @@ pub struct NodeOptions {
     /// /admin/clock-skew-ms); without this flag they answer 404.
     #[arg(long)]
     pub allow_fault_injection: bool,
+    /// The origin of a web page, besides those the cluster's nodes serve, that may open this
+    /// node's UI socket (`/ws/ui`), e.g. `http://127.0.0.1:8000` for the page served by
+    /// `python3 -m http.server`; repeat for more. Other pages are refused (403).
+    #[arg(long, value_name = "ORIGIN", value_parser = crate::origin::parse_allowed)]
+    pub ui_allow_origin: Vec<String>,
     /// Directory of the static page (default: the repository's www/).
     #[arg(long)]
     pub www: Option<PathBuf>,

@@ -174,10 +174,17 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NodeState, StateError> {
             expected,
         });
     }
-    postcard::from_bytes(payload).map_err(|e| StateError::Payload {
-        path,
-        message: e.to_string(),
-    })
+    match postcard::take_from_bytes(payload) {
+        Ok((state, [])) => Ok(state),
+        Ok((_, rest)) => Err(StateError::Payload {
+            path,
+            message: format!("{} bytes after the state", rest.len()),
+        }),
+        Err(e) => Err(StateError::Payload {
+            path,
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// Reads `DIR/node.state`, or `None` if the node has never started in `dir`.
@@ -212,6 +219,19 @@ pub fn store(dir: &Path, state: &NodeState) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_after_the_state_are_refused() {
+        // Inside the checksummed payload, so only the payload's decoder can tell.
+        let mut bytes = encode(&sample());
+        bytes.push(0);
+        let len = (bytes.len() - HEADER_BYTES) as u32;
+        bytes[8..12].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[HEADER_BYTES..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        let err = decode(Path::new("node.state"), &bytes).unwrap_err();
+        assert!(matches!(err, StateError::Payload { .. }), "{err}");
+    }
 
     fn sample() -> NodeState {
         NodeState {

@@ -464,6 +464,7 @@ fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
             n: 3,
             secret: Secret::new(secret),
             metrics: std::sync::Arc::new(ringstore_node::metrics::Metrics::new()),
+            pending_handshakes: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         };
         // A peer with the wrong secret, or none, is refused.
         for secret in [Some("wrong"), None] {

@@ -66,7 +66,8 @@ pub struct Edit {
 }
 
 impl Edit {
-    fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends the record body documented at the top of this module.
+    pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(KIND_EDIT);
         out.put_u64(self.next_table_id);
         out.put_u64(self.wal_start);
@@ -82,7 +83,8 @@ impl Edit {
         }
     }
 
-    fn decode(body: &[u8]) -> Result<Edit, FormatError> {
+    /// Decodes one record body (the checksum was checked by the record's frame).
+    pub fn decode(body: &[u8]) -> Result<Edit, FormatError> {
         let mut d = Decoder::new("manifest edit", body);
         let kind = d.u8()?;
         if kind != KIND_EDIT {

@@ -69,8 +69,9 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Encodes a batch body (without framing).
-fn encode_batch(out: &mut Vec<u8>, lsn: Lsn, entries: &[(&[u8], &Cell)]) {
+/// Encodes a batch body (without framing): `lsn u64 LE | count u32 LE | count entries`, each
+/// in the layout of `cell::encode_entry`.
+pub fn encode_batch(out: &mut Vec<u8>, lsn: Lsn, entries: &[(&[u8], &Cell)]) {
     out.put_u64(lsn);
     out.put_u32(entries.len() as u32);
     for (key, cell) in entries {

@@ -30,11 +30,12 @@
 //! This is the core's shared frame header ([`HANDSHAKE_FORMAT`], `ringstore_core::framing`),
 //! as the wire envelopes and UI frames use it.
 //!
-//! # Both libraries, one receive loop
+//! # One receive loop, any WebSocket library
 //!
-//! The listener reads its socket through axum, the dialer through tokio-tungstenite; [`recv`]
-//! and [`send`] are written once over any message stream and sink whose messages are a
-//! [`SocketMessage`].
+//! Both sides read through tokio-tungstenite (the listener upgrades its connections itself, to
+//! bound them until the handshake completes: [`super::inbound`]); [`recv`] and [`send`] are
+//! written once over any message stream and sink whose messages are a [`SocketMessage`], which
+//! axum's message type is too.
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hmac::{Hmac, Mac};
@@ -154,8 +155,8 @@ impl Handshake {
     }
 }
 
-/// One WebSocket message as the handshake sees it, whichever library carried it: axum's on
-/// the listener ([`super::inbound`]), tokio-tungstenite's on the dialer ([`super::link`]).
+/// One WebSocket message as the handshake sees it, whichever library carried it
+/// (tokio-tungstenite's on both sides, [`super::inbound`] and [`super::link`]; axum's too).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Seen<'a> {
     /// A binary message: a handshake frame, or garbage.

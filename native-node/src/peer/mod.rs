@@ -55,6 +55,8 @@ pub struct PeerContext {
     pub secret: Secret,
     /// Where to count.
     pub metrics: Arc<Metrics>,
+    /// Places for connections in their handshake ([`inbound::PENDING_HANDSHAKES_MAX`]).
+    pub pending_handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 /// A batch of messages from one peer, for the node task.

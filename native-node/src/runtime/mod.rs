@@ -44,7 +44,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Client requests queued for the node task at most (handlers wait for room).
 pub const CLIENT_QUEUE_MAX: usize = 1_024;
@@ -128,6 +128,9 @@ pub struct NodeHandleInner {
     pub value_bytes_max: usize,
     /// Whether the admin endpoints are on.
     pub fault_injection: bool,
+    /// Origins of pages, besides the cluster's own, that may open the UI socket
+    /// (`--ui-allow-origin`).
+    pub ui_allow_origins: Vec<String>,
 }
 
 impl NodeHandle {
@@ -360,6 +363,9 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         n: u32::try_from(node_state.n).unwrap_or(u32::MAX),
         secret: Secret::new(opts.cluster_secret.as_deref()),
         metrics: metrics.clone(),
+        pending_handshakes: Arc::new(tokio::sync::Semaphore::new(
+            crate::peer::inbound::PENDING_HANDSHAKES_MAX,
+        )),
     };
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let storage =
@@ -382,6 +388,7 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         peer_ctx: peer_ctx.clone(),
         value_bytes_max,
         fault_injection: opts.allow_fault_injection,
+        ui_allow_origins: opts.ui_allow_origin.clone(),
     }));
     let driver = Driver {
         node,
@@ -429,17 +436,15 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         dir.display(),
         if joining { "joining" } else { "serving" }
     );
+    if opts.cluster_secret.is_none() && !local.ip().is_loopback() {
+        warn!(
+            "{me}: listening on {local}, beyond this machine, WITHOUT a cluster secret: anyone who \
+             can reach this port can join the cluster as a peer under any id and read or \
+             change every key; set --cluster-secret (or RINGSTORE_CLUSTER_SECRET) on every node"
+        );
+    }
     println!("ringstore {me} listening on {local}");
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    crate::serve::serve(listener, app, shutdown_signal()).await?;
 
     info!("{me}: shutting down");
     handle.control(Control::Shutdown).await;

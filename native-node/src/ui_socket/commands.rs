@@ -16,7 +16,10 @@ const FAULTS_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn command_error(e: &ApiError) -> CommandError {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let code = match e {
-        ApiError::BadRequest(_) => ErrorCode::BadRequest,
+        // The HTTP layer's own refusals never come from a command; bad requests all the same.
+        ApiError::BadRequest(_)
+        | ApiError::ForbiddenOrigin(_)
+        | ApiError::UnsupportedMediaType(_) => ErrorCode::BadRequest,
         ApiError::TooLarge { .. } => ErrorCode::TooLarge,
         ApiError::QuorumUnavailable { needed, got } => ErrorCode::QuorumUnavailable {
             needed: count(*needed),
@@ -26,7 +29,10 @@ pub fn command_error(e: &ApiError) -> CommandError {
         ApiError::Unavailable(_) | ApiError::NotFound(_) => ErrorCode::Unavailable,
     };
     let message = match e {
-        ApiError::BadRequest(m) | ApiError::Unavailable(m) => m.clone(),
+        ApiError::BadRequest(m)
+        | ApiError::Unavailable(m)
+        | ApiError::ForbiddenOrigin(m)
+        | ApiError::UnsupportedMediaType(m) => m.clone(),
         ApiError::TooLarge { len, max } => match len {
             Some(len) => format!("value of {len} bytes is over the limit of {max}"),
             None => format!("value is over the limit of {max} bytes"),

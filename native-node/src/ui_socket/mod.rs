@@ -1,4 +1,4 @@
-//! The UI socket (`GET /ws/ui`, issue 8): what a page that watches this node is told, and the
+//! The UI socket (`GET /ws/ui`): what a page that watches this node is told, and the
 //! commands it may send. The protocol (frames, messages, bounds) is `ringstore_core::ui`; this
 //! module serves it on the node's one port.
 //!

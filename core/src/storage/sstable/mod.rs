@@ -221,7 +221,7 @@ fn get_version(d: &mut Decoder<'_>) -> Result<Version, FormatError> {
 }
 
 /// Appends the meta block: the [`TableMeta`] encoding, then a CRC32 of it.
-fn encode_meta_block(meta: &TableMeta, out: &mut Vec<u8>) {
+pub fn encode_meta_block(meta: &TableMeta, out: &mut Vec<u8>) {
     let start = out.len();
     meta.encode(out);
     let crc = crc32(&out[start..]);
@@ -229,7 +229,7 @@ fn encode_meta_block(meta: &TableMeta, out: &mut Vec<u8>) {
 }
 
 /// Verifies and decodes a meta block written by [`encode_meta_block`].
-fn decode_meta_block(bytes: &[u8]) -> Result<TableMeta, FormatError> {
+pub fn decode_meta_block(bytes: &[u8]) -> Result<TableMeta, FormatError> {
     let (body, crc) = split_tail_u32("meta block", bytes)?;
     verify_crc("meta block", body, crc)?;
     let mut d = Decoder::new("meta block", body);

@@ -2,23 +2,24 @@
 //! injection, the peer WebSocket and the static page. The contract is written out in the
 //! README ("HTTP API"); every error is JSON `{"error": CODE, "message": TEXT}`.
 
-use crate::peer::{FRAME_BYTES_MAX, PEER_PATH, READ_BUFFER_BYTES, inbound};
+mod sockets;
+
+use crate::peer::PEER_PATH;
 use crate::runtime::{Control, NodeHandle};
 use crate::view::NodeView;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
+use futures_util::StreamExt;
 use percent_encoding::percent_decode_str;
 use ringstore_core::NodeId;
 use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency};
 use ringstore_core::storage::{CLIENT_KEY_BYTES_MAX, LsmStats, Version};
 use serde::Serialize;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,10 @@ pub enum ApiError {
     Unavailable(String),
     /// 404 `not_found`: absent, or deleted at this version.
     NotFound(Option<Version>),
+    /// 403 `forbidden_origin`: a web page this node does not serve asked for a socket.
+    ForbiddenOrigin(String),
+    /// 415 `unsupported_media_type`: an admin request whose body is not declared JSON.
+    UnsupportedMediaType(String),
 }
 
 impl ApiError {
@@ -66,6 +71,8 @@ impl ApiError {
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotFound(_) => "not_found",
+            ApiError::ForbiddenOrigin(_) => "forbidden_origin",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
         }
     }
 }
@@ -115,6 +122,10 @@ impl IntoResponse for ApiError {
                 json!({"message": format!("overloaded: {n} requests in flight")}),
             ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({"message": m})),
+            ApiError::ForbiddenOrigin(m) => (StatusCode::FORBIDDEN, json!({"message": m})),
+            ApiError::UnsupportedMediaType(m) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({"message": m}))
+            }
             ApiError::NotFound(v) => (
                 StatusCode::NOT_FOUND,
                 match v {
@@ -133,9 +144,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The key of a `/kv/{key}` or `/replica/{key}` path: percent-decoded bytes, 1 to 1,024.
+/// The key of a `/kv/{key}` or `/replica/{key}` path: percent-decoded bytes, 1 to 1,024. A
+/// `%` not followed by two hex digits is refused (taken literally, `/kv/%ZZ` and `/kv/%25ZZ`
+/// would name the same key).
 fn key_of(uri: &Uri, prefix: &str) -> Result<Vec<u8>, ApiError> {
     let raw = uri.path().strip_prefix(prefix).unwrap_or("");
+    if let Some(at) = bad_escape(raw) {
+        return Err(ApiError::BadRequest(format!(
+            "a bad percent-escape at byte {at} of the key: a % must be followed by two hex digits (write % itself as %25)"
+        )));
+    }
     let key: Vec<u8> = percent_decode_str(raw).collect();
     if key.is_empty() || key.len() > CLIENT_KEY_BYTES_MAX {
         return Err(ApiError::BadRequest(format!(
@@ -144,6 +162,15 @@ fn key_of(uri: &Uri, prefix: &str) -> Result<Vec<u8>, ApiError> {
         )));
     }
     Ok(key)
+}
+
+/// Where the first `%` not followed by two hex digits is, if any.
+fn bad_escape(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    bytes.iter().enumerate().find_map(|(i, &b)| {
+        let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+        (b == b'%' && !(hex(i + 1) && hex(i + 2))).then_some(i)
+    })
 }
 
 /// Parses the query of a request: `w` (writes) or `r` (reads) as a count, or `consistency`
@@ -240,23 +267,53 @@ async fn put_kv(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         if let Some(len) = announced.filter(|&len| len > max) {
+            drain(body.into_data_stream()).await;
             return Err(ApiError::TooLarge {
                 len: Some(len),
                 max,
             });
         }
-        let value: Bytes = axum::body::to_bytes(body, max)
-            .await
-            .map_err(|_| ApiError::TooLarge { len: None, max })?;
+        let mut stream = body.into_data_stream();
+        let mut value = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("the request body is malformed: {e}")))?;
+            if value.len() + chunk.len() > max {
+                drain(stream).await;
+                return Err(ApiError::TooLarge { len: None, max });
+            }
+            value.extend_from_slice(&chunk);
+        }
         let op = ClientOp::Put {
             key,
-            value: Vec::from(value),
+            value,
             consistency,
         };
         written(node.client(op).await?)
     }
     .await;
     finish(&node, "put", started, result)
+}
+
+/// Bytes of a refused body read and thrown away at most, so that a client still sending it
+/// reads the refusal instead of a reset connection (as nginx's lingering close does).
+pub const DRAIN_BYTES_MAX: usize = 64 << 20;
+/// How long a refused body is read at most.
+pub const DRAIN_TIME_MAX: Duration = Duration::from_secs(5);
+
+/// Reads and discards what is left of a refused request body, within [`DRAIN_BYTES_MAX`] and
+/// [`DRAIN_TIME_MAX`]. Past either, the response goes out and the connection is closed.
+async fn drain(mut body: axum::body::BodyDataStream) {
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIME_MAX, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            drained += chunk.len();
+            if drained > DRAIN_BYTES_MAX {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 async fn delete_kv(
@@ -343,7 +400,7 @@ async fn replica(State(node): State<NodeHandle>, uri: Uri) -> Response {
     }
 }
 
-async fn view_of(node: &NodeHandle) -> Result<NodeView, ApiError> {
+pub(crate) async fn view_of(node: &NodeHandle) -> Result<NodeView, ApiError> {
     tokio::time::timeout(VIEW_TIMEOUT, node.view())
         .await
         .ok()
@@ -404,18 +461,27 @@ async fn metrics(State(node): State<NodeHandle>) -> Response {
         .into_response()
 }
 
-async fn peer_ws(
-    State(node): State<NodeHandle>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let ctx = node.peer_ctx.clone();
-    let peers = node.peers.clone();
-    let control = node.control_sender();
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(FRAME_BYTES_MAX)
-        .max_frame_size(FRAME_BYTES_MAX)
-        .on_upgrade(move |socket| inbound::serve(socket, remote, ctx, peers, control))
+/// Refuses an admin request whose body is not declared JSON: a browser sends a cross-site
+/// POST without asking first only with a "simple" content type (form, multipart, text), so
+/// requiring `application/json` means a page on another site cannot reach these endpoints.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = declared.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "admin requests must be sent with Content-Type: application/json (got {:?})",
+            if declared.is_empty() {
+                "none"
+            } else {
+                declared
+            }
+        )))
+    }
 }
 
 /// Node ids in a JSON list: numbers (`3`) or names (`"n3"`).
@@ -439,7 +505,10 @@ fn node_ids(body: &[u8]) -> Result<Vec<NodeId>, ApiError> {
         .collect()
 }
 
-async fn partition(State(node): State<NodeHandle>, body: Bytes) -> Response {
+async fn partition(State(node): State<NodeHandle>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(e) = require_json(&headers) {
+        return e.into_response();
+    }
     let ids = match node_ids(&body) {
         Ok(ids) => ids,
         Err(e) => return e.into_response(),
@@ -448,12 +517,18 @@ async fn partition(State(node): State<NodeHandle>, body: Bytes) -> Response {
     admin_state(&node).await
 }
 
-async fn heal(State(node): State<NodeHandle>) -> Response {
+async fn heal(State(node): State<NodeHandle>, headers: HeaderMap) -> Response {
+    if let Err(e) = require_json(&headers) {
+        return e.into_response();
+    }
     node.control(Control::Heal).await;
     admin_state(&node).await
 }
 
-async fn clock_skew(State(node): State<NodeHandle>, body: Bytes) -> Response {
+async fn clock_skew(State(node): State<NodeHandle>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(e) = require_json(&headers) {
+        return e.into_response();
+    }
     let value: Result<serde_json::Value, _> = serde_json::from_slice(&body);
     let ms = match &value {
         Ok(serde_json::Value::Number(n)) => n.as_i64(),
@@ -511,13 +586,8 @@ pub fn router(node: NodeHandle, www: Option<PathBuf>) -> Router {
         .route("/cluster", get(cluster))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route(PEER_PATH, get(peer_ws))
-        .route(
-            ringstore_core::ui::UI_PATH,
-            get(|State(node): State<NodeHandle>, ws: WebSocketUpgrade| {
-                crate::ui_socket::upgrade(node, ws)
-            }),
-        );
+        .route(PEER_PATH, get(sockets::peer_ws))
+        .route(ringstore_core::ui::UI_PATH, get(sockets::ui_ws));
     app = if node.fault_injection {
         app.route("/admin/partition", post(partition))
             .route("/admin/heal", post(heal))
@@ -542,7 +612,46 @@ pub fn router(node: NodeHandle, www: Option<PathBuf>) -> Router {
 /// itself, without probing an endpoint a static server would answer with a 404).
 pub const SERVED_BY_HEADER: &str = "x-ringstore-node";
 
-async fn served_by_node(mut response: Response) -> Response {
+/// The `error` code of a status, for the errors answered without a handler of ours (an
+/// unknown path, a method a path does not take, hyper's own parse errors).
+pub fn code_of_status(status: u16) -> &'static str {
+    match status {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        431 => "headers_too_large",
+        501 => "not_implemented",
+        505 => "http_version_not_supported",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Marks every response as the node's, and gives every error that has no body of its own (the
+/// router's 405, the static files' 404, an extractor's plain-text rejection) the contract's
+/// JSON body.
+async fn served_by_node(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let mut response = if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let (mut parts, _) = response.into_parts();
+        let message = status.canonical_reason().unwrap_or("error");
+        let body = json!({"error": code_of_status(status.as_u16()), "message": message});
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Response::from_parts(parts, Body::from(body.to_string()))
+    } else {
+        response
+    };
     response
         .headers_mut()
         .insert(SERVED_BY_HEADER, HeaderValue::from_static("1"));
@@ -566,6 +675,19 @@ mod tests {
         assert!(key_of(&long, "/kv/").is_err());
         let max: Uri = format!("/kv/{}", "a".repeat(1024)).parse().unwrap();
         assert_eq!(key_of(&max, "/kv/").unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn bad_percent_escapes_are_refused_not_taken_literally() {
+        for bad in ["/kv/%ZZbad", "/kv/x%", "/kv/x%4", "/kv/%%41"] {
+            let uri: Uri = bad.parse().unwrap();
+            assert!(
+                matches!(key_of(&uri, "/kv/"), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+        let escaped: Uri = "/kv/%25ZZbad".parse().unwrap();
+        assert_eq!(key_of(&escaped, "/kv/").unwrap(), b"%ZZbad".to_vec());
     }
 
     #[test]
