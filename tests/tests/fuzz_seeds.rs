@@ -237,6 +237,10 @@ fn messages() -> Vec<Message> {
             req,
             result: Err(ReplicaError::HintsFull),
         },
+        Message::ReplicateAck {
+            req,
+            result: Err(ReplicaError::Left),
+        },
         Message::Read {
             req,
             key: b"user123".to_vec(),
@@ -341,7 +345,7 @@ fn messages() -> Vec<Message> {
         Message::AntiEntropy {
             initiator: NodeId(1),
             session: 3,
-            msg: AeMsg::Done { range },
+            msg: AeMsg::Done { range, entries: 3 },
         },
         Message::AntiEntropy {
             initiator: NodeId(1),
