@@ -41,8 +41,10 @@ use tracing::{debug, warn};
 /// How long a client has to send a whole request head, from the connection's start or the end
 /// of the previous response (so an idle kept-alive connection is closed after this long).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest request head read (hyper's buffer): a longer one is answered 431. Above
-/// hyper's 65,534-byte limit on the path, so an over-long path is answered 414, not 431.
+/// The request head hyper buffers before it answers 431. Above hyper's 65,534-byte limit on the
+/// path, so an over-long path is answered 414, not 431. Hyper checks it between reads, so a
+/// head that arrives in one read into the buffer's spare room may be up to a few times larger
+/// (bounded by the buffer's growth: under 1 MiB); a longer one is always refused.
 pub const READ_BUFFER_BYTES_MAX: usize = 128 << 10;
 /// How long a shutdown waits for open connections to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

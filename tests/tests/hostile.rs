@@ -309,7 +309,9 @@ fn every_error_is_json_even_those_hyper_answers_itself() {
     let addr = c.addr(1).to_string();
     let host = format!("Host: {addr}\r\n");
     let key = "k".repeat(70_000);
-    let big_header = format!("X-Big: {}\r\n", "b".repeat(200_000));
+    // Over any head hyper can take in one read into its buffer's spare room (see
+    // `READ_BUFFER_BYTES_MAX`): a head a little over the limit may arrive whole and be served.
+    let big_header = format!("X-Big: {}\r\n", "b".repeat(1 << 20));
     let cases: Vec<(String, u16, &str)> = vec![
         (
             format!("POST /kv/x HTTP/1.1\r\n{host}Content-Length: 0\r\n\r\n"),
