@@ -74,6 +74,14 @@ pub fn plan(before: &Ring, after: &Ring, n: usize) -> Plan {
         }
     }
 
+    Plan {
+        moves: merged_moves(by_pair),
+    }
+}
+
+/// The moves of `by_pair` (ranges per `(from, to)`), adjacent ranges merged, sorted by
+/// `(from, to, range)`.
+fn merged_moves(by_pair: BTreeMap<(NodeId, NodeId), Vec<Range>>) -> Vec<RangeMove> {
     let mut moves: Vec<RangeMove> = by_pair
         .into_iter()
         .flat_map(|((from, to), ranges)| {
@@ -88,7 +96,7 @@ pub fn plan(before: &Ring, after: &Ring, n: usize) -> Plan {
         })
         .collect();
     moves.sort_by_key(|m| (m.from, m.to, m.range));
-    Plan { moves }
+    moves
 }
 
 /// The node that receives `node`'s copy of a piece whose preference list goes from `old` to
@@ -127,7 +135,7 @@ pub fn handover(before: &Ring, after: &Ring, n: usize, node: NodeId) -> Vec<Rang
         .collect();
     cuts.sort_unstable();
     cuts.dedup();
-    let mut by_receiver: BTreeMap<NodeId, Vec<Range>> = BTreeMap::new();
+    let mut by_receiver: BTreeMap<(NodeId, NodeId), Vec<Range>> = BTreeMap::new();
     let mut prev = cuts.last().copied();
     for &cut in &cuts {
         let Some(start) = prev else { break };
@@ -136,26 +144,12 @@ pub fn handover(before: &Ring, after: &Ring, n: usize, node: NodeId) -> Vec<Rang
         let new = after.preference_list(cut, n);
         if let Some(to) = piece_receiver(&old, &new, node) {
             by_receiver
-                .entry(to)
+                .entry((node, to))
                 .or_default()
                 .push(Range::new(start, cut));
         }
     }
-    let mut moves: Vec<RangeMove> = by_receiver
-        .into_iter()
-        .flat_map(|(to, ranges)| {
-            merge_adjacent(ranges)
-                .into_iter()
-                .map(move |range| RangeMove {
-                    range,
-                    from: node,
-                    to,
-                    share: range.share(),
-                })
-        })
-        .collect();
-    moves.sort_by_key(|m| (m.to, m.range));
-    moves
+    merged_moves(by_receiver)
 }
 
 /// The node that receives `node`'s copy of the key at `token` when the ring changes from
@@ -190,7 +184,7 @@ pub fn held_elsewhere(ring: &Ring, n: usize, node: NodeId, range: Range) -> Vec<
     cuts.sort_unstable_by_key(|t| t.0.wrapping_sub(range.start.0));
     cuts.dedup();
     cuts.push(range.end);
-    let mut by_receiver: BTreeMap<NodeId, Vec<Range>> = BTreeMap::new();
+    let mut by_receiver: BTreeMap<(NodeId, NodeId), Vec<Range>> = BTreeMap::new();
     let mut start = range.start;
     for cut in cuts {
         let piece = Range::new(start, cut);
@@ -199,24 +193,10 @@ pub fn held_elsewhere(ring: &Ring, n: usize, node: NodeId, range: Range) -> Vec<
         if let Some(&to) = list.first()
             && !list.contains(&node)
         {
-            by_receiver.entry(to).or_default().push(piece);
+            by_receiver.entry((node, to)).or_default().push(piece);
         }
     }
-    let mut moves: Vec<RangeMove> = by_receiver
-        .into_iter()
-        .flat_map(|(to, ranges)| {
-            merge_adjacent(ranges)
-                .into_iter()
-                .map(move |range| RangeMove {
-                    range,
-                    from: node,
-                    to,
-                    share: range.share(),
-                })
-        })
-        .collect();
-    moves.sort_by_key(|m| (m.to, m.range));
-    moves
+    merged_moves(by_receiver)
 }
 
 impl Plan {
