@@ -8,17 +8,16 @@
 // Serves www/ itself on 127.0.0.1 (build it first: ./scripts/build-web).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from './chromium.mjs';
+import { serveStatic } from './static.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const www = path.join(root, 'www');
 const artifacts = path.join(root, 'tests', 'artifacts');
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
 // The step (1-based) each lesson's screenshot shows: where its point is drawn.
 const KEY_STEPS = {
   put_get_design_notes: 4, hinted_handoff: 5, stale_read_r1: 4, read_repair: 5, lww_clock_skew: 5,
@@ -31,20 +30,7 @@ let server, base, browser, profile;
 before(async () => {
   assert.ok(fs.existsSync(path.join(www, 'pkg', 'ringstore_web_bg.wasm')), 'www/pkg is missing: run ./scripts/build-web');
   fs.mkdirSync(artifacts, { recursive: true });
-  server = await new Promise((resolve) => {
-    const s = http.createServer((req, res) => {
-      const url = new URL(req.url, 'http://x');
-      let file = path.normalize(path.join(www, decodeURIComponent(url.pathname)));
-      if (!file.startsWith(www)) { res.writeHead(403).end(); return; }
-      if (file.endsWith(path.sep)) file = path.join(file, 'index.html');
-      fs.readFile(file, (err, data) => {
-        if (err) { res.writeHead(404).end('not found'); return; }
-        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-        res.end(data);
-      });
-    });
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  server = await serveStatic(www);
   base = `http://127.0.0.1:${server.address().port}/`;
   ({ browser, profile } = await launchChromium());
 });
