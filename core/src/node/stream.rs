@@ -509,6 +509,10 @@ impl Node {
     /// Leaves once nothing this node holds is still owed to another node: every offer
     /// confirmed, every hint handed on (the hint count known), no replica write in flight.
     pub(super) fn maybe_finish_leave(&mut self) {
+        // Called after every replica write: only a leaving node looks further.
+        if self.lifecycle != Lifecycle::Leaving {
+            return;
+        }
         let owed = !self.streams.offers.is_empty()
             || !self.hints.handed_on()
             || self.storage.values().any(|w| {
@@ -517,7 +521,7 @@ impl Node {
                     StorageWait::ReplicaWrite { .. } | StorageWait::HandOnCheck { .. }
                 )
             });
-        if self.lifecycle == Lifecycle::Leaving && !owed {
+        if !owed {
             self.lifecycle = Lifecycle::Left;
             self.ring = self.ring.without_node(self.config.id);
             self.announce(crate::membership::MemberStatus::Left);
