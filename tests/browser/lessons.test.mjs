@@ -23,6 +23,7 @@ const KEY_STEPS = {
   put_get_design_notes: 4, hinted_handoff: 5, stale_read_r1: 4, read_repair: 5, lww_clock_skew: 5,
   partition_heal_anti_entropy: 5, delete_repaired_by_anti_entropy: 5, sloppy_quorum_vs_strict: 4,
   lsm_write_path: 5, consistent_hashing_vnodes: 4, deletes_tombstones: 7, merkle_tree_repair: 5,
+  gossip_spreading: 6,
 };
 
 let server, base, browser, profile;
@@ -153,6 +154,41 @@ test('the Merkle lesson draws both trees down to the one leaf that differs', asy
   assert.equal(m.leaves.length, 1, 'one leaf differed');
   assert.equal(m.keys_sent, 1, 'one key travelled');
   assert.ok(m.keys_compared > m.keys_sent, 'more keys were compared than sent');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('the gossip lesson draws who has heard whom: news fills the grid in rounds, a silent node turns red', async () => {
+  const p = await open('?embed=1&scenario=gossip_spreading', 900, 600);
+  const grid = async () => (await p.evaluate(() => window.ringstore.view.panel())).gossip;
+  const known = (g) => g.cells.filter((c) => c.heard !== 'unknown' && c.heard !== 'down').length;
+  const column = (g, id) => {
+    const c = g.nodes.indexOf(id);
+    return g.nodes.map((_, r) => g.cells[r * g.nodes.length + c]);
+  };
+  const toStep = async (step) => {
+    let s = await lessonState(p);
+    while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
+      await p.keyboard.press('ArrowRight');
+      await waiting(p);
+      s = await lessonState(p);
+    }
+    await p.waitForTimeout(300);
+    return grid();
+  };
+  let g = await toStep(1);
+  assert.ok(g, 'the grid is drawn');
+  assert.equal(g.nodes.length, 8);
+  assert.ok(g.cells.filter((c) => c.heard === 'me').length === 8, 'the diagonal is each node itself');
+  assert.ok(known(g) < 64 / 2, `at the start few know each other: ${known(g)} of 64`);
+  g = await toStep(4);
+  assert.equal(known(g), 64, 'four rounds later everyone has heard of everyone');
+  assert.ok(g.round >= 4, `round ${g.round}`);
+  g = await toStep(6);
+  const n5 = column(g, 5);
+  assert.ok(n5.some((c) => c.heard === 'suspect'), `someone suspects n5: ${JSON.stringify(n5)}`);
+  assert.ok(n5.filter((c) => c.heard !== 'down').every((c) => c.age_rounds >= 10), 'n5 has been silent for rounds');
+  assert.ok(g.cells.slice(4 * 8, 5 * 8).every((c) => c.heard === 'down'), "n5's own row is down");
   assert.deepEqual(p.errors, []);
   await p.close();
 });

@@ -260,10 +260,17 @@ impl View {
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
         // Merkle trees are drawn in lessons (outside them, sessions run all the time).
         let merkle = driving && self.lesson.is_some();
-        if source.key != self.ui.key || source.storage != storage || source.merkle != merkle {
+        // Who has heard whom, in lessons that follow gossip.
+        let gossip = driving && self.lesson.as_ref().is_some_and(|l| l.watches_gossip());
+        if source.key != self.ui.key
+            || source.storage != storage
+            || source.merkle != merkle
+            || source.gossip != gossip
+        {
             source.key = self.ui.key.clone();
             source.storage = storage;
             source.merkle = merkle;
+            source.gossip = gossip;
             self.last_refresh = f64::NEG_INFINITY;
         }
         if real_ms - self.last_refresh >= REFRESH_MS || self.model.nodes.is_empty() {
@@ -444,10 +451,11 @@ impl View {
     }
 
     /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing, messages, keyCells, lsm, merkle, moving}` (`keyCells`: the studied key at
+    /// rate, speed, playing, messages, keyCells, lsm, merkle, moving, gossip}` (`keyCells`: the studied key at
     /// each node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel;
     /// `merkle`: the anti-entropy session drawn as two trees; `moving`: the join or leave
-    /// whose ranges are drawn; each absent when not drawn).
+    /// whose ranges are drawn; `gossip`: the grid of who has heard whom; each absent when not
+    /// drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -463,6 +471,7 @@ impl View {
             lsm: &'a Option<crate::view::storage::LsmView>,
             merkle: &'a Option<crate::view::merkle::MerkleView>,
             moving: &'a Option<crate::view::moving::MovingView>,
+            gossip: &'a Option<crate::view::gossip::GossipView>,
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -476,6 +485,7 @@ impl View {
             lsm: &self.model.lsm,
             merkle: &self.model.merkle,
             moving: &self.model.moving,
+            gossip: &self.model.gossip_grid,
         })
     }
 

@@ -146,6 +146,11 @@ impl LessonPlay {
         self.shown_ms
     }
 
+    /// Whether the lesson follows gossip (`watch gossip`): its picture shows who has heard whom.
+    pub fn watches_gossip(&self) -> bool {
+        self.lesson.watch_gossip
+    }
+
     /// The step's prose, once it has run (`Reading`, `Done`), or the prose of the step
     /// before while a step runs or asks.
     pub fn say(&self) -> &str {

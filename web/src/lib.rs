@@ -33,6 +33,7 @@ mod persist_js;
 pub mod player;
 pub mod records;
 pub mod render;
+mod render_gossip;
 mod render_lsm;
 mod render_merkle;
 mod render_moving;

@@ -256,6 +256,7 @@ pub fn draw(
     draw_center(ctx, model, g, theme, ui)?;
     crate::render_lsm::draw(ctx, model, scene, ui, theme)?;
     crate::render_merkle::draw(ctx, model, scene, ui, theme)?;
+    crate::render_gossip::draw(ctx, model, scene, ui, theme)?;
     Ok(())
 }
 

@@ -246,11 +246,33 @@ pub(crate) fn draw_nodes(
                 s.memtable_entries,
                 show_size(s.wal_bytes)
             );
-            ctx.fill_text(&mem, sx, sy)?;
+            fill_within(ctx, &mem, sx, sy, align, g.width)?;
             if !levels.is_empty() {
-                ctx.fill_text(&levels.join(" "), sx, sy + 11.0)?;
+                fill_within(ctx, &levels.join(" "), sx, sy + 11.0, align, g.width)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes `text` aligned `align` at `x` if it fits on a canvas `width` wide (a side node's
+/// storage line on a phone would run off the edge, or onto the node if moved).
+fn fill_within(
+    ctx: &Ctx,
+    text: &str,
+    x: f64,
+    y: f64,
+    align: &str,
+    width: f64,
+) -> Result<(), JsValue> {
+    let w = ctx.measure_text(text)?.width();
+    let left = match align {
+        "left" => x,
+        "right" => x - w,
+        _ => x - w / 2.0,
+    };
+    if left >= 1.0 && left + w <= width - 1.0 {
+        ctx.fill_text(text, x, y)?;
     }
     Ok(())
 }

@@ -774,17 +774,32 @@ impl<D: MachineDisk> Sim<D> {
     }
 
     /// Runs a major compaction on `node`'s data store at its local time: every expired
-    /// tombstone that nothing older could still need is purged (an operator's `compact`).
+    /// tombstone that nothing older could still need is purged (an operator's `compact`). The
+    /// flushes and compactions it ran are logged, as background ones are (a compaction into
+    /// the deepest level as from the level above it).
     pub fn compact(&mut self, node: NodeId) -> Result<(), StorageError> {
         let local = self.local(node);
         let Some(sim_node) = self.nodes.get_mut(&node) else {
             return Ok(());
         };
         sim_node.job = None;
-        match sim_node.data.as_mut() {
-            Some(lsm) => lsm.compact_all(local),
-            None => Ok(()),
+        let Some(lsm) = sim_node.data.as_mut() else {
+            return Ok(());
+        };
+        let before = lsm.stats();
+        let result = lsm.compact_all(local);
+        let after = lsm.stats();
+        let store = crate::node::StoreId::Data;
+        for _ in before.flushes..after.flushes {
+            self.log.push(self.now, SimEvent::Flush { node, store });
         }
+        let deepest = after.levels.iter().rposition(|l| l.tables > 0).unwrap_or(1);
+        for _ in before.compactions..after.compactions {
+            let level = deepest.saturating_sub(1);
+            self.log
+                .push(self.now, SimEvent::Compaction { node, store, level });
+        }
+        result
     }
 
     /// Whether every replica of every key in `keys` holds the same newest version, by the

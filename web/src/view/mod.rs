@@ -9,6 +9,7 @@
 //! (what peers think of each node, storage, hints) a few times a second. Everything is bounded:
 //! at most [`MESSAGES_MAX`] messages and [`EFFECTS_MAX`] animations are kept.
 
+pub mod gossip;
 pub mod merkle;
 pub mod moving;
 pub mod sim_source;
@@ -300,6 +301,8 @@ pub struct ViewModel {
     pub merkle: Option<merkle::MerkleView>,
     /// The newest join or leave and the ranges it streams.
     pub moving: Option<moving::MovingView>,
+    /// Who has heard whom, under gossip (in lessons that follow gossip).
+    pub gossip_grid: Option<gossip::GossipView>,
 }
 
 /// The studied key at one node: what the picture writes beside it.

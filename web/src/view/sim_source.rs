@@ -46,6 +46,8 @@ pub struct SimSource {
     pub storage: Option<u32>,
     /// Whether the newest anti-entropy session that found differences is drawn.
     pub merkle: bool,
+    /// Whether the grid of who has heard whom is drawn.
+    pub gossip: bool,
 }
 
 /// A store's statistics in the picture's numbers (the live source uses it too).
@@ -137,6 +139,7 @@ impl SimSource {
             key: None,
             storage: None,
             merkle: false,
+            gossip: false,
         }
     }
 
@@ -276,6 +279,11 @@ impl SimSource {
         } else {
             None
         };
+        model.gossip_grid = if self.gossip {
+            super::gossip::gossip_view(sim)
+        } else {
+            None
+        };
         model.key_cells = match &self.key {
             Some(key) if ids.len() <= KEY_CELLS_NODES_MAX => key_cells(sim, key),
             _ => Vec::new(),
@@ -287,7 +295,8 @@ impl SimSource {
 const KEY_CELLS_NODES_MAX: usize = 16;
 
 /// The key's version at every running node that holds it or is in its preference list; the
-/// ones older than the newest (or missing from a replica) are stale.
+/// ones older than the newest (or missing from a replica, unless the newest is a delete) are
+/// stale.
 pub fn key_cells<D: MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<KeyCell> {
     use ringstore_core::sim::log::show_ts;
     let token = ringstore_core::ring::key_token(key.as_bytes());
@@ -319,8 +328,14 @@ pub fn key_cells<D: MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<KeyCell> {
     if newest == 0 {
         return Vec::new();
     }
+    // When the newest version is a delete, a replica that holds nothing (never had the key,
+    // or purged the tombstone) answers a read as the tombstone does: not found. Not stale.
+    let deleted = cells
+        .iter()
+        .any(|(c, ts)| *ts == newest && c.value.is_none());
     for (cell, ts) in &mut cells {
-        cell.stale = *ts < newest;
+        let holds_nothing = cell.ts.is_none();
+        cell.stale = *ts < newest && !(deleted && holds_nothing);
     }
     cells.into_iter().map(|(c, _)| c).collect()
 }
@@ -391,6 +406,41 @@ mod tests {
             panic!("cluster line")
         };
         start_cluster(*c).unwrap()
+    }
+
+    #[test]
+    fn a_replica_without_the_key_is_stale_after_a_put_but_not_after_a_delete() {
+        use ringstore_core::node::ClientOp;
+        let mut sim = notes("nodes=3 n=3 w=2 r=2 ae=0");
+        let (n1, rest) = (NodeId(1), [NodeId(2), NodeId(3)]);
+        sim.partition(&[n1], &rest, false);
+        let put = |sim: &mut Sim, op: ClientOp| {
+            sim.client(NodeId(2), op);
+            sim.run_for(200);
+        };
+        let (key, consistency) = (b"user123".to_vec(), None);
+        put(
+            &mut sim,
+            ClientOp::Put {
+                key: key.clone(),
+                value: b"Alice".to_vec(),
+                consistency,
+            },
+        );
+        let cells = key_cells(&sim, "user123");
+        let n1_cell = cells.iter().find(|c| c.node == 1).expect("n1 is a replica");
+        assert!(n1_cell.ts.is_none() && n1_cell.stale, "{cells:?}");
+        put(&mut sim, ClientOp::Delete { key, consistency });
+        let cells = key_cells(&sim, "user123");
+        let n1_cell = cells.iter().find(|c| c.node == 1).expect("n1 is a replica");
+        assert!(n1_cell.ts.is_none() && !n1_cell.stale, "{cells:?}");
+        assert!(
+            cells
+                .iter()
+                .filter(|c| c.node != 1)
+                .all(|c| c.value.is_none() && c.ts.is_some() && !c.stale),
+            "{cells:?}"
+        );
     }
 
     #[test]
