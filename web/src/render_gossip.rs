@@ -8,7 +8,7 @@
 
 use crate::layout::Geometry;
 use crate::render::{RED, Scene, Theme, Ui, kind_color, label};
-use crate::view::gossip::{GossipCell, GossipView, Heard};
+use crate::view::gossip::{GossipCell, Heard};
 use crate::view::{Kind, ViewModel};
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -98,14 +98,6 @@ fn short(name: String, cell: f64) -> String {
         }
         _ => name,
     }
-}
-
-/// Whether the grid is drawn on `g`.
-pub fn shown(model: &ViewModel, g: &Geometry) -> bool {
-    model
-        .gossip_grid
-        .as_ref()
-        .is_some_and(|v| place(v.nodes.len(), g, false).is_some())
 }
 
 /// How strongly a cell is filled: 1 for news within the last round, fading to 0.15.
@@ -271,6 +263,7 @@ fn draw_cell(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::gossip::GossipView;
 
     fn grid(n: u32) -> GossipView {
         GossipView {
@@ -289,12 +282,9 @@ mod tests {
 
     #[test]
     fn eight_nodes_fit_a_corner_on_a_desktop_and_the_ring_on_a_phone() {
-        let mut model = ViewModel::default();
         let desktop = crate::layout::geometry(900.0, 460.0, 8);
         let phone = crate::layout::geometry(390.0, 440.0, 8);
-        assert!(!shown(&model, &desktop));
-        model.gossip_grid = Some(grid(8));
-        assert!(shown(&model, &desktop) && shown(&model, &phone));
+        assert_eq!(grid(8).cells.len(), 64);
         let p = place(8, &desktop, false).expect("fits");
         assert!(p.corner && p.x == 8.0);
         assert!(p.cell >= CELL_ROOMY, "{p:?}");

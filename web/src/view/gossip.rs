@@ -4,7 +4,6 @@
 //! (alive, suspect, dead). Round by round, news fills the grid from the diagonal outwards; a
 //! node that falls silent fades down its column while φ rises.
 
-use ringstore_core::NodeId;
 use ringstore_core::membership::Verdict;
 use ringstore_core::sim::{MachineDisk, Sim};
 use serde::Serialize;
@@ -96,24 +95,23 @@ pub fn gossip_view<D: MachineDisk>(sim: &Sim<D>) -> Option<GossipView> {
                 cells.push(cell(Heard::Me));
                 continue;
             }
-            let subject = column;
-            if !g.members().contains_key(&subject) {
+            if !g.members().contains_key(&column) {
                 cells.push(cell(Heard::Unknown));
                 continue;
             }
-            let heard = match g.verdict(subject, now) {
+            let heard = match g.verdict(column, now) {
                 Some(Verdict::Alive) | None => Heard::Alive,
                 Some(Verdict::Suspect) => Heard::Suspect,
                 Some(Verdict::Dead | Verdict::Left) => Heard::Dead,
             };
-            let age_rounds = g.detector().window(subject).map(|w| {
+            let age_rounds = g.detector().window(column).map(|w| {
                 u32::try_from(now.0.saturating_sub(w.last_arrival().0) / interval)
                     .unwrap_or(u32::MAX)
             });
             cells.push(GossipCell {
                 heard,
                 age_rounds,
-                phi: g.phi(subject, now),
+                phi: g.phi(column, now),
             });
         }
     }
@@ -127,6 +125,7 @@ pub fn gossip_view<D: MachineDisk>(sim: &Sim<D>) -> Option<GossipView> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringstore_core::NodeId;
     use ringstore_core::sim::script;
 
     fn gossiping(nodes: u32) -> Sim {
