@@ -132,6 +132,11 @@ test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a
   lsm = await at(7);
   assert.equal(lsm.tombstones_purged, 1, 'the tombstone was purged');
   assert.equal(lsm.memtable_keys, 0);
+  // n1 holds nothing now, which a read answers as the others' tombstones do: not stale.
+  const cells = (await p.evaluate(() => window.ringstore.view.panel())).keyCells;
+  const n1 = cells.find((c) => c.node === 1);
+  assert.ok(n1 && n1.ts == null && !n1.stale, `n1 after the purge: ${JSON.stringify(cells)}`);
+  assert.ok(cells.filter((c) => c.node !== 1).every((c) => c.value == null && c.ts != null), 'the others hold the tombstone');
   await p.screenshot({ path: path.join(artifacts, 'lesson-lsm_write_path-purged.png') });
   assert.deepEqual(p.errors, []);
   await p.close();
@@ -193,7 +198,7 @@ test('the gossip lesson draws who has heard whom: news fills the grid in rounds,
   await p.close();
 });
 
-test('a join is drawn with the ranges it pulls and the keys it moved', async () => {
+test('a join is drawn with the ranges it pulls and the keys it moved, then the ring shares with 1 and 16 vnodes', async () => {
   const p = await open('?embed=1&scenario=consistent_hashing_vnodes', 900, 600);
   let s = await lessonState(p);
   // Step 4: n6 joined and pulled its ranges.
@@ -209,6 +214,18 @@ test('a join is drawn with the ranges it pulls and the keys it moved', async () 
   assert.equal(m.kind, 'join');
   assert.equal(m.keys, 45, 'the 45 copies the narration names');
   assert.deepEqual(m.streams, [true, true, true], 'three ranges, every one done');
+  // Step 5: the ring shares with 1 and 16 vnodes per node, drawn as bars.
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
+    await p.keyboard.press('ArrowRight');
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  await p.waitForTimeout(300);
+  const shares = (await p.evaluate(() => window.ringstore.view.panel())).shares;
+  assert.deepEqual(shares.map((x) => x.vnodes), [1, 16]);
+  const spread = (x) => Math.max(...x.shares.map((v) => v[1])) / Math.min(...x.shares.map((v) => v[1]));
+  assert.ok(spread(shares[0]) > 10 && spread(shares[1]) < 2, `uneven with 1 vnode, even with 16: ${JSON.stringify(shares)}`);
+  await p.screenshot({ path: path.join(artifacts, 'lesson-consistent_hashing_vnodes-shares.png') });
   assert.deepEqual(p.errors, []);
   await p.close();
 });

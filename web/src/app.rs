@@ -239,10 +239,14 @@ impl View {
                     self.ui.key = lesson.key.clone();
                 }
                 self.ui.subtitle = lesson.note.clone().unwrap_or_default();
+                if self.model.shares != lesson.shares {
+                    self.model.shares = lesson.shares.clone();
+                }
                 self.player.sync_to(sim.now().0);
                 lesson.shown_ms()
             }
             None => {
+                self.model.shares.clear();
                 self.player.frame(sim, real_ms, now_real);
                 self.player.shown_ms()
             }
@@ -450,12 +454,12 @@ impl View {
         })
     }
 
-    /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed,
-    /// rate, speed, playing, messages, keyCells, lsm, merkle, moving, gossip}` (`keyCells`: the studied key at
-    /// each node, `{node, value, ts, stale}`, as drawn; `lsm`: the open storage panel;
-    /// `merkle`: the anti-entropy session drawn as two trees; `moving`: the join or leave
-    /// whose ranges are drawn; `gossip`: the grid of who has heard whom; each absent when not
-    /// drawn).
+    /// What the DOM panels show, refreshed a few times a second: `{now, nodes, followed, rate,
+    /// speed, playing, messages, keyCells, lsm, merkle, moving, gossip, shares}` (`keyCells`:
+    /// the studied key at each node, `{node, value, ts, stale}`, as drawn; `lsm`: the open
+    /// storage panel; `merkle`: the anti-entropy session drawn as two trees; `moving`: the join
+    /// or leave whose ranges are drawn; `gossip`: the grid of who has heard whom; `shares`: the
+    /// ring shares a lesson compared; each absent or empty when not drawn).
     pub fn panel(&self) -> Result<JsValue, JsError> {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -472,6 +476,7 @@ impl View {
             merkle: &'a Option<crate::view::merkle::MerkleView>,
             moving: &'a Option<crate::view::moving::MovingView>,
             gossip: &'a Option<crate::view::gossip::GossipView>,
+            shares: &'a [crate::view::RingShares],
         }
         to_js(&Out {
             now: self.model.now_ms,
@@ -486,6 +491,7 @@ impl View {
             merkle: &self.model.merkle,
             moving: &self.model.moving,
             gossip: &self.model.gossip_grid,
+            shares: &self.model.shares,
         })
     }
 

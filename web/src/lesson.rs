@@ -106,6 +106,8 @@ pub struct LessonPlay {
     pub follow: Option<u64>,
     /// The node whose storage panel the lesson opened (`lsm NODE`, `compact NODE`).
     pub storage: Option<u32>,
+    /// The ring shares compared so far (`shares VNODES`), for the picture.
+    pub shares: Vec<crate::view::RingShares>,
     /// What the picture says about time now ("3.5 s later…"), if anything.
     pub note: Option<String>,
     /// A step's `await` whose event did not come (the narration may not match).
@@ -136,6 +138,7 @@ impl LessonPlay {
             key: None,
             follow: None,
             storage: None,
+            shares: Vec::new(),
             note: None,
             missed: None,
         }
@@ -503,6 +506,16 @@ impl LessonPlay {
             }
             Command::Shares(vnodes) => {
                 out.extend(script::describe_shares(sim, *vnodes));
+                if self.shares.len() == crate::view::SHARES_MAX {
+                    self.shares.remove(0);
+                }
+                self.shares.push(crate::view::RingShares {
+                    vnodes: (*vnodes).max(1),
+                    shares: script::ring_shares(sim, *vnodes)
+                        .into_iter()
+                        .map(|(id, share)| (id.0, share))
+                        .collect(),
+                });
                 Wait::Nothing
             }
             Command::FullCopy(n) => {

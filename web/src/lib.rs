@@ -38,6 +38,7 @@ mod render_lsm;
 mod render_merkle;
 mod render_moving;
 mod render_nodes;
+mod render_shares;
 pub mod ring_layer;
 pub mod scenario;
 pub mod sprites;

@@ -75,7 +75,7 @@ pub fn node_hue(id: u32) -> f64 {
     (f64::from(id) * 137.508 + 200.0) % 360.0
 }
 
-fn node_color(id: u32, theme: &Theme, alpha: f64) -> String {
+pub(crate) fn node_color(id: u32, theme: &Theme, alpha: f64) -> String {
     format!(
         "hsla({:.0},70%,{}%,{alpha:.2})",
         node_hue(id),
@@ -257,6 +257,7 @@ pub fn draw(
     crate::render_lsm::draw(ctx, model, scene, ui, theme)?;
     crate::render_merkle::draw(ctx, model, scene, ui, theme)?;
     crate::render_gossip::draw(ctx, model, scene, ui, theme)?;
+    crate::render_shares::draw(ctx, model, scene, ui, theme)?;
     Ok(())
 }
 

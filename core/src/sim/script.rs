@@ -51,7 +51,7 @@ pub mod lesson;
 
 pub use describe::{
     describe_full_copy, describe_lsm, describe_moves, describe_ring, describe_shares,
-    describe_status, describe_stored,
+    describe_status, describe_stored, ring_shares,
 };
 
 pub use lesson::{Await, Lesson, LessonStep, Waiter, parse_lesson};

@@ -303,6 +303,30 @@ pub struct ViewModel {
     pub moving: Option<moving::MovingView>,
     /// Who has heard whom, under gossip (in lessons that follow gossip).
     pub gossip_grid: Option<gossip::GossipView>,
+    /// The ring shares a lesson compared (`shares VNODES`), oldest first, at most
+    /// [`SHARES_MAX`].
+    pub shares: Vec<RingShares>,
+}
+
+/// Ring-share comparisons kept at most.
+pub const SHARES_MAX: usize = 3;
+
+/// Each node's share of the ring with `vnodes` tokens per node (a lesson's `shares VNODES`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RingShares {
+    /// Tokens per node.
+    pub vnodes: u32,
+    /// (node, fraction of the ring it is the first owner of), by node.
+    pub shares: Vec<(u32, f64)>,
+}
+
+impl RingShares {
+    /// The largest share over the smallest (infinite when a node owns nothing).
+    pub fn spread(&self) -> f64 {
+        let max = self.shares.iter().map(|s| s.1).fold(0.0, f64::max);
+        let min = self.shares.iter().map(|s| s.1).fold(1.0, f64::min);
+        if min > 0.0 { max / min } else { f64::INFINITY }
+    }
 }
 
 /// The studied key at one node: what the picture writes beside it.

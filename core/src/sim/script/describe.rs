@@ -165,17 +165,26 @@ pub fn describe_moves<D: MachineDisk>(sim: &Sim<D>, node: NodeId, keys: u32) -> 
     ]
 }
 
+/// Each node's share of the ring (the fraction of tokens it is the first owner of) if every
+/// node of today's ring had `vnodes` tokens, by node id (what `shares VNODES` prints, and the
+/// page draws). Nothing changes.
+pub fn ring_shares<D: MachineDisk>(sim: &Sim<D>, vnodes: u32) -> Vec<(NodeId, f64)> {
+    let ring = Ring::build(sim.ring().nodes(), vnodes.max(1), sim.config().seed);
+    ring.ownership(sim.config().n)
+        .iter()
+        .map(|(id, o)| (*id, o.primary_share))
+        .collect()
+}
+
 /// The `shares VNODES` line: each member's share of the ring (as first owner) if every node
 /// held `vnodes` tokens, and the largest share over the smallest. Nothing changes.
 pub fn describe_shares<D: MachineDisk>(sim: &Sim<D>, vnodes: u32) -> Vec<String> {
-    let ring = Ring::build(sim.ring().nodes(), vnodes.max(1), sim.config().seed);
-    let own = ring.ownership(sim.config().n);
-    let shares: Vec<f64> = own.values().map(|o| o.primary_share).collect();
-    let max = shares.iter().copied().fold(0.0, f64::max);
-    let min = shares.iter().copied().fold(1.0, f64::min);
+    let own = ring_shares(sim, vnodes);
+    let max = own.iter().map(|o| o.1).fold(0.0, f64::max);
+    let min = own.iter().map(|o| o.1).fold(1.0, f64::min);
     let each: Vec<String> = own
         .iter()
-        .map(|(id, o)| format!("{id} {:.0}%", o.primary_share * 100.0))
+        .map(|(id, share)| format!("{id} {:.0}%", share * 100.0))
         .collect();
     vec![format!(
         "{} vnode{} per node: {}; largest/smallest {:.1}x",
