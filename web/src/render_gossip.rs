@@ -137,13 +137,21 @@ pub fn draw(
         ctx.stroke_rect(x + 0.5, y + 0.5, width, p.height(n));
         ctx.set_text_align("left");
         ctx.set_fill_style_str(theme.fg);
+        // Narrow: a shorter title, with the round beside it.
+        let narrow = width < 170.0;
         ctx.set_font("600 12px ui-sans-serif, system-ui, sans-serif");
-        ctx.fill_text("Who has heard whom", x + 8.0, y + 12.0)?;
+        let title = if narrow {
+            "Heard of"
+        } else {
+            "Who has heard whom"
+        };
+        ctx.fill_text(title, x + 8.0, y + 12.0)?;
         ctx.set_font("10px ui-sans-serif, system-ui, sans-serif");
         ctx.set_fill_style_str(theme.muted);
         ctx.fill_text("row hears column", x + 8.0, y + 26.0)?;
         ctx.set_text_align("right");
-        ctx.fill_text(&format!("round {}", v.round), x + width - 6.0, y + 26.0)?;
+        let round_y = if narrow { y + 12.0 } else { y + 26.0 };
+        ctx.fill_text(&format!("round {}", v.round), x + width - 6.0, round_y)?;
     }
     let (gx, gy) = (x + 8.0 + p.labels, y + p.head());
     ctx.set_fill_style_str(theme.muted);

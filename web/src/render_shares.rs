@@ -1,7 +1,7 @@
 //! The ring shares a lesson compared (`shares VNODES`, the design notes' §2), drawn top left
 //! (top right while the storage panel is open): per node, one bar per comparison, as long as
 //! the node's share of the ring, the oldest comparison faint and the newest solid, and for
-//! each the largest share over the smallest. With one token per node the bars are ragged;
+//! each the largest share over the smallest (max/min). With one token per node the bars are ragged;
 //! with many they are nearly even.
 
 use crate::render::{Scene, Theme, Ui, label, node_color};
@@ -9,7 +9,10 @@ use crate::view::{RingShares, ViewModel};
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
 
-const WIDTH: f64 = 252.0;
+/// The panel's width on a canvas `width` wide.
+fn panel_width(width: f64) -> f64 {
+    (width * 0.3).clamp(192.0, 240.0)
+}
 const BAR: f64 = 6.0;
 
 /// Whether the comparison is drawn on a canvas `width` wide.
@@ -51,25 +54,30 @@ pub fn draw(
     let row = series.len() as f64 * (BAR + 2.0) + 6.0;
     let head = 22.0 + 13.0 * series.len() as f64;
     let h = head + nodes.len() as f64 * row + 6.0;
+    let width = panel_width(g.width);
     let x = if crate::render_lsm::shown(model, g.width) {
-        g.width - WIDTH - 8.0
+        g.width - width - 8.0
     } else {
         8.0
     };
     let y = 8.0;
     ctx.set_global_alpha(0.94);
     ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(x, y, WIDTH, h);
+    ctx.fill_rect(x, y, width, h);
     ctx.set_global_alpha(1.0);
     ctx.set_stroke_style_str(theme.muted);
     ctx.set_line_width(1.0);
-    ctx.stroke_rect(x + 0.5, y + 0.5, WIDTH, h);
+    ctx.stroke_rect(x + 0.5, y + 0.5, width, h);
     ctx.set_text_baseline("middle");
     ctx.set_text_align("left");
     ctx.set_fill_style_str(theme.fg);
     ctx.set_font("600 12px ui-sans-serif, system-ui, sans-serif");
     ctx.fill_text("Each node's share of the ring", x + 8.0, y + 12.0)?;
-    ctx.set_font("10px ui-sans-serif, system-ui, sans-serif");
+    ctx.set_font(if width >= 230.0 {
+        "10px ui-sans-serif, system-ui, sans-serif"
+    } else {
+        "9px ui-sans-serif, system-ui, sans-serif"
+    });
     for (i, s) in series.iter().enumerate() {
         let ly = y + 27.0 + 13.0 * i as f64;
         ctx.set_global_alpha(alpha(i, series.len()));
@@ -78,7 +86,7 @@ pub fn draw(
         ctx.set_global_alpha(1.0);
         ctx.set_fill_style_str(theme.fg);
         let text = format!(
-            "{} vnode{} per node: largest/smallest {}",
+            "{} vnode{} per node · max/min {}",
             s.vnodes,
             if s.vnodes == 1 { "" } else { "s" },
             show_spread(s)
@@ -90,7 +98,7 @@ pub fn draw(
         .flat_map(|s| s.shares.iter().map(|x| x.1))
         .fold(0.0_f64, f64::max)
         .max(f64::EPSILON);
-    let (bx, room) = (x + 30.0, WIDTH - 30.0 - 40.0);
+    let (bx, room) = (x + 30.0, width - 30.0 - 40.0);
     for (r, &id) in nodes.iter().enumerate() {
         let ry = y + head + r as f64 * row;
         ctx.set_text_align("right");
