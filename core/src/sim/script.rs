@@ -54,7 +54,7 @@ pub use describe::{
     describe_status, describe_stored, ring_shares,
 };
 
-pub use lesson::{Await, Lesson, LessonStep, Waiter, parse_lesson};
+pub use lesson::{Await, Lesson, LessonStep, Waiter, lesson_errors, parse_lesson};
 
 /// A script that could not run: the line and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,13 +167,17 @@ pub enum Command {
     Await(Await),
     /// `say TEXT`: a lesson's narration (not in the trace).
     Say(String),
-    /// `ask QUESTION | ANSWER`: asked before a lesson step runs (not in the trace).
+    /// `ask QUESTION | ANSWER`: asked before a lesson step runs (not in the trace). Without
+    /// `| ANSWER`, `choice` lines follow: the reader picks one.
     Ask {
         /// The question.
         question: String,
-        /// Its answer, shown on request.
+        /// Its answer, shown on request (empty: the question has choices).
         answer: String,
     },
+    /// `choice TEXT | WHY` (`choice* ...` for a right one): one answer to pick for the `ask`
+    /// just before, and why it is right or wrong (shown once picked).
+    Choice(Choice),
     /// `title TEXT`: a lesson's title.
     Title(String),
     /// `section TEXT`: the part of the design notes a lesson teaches.
@@ -191,6 +195,7 @@ impl Command {
             self,
             Command::Say(_)
                 | Command::Ask { .. }
+                | Command::Choice(_)
                 | Command::Title(_)
                 | Command::Section(_)
                 | Command::Names(_)
@@ -256,13 +261,27 @@ impl Command {
             "shares" => Command::Shares(num("shares", args.first().ok_or("shares VNODES")?)?),
             "await" => Command::Await(Await::parse(args)?),
             "say" if !args.is_empty() => Command::Say(rest()),
-            "ask" => {
+            "ask" if !args.is_empty() => {
                 let text = rest();
-                let (q, a) = text.split_once('|').ok_or("ask QUESTION | ANSWER")?;
+                let (q, a) = text.split_once('|').unwrap_or((&text, ""));
                 Command::Ask {
                     question: q.trim().to_string(),
                     answer: a.trim().to_string(),
                 }
+            }
+            "choice" | "choice*" => {
+                let text = rest();
+                let (t, why) = text
+                    .split_once('|')
+                    .ok_or("choice TEXT | WHY (choice* for a right answer)")?;
+                if t.trim().is_empty() || why.trim().is_empty() {
+                    return Err("choice TEXT | WHY: both are needed".to_string());
+                }
+                Command::Choice(Choice {
+                    text: t.trim().to_string(),
+                    right: *cmd == "choice*",
+                    why: why.trim().to_string(),
+                })
             }
             "title" if !args.is_empty() => Command::Title(rest()),
             "section" if !args.is_empty() => Command::Section(rest()),
@@ -275,6 +294,40 @@ impl Command {
             "watch" if args == ["gossip"] => Command::Watch("gossip".to_string()),
             other => return Err(format!("unknown command {other:?}")),
         })
+    }
+}
+
+/// One answer to a lesson's question (`choice TEXT | WHY`, `choice* ...` when right).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The answer as the reader sees it.
+    pub text: String,
+    /// Whether it is a right answer.
+    pub right: bool,
+    /// Why it is right or wrong, shown once the reader picked it.
+    pub why: String,
+}
+
+impl Command {
+    /// The nodes the command names (a lesson checks each exists when it runs).
+    pub fn nodes(&self) -> Vec<NodeId> {
+        match self {
+            Command::Client { node, .. }
+            | Command::Crash(node)
+            | Command::Restart(node)
+            | Command::Leave(node)
+            | Command::Load { node, .. }
+            | Command::Skew { node, .. }
+            | Command::Compact(node)
+            | Command::Lsm(node)
+            | Command::FullCopy(node) => vec![*node],
+            Command::Partition { a, b, .. } => a.iter().chain(b).copied().collect(),
+            Command::Await(Await::Message { from, to, .. }) => {
+                from.iter().chain(to.iter()).copied().collect()
+            }
+            Command::Await(Await::Event { node, .. }) => node.iter().copied().collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -705,6 +758,7 @@ impl Runner {
             }
             Command::Say(_)
             | Command::Ask { .. }
+            | Command::Choice(_)
             | Command::Title(_)
             | Command::Section(_)
             | Command::Names(_)

@@ -8,7 +8,7 @@
 //! is advanced until one holds ([`advance`]), and a lesson's division into steps
 //! ([`parse_lesson`]).
 
-use super::{Command, ScriptError, Step, parse_script};
+use super::{Choice, Command, ScriptError, Step, parse_script};
 use crate::NodeId;
 use crate::membership::GossipEvent;
 use crate::node::{NodeEvent, StoreId};
@@ -309,8 +309,10 @@ pub fn advance<D: MachineDisk>(sim: &mut Sim<D>, waiter: &mut Waiter, until_ms: 
 /// done, and the question asked before they run, if any.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LessonStep {
-    /// Asked before the step runs: the question and its answer.
+    /// Asked before the step runs: the question and its answer (empty when it has choices).
     pub ask: Option<(String, String)>,
+    /// The answers to pick from, if the question has choices (at least one right).
+    pub choices: Vec<Choice>,
     /// Commands and `await`s, in order.
     pub commands: Vec<Step>,
     /// The `say` lines, joined into one paragraph.
@@ -334,9 +336,66 @@ pub struct Lesson {
     pub steps: Vec<LessonStep>,
 }
 
+/// Whether a question's choices can be answered: two or more, one at least right.
+fn choices_ok(choices: &[Choice]) -> bool {
+    choices.len() >= 2 && choices.iter().any(|c| c.right)
+}
+
+/// The longest lesson file accepted (bytes).
+pub const LESSON_BYTES_MAX: usize = 64 * 1024;
+/// Errors [`lesson_errors`] reports at most.
+pub const LESSON_ERRORS_MAX: usize = 20;
+/// Choices a question may offer at most.
+pub const CHOICES_MAX: usize = 6;
+
+/// Every error of a lesson file, each with its line (at most [`LESSON_ERRORS_MAX`]): every
+/// line that does not parse, else the first error of the lesson as a whole (its structure,
+/// a node that does not exist). Empty: the lesson is good.
+pub fn lesson_errors(text: &str) -> Vec<ScriptError> {
+    if text.len() > LESSON_BYTES_MAX {
+        return vec![ScriptError {
+            line: 1,
+            message: format!(
+                "a lesson is at most {} KiB; this one has {} bytes",
+                LESSON_BYTES_MAX / 1024,
+                text.len()
+            ),
+        }];
+    }
+    let mut errors: Vec<ScriptError> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                return None;
+            }
+            Command::parse(line).err().map(|message| ScriptError {
+                line: i + 1,
+                message,
+            })
+        })
+        .take(LESSON_ERRORS_MAX)
+        .collect();
+    if errors.is_empty()
+        && let Err(e) = parse_lesson(text)
+    {
+        errors.push(e);
+    }
+    errors
+}
+
 /// Parses a lesson: a script whose first command is `cluster`, divided into steps at each
-/// block of `say` lines (a step ends with its prose). `ask` opens the next step.
+/// block of `say` lines (a step ends with its prose). `ask` opens the next step; `choice`
+/// lines right after it are its answers to pick from. Every node a command names must exist
+/// by then (the cluster's, or one that joined).
 pub fn parse_lesson(text: &str) -> Result<Lesson, ScriptError> {
+    if text.len() > LESSON_BYTES_MAX {
+        return Err(ScriptError {
+            line: 1,
+            message: format!("a lesson is at most {} KiB", LESSON_BYTES_MAX / 1024),
+        });
+    }
     let lines = parse_script(text)?;
     let err = |line: usize, message: &str| ScriptError {
         line,
@@ -353,17 +412,46 @@ pub fn parse_lesson(text: &str) -> Result<Lesson, ScriptError> {
     let mut cluster = false;
     let mut step = LessonStep {
         ask: None,
+        choices: Vec::new(),
         commands: Vec::new(),
         say: String::new(),
     };
     let mut in_say = false;
+    let mut nodes: BTreeSet<NodeId> = BTreeSet::new();
+    let mut ask_line = 0;
+    let check = |step: &LessonStep, ask_line: usize| match &step.ask {
+        Some((_, answer)) if answer.is_empty() && !choices_ok(&step.choices) => Err(err(
+            ask_line,
+            "an `ask` without `| ANSWER` needs two or more `choice` lines, one `choice*` (right)",
+        )),
+        _ => Ok(()),
+    };
     for line in lines {
+        for n in line.command.nodes() {
+            if !nodes.contains(&n) {
+                let known = if nodes.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+                    names.join(", ")
+                };
+                return Err(err(
+                    line.line,
+                    &format!("there is no node {n} here (the nodes: {known})"),
+                ));
+            }
+        }
+        if let Command::Join(n) = &line.command {
+            nodes.insert(*n);
+        }
         let is_say = matches!(line.command, Command::Say(_));
         if in_say && !is_say {
+            check(&step, ask_line)?;
             lesson.steps.push(std::mem::replace(
                 &mut step,
                 LessonStep {
                     ask: None,
+                    choices: Vec::new(),
                     commands: Vec::new(),
                     say: String::new(),
                 },
@@ -376,6 +464,7 @@ pub fn parse_lesson(text: &str) -> Result<Lesson, ScriptError> {
             Command::Names(n) => lesson.names = n,
             Command::Watch(w) => lesson.watch_gossip |= w == "gossip",
             Command::Cluster(c) if !cluster => {
+                nodes = (1..=c.nodes).map(NodeId).collect();
                 lesson.cluster = *c;
                 cluster = true;
             }
@@ -388,15 +477,34 @@ pub fn parse_lesson(text: &str) -> Result<Lesson, ScriptError> {
                 step.say.push_str(&s);
             }
             Command::Ask { question, answer } => {
-                if !step.commands.is_empty() {
+                if !step.commands.is_empty() || step.ask.is_some() {
                     return Err(err(line.line, "`ask` comes first in its step"));
                 }
                 step.ask = Some((question, answer));
+                ask_line = line.line;
             }
+            Command::Choice(c) => {
+                let open = step.ask.as_ref().is_some_and(|(_, a)| !a.is_empty());
+                if step.ask.is_none() || open || !step.commands.is_empty() {
+                    return Err(err(
+                        line.line,
+                        "`choice` lines come right after an `ask QUESTION` without `| ANSWER`",
+                    ));
+                }
+                if step.choices.len() == CHOICES_MAX {
+                    return Err(err(
+                        line.line,
+                        &format!("a question has at most {CHOICES_MAX} choices"),
+                    ));
+                }
+                step.choices.push(c);
+            }
+
             _ => step.commands.push(line),
         }
     }
     if in_say {
+        check(&step, ask_line)?;
         lesson.steps.push(step);
     } else if !step.commands.is_empty() || step.ask.is_some() {
         return Err(err(
@@ -413,6 +521,54 @@ pub fn parse_lesson(text: &str) -> Result<Lesson, ScriptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEAD: &str = "title T\nsection S\ncluster nodes=5 n=3 w=2 r=2 seed=1\n";
+
+    #[test]
+    fn a_question_with_choices_parses_and_bad_ones_name_their_line() {
+        let text = format!(
+            "{HEAD}say One.\nask What does this GET return?\nchoice Alice2 | No: R = 1 reads one replica.\n\
+             choice* Maybe Alice | Yes: R + W <= N.\nget n4 user123 r=1\nsay Two.\n"
+        );
+        let lesson = parse_lesson(&text).expect("parses");
+        let step = &lesson.steps[1];
+        assert_eq!(step.ask.as_ref().map(|a| a.0.as_str()), Some("What does this GET return?"));
+        assert_eq!(step.choices.len(), 2);
+        assert!(!step.choices[0].right && step.choices[1].right);
+        assert_eq!(step.choices[1].why, "Yes: R + W <= N.");
+        // No right choice: the `ask` line is named.
+        let bad = text.replace("choice* Maybe", "choice Maybe");
+        let e = parse_lesson(&bad).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("choice*"), "{e}");
+        // A choice without an ask, one without a reason.
+        let e = parse_lesson(&format!("{HEAD}choice A | B\nsay x\n")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert_eq!(
+            Command::parse("choice A").unwrap_err(),
+            "choice TEXT | WHY (choice* for a right answer)"
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number_and_absent_nodes_are_named() {
+        let text = format!("{HEAD}say One.\nfrobnicate n1\nput n1 k=v\nrun soon\nsay Two.\n");
+        let errors = lesson_errors(&text);
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![5, 7], "{errors:?}");
+        assert!(errors[0].message.contains("unknown command"), "{errors:?}");
+        let text = format!("{HEAD}say One.\ncrash n9\nsay Two.\n");
+        let errors = lesson_errors(&text);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 5);
+        assert!(errors[0].message.contains("no node n9"), "{errors:?}");
+        // A node that joined exists from its join on.
+        let text = format!("{HEAD}say One.\njoin n6\ncrash n6\nsay Two.\n");
+        assert_eq!(lesson_errors(&text), vec![]);
+        let huge = format!("{HEAD}{}", "say x\n".repeat(LESSON_BYTES_MAX / 6 + 1));
+        assert_eq!(lesson_errors(&huge).len(), 1);
+        assert!(parse_lesson(&huge).is_err());
+    }
 
     #[test]
     fn awaits_parse_and_bad_ones_are_explained() {
