@@ -59,6 +59,9 @@ pub struct ClusterOptions {
     /// A scenario's name (see `scenario::SCENARIOS`): its cluster line decides everything
     /// else, and the fields above are ignored.
     pub scenario: String,
+    /// A lesson's text (a teacher's file, at most `script::lesson::LESSON_BYTES_MAX` bytes):
+    /// its cluster line decides everything else, as a scenario's does.
+    pub lesson: String,
 }
 
 impl ClusterOptions {
@@ -67,6 +70,11 @@ impl ClusterOptions {
         if let Some(Ok(config)) = crate::scenario::find(&self.scenario).map(crate::scenario::config)
         {
             return config;
+        }
+        if !self.lesson.is_empty()
+            && let Ok(lesson) = ringstore_core::sim::script::parse_lesson(&self.lesson)
+        {
+            return lesson.cluster;
         }
         let mut config = SimConfig::default();
         let pick = |v: usize, default: usize| if v == 0 { default } else { v };
@@ -109,6 +117,13 @@ pub struct Cluster {
 impl Cluster {
     /// Builds a cluster; refuses quorums outside 1 ≤ W, R ≤ N ≤ nodes.
     pub fn new(options: &ClusterOptions) -> Result<Cluster, PageError> {
+        if !options.lesson.is_empty() {
+            let errors = ringstore_core::sim::script::lesson_errors(&options.lesson);
+            if !errors.is_empty() {
+                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                return Err(PageError(lines.join("\n")));
+            }
+        }
         let config = options.config();
         if config.w == 0 || config.r == 0 || config.w > config.n || config.r > config.n {
             return Err(PageError(format!(
@@ -133,7 +148,7 @@ impl Cluster {
         }
         let mut sim = Sim::with_disks(config, Box::new(|_, _, _| IdbDisk::new()))
             .map_err(|e| PageError(e.to_string()))?;
-        if !options.scenario.is_empty() {
+        if !options.scenario.is_empty() || !options.lesson.is_empty() {
             // As the golden scripts do: the story starts at t = 100 ms (the notes' ts=100).
             sim.run_for(ringstore_core::sim::script::START_MS);
         }

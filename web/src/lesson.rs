@@ -21,9 +21,8 @@
 //! checked after each, exactly as the golden runner does ([`script::lesson::advance`]), so a
 //! lesson stops where its trace says (`ts=100` on the page is `ts=100` in the golden file).
 
-use crate::scenario::Info;
 use ringstore_core::sim::log::SimEvent;
-use ringstore_core::sim::script::{self, Await, Command, Lesson, Waiter};
+use ringstore_core::sim::script::{self, Await, Choice, Command, Lesson, Waiter};
 use ringstore_core::sim::{MachineDisk, Sim};
 use ringstore_core::wire::MessageKind;
 use std::collections::BTreeMap;
@@ -76,8 +75,8 @@ enum Wait {
 /// A lesson being played. See the module docs.
 #[derive(Clone, Debug)]
 pub struct LessonPlay {
-    /// Which lesson.
-    pub info: &'static Info,
+    /// Which lesson: a built-in's name, or what the page calls a loaded one.
+    pub name: String,
     /// The lesson.
     pub lesson: Lesson,
     /// The step being run or read (0-based).
@@ -112,14 +111,16 @@ pub struct LessonPlay {
     pub note: Option<String>,
     /// A step's `await` whose event did not come (the narration may not match).
     pub missed: Option<String>,
+    /// The reader's answers to questions with choices: step → the choice picked.
+    pub picks: BTreeMap<usize, usize>,
 }
 
 impl LessonPlay {
     /// Starts `lesson` on a cluster already built from its `cluster` line, whose clock reads
     /// `now_ms` and whose log holds `logged` entries.
-    pub fn new(info: &'static Info, lesson: Lesson, now_ms: u64, logged: u64) -> LessonPlay {
+    pub fn new(name: &str, lesson: Lesson, now_ms: u64, logged: u64) -> LessonPlay {
         LessonPlay {
-            info,
+            name: name.to_string(),
             lesson,
             step: 0,
             cmd: 0,
@@ -141,6 +142,7 @@ impl LessonPlay {
             shares: Vec::new(),
             note: None,
             missed: None,
+            picks: BTreeMap::new(),
         }
     }
 
@@ -173,8 +175,57 @@ impl LessonPlay {
         }
     }
 
-    /// The reader asks for the next step.
+    /// The answers to pick from for the question shown now (empty: none, or an open one).
+    pub fn choices(&self) -> &[Choice] {
+        match self.phase {
+            Phase::Asking => self
+                .lesson
+                .steps
+                .get(self.step)
+                .map_or(&[], |s| s.choices.as_slice()),
+            _ => &[],
+        }
+    }
+
+    /// The answer the reader picked for this step's question, if it had choices: its index
+    /// and the choice (shown while the question is, and while the step runs and is read).
+    pub fn picked(&self) -> Option<(usize, &Choice)> {
+        let i = *self.picks.get(&self.step)?;
+        Some((i, self.lesson.steps.get(self.step)?.choices.get(i)?))
+    }
+
+    /// The reader picks answer `choice` to the question shown; `false` if there is no such
+    /// choice or the question was answered already (the first answer counts).
+    pub fn choose(&mut self, choice: usize) -> bool {
+        if choice >= self.choices().len() || self.picks.contains_key(&self.step) {
+            return false;
+        }
+        self.picks.insert(self.step, choice);
+        true
+    }
+
+    /// Questions with choices answered right, and how many the lesson asks.
+    pub fn score(&self) -> (usize, usize) {
+        let asked = self.lesson.steps.iter().filter(|s| !s.choices.is_empty());
+        let right = self
+            .picks
+            .iter()
+            .filter(|(step, pick)| {
+                self.lesson
+                    .steps
+                    .get(**step)
+                    .and_then(|s| s.choices.get(**pick))
+                    .is_some_and(|c| c.right)
+            })
+            .count();
+        (right, asked.count())
+    }
+
+    /// The reader asks for the next step. A question with choices waits for an answer.
     pub fn next(&mut self, real_ms: f64) {
+        if !self.choices().is_empty() && !self.picks.contains_key(&self.step) {
+            return;
+        }
         match self.phase {
             Phase::Reading => {
                 if self.step + 1 >= self.lesson.steps.len() {
@@ -550,7 +601,7 @@ mod tests {
         let info = scenario::find(name).unwrap();
         let lesson = scenario::lesson(info).unwrap();
         let sim = script::start_cluster(lesson.cluster.clone()).unwrap();
-        let play = LessonPlay::new(info, lesson, sim.now().0, sim.log().total());
+        let play = LessonPlay::new(info.name, lesson, sim.now().0, sim.log().total());
         (sim, play)
     }
 
@@ -562,6 +613,50 @@ mod tests {
             real += 16.0;
         }
         real
+    }
+
+    /// A teacher's lesson with one question with choices (R = 1 may read the stale replica).
+    const AUTHORED: &str = "title R = 1\nsection §4\n\
+        cluster nodes=5 n=3 w=2 r=1 seed=1 layout=notes latency=2..4 tail=0\n\
+        put n2 user123=Alice\nsay Alice is on C, D and E.\n\
+        ask D missed the next write. What does a GET at R = 1 through D return?\n\
+        choice Always the new value | No: R = 1 waits for one answer, maybe D's own.\n\
+        choice* Maybe the old value | Yes: R + W = 3 is not over N = 3.\n\
+        get n4 user123 r=1\nsay It returned what D had.\n";
+
+    #[test]
+    fn a_question_with_choices_waits_for_an_answer_and_keeps_the_score() {
+        let lesson = script::parse_lesson(AUTHORED).expect("a good lesson");
+        let mut sim = script::start_cluster(lesson.cluster.clone()).unwrap();
+        let mut play = LessonPlay::new("mine", lesson, sim.now().0, sim.log().total());
+        let mut real = until_waiting(&mut sim, &mut play, 0.0);
+        assert_eq!(play.score(), (0, 1));
+        play.next(real);
+        assert_eq!(play.phase, Phase::Asking);
+        assert_eq!(play.choices().len(), 2);
+        // Next does nothing until the reader answers, even with auto-play.
+        play.autoplay = true;
+        for _ in 0..2_000 {
+            play.frame(&mut sim, real, || 0.0);
+            real += 16.0;
+        }
+        play.next(real);
+        assert_eq!(play.phase, Phase::Asking);
+        assert!(!play.choose(2), "no third choice");
+        assert!(play.choose(1));
+        assert!(!play.choose(0), "the first answer counts");
+        let (i, c) = play.picked().expect("picked");
+        assert!(i == 1 && c.right && c.why.starts_with("Yes"));
+        play.autoplay = false;
+        play.next(real);
+        assert_eq!(play.phase, Phase::Running);
+        until_waiting(&mut sim, &mut play, real);
+        assert_eq!(play.phase, Phase::Reading);
+        assert!(
+            play.picked().is_some(),
+            "the answer stays while the step is read"
+        );
+        assert_eq!(play.score(), (1, 1));
     }
 
     #[test]
@@ -654,7 +749,7 @@ mod checker_tests {
         let info = scenario::find("stale_read_r1").unwrap();
         let lesson = scenario::lesson(info).unwrap();
         let mut sim = script::start_cluster(lesson.cluster.clone()).unwrap();
-        let mut play = LessonPlay::new(info, lesson, sim.now().0, sim.log().total());
+        let mut play = LessonPlay::new(info.name, lesson, sim.now().0, sim.log().total());
         play.hop_real_ms = 1.0;
         let mut real = 0.0;
         while play.phase != Phase::Done && real < 10_000_000.0 {

@@ -4,6 +4,7 @@
 use crate::app::View;
 use crate::lesson::{LessonPlay, Phase};
 use crate::{Cluster, page_error, scenario, to_js};
+use ringstore_core::sim::script;
 use serde::Serialize;
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
@@ -15,6 +16,33 @@ impl View {
         let info = scenario::find(name).ok_or_else(|| JsError::new("no such lesson"))?;
         let lesson =
             scenario::lesson(info).map_err(|e| page_error(crate::cluster::PageError(e)))?;
+        self.play(cluster, info.name, lesson);
+        Ok(())
+    }
+
+    /// Starts a lesson from its text (a teacher's file), called `name` on the page, on
+    /// `cluster` (which must have been built from it: `new Cluster({lesson: text})`). A bad
+    /// lesson is refused with its errors, one per line (`line N: ...`).
+    #[wasm_bindgen(js_name = startLesson)]
+    pub fn start_lesson(
+        &mut self,
+        cluster: &Cluster,
+        name: &str,
+        text: &str,
+    ) -> Result<(), JsError> {
+        let lesson = script::parse_lesson(text).map_err(|_| {
+            let errors: Vec<String> = script::lesson_errors(text)
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+            JsError::new(&errors.join("\n"))
+        })?;
+        let name: String = name.chars().take(80).collect();
+        self.play(cluster, &name, lesson);
+        Ok(())
+    }
+
+    fn play(&mut self, cluster: &Cluster, name: &str, lesson: script::Lesson) {
         self.attach(cluster);
         let sim = cluster.inner.sim();
         self.ui.subtitle.clear();
@@ -24,11 +52,17 @@ impl View {
             .map(|(id, n)| (id.0, n.clone()))
             .collect();
         let hop = self.lesson.as_ref().map(|l| l.hop_real_ms);
-        let mut play = LessonPlay::new(info, lesson, sim.now().0, sim.log().total());
+        let mut play = LessonPlay::new(name, lesson, sim.now().0, sim.log().total());
         play.hop_real_ms = hop.unwrap_or(self.hop_real_ms);
         play.autoplay = self.autoplay;
         self.lesson = Some(play);
-        Ok(())
+    }
+
+    /// The reader picks answer `choice` (0-based) to the question shown; `false` if there is
+    /// no such choice or it was answered already.
+    #[wasm_bindgen(js_name = chooseAnswer)]
+    pub fn choose_answer(&mut self, choice: usize) -> bool {
+        self.lesson.as_mut().is_some_and(|p| p.choose(choice))
     }
 
     /// Stops the lesson (the cluster stays as it is, in free play).
@@ -84,8 +118,11 @@ impl View {
     }
 
     /// What the narration panel shows: `{name, title, section, step, total, phase, say, ask:
-    /// {question, answer}?, script: [[class, text]] from index `from`, scriptTotal, note,
-    /// offScript, autoplay, missed}`; `undefined` with no lesson.
+    /// {question, answer}?, choices: [text], picked: {index, right, why}?, score: {right,
+    /// asked}, script: [[class, text]] from index `from`, scriptTotal, note, offScript,
+    /// autoplay, missed}` (`choices`: the answers to pick from while a question with choices
+    /// is shown; `picked`: the reader's answer to this step's question; `score`: questions
+    /// with choices answered right, of those the lesson asks); `undefined` with no lesson.
     #[wasm_bindgen(js_name = scenarioState)]
     pub fn scenario_state(&self, from: usize) -> Result<JsValue, JsError> {
         let Some(p) = &self.lesson else {
@@ -95,6 +132,17 @@ impl View {
         struct Ask<'a> {
             question: &'a str,
             answer: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Picked<'a> {
+            index: usize,
+            right: bool,
+            why: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Score {
+            right: usize,
+            asked: usize,
         }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -107,6 +155,9 @@ impl View {
             phase: &'static str,
             say: &'a str,
             ask: Option<Ask<'a>>,
+            choices: Vec<&'a str>,
+            picked: Option<Picked<'a>>,
+            score: Score,
             script: &'a [(String, String)],
             script_total: usize,
             note: Option<&'a str>,
@@ -115,7 +166,7 @@ impl View {
             missed: Option<&'a str>,
         }
         to_js(&Out {
-            name: p.info.name,
+            name: &p.name,
             title: &p.lesson.title,
             section: &p.lesson.section,
             step: (p.step + 1).min(p.lesson.steps.len()),
@@ -126,6 +177,16 @@ impl View {
                 question: q,
                 answer: a,
             }),
+            choices: p.choices().iter().map(|c| c.text.as_str()).collect(),
+            picked: p.picked().map(|(index, c)| Picked {
+                index,
+                right: c.right,
+                why: &c.why,
+            }),
+            score: {
+                let (right, asked) = p.score();
+                Score { right, asked }
+            },
             script: p.script.get(from..).unwrap_or(&[]),
             script_total: p.script.len(),
             note: p.note.as_deref(),

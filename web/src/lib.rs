@@ -60,6 +60,25 @@ pub fn run_script(text: &str) -> Result<String, JsError> {
     ringstore_core::sim::script::run_script(text).map_err(|e| JsError::new(&e.to_string()))
 }
 
+/// A lesson file's errors, `[{line, message}]` (empty: it is a good lesson), for the page
+/// to show before it tries to play one (see `docs/LESSONS.md`).
+#[wasm_bindgen(js_name = checkLesson)]
+pub fn check_lesson(text: &str) -> Result<JsValue, JsError> {
+    #[derive(serde::Serialize)]
+    struct LineError {
+        line: usize,
+        message: String,
+    }
+    let errors: Vec<LineError> = ringstore_core::sim::script::lesson_errors(text)
+        .into_iter()
+        .map(|e| LineError {
+            line: e.line,
+            message: e.message,
+        })
+        .collect();
+    to_js(&errors)
+}
+
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
     serde_wasm_bindgen::to_value(value).map_err(|e| JsError::new(&e.to_string()))
 }

@@ -532,7 +532,10 @@ mod tests {
         );
         let lesson = parse_lesson(&text).expect("parses");
         let step = &lesson.steps[1];
-        assert_eq!(step.ask.as_ref().map(|a| a.0.as_str()), Some("What does this GET return?"));
+        assert_eq!(
+            step.ask.as_ref().map(|a| a.0.as_str()),
+            Some("What does this GET return?")
+        );
         assert_eq!(step.choices.len(), 2);
         assert!(!step.choices[0].right && step.choices[1].right);
         assert_eq!(step.choices[1].why, "Yes: R + W <= N.");
