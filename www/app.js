@@ -8,9 +8,10 @@
 // layout after writing (the log's "stuck to the bottom" comes from its scroll events); and
 // the event log's lines go into the DOM only while the log is on screen (an
 // IntersectionObserver), kept as data otherwise.
-import init, { View, parseQuery, toQuery, scenarios, version } from './pkg/ringstore_web.js';
+import init, { View, parseQuery, toQuery, scenarios, version, checkLesson } from './pkg/ringstore_web.js';
 import { Cluster, DB_NAME, openCluster, persistCluster, resetCluster, persistent } from './cluster.js';
 import { initLive, liveQuery, autoLive, liveFrame } from './live.js';
+import { lessonQuery, fetchLesson, encodeLesson, decodeLesson, lessonName, LINK_CODE_MAX } from './authored.js';
 
 const $ = (id) => document.getElementById(id);
 const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
@@ -46,6 +47,7 @@ const state = {
   logVisible: true,  // the log list is on screen (IntersectionObserver)
   logStuck: true,    // the log is scrolled to its bottom (its scroll events)
   nodeShown: '',     // what the node panel shows, to rebuild it only when that changes
+  authored: null,    // a teacher's lesson being played: {name, text, url, code}
 };
 window.ringstore = state; // for the browser test and for curious users
 
@@ -76,10 +78,11 @@ function warn(lines, title = 'Some settings in the link were not valid, so defau
 // The reader changed a lesson's run: its narration no longer applies (the page says so and
 // offers to restart the lesson).
 function offScript(what) {
-  if (state.settings?.scenario && state.view) state.view.offScript(what);
+  if ((state.settings?.scenario || state.authored) && state.view) state.view.offScript(what);
 }
 
 function clusterOptions(s) {
+  if (state.authored) return { lesson: state.authored.text };
   if (s.scenario) return { scenario: s.scenario };
   return { seed: s.seed, nodes: s.nodes, n: s.n, w: s.w, r: s.r, vnodes: s.vnodes,
     gossip: s.gossip, sync: s.sync };
@@ -90,16 +93,18 @@ async function build() {
   const s = state.settings;
   try {
     const options = clusterOptions(s);
-    const cluster = s.scenario ? new Cluster(options) : await openCluster(DB_NAME, options);
+    const lesson = s.scenario || state.authored;
+    const cluster = lesson ? new Cluster(options) : await openCluster(DB_NAME, options);
     if (state.cluster) state.cluster.free();
     state.cluster = cluster;
-    if (!s.scenario) {
+    if (!lesson) {
       cluster.setNetwork({ latencyMin: s.latency_min, latencyMax: s.latency_max, lossPct: s.loss });
       cluster.setWorkload({ rate: s.rate, readPct: s.reads, keys: s.keys });
     }
     state.view.attach(cluster);
-    if (s.scenario) {
-      state.view.startScenario(cluster, s.scenario);
+    if (lesson) {
+      if (state.authored) state.view.startLesson(cluster, state.authored.name, state.authored.text);
+      else state.view.startScenario(cluster, s.scenario);
       state.captionShown = 0;
       $('caption-lines').innerHTML = '';
       renderCaption();
@@ -118,6 +123,7 @@ async function build() {
     syncControls();
   } catch (e) {
     warn([`could not build the cluster (${e.message || e}); using the defaults`]);
+    state.authored = null;
     state.settings = parseQuery('').settings;
     if (!state.cluster) state.cluster = new Cluster(clusterOptions(state.settings));
     state.view.attach(state.cluster);
@@ -127,8 +133,16 @@ async function build() {
   updateUrl();
 }
 
+// The link's lesson parameter for a teacher's lesson: its URL, else its text (small ones).
+function authoredParam() {
+  const a = state.authored;
+  if (!a) return '';
+  if (a.url) return `lesson=${encodeURIComponent(a.url)}`;
+  return a.code && a.code.length <= LINK_CODE_MAX ? `lesson-text=${a.code}` : '';
+}
+
 function updateUrl() {
-  const q = [toQuery(state.settings), state.forceSim ? 'mode=sim' : ''].filter(Boolean).join('&');
+  const q = [toQuery(state.settings), authoredParam(), state.forceSim ? 'mode=sim' : ''].filter(Boolean).join('&');
   const url = location.pathname + (q ? `?${q}` : '');
   history.replaceState(null, '', url);
   $('open-full').href = url.replace(/([?&])embed=1&?/, '$1').replace(/[?&]$/, '');
@@ -150,8 +164,8 @@ function syncControls() {
   $('wl-rate').value = s.rate; $('rate-out').textContent = `${s.rate} ops/s`;
   $('wl-reads').value = s.reads; $('reads-out').textContent = `${s.reads}%`;
   $('wl-keys').value = s.keys; $('keys-out').textContent = `${s.keys}`;
-  $('scenario').value = s.scenario || '';
-  const inScenario = !!s.scenario;
+  $('scenario').value = state.authored ? '__own' : (s.scenario || '');
+  const inScenario = !!s.scenario || !!state.authored;
   for (const id of ['workload-card', 'cluster-card']) $(id).classList.toggle('muted', inScenario);
 }
 
@@ -474,12 +488,40 @@ function renderCaption() {
     setText($('ask-q'), q);
     setText($('ask-a'), s.ask ? s.ask.answer : '');
     $('ask-a').hidden = true;
-    $('ask-show').hidden = false;
+    $('ask-show').hidden = !s.ask || !s.ask.answer;
+    const box = $('ask-choices');
+    box.innerHTML = '';
+    box.hidden = !s.choices.length;
+    s.choices.forEach((text, i) => {
+      const b = document.createElement('button');
+      b.className = 'choice';
+      b.textContent = text;
+      b.onclick = () => { if (state.view.chooseAnswer(i)) renderCaption(); };
+      box.append(b);
+    });
   }
+  // The reader's answer, and why it is right or wrong, from the pick until the next step.
+  const picked = s.picked;
+  const why = $('ask-why');
+  why.hidden = !picked;
+  if (picked) {
+    setText(why, `${picked.right ? 'Right.' : 'Not quite.'} ${picked.why}`);
+    why.classList.toggle('right', picked.right);
+    ask.hidden = false;
+    for (const [i, b] of [...$('ask-choices').children].entries()) {
+      b.disabled = true;
+      b.classList.toggle('picked', i === picked.index);
+    }
+  } else if (!s.ask) {
+    ask.hidden = true;
+  }
+  const score = $('caption-score');
+  score.hidden = !(s.phase === 'done' && s.score.asked > 0);
+  if (!score.hidden) setText(score, `You answered ${s.score.right} of ${s.score.asked} question${s.score.asked === 1 ? '' : 's'} right.`);
   $('caption-off').hidden = !s.offScript;
   if (s.offScript) setText($('off-why'), s.offScript);
   const next = $('caption-next');
-  next.disabled = s.phase === 'running' || s.phase === 'done' || !!s.offScript;
+  next.disabled = s.phase === 'running' || s.phase === 'done' || !!s.offScript || (s.choices.length > 0 && !picked);
   const label = s.phase === 'running' ? 'Playing…' : s.phase === 'asking' ? 'Play this step' : s.phase === 'done' ? 'The end' : 'Next';
   if (next.dataset.label !== label) { next.dataset.label = label; next.innerHTML = `${label}${s.phase === 'reading' || s.phase === 'asking' ? ' <kbd>→</kbd>' : ''}`; }
   $('caption-auto').checked = s.autoplay;
@@ -635,11 +677,16 @@ function wire() {
     state.settings = parsed.settings;
     build();
   };
-  $('scenario').onchange = () => startScenario($('scenario').value);
+  $('scenario').onchange = () => {
+    const v = $('scenario').value;
+    if (v === '__own') { openOwnLesson(); return; }
+    startScenario(v);
+  };
+  wireOwnLesson();
   $('caption-next').onclick = nextStep;
   $('caption-stop').onclick = () => startScenario('');
-  $('caption-again').onclick = () => startScenario(state.settings.scenario);
-  $('caption-restart').onclick = () => startScenario(state.settings.scenario);
+  $('caption-again').onclick = restartLesson;
+  $('caption-restart').onclick = restartLesson;
   $('caption-auto').onchange = () => { state.view.setAutoPlay($('caption-auto').checked); };
   $('caption-script').onclick = () => {
     const lines = $('caption-lines');
@@ -693,6 +740,9 @@ function toggleAnomalies(kind) {
 }
 
 async function copyLink() {
+  if (state.authored && !authoredParam()) {
+    warn(['this lesson is too long to travel inside a link: put the file on a web host and share this page with ?lesson=URL'], 'The link does not carry your lesson:');
+  }
   const url = location.href;
   try { await navigator.clipboard.writeText(url); flash($('copy-link'), 'Copied'); }
   catch { prompt('Copy this link:', url); }
@@ -705,10 +755,104 @@ function flash(btn, text) {
 }
 
 function startScenario(name) {
+  state.authored = null;
   state.settings.scenario = name;
   state.captionShown = 0;
   $('caption-lines').innerHTML = '';
   build();
+}
+
+function restartLesson() {
+  if (state.authored) {
+    state.captionShown = 0;
+    $('caption-lines').innerHTML = '';
+    build();
+  } else startScenario(state.settings.scenario);
+}
+
+// ---- lessons written by teachers (authored.js) ------------------------------------------
+
+// Checks a lesson's text: its errors as lines (`line 4: unknown command "frobnicate"`).
+function lessonErrors(text) {
+  return checkLesson(text).map((e) => `line ${e.line}: ${e.message}`);
+}
+
+// Plays a teacher's lesson (already checked); `url` when it came from one.
+async function playOwn(text, url) {
+  let code = '';
+  if (!url) {
+    try { code = await encodeLesson(text); } catch { code = ''; }
+  }
+  state.authored = { name: lessonName(url, text), text, url, code };
+  state.settings.scenario = '';
+  state.captionShown = 0;
+  $('caption-lines').innerHTML = '';
+  await build();
+  syncControls();
+}
+
+// `?lesson=URL` or `?lesson-text=CODE`: load, check, and play it, or say why not.
+async function loadOwnFromLink(own) {
+  const where = own.url ? `The lesson at ${own.url}` : 'The lesson in the link';
+  let text;
+  try {
+    text = own.url ? await fetchLesson(own.url) : await decodeLesson(own.code);
+  } catch (e) {
+    warn([e.message || String(e)], `${where} could not be loaded:`);
+    return;
+  }
+  const errors = lessonErrors(text);
+  if (errors.length) { warn(errors, `${where} has errors:`); return; }
+  state.authored = { name: lessonName(own.url, text), text, url: own.url, code: own.code };
+  state.settings.scenario = '';
+}
+
+function openOwnLesson(text) {
+  const d = $('own-lesson');
+  if (text != null) $('own-text').value = text;
+  $('own-errors').hidden = true;
+  if (!d.open) d.showModal();
+  syncControls();
+}
+
+async function tryOwn(text) {
+  const errors = lessonErrors(text);
+  const list = $('own-errors');
+  list.innerHTML = '';
+  list.hidden = !errors.length;
+  for (const e of errors) { const li = document.createElement('li'); li.textContent = e; list.append(li); }
+  if (errors.length) return;
+  $('own-lesson').close();
+  await playOwn(text, '');
+}
+
+async function readFile(file) {
+  if (file.size > 64 * 1024) return null;
+  return file.text();
+}
+
+function wireOwnLesson() {
+  $('own-play').onclick = () => tryOwn($('own-text').value);
+  $('own-close').onclick = () => { $('own-lesson').close(); syncControls(); };
+  $('own-file').onchange = async () => {
+    const f = $('own-file').files[0];
+    if (!f) return;
+    const text = await readFile(f);
+    if (text == null) { openOwnLesson(''); $('own-errors').hidden = false; $('own-errors').innerHTML = '<li>the file is over 64 KiB: a lesson is smaller</li>'; return; }
+    $('own-text').value = text;
+    tryOwn(text);
+  };
+  // A lesson file dropped anywhere on the page.
+  document.addEventListener('dragover', (e) => { if (e.dataTransfer?.types.includes('Files')) e.preventDefault(); });
+  document.addEventListener('drop', async (e) => {
+    const f = e.dataTransfer?.files?.[0];
+    if (!f) return;
+    e.preventDefault();
+    const text = await readFile(f);
+    openOwnLesson(text ?? '');
+    if (text != null) tryOwn(text);
+    else { $('own-errors').hidden = false; $('own-errors').innerHTML = '<li>the file is over 64 KiB: a lesson is smaller</li>'; }
+  });
 }
 
 function nextStep() {
@@ -746,7 +890,7 @@ function onKey(e) {
       if ($('help').open) return;
       if (state.followed >= 0) follow(-1);
       else if (state.selected) select(0);
-      else if (state.settings.scenario) startScenario('');
+      else if (state.settings.scenario || state.authored) startScenario('');
     },
   }[k.length === 1 ? k.toLowerCase() : k];
   if (act) { e.preventDefault(); act(); return; }
@@ -769,7 +913,8 @@ async function main() {
     return;
   }
   const lq = liveQuery(location.search);
-  const parsed = parseQuery(lq.query);
+  const own = lessonQuery(lq.query);
+  const parsed = parseQuery(own.query);
   state.settings = parsed.settings;
   warn(parsed.warnings);
   if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; $('caption-open').hidden = false; }
@@ -789,6 +934,7 @@ async function main() {
   wire();
   initLive(liveHooks());
   resize();
+  if (own.url || own.code) await loadOwnFromLink(own);
   if (!(await autoLive(lq))) await build();
   state.ready = true;
   state.persistent = persistent;
