@@ -59,6 +59,16 @@ async function open(query, width, height) {
 const lessonState = (page) => page.evaluate(() => window.ringstore.view.scenarioState(0));
 const waiting = (page) => page.waitForFunction(() => window.ringstore.view.lessonWaiting() || window.ringstore.view.scenarioState(0)?.phase === 'done', null, { timeout: 60_000 });
 
+// The reader's → : a question with choices is answered first (with its first choice: any
+// answer lets the lesson go on; authored.test.mjs checks the answers themselves).
+async function turnPage(p) {
+  await p.evaluate(() => {
+    const s = window.ringstore.view.scenarioState(0);
+    if (s?.phase === 'asking' && s.choices.length && !s.picked) window.ringstore.view.chooseAnswer(0);
+  });
+  await p.keyboard.press('ArrowRight');
+}
+
 // Whether the element is wholly inside the viewport.
 async function onScreen(page, selector) {
   return page.evaluate((sel) => {
@@ -95,7 +105,7 @@ test('every lesson waits for the reader and shows each step\'s narration on scre
         }
       }
       if (s.phase === 'asking') assert.ok(await onScreen(p, '#caption-ask'), `${name}: the question is on screen`);
-      await p.keyboard.press('ArrowRight');
+      await turnPage(p);
       await waiting(p);
       s = await lessonState(p);
     }
@@ -111,7 +121,7 @@ test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a
   const at = async (step) => {
     let s = await lessonState(p);
     while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
-      await p.keyboard.press('ArrowRight');
+      await turnPage(p);
       await waiting(p);
       s = await lessonState(p);
     }
@@ -147,7 +157,7 @@ test('the Merkle lesson draws both trees down to the one leaf that differs', asy
   let s = await lessonState(p);
   // Step 5: D's session with a replica reached the leaf and D received the key it missed.
   while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
-    await p.keyboard.press('ArrowRight');
+    await turnPage(p);
     await waiting(p);
     s = await lessonState(p);
   }
@@ -174,7 +184,7 @@ test('the gossip lesson draws who has heard whom: news fills the grid in rounds,
   const toStep = async (step) => {
     let s = await lessonState(p);
     while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
-      await p.keyboard.press('ArrowRight');
+      await turnPage(p);
       await waiting(p);
       s = await lessonState(p);
     }
@@ -203,7 +213,7 @@ test('a join is drawn with the ranges it pulls and the keys it moved, then the r
   let s = await lessonState(p);
   // Step 4: n6 joined and pulled its ranges.
   while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
-    await p.keyboard.press('ArrowRight');
+    await turnPage(p);
     await waiting(p);
     s = await lessonState(p);
   }
@@ -216,7 +226,7 @@ test('a join is drawn with the ranges it pulls and the keys it moved, then the r
   assert.deepEqual(m.streams, [true, true, true], 'three ranges, every one done');
   // Step 5: the ring shares with 1 and 16 vnodes per node, drawn as bars.
   while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
-    await p.keyboard.press('ArrowRight');
+    await turnPage(p);
     await waiting(p);
     s = await lessonState(p);
   }
@@ -235,7 +245,7 @@ test('the picture marks the stale replica', async () => {
   let s = await lessonState(p);
   // Step 4: the partition healed, and nothing has repaired D or E yet.
   while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
-    await p.keyboard.press('ArrowRight');
+    await turnPage(p);
     await waiting(p);
     s = await lessonState(p);
   }
@@ -247,7 +257,7 @@ test('the picture marks the stale replica', async () => {
   assert.ok(cells.some((c) => c.node === 3 && !c.stale && c.value === 'Bob'), JSON.stringify(cells));
   // Played to its end, the checker lists D's read as a stale read that R + W ≤ N allows.
   while (s.phase !== 'done') {
-    await p.keyboard.press('ArrowRight');
+    await turnPage(p);
     await waiting(p);
     s = await lessonState(p);
   }
@@ -265,7 +275,7 @@ test('a hint is drawn while held, and the lesson goes off script when the reader
   const p = await open('?scenario=hinted_handoff', 1400, 860);
   let s = await lessonState(p);
   while (!(s.phase === 'reading' && s.step === 5)) {
-    await p.keyboard.press('ArrowRight');
+    await turnPage(p);
     await waiting(p);
     s = await lessonState(p);
   }

@@ -725,6 +725,10 @@ mod tests {
                 );
                 play.next(real);
                 if play.phase == Phase::Asking {
+                    // A question with choices: the right answer.
+                    if let Some(right) = play.choices().iter().position(|c| c.right) {
+                        assert!(play.choose(right), "{}", info.name);
+                    }
                     play.next(real);
                 }
                 steps += 1;
@@ -732,6 +736,8 @@ mod tests {
             assert_eq!(play.phase, Phase::Done, "{}", info.name);
             assert_eq!(steps, play.lesson.steps.len(), "{}", info.name);
             assert!(play.missed.is_none(), "{}: {:?}", info.name, play.missed);
+            let (right, asked) = play.score();
+            assert_eq!(right, asked, "{}", info.name);
         }
     }
 }
@@ -757,8 +763,12 @@ mod checker_tests {
                 play.frame(&mut sim, real, || 0.0);
                 real += 16.0;
             }
+            if let Some(right) = play.choices().iter().position(|c| c.right) {
+                play.choose(right);
+            }
             play.next(real);
         }
+        assert_eq!(play.phase, Phase::Done);
         let view = crate::page::checker(&sim);
         assert_eq!(view.stale_reads, 1, "{view:?}");
         assert_eq!(view.strict_violations, 0, "{view:?}");
