@@ -520,6 +520,7 @@ function renderCaption() {
   if (!score.hidden) setText(score, `You answered ${s.score.right} of ${s.score.asked} question${s.score.asked === 1 ? '' : 's'} right.`);
   $('caption-off').hidden = !s.offScript;
   if (s.offScript) setText($('off-why'), s.offScript);
+  $('caption-back').disabled = s.step <= 1 && s.phase !== 'done';
   const next = $('caption-next');
   next.disabled = s.phase === 'running' || s.phase === 'done' || !!s.offScript || (s.choices.length > 0 && !picked);
   const label = s.phase === 'running' ? 'Playing…' : s.phase === 'asking' ? 'Play this step' : s.phase === 'done' ? 'The end' : 'Next';
@@ -686,6 +687,7 @@ function wire() {
   $('caption-next').onclick = nextStep;
   $('caption-stop').onclick = () => startScenario('');
   $('caption-again').onclick = restartLesson;
+  $('caption-back').onclick = stepBack;
   $('caption-restart').onclick = restartLesson;
   $('caption-auto').onchange = () => { state.view.setAutoPlay($('caption-auto').checked); };
   $('caption-script').onclick = () => {
@@ -760,6 +762,29 @@ function startScenario(name) {
   state.captionShown = 0;
   $('caption-lines').innerHTML = '';
   build();
+}
+
+// Back one page of the lesson (←): the cluster is rebuilt from the lesson and played at once
+// to the prose before the one shown; the simulator is deterministic, so it is exactly as it
+// was then.
+function stepBack() {
+  if (!state.view.scenarioState(0) || state.building) return;
+  let fresh;
+  try { fresh = new Cluster(clusterOptions(state.settings)); } catch (e) { warn([`${e.message || e}`], 'Could not go back:'); return; }
+  if (!state.view.lessonBack(fresh)) { fresh.free(); return; }
+  state.cluster?.free();
+  state.cluster = fresh;
+  state.captionShown = 0;
+  $('caption-lines').innerHTML = '';
+  state.results = [];
+  $('results').innerHTML = '';
+  state.logSeq = 0;
+  state.logLines = [];
+  $('log').innerHTML = '';
+  follow(-1);
+  select(0);
+  fillNodeLists();
+  renderCaption();
 }
 
 function restartLesson() {
@@ -885,6 +910,7 @@ function onKey(e) {
     's': () => $('scenario').focus(),
     'c': copyLink,
     'ArrowRight': nextStep,
+    'ArrowLeft': stepBack,
     '?': () => $('help').showModal(),
     'Escape': () => {
       if ($('help').open) return;

@@ -293,6 +293,47 @@ test('a hint is drawn while held, and the lesson goes off script when the reader
   await p.close();
 });
 
+test('back one step, then forward, returns to the identical picture and event log', async () => {
+  const p = await open('?embed=1&scenario=put_get_design_notes', 900, 600);
+  const toStep = async (step) => {
+    let s = await lessonState(p);
+    while (!(s.phase === 'reading' && s.step === step)) {
+      assert.notEqual(s.phase, 'done');
+      await turnPage(p);
+      await waiting(p);
+      s = await lessonState(p);
+    }
+  };
+  // The picture once its short animations (flashes) are over.
+  const picture = async () => {
+    await p.waitForTimeout(1_500);
+    return p.evaluate(() => ({
+      canvas: document.getElementById('canvas').toDataURL(),
+      log: window.ringstore.cluster.logHash(),
+      now: window.ringstore.cluster.now(),
+    }));
+  };
+  await toStep(5);
+  const ahead = await picture();
+  await p.keyboard.press('ArrowLeft');
+  let s = await lessonState(p);
+  assert.equal(s.phase, 'reading');
+  assert.equal(s.step, 4, 'back to step 4');
+  const back = await picture();
+  assert.ok(back.now < ahead.now, `the clock went back: ${back.now} < ${ahead.now}`);
+  assert.notEqual(back.log, ahead.log);
+  await turnPage(p);
+  await waiting(p);
+  s = await lessonState(p);
+  assert.equal(s.step, 5);
+  const again = await picture();
+  assert.equal(again.log, ahead.log, 'the same event log');
+  assert.equal(again.now, ahead.now);
+  assert.ok(again.canvas === ahead.canvas, 'the same picture');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
 test('the embed fits at 900×600 and 640×480, and a phone does not scroll sideways', async () => {
   for (const [w, h] of [[900, 600], [640, 480]]) {
     const p = await open('?embed=1&scenario=put_get_design_notes', w, h);

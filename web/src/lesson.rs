@@ -226,6 +226,44 @@ impl LessonPlay {
         if !self.choices().is_empty() && !self.picks.contains_key(&self.step) {
             return;
         }
+        if self.turn() {
+            self.phase_since = real_ms;
+            self.last_real = Some(real_ms);
+        }
+    }
+
+    /// Plays the lesson at once, without pacing or questions, until step `target`'s prose
+    /// shows (0-based; the last step at most): how the page goes back a step, on a cluster
+    /// rebuilt from the lesson. Time advances one millisecond at a time and every wait is
+    /// checked after each, as at lesson pace, so the cluster ends exactly where a paced run
+    /// left it (the simulator is deterministic). The reader's answers are kept.
+    pub fn skip_to<D: MachineDisk>(&mut self, sim: &mut Sim<D>, target: usize) {
+        let target = target.min(self.lesson.steps.len().saturating_sub(1));
+        loop {
+            match self.phase {
+                Phase::Done => return,
+                Phase::Reading if self.step >= target => return,
+                Phase::Reading | Phase::Asking => {
+                    self.turn();
+                }
+                Phase::Running => {
+                    if !self.issue_until_wait(sim, 0.0) {
+                        continue;
+                    }
+                    let now = sim.now().0;
+                    sim.run_until(ringstore_core::Millis(now + 1));
+                    self.scan(sim);
+                    if self.wait_over(sim) {
+                        self.wait = Wait::Nothing;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns the page: to the next step's question or commands, or to the end. `false` when
+    /// there is nothing to turn (a step runs, or the lesson is over).
+    fn turn(&mut self) -> bool {
         match self.phase {
             Phase::Reading => {
                 if self.step + 1 >= self.lesson.steps.len() {
@@ -241,10 +279,9 @@ impl LessonPlay {
                 }
             }
             Phase::Asking => self.phase = Phase::Running,
-            Phase::Running | Phase::Done => return,
+            Phase::Running | Phase::Done => return false,
         }
-        self.phase_since = real_ms;
-        self.last_real = Some(real_ms);
+        true
     }
 
     fn reading_ms(&self) -> f64 {
@@ -657,6 +694,44 @@ mod tests {
             "the answer stays while the step is read"
         );
         assert_eq!(play.score(), (1, 1));
+    }
+
+    /// Every step's end, paced: (step, simulated ms, the event log's hash).
+    fn paced_ends(name: &str) -> Vec<(usize, u64, u64)> {
+        let (mut sim, mut play) = start(name);
+        play.hop_real_ms = 3.0;
+        let mut real = 0.0;
+        let mut ends = Vec::new();
+        while play.phase != Phase::Done {
+            real = until_waiting(&mut sim, &mut play, real);
+            if play.phase == Phase::Reading {
+                ends.push((play.step, sim.now().0, sim.log().hash()));
+            }
+            if let Some(right) = play.choices().iter().position(|c| c.right) {
+                play.choose(right);
+            }
+            play.next(real);
+        }
+        ends
+    }
+
+    #[test]
+    fn skipping_to_a_step_leaves_the_cluster_exactly_as_playing_to_it_does() {
+        for name in ["put_get_design_notes", "stale_read_r1", "gossip_spreading"] {
+            let ends = paced_ends(name);
+            assert!(ends.len() >= 3, "{name}: {ends:?}");
+            for &(step, ms, hash) in &ends {
+                let (mut sim, mut play) = start(name);
+                play.skip_to(&mut sim, step);
+                assert_eq!(play.phase, Phase::Reading, "{name} step {step}");
+                assert_eq!(play.step, step, "{name}");
+                assert_eq!(
+                    (sim.now().0, sim.log().hash()),
+                    (ms, hash),
+                    "{name} step {step}: skipped and paced runs differ"
+                );
+            }
+        }
     }
 
     #[test]

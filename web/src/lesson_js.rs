@@ -58,6 +58,37 @@ impl View {
         self.lesson = Some(play);
     }
 
+    /// Goes back one page of the lesson: on `fresh`, a cluster just built from the same
+    /// lesson, plays at once up to the prose before the one shown (the simulator is
+    /// deterministic, so the cluster is exactly as it was then), keeping the reader's
+    /// answers; `fresh` becomes the view's cluster. On the first page, the lesson starts
+    /// over. `false` with no lesson.
+    #[wasm_bindgen(js_name = lessonBack)]
+    pub fn lesson_back(&mut self, fresh: &mut Cluster) -> bool {
+        let Some(old) = self.lesson.take() else {
+            return false;
+        };
+        // The prose shown: this step's once it ran, else the step before's.
+        let shown = match old.phase {
+            Phase::Reading | Phase::Done => Some(old.step),
+            Phase::Running | Phase::Asking => old.step.checked_sub(1),
+        };
+        let target = shown.and_then(|s| s.checked_sub(1));
+        self.play(fresh, &old.name, old.lesson.clone());
+        if let Some(p) = self.lesson.as_mut() {
+            p.picks = old.picks;
+            p.hop_real_ms = old.hop_real_ms;
+            if let Some(target) = target {
+                let sim = fresh.inner.sim_mut();
+                p.skip_to(sim, target);
+                p.script
+                    .push(("note".to_string(), format!("(back to step {})", target + 1)));
+                self.player.sync_to(sim.now().0);
+            }
+        }
+        true
+    }
+
     /// The reader picks answer `choice` (0-based) to the question shown; `false` if there is
     /// no such choice or it was answered already.
     #[wasm_bindgen(js_name = chooseAnswer)]

@@ -98,8 +98,9 @@ pub struct Cluster {
 
 #[wasm_bindgen]
 impl Cluster {
-    /// Builds a cluster from an options object (`{seed, nodes, n, w, r, vnodes, gossip}`, all
-    /// optional), in memory only (`Cluster.open` makes one that saves itself).
+    /// Builds a cluster from an options object (`{seed, nodes, n, w, r, vnodes, gossip, sync,
+    /// scenario, lesson}`, all optional; `lesson`: a lesson file's text), in memory only
+    /// (`Cluster.open` makes one that saves itself).
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Cluster, JsError> {
         let options: cluster::ClusterOptions = if options.is_undefined() || options.is_null() {
@@ -118,6 +119,13 @@ impl Cluster {
     /// Simulated time in milliseconds.
     pub fn now(&self) -> f64 {
         self.inner.now().0 as f64
+    }
+
+    /// The event log's hash, in hex: two runs that did exactly the same have the same one
+    /// (the seed sweep's replay check, and the page's tests of going back in a lesson).
+    #[wasm_bindgen(js_name = logHash)]
+    pub fn log_hash(&self) -> String {
+        format!("{:016x}", self.inner.sim().log().hash())
     }
 
     /// Runs `ms` of simulated time.
