@@ -26,8 +26,8 @@ use crate::storage::{Cell, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. Version 2: `ReplicaError::Left`, and `AeMsg::Done` carries
-/// the number of entries sent.
-pub const WIRE_VERSION: u8 = 2;
+/// the number of entries sent. Version 3: [`Message::StreamRefused`].
+pub const WIRE_VERSION: u8 = 3;
 /// Bytes of envelope before the payload.
 pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
 /// The largest payload accepted.
@@ -159,6 +159,17 @@ pub enum Message {
         /// Bytes received.
         bytes: u64,
     },
+    /// Replica → new owner: the page asked for with [`Message::StreamRequest`] cannot be sent
+    /// (an entry no frame can carry). The receiver asks another node that holds the range,
+    /// and gives the range up, saying why, when none is left.
+    StreamRefused {
+        /// The streaming session.
+        session: u64,
+        /// The token range.
+        range: Range,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The kind of a message, for colours in the page and counts in metrics.
@@ -216,7 +227,8 @@ impl Message {
             Message::StreamRequest { .. }
             | Message::StreamBatch { .. }
             | Message::StreamOffer { .. }
-            | Message::StreamDone { .. } => MessageKind::Stream,
+            | Message::StreamDone { .. }
+            | Message::StreamRefused { .. } => MessageKind::Stream,
             Message::AntiEntropy { .. } => MessageKind::Repair,
             Message::Gossip(_) => MessageKind::Gossip,
         }
@@ -326,7 +338,7 @@ mod tests {
         // Written out by hand, so a change to the shared codec cannot move a byte unseen.
         let msg = &sample()[3];
         let payload = postcard::to_allocvec(msg).unwrap();
-        let mut expected = b"RS\x02\x00".to_vec();
+        let mut expected = b"RS\x03\x00".to_vec();
         expected.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         expected.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         expected.extend_from_slice(&payload);
@@ -379,7 +391,7 @@ mod tests {
     #[test]
     fn garbage_payload_with_a_valid_checksum_is_a_payload_error() {
         let payload = [0xffu8; 9];
-        let mut bytes = b"RS\x02\x00".to_vec();
+        let mut bytes = b"RS\x03\x00".to_vec();
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);

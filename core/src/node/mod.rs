@@ -47,7 +47,9 @@ pub use coordinator::resolve_lww;
 pub use membership::Membership;
 pub use replica::{decode_hint, hint_key, split_hint_key};
 pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range, scan_ranges};
-pub use stream::{Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
+pub use stream::{
+    Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_BYTES_TARGET, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS,
+};
 
 /// A consistency level for one request: how many replicas must answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,6 +403,18 @@ pub enum NodeEvent {
         keys: u64,
         /// Bytes moved (keys and cells).
         bytes: u64,
+    },
+    /// A range could not be received: every node asked refused it (see
+    /// [`Message::StreamRefused`]). It is not asked for again; a joining node stays joining.
+    StreamFailed {
+        /// The token range.
+        range: crate::ring::Range,
+        /// The last node asked.
+        from: NodeId,
+        /// The receiver (this node).
+        to: NodeId,
+        /// Why the last node refused it.
+        reason: String,
     },
     /// Membership news from gossip and the failure detector.
     Membership(crate::membership::GossipEvent),
@@ -846,6 +860,9 @@ impl Node {
                 self.on_stream_offer(now, from, session, range)
             }
             Message::StreamDone { session, .. } => self.on_stream_done(from, session),
+            Message::StreamRefused {
+                session, reason, ..
+            } => self.on_stream_refused(now, from, session, reason),
             Message::AntiEntropy {
                 initiator,
                 session,

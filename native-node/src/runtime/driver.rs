@@ -34,7 +34,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Client requests taken in one turn of the loop at most (then peers get a turn).
 const CLIENT_BATCH: usize = 64;
@@ -403,6 +403,16 @@ impl Driver {
             NodeEvent::HintDropped { owner, reason, .. } => {
                 m.hints_dropped.inc();
                 warn!("{me}: hint for {owner} dropped: {reason}");
+            }
+            NodeEvent::StreamFailed {
+                range,
+                from,
+                to,
+                reason,
+            } => {
+                error!(
+                    "{me}: streaming {range} from {from} to {to} failed, not asked again: {reason}"
+                );
             }
             NodeEvent::RepairDone {
                 range,
