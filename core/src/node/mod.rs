@@ -45,7 +45,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSIONS_MAX};
 pub use coordinator::resolve_lww;
 pub use membership::Membership;
-pub use replica::{decode_hint, hint_key, split_hint_key};
+pub use replica::{
+    CLIENT_VALUE_BYTES_MAX, HINT_OVERHEAD_BYTES, decode_hint, hint_key, hint_store_config,
+    split_hint_key,
+};
 pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range, scan_ranges};
 pub use stream::{
     Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_BYTES_TARGET, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS,
@@ -255,7 +258,8 @@ pub enum StorageOp {
         /// At most this many.
         limit: usize,
     },
-    /// Count live hints per owner (at start, to resume handoff after a restart).
+    /// List the hint-store keys of the live hints (at start, to resume handoff after a
+    /// restart; at most `hints_max` of them).
     CountHints,
     /// Apply several writes to the data store as one batch (streamed or repaired data); each
     /// cell wins or loses by LWW. Complete it once durable, like [`StorageOp::Write`].
@@ -284,8 +288,8 @@ pub enum StorageResult {
     Read(Option<Cell>),
     /// Live hint entries: hint-store key and cell.
     Hints(Vec<(Vec<u8>, Cell)>),
-    /// Live hints per owner.
-    HintCounts(BTreeMap<NodeId, u64>),
+    /// The hint-store keys of the live hints.
+    HintKeys(BTreeSet<Vec<u8>>),
     /// A page of a range: keys and cells, and where the next page starts (`None`: done).
     Range {
         /// Keys and cells whose token is in the range.
@@ -972,8 +976,8 @@ impl Node {
                 }
             }
             StorageWait::HintCount => {
-                if let StorageResult::HintCounts(counts) = result {
-                    self.hints.set_counts(counts);
+                if let StorageResult::HintKeys(keys) = result {
+                    self.hints.set_keys(keys);
                     self.maybe_finish_leave();
                 }
             }

@@ -269,7 +269,7 @@ fn complete_storage(node: &mut Node, out: Vec<Output>, result: &StorageResult) -
         match o {
             Output::Storage { op, storage } => {
                 let result = match (&storage, result) {
-                    (StorageOp::CountHints, _) => StorageResult::HintCounts(BTreeMap::new()),
+                    (StorageOp::CountHints, _) => StorageResult::HintKeys(BTreeSet::new()),
                     (StorageOp::Read { .. }, _) => StorageResult::Read(None),
                     (StorageOp::ScanRange { .. }, _) => StorageResult::Range {
                         entries: Vec::new(),

@@ -658,10 +658,7 @@ impl<D: MachineDisk> Sim<D> {
         let generation = (self.now.0 << 16) + incarnation + 1;
         let node_config = self.config.node_config(id, joining, generation);
         let lsm_config = self.config.lsm.clone();
-        let hint_config = LsmConfig {
-            tombstone_grace_ms: 0,
-            ..lsm_config.clone()
-        };
+        let hint_config = crate::node::hint_store_config(&lsm_config);
         let local = self.local(id);
         let current = self.ring.clone();
         let Some(sim_node) = self.nodes.get_mut(&id) else {

@@ -297,6 +297,11 @@ impl Driver {
                 self.after_gossip();
             }
         }
+        // The count changes without an event too (a replay round that finds nothing left).
+        let held = self.node.hints_held().values().sum::<u64>();
+        self.metrics
+            .hints_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// Gossip may have told of a member's new address: re-point its link (an address heard in
@@ -473,9 +478,6 @@ impl Driver {
             NodeEvent::Membership(e) => log_membership(me, e),
             NodeEvent::RequestStarted { .. } => {}
         }
-        self.metrics
-            .hints_held
-            .set(i64::try_from(self.node.hints_held().values().sum::<u64>()).unwrap_or(i64::MAX));
         self.feed.event(self.now().0, &event);
     }
 
