@@ -14,6 +14,12 @@
 //! 12      len   payload   the Message, encoded with postcard (serde, varint integers)
 //! ```
 //!
+//! A transport packs one or more envelopes back to back into one transport message of at most
+//! [`FRAME_BYTES_MAX`] bytes ([`Envelope::encode_into`] to pack, [`unpack`] to split): the
+//! native node's WebSocket links do, and the simulator's network carries every message between
+//! two nodes through the same encoder and [`unpack`], so a message over the bound is dropped
+//! there as it is on a real link.
+//!
 //! The header is the shared [`crate::framing`] codec's (format [`ENVELOPE_FORMAT`]): decoding
 //! checks the magic, version, bound and checksum before it looks at the payload, and every
 //! failure is a [`WireError`], never a panic. The size bound covers the largest legal
@@ -32,6 +38,11 @@ pub const WIRE_VERSION: u8 = 3;
 pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
 /// The largest payload accepted.
 pub const MESSAGE_BYTES_MAX: usize = VALUE_BYTES_LIMIT + (64 << 10);
+
+/// The largest transport message a peer may send: one envelope at the size bound.
+pub const FRAME_BYTES_MAX: usize = ENVELOPE_BYTES + MESSAGE_BYTES_MAX;
+/// Envelopes decoded from one transport message at most (a peer packing more is refused).
+pub const ENVELOPES_PER_FRAME_MAX: usize = 16_384;
 
 /// Identifies a client request at its coordinator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -275,6 +286,31 @@ impl Envelope {
     pub fn decode_prefix(bytes: &[u8]) -> Result<(Message, usize), WireError> {
         Ok(ENVELOPE_FORMAT.decode_prefix(bytes)?)
     }
+}
+
+/// Splits one transport message into the envelopes packed in it, in order. An empty one, a
+/// damaged envelope or more than [`ENVELOPES_PER_FRAME_MAX`] of them is an error.
+pub fn unpack(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
+    let mut msgs = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if msgs.len() >= ENVELOPES_PER_FRAME_MAX {
+            return Err(WireError(FrameError::TooLarge {
+                len: bytes.len(),
+                max: FRAME_BYTES_MAX,
+            }));
+        }
+        let (msg, used) = Envelope::decode_prefix(rest)?;
+        msgs.push(msg);
+        rest = &rest[used..];
+    }
+    if msgs.is_empty() {
+        return Err(WireError(FrameError::Truncated {
+            got: 0,
+            needed: ENVELOPE_BYTES,
+        }));
+    }
+    Ok(msgs)
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ fn scenario(seed: u64) -> Scenario {
         },
         value_bytes: rng.random_range(4..200),
         consistency: None,
+        ..WorkloadConfig::default()
     };
     let mut config = SimConfig {
         seed,

@@ -1173,11 +1173,16 @@ impl<D: MachineDisk> Sim<D> {
             },
         );
         self.flying.insert(id, (from, to, kind, self.now, arrives));
-        if let Some(dup_ms) = fate.duplicate_ms {
+        // What crosses the wire: a message a partition or loss drops is never encoded.
+        let (dropped, msg) = match fate.dropped {
+            Some(reason) => (Some(reason), None),
+            None => Self::over_the_wire(from, to, msg),
+        };
+        if let (Some(dup_ms), Some(msg)) = (fate.duplicate_ms, &msg) {
             let dup = self.next_msg;
             self.next_msg += 1;
             self.tags.sent(dup);
-            let label = format!("{} (duplicate)", label_short(&msg));
+            let label = format!("{} (duplicate)", label_short(msg));
             let dup_at = Millis(self.now.0 + dup_ms);
             self.log.push(
                 self.now,
@@ -1201,17 +1206,33 @@ impl<D: MachineDisk> Sim<D> {
                 },
             );
         }
-        match fate.dropped {
-            Some(reason) => self.schedule(
+        match (dropped, msg) {
+            (None, Some(msg)) => self.schedule(arrives, Event::Deliver { id, from, to, msg }),
+            (reason, _) => self.schedule(
                 arrives,
                 Event::Dropped {
                     id,
                     from,
                     to,
-                    reason,
+                    reason: reason.unwrap_or(DropReason::Undecodable),
                 },
             ),
-            None => self.schedule(arrives, Event::Deliver { id, from, to, msg }),
+        }
+    }
+
+    /// The message `to` receives from `from` ([`network::carry`]; a message to oneself is
+    /// handed over as it is), or why it is dropped.
+    fn over_the_wire(
+        from: NodeId,
+        to: NodeId,
+        msg: Message,
+    ) -> (Option<DropReason>, Option<Message>) {
+        if from == to {
+            return (None, Some(msg));
+        }
+        match network::carry(&msg) {
+            Ok((received, _)) => (None, Some(received)),
+            Err(reason) => (Some(reason), None),
         }
     }
 
