@@ -566,10 +566,16 @@ impl<D: MachineDisk> Sim<D> {
     }
 
     /// An operator removes `node` (a dead member that will not come back), through `via`:
-    /// gossip spreads it, or the oracle tells everyone.
+    /// gossip spreads it, or the oracle tells everyone. A node that is down when it is removed
+    /// is gone for good: it is never restarted, and what only its disks held is lost.
     pub fn remove_node(&mut self, node: NodeId, via: NodeId) {
         self.history.topology_change(self.now);
         self.ring = self.ring.without_node(node);
+        if !self.is_up(node)
+            && let Some(n) = self.nodes.get_mut(&node)
+        {
+            n.left = true;
+        }
         if self.config.gossip.is_some() {
             self.input(via, Input::Remove { node });
         } else {
