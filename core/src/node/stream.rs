@@ -39,8 +39,9 @@
 //! ([`crate::wire::MESSAGE_BYTES_MAX`]). A source that holds an entry no frame can carry
 //! answers [`Message::StreamRefused`] instead of a page; the receiver then asks another node
 //! that held the range and, when every one refused, gives the range up with
-//! [`NodeEvent::StreamFailed`] (a joining node then stays joining: it never serves a range it
-//! does not hold).
+//! [`NodeEvent::StreamFailed`], once: a joining node then stays joining (it never serves a
+//! range it does not hold), and a range offered in a handover is not pulled again, so its
+//! leaving node stays leaving. Either way an operator has to act; nothing retries silently.
 //!
 //! Every page has a deadline: a stream whose source stops answering is asked again, from
 //! another node that held the range if the first is believed down. Bytes and keys moved are
@@ -121,8 +122,9 @@ pub(super) struct Streams {
     /// Every `(range, receiver)` offered while leaving, so that a leave re-planned after a
     /// ring change offers only what is new.
     leave_offered: std::collections::BTreeSet<(Range, NodeId)>,
-    /// Ranges given up because every source refused them: a join does not finish without them.
-    failed: Vec<Range>,
+    /// Ranges given up because every source refused them: a join does not finish without them,
+    /// and an offer of one is not pulled again (at most one entry per range).
+    failed: std::collections::BTreeSet<Range>,
 }
 
 fn entry_bytes(entries: &[(Vec<u8>, Cell)]) -> u64 {
@@ -435,7 +437,7 @@ impl Node {
         let Some(gone) = self.streams.incoming.remove(&session) else {
             return;
         };
-        self.streams.failed.push(gone.range);
+        self.streams.failed.insert(gone.range);
         self.event(NodeEvent::StreamFailed {
             range: gone.range,
             from,
@@ -525,8 +527,9 @@ impl Node {
             .incoming
             .values()
             .any(|s| s.from == from && s.offer == Some(session));
-        // A node that has left takes nothing more (it would have to hand it on again).
-        if !pulling && self.lifecycle != Lifecycle::Left {
+        // A node that has left takes nothing more (it would have to hand it on again), and a
+        // range that could not be streamed is not asked for again at every repeated offer.
+        if !pulling && self.lifecycle != Lifecycle::Left && !self.streams.failed.contains(&range) {
             self.pull(now, range, from, Vec::new(), Some(session));
         }
     }

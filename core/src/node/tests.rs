@@ -574,4 +574,26 @@ fn a_range_that_cannot_be_streamed_ends_in_an_error_not_a_retry_loop() {
             assert!(out.is_empty(), "{out:?}");
         }
     }
+    // Nor does an offer of the range (a leaving node repeats its offers).
+    let offer = Message::StreamOffer {
+        session: 99,
+        range: failed[0],
+    };
+    let out = j.handle(
+        Millis(6_000),
+        Input::Message {
+            from: NodeId(1),
+            msg: offer,
+        },
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::StreamRequest { .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
 }
