@@ -12,7 +12,9 @@
 //!   [`FRAME_BYTES_MAX`] (the largest envelope), enforced by the WebSocket layer before it
 //!   buffers a message. An envelope that does not decode closes the connection with a log line.
 //! - **Bounds**: a link queues at most [`LINK_QUEUE_MAX`] messages; past that the node drops
-//!   and counts (`ringstore_messages_dropped{reason="queue_full"}`); a link that cannot
+//!   and counts (`ringstore_messages_dropped{reason="queue_full"}`); a message the encoder
+//!   refuses (over the frame bound) is dropped with a log line and counted as
+//!   `reason="too_large"`, as the simulator's network drops it; a link that cannot
 //!   connect drops what it holds, reconnecting with exponential backoff (50 ms to 5 s, jitter).
 
 pub mod handshake;
