@@ -51,7 +51,8 @@ use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. 2: client operations are one [`Command::Client`] carrying
 /// the core's [`ClientOp`] (version 1 had `Put`, `Get` and `Delete` commands of its own).
-pub const UI_VERSION: u8 = 2;
+/// 3: [`DropCause::TooLarge`], and the node events of a stream that failed.
+pub const UI_VERSION: u8 = 3;
 /// The path of the UI socket on every node.
 pub const UI_PATH: &str = "/ws/ui";
 /// Bytes of frame before the payload.
@@ -257,6 +258,8 @@ pub enum DropCause {
     NoRoute,
     /// The connection failed with the message queued.
     Disconnected,
+    /// The message's encoding is over the wire's frame bound.
+    TooLarge,
 }
 
 impl DropCause {
@@ -267,6 +270,7 @@ impl DropCause {
             DropCause::Partition => "partition",
             DropCause::NoRoute => "no_route",
             DropCause::Disconnected => "disconnected",
+            DropCause::TooLarge => "too_large",
         }
     }
 }

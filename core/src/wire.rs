@@ -14,6 +14,12 @@
 //! 12      len   payload   the Message, encoded with postcard (serde, varint integers)
 //! ```
 //!
+//! A transport packs one or more envelopes back to back into one transport message of at most
+//! [`FRAME_BYTES_MAX`] bytes ([`Envelope::encode_into`] to pack, [`unpack`] to split): the
+//! native node's WebSocket links do, and the simulator's network carries every message between
+//! two nodes through the same encoder and [`unpack`], so a message over the bound is dropped
+//! there as it is on a real link.
+//!
 //! The header is the shared [`crate::framing`] codec's (format [`ENVELOPE_FORMAT`]): decoding
 //! checks the magic, version, bound and checksum before it looks at the payload, and every
 //! failure is a [`WireError`], never a panic. The size bound covers the largest legal
@@ -26,12 +32,17 @@ use crate::storage::{Cell, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. Version 2: `ReplicaError::Left`, and `AeMsg::Done` carries
-/// the number of entries sent.
-pub const WIRE_VERSION: u8 = 2;
+/// the number of entries sent. Version 3: [`Message::StreamRefused`].
+pub const WIRE_VERSION: u8 = 3;
 /// Bytes of envelope before the payload.
 pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
 /// The largest payload accepted.
 pub const MESSAGE_BYTES_MAX: usize = VALUE_BYTES_LIMIT + (64 << 10);
+
+/// The largest transport message a peer may send: one envelope at the size bound.
+pub const FRAME_BYTES_MAX: usize = ENVELOPE_BYTES + MESSAGE_BYTES_MAX;
+/// Envelopes decoded from one transport message at most (a peer packing more is refused).
+pub const ENVELOPES_PER_FRAME_MAX: usize = 16_384;
 
 /// Identifies a client request at its coordinator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -159,6 +170,17 @@ pub enum Message {
         /// Bytes received.
         bytes: u64,
     },
+    /// Replica → new owner: the page asked for with [`Message::StreamRequest`] cannot be sent
+    /// (an entry no frame can carry). The receiver asks another node that holds the range,
+    /// and gives the range up, saying why, when none is left.
+    StreamRefused {
+        /// The streaming session.
+        session: u64,
+        /// The token range.
+        range: Range,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The kind of a message, for colours in the page and counts in metrics.
@@ -216,7 +238,8 @@ impl Message {
             Message::StreamRequest { .. }
             | Message::StreamBatch { .. }
             | Message::StreamOffer { .. }
-            | Message::StreamDone { .. } => MessageKind::Stream,
+            | Message::StreamDone { .. }
+            | Message::StreamRefused { .. } => MessageKind::Stream,
             Message::AntiEntropy { .. } => MessageKind::Repair,
             Message::Gossip(_) => MessageKind::Gossip,
         }
@@ -263,6 +286,31 @@ impl Envelope {
     pub fn decode_prefix(bytes: &[u8]) -> Result<(Message, usize), WireError> {
         Ok(ENVELOPE_FORMAT.decode_prefix(bytes)?)
     }
+}
+
+/// Splits one transport message into the envelopes packed in it, in order. An empty one, a
+/// damaged envelope or more than [`ENVELOPES_PER_FRAME_MAX`] of them is an error.
+pub fn unpack(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
+    let mut msgs = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if msgs.len() >= ENVELOPES_PER_FRAME_MAX {
+            return Err(WireError(FrameError::TooLarge {
+                len: bytes.len(),
+                max: FRAME_BYTES_MAX,
+            }));
+        }
+        let (msg, used) = Envelope::decode_prefix(rest)?;
+        msgs.push(msg);
+        rest = &rest[used..];
+    }
+    if msgs.is_empty() {
+        return Err(WireError(FrameError::Truncated {
+            got: 0,
+            needed: ENVELOPE_BYTES,
+        }));
+    }
+    Ok(msgs)
 }
 
 #[cfg(test)]
@@ -326,7 +374,7 @@ mod tests {
         // Written out by hand, so a change to the shared codec cannot move a byte unseen.
         let msg = &sample()[3];
         let payload = postcard::to_allocvec(msg).unwrap();
-        let mut expected = b"RS\x02\x00".to_vec();
+        let mut expected = b"RS\x03\x00".to_vec();
         expected.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         expected.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         expected.extend_from_slice(&payload);
@@ -379,7 +427,7 @@ mod tests {
     #[test]
     fn garbage_payload_with_a_valid_checksum_is_a_payload_error() {
         let payload = [0xffu8; 9];
-        let mut bytes = b"RS\x02\x00".to_vec();
+        let mut bytes = b"RS\x03\x00".to_vec();
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);

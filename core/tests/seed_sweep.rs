@@ -17,7 +17,18 @@
 //! 5. a deleted key never reappears: no replica holds a value older than an acknowledged delete.
 //!
 //! Half the seeds run gossip membership with phi-accrual detection, half an oracle; some seeds
-//! also add a node (which streams its ranges) or make one leave (it hands them over).
+//! also add a node (which streams its ranges) or make one leave (it hands them over), and some
+//! have an operator remove a node that crashed (`Input::Remove`; it never comes back). Values
+//! are mostly small, but up to 3% of puts draw a value up to the seed's `value_bytes_max`
+//! (4 KiB, 64 KiB or 256 KiB), a quarter of those exactly at it; every message between nodes
+//! crosses the wire's real encoder and frame bound (see `sim::network`).
+//!
+//! A removal is drawn only where W ≥ 2 and the ring keeps more than N nodes after it. Then every
+//! acknowledged write was acknowledged by at least one node that stays (a replica or a hint
+//! stand-in, durably with `SyncPolicy::Always`), so the invariants above hold as stated, the
+//! removed node's disks not counted: removing a dead node loses nothing acknowledged. (With
+//! W = 1, a write acknowledged only by the node later removed is lost: that is what removal
+//! means, and the sweep does not draw it.)
 //!
 //! [`seed_sweep`] runs the fixed seeds `SWEEP_FIRST..SWEEP_FIRST + SWEEP_SEEDS` (default 0..500;
 //! CI uses the default). A fixed range only proves itself, so [`fresh_seeds`] also runs
@@ -46,6 +57,8 @@ enum Fault {
     Heal,
     Join(NodeId),
     Leave(NodeId),
+    /// An operator removes this crashed node, through a node that is up.
+    Remove(NodeId),
 }
 
 struct Scenario {
@@ -126,6 +139,7 @@ fn scenario(seed: u64) -> Scenario {
         },
         value_bytes: rng.random_range(4..200),
         consistency: None,
+        ..WorkloadConfig::default()
     };
     let mut config = SimConfig {
         seed,
@@ -208,11 +222,60 @@ fn scenario(seed: u64) -> Scenario {
     if skewed {
         config.tokens = None;
     }
+    // Drawn from a generator of their own, so the draws above (and the scenarios of the seeds
+    // kept as regressions) are what they were before values at the limit and removals.
+    let mut more = DetRng::seed_from_u64(seed ^ 0x0a11_5e7e);
+    config.lsm.value_bytes_max = [4 << 10, 64 << 10, 256 << 10][more.random_range(0..3)];
+    config.workload.value_bytes_max = config.lsm.value_bytes_max;
+    config.workload.large_value_pct = more.random_range(0..=3);
+    if config.w >= 2 && nodes as usize > n + usize::from(left) && more.random_bool(0.4) {
+        draw_removal(&mut more, &mut faults, NodeId(nodes));
+    }
     Scenario {
         config,
         faults,
         skewed,
     }
+}
+
+/// Picks one crash of `faults` (not of `leaver`) and has an operator remove that node a little
+/// later; the node is not restarted after the crash.
+fn draw_removal(rng: &mut DetRng, faults: &mut Vec<(u64, Fault)>, leaver: NodeId) {
+    let crashes: Vec<(u64, NodeId)> = faults
+        .iter()
+        .filter_map(|(t, f)| match f {
+            Fault::Crash(n) if *n != leaver => Some((*t, *n)),
+            _ => None,
+        })
+        .collect();
+    if crashes.is_empty() {
+        return;
+    }
+    let (crashed_at, victim) = crashes[rng.random_range(0..crashes.len())];
+    // The crash that takes it down for good: no restart after it, and no crash before it
+    // that a later restart would undo.
+    faults.retain(|(t, f)| !matches!(f, Fault::Restart(n) if *n == victim && *t > crashed_at));
+    let at = (crashed_at + rng.random_range(100..1_500)).min(SAFETY_MS - 1);
+    let place = faults.partition_point(|(t, _)| *t <= at);
+    faults.insert(place, (at, Fault::Remove(victim)));
+}
+
+/// Injects `fault` now.
+fn apply(sim: &mut Sim, fault: &Fault) -> Result<(), String> {
+    match fault {
+        Fault::Crash(n) => sim.crash(*n),
+        Fault::Restart(n) => sim.restart(*n).map_err(|e| format!("restart {n}: {e}"))?,
+        Fault::Partition(a, b, one_way) => sim.partition(a, b, *one_way),
+        Fault::Heal => sim.heal(),
+        Fault::Join(n) => sim.add_node(*n).map_err(|e| format!("join {n}: {e}"))?,
+        Fault::Leave(n) => sim.leave(*n),
+        Fault::Remove(n) => {
+            if let Some(via) = sim.node_ids().into_iter().find(|v| v != n && sim.is_up(*v)) {
+                sim.remove_node(*n, via);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs one seed; `Err` describes the first invariant broken.
@@ -226,7 +289,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         config.log_capacity = 10_000_000;
     }
     let summary = format!(
-        "{} nodes N={} W={} R={} sync={:?} vnodes={} loss={}ppm dup={}ppm skew={} faults={}",
+        "{} nodes N={} W={} R={} sync={:?} vnodes={} loss={}ppm dup={}ppm skew={} faults={} value_bytes_max={} large={}% removal={}",
         config.nodes,
         config.n,
         config.w,
@@ -236,7 +299,10 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         config.network.loss_ppm,
         config.network.duplicate_ppm,
         skewed,
-        faults.len()
+        faults.len(),
+        config.lsm.value_bytes_max,
+        config.workload.large_value_pct,
+        faults.iter().any(|(_, f)| matches!(f, Fault::Remove(_)))
     );
     let mut sim = Sim::new(config.clone()).map_err(|e| format!("start: {e}"))?;
     if skewed {
@@ -249,14 +315,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     }
     for (at, fault) in &faults {
         sim.run_until(ringstore_core::Millis(*at));
-        match fault {
-            Fault::Crash(n) => sim.crash(*n),
-            Fault::Restart(n) => sim.restart(*n).map_err(|e| format!("restart {n}: {e}"))?,
-            Fault::Partition(a, b, one_way) => sim.partition(a, b, *one_way),
-            Fault::Heal => sim.heal(),
-            Fault::Join(n) => sim.add_node(*n).map_err(|e| format!("join {n}: {e}"))?,
-            Fault::Leave(n) => sim.leave(*n),
-        }
+        apply(&mut sim, fault)?;
     }
     sim.run_until(ringstore_core::Millis(SAFETY_MS));
     // Liveness phase: stop the load, heal everything, bring every node back, settle.
@@ -386,17 +445,20 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
 /// Runs `count` seeds from `first`; panics listing every failure with its replay command.
 fn sweep(first: u64, count: u64) {
     let mut failures = Vec::new();
-    let mut passed = 0u64;
+    let (mut passed, mut removals) = (0u64, 0u64);
     for seed in first..first + count {
         match run_seed(seed, false) {
-            Ok(_) => passed += 1,
+            Ok(summary) => {
+                passed += 1;
+                removals += u64::from(summary.contains("removal=true"));
+            }
             Err(e) => failures.push(format!(
                 "seed {seed}: {e}\n  replay: SEED={seed} cargo test --release -p ringstore-core --test seed_sweep replay_one_seed -- --nocapture"
             )),
         }
     }
     println!(
-        "seed sweep {first}..{}: {passed} seeds passed, {} failed",
+        "seed sweep {first}..{}: {passed} seeds passed ({removals} of them with a removal), {} failed",
         first + count,
         failures.len()
     );
@@ -557,14 +619,7 @@ fn the_same_seed_gives_the_identical_event_log() {
             let mut sim = Sim::new(config).unwrap();
             for (at, fault) in faults {
                 sim.run_until(ringstore_core::Millis(at));
-                match fault {
-                    Fault::Crash(n) => sim.crash(n),
-                    Fault::Restart(n) => sim.restart(n).unwrap(),
-                    Fault::Partition(a, b, one_way) => sim.partition(&a, &b, one_way),
-                    Fault::Heal => sim.heal(),
-                    Fault::Join(n) => sim.add_node(n).unwrap(),
-                    Fault::Leave(n) => sim.leave(n),
-                }
+                apply(&mut sim, &fault).unwrap();
             }
             sim.run_until(ringstore_core::Millis(SAFETY_MS));
             (sim.log().hash(), sim.log().total())

@@ -44,15 +44,18 @@ pub enum DropReason {
     NoRoute,
     /// The connection failed with the message queued.
     Disconnected,
+    /// The message does not fit in a frame: its encoding is over the wire's bound.
+    TooLarge,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::Partition,
         DropReason::NoRoute,
         DropReason::Disconnected,
+        DropReason::TooLarge,
     ];
 
     /// The label value.
@@ -62,6 +65,7 @@ impl DropReason {
             DropReason::Partition => "partition",
             DropReason::NoRoute => "no_route",
             DropReason::Disconnected => "disconnected",
+            DropReason::TooLarge => "too_large",
         }
     }
 }

@@ -58,7 +58,7 @@ pub struct NodeOptions {
     /// The WAL sync interval under `--sync interval`.
     #[arg(long, default_value_t = 100)]
     pub sync_interval_ms: u64,
-    /// The largest value accepted, in bytes (at most 16 MiB).
+    /// The largest value accepted, in bytes (at most 16 MiB less the 32 bytes a hint adds).
     #[arg(long, default_value_t = 1 << 20)]
     pub value_bytes_max: usize,
     /// Bytes of writes a store's memtable holds before it is flushed (the WAL preallocates as

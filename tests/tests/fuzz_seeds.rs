@@ -355,6 +355,11 @@ fn messages() -> Vec<Message> {
                 reason: "busy".into(),
             },
         },
+        Message::StreamRefused {
+            session: 9,
+            range,
+            reason: "an entry does not fit in a frame".into(),
+        },
     ]
 }
 

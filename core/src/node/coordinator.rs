@@ -18,7 +18,7 @@ use super::{
     check_client_key,
 };
 use crate::ring::key_token;
-use crate::storage::{Cell, VALUE_BYTES_LIMIT};
+use crate::storage::Cell;
 use crate::wire::{Message, ReplicaError, ReqId, WritePurpose};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,7 +67,10 @@ impl Node {
                 value,
                 consistency,
             } => {
-                let max = self.config.value_bytes_max.min(VALUE_BYTES_LIMIT);
+                let max = self
+                    .config
+                    .value_bytes_max
+                    .min(super::CLIENT_VALUE_BYTES_MAX);
                 if value.len() > max {
                     return self.reply(
                         client,

@@ -45,9 +45,14 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSIONS_MAX};
 pub use coordinator::resolve_lww;
 pub use membership::Membership;
-pub use replica::{decode_hint, hint_key, split_hint_key};
+pub use replica::{
+    CLIENT_VALUE_BYTES_MAX, HINT_OVERHEAD_BYTES, decode_hint, hint_key, hint_store_config,
+    split_hint_key,
+};
 pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range, scan_ranges};
-pub use stream::{Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
+pub use stream::{
+    Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_BYTES_TARGET, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS,
+};
 
 /// A consistency level for one request: how many replicas must answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,7 +258,8 @@ pub enum StorageOp {
         /// At most this many.
         limit: usize,
     },
-    /// Count live hints per owner (at start, to resume handoff after a restart).
+    /// List the hint-store keys of the live hints (at start, to resume handoff after a
+    /// restart; at most `hints_max` of them).
     CountHints,
     /// Apply several writes to the data store as one batch (streamed or repaired data); each
     /// cell wins or loses by LWW. Complete it once durable, like [`StorageOp::Write`].
@@ -282,8 +288,8 @@ pub enum StorageResult {
     Read(Option<Cell>),
     /// Live hint entries: hint-store key and cell.
     Hints(Vec<(Vec<u8>, Cell)>),
-    /// Live hints per owner.
-    HintCounts(BTreeMap<NodeId, u64>),
+    /// The hint-store keys of the live hints.
+    HintKeys(BTreeSet<Vec<u8>>),
     /// A page of a range: keys and cells, and where the next page starts (`None`: done).
     Range {
         /// Keys and cells whose token is in the range.
@@ -401,6 +407,18 @@ pub enum NodeEvent {
         keys: u64,
         /// Bytes moved (keys and cells).
         bytes: u64,
+    },
+    /// A range could not be received: every node asked refused it (see
+    /// [`Message::StreamRefused`]). It is not asked for again; a joining node stays joining.
+    StreamFailed {
+        /// The token range.
+        range: crate::ring::Range,
+        /// The last node asked.
+        from: NodeId,
+        /// The receiver (this node).
+        to: NodeId,
+        /// Why the last node refused it.
+        reason: String,
     },
     /// Membership news from gossip and the failure detector.
     Membership(crate::membership::GossipEvent),
@@ -846,6 +864,9 @@ impl Node {
                 self.on_stream_offer(now, from, session, range)
             }
             Message::StreamDone { session, .. } => self.on_stream_done(from, session),
+            Message::StreamRefused {
+                session, reason, ..
+            } => self.on_stream_refused(now, from, session, reason),
             Message::AntiEntropy {
                 initiator,
                 session,
@@ -955,8 +976,8 @@ impl Node {
                 }
             }
             StorageWait::HintCount => {
-                if let StorageResult::HintCounts(counts) = result {
-                    self.hints.set_counts(counts);
+                if let StorageResult::HintKeys(keys) = result {
+                    self.hints.set_keys(keys);
                     self.maybe_finish_leave();
                 }
             }

@@ -9,7 +9,10 @@
 //! `owner id (4 bytes, big-endian) ++ key` and counts it. Every `hint_replay_interval_ms`, and
 //! as soon as an owner is seen up again, it scans that owner's hints and sends each back as a
 //! write (purpose `HintReplay`, with the write's original version, so LWW is unchanged); when
-//! the owner acknowledges, the hint is marked consumed. Hints are bounded in number
+//! the owner acknowledges, the hint is marked consumed. The node counts the hints it holds per
+//! owner as the set of their hint-store keys (listed from the store at start, then kept as hints
+//! are stored and consumed), so a second write to a key already hinted for the same owner, which
+//! replaces the hint, is not counted twice. Hints are bounded in number
 //! (`hints_max`: past it, a hinted write is refused and does not count towards W) and in age
 //! (`hint_ttl_ms`: older hints are dropped, not replayed, because replaying a write older than
 //! the tombstone grace period could resurrect a purged delete).
@@ -23,16 +26,21 @@
 //! key's first live replica instead.
 //!
 //! A hint's stored value is the original cell, encoded with postcard; the hint store's own
-//! version of the entry is the original version. Consuming a hint writes a tombstone at
+//! version of the entry is the original version. The encoding adds at most
+//! [`HINT_OVERHEAD_BYTES`] to the value, and the hint store accepts values that much larger than
+//! the data store ([`hint_store_config`]), so any value a client may write can be hinted; the
+//! largest value a client may write is [`CLIENT_VALUE_BYTES_MAX`], short of the engine's
+//! [`VALUE_BYTES_LIMIT`] by that overhead. A hint the node cannot store (refused by its store,
+//! or the hint store full) is reported with [`NodeEvent::HintDropped`]. Consuming a hint writes a tombstone at
 //! `Version { ts: original ts, node: NodeId::HINT_CONSUMED }`, which beats the hint it consumes
 //! but not a newer hint for the same key.
 
 use super::{Lifecycle, Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
 use crate::ring::key_token;
-use crate::storage::{Cell, Version};
+use crate::storage::{Cell, LsmConfig, VALUE_BYTES_LIMIT, Version};
 use crate::wire::{Message, ReplicaError, ReqId, WritePurpose};
 use crate::{Millis, NodeId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl NodeId {
     /// Reserved: the writer of hint-consumed markers in the hint store. No node has this id.
@@ -54,9 +62,35 @@ pub fn split_hint_key(hint_key: &[u8]) -> Option<(NodeId, &[u8])> {
     Some((NodeId(owner), key))
 }
 
-/// Hint bookkeeping: how many hints each owner has here, and replays in flight.
+/// Bytes a hint's stored value takes at most beyond the value it holds: postcard's encoding of
+/// the cell's version (a varint `u64` and `u32`, at most 15 bytes), the option tag (1) and the
+/// value's length (a varint, at most 10).
+pub const HINT_OVERHEAD_BYTES: usize = 32;
+
+/// The largest value a client may write: every value must fit in a hint, which is
+/// [`HINT_OVERHEAD_BYTES`] longer, under the engine's [`VALUE_BYTES_LIMIT`].
+pub const CLIENT_VALUE_BYTES_MAX: usize = VALUE_BYTES_LIMIT - HINT_OVERHEAD_BYTES;
+
+/// The hint store's engine configuration, from the data store's: values up to
+/// [`HINT_OVERHEAD_BYTES`] larger (a hint holds an encoded cell), and no tombstone grace (a
+/// consumed hint is never read again).
+pub fn hint_store_config(data: &LsmConfig) -> LsmConfig {
+    LsmConfig {
+        tombstone_grace_ms: 0,
+        value_bytes_max: data
+            .value_bytes_max
+            .saturating_add(HINT_OVERHEAD_BYTES)
+            .min(VALUE_BYTES_LIMIT),
+        ..data.clone()
+    }
+}
+
+/// Hint bookkeeping: the hints each owner has here, and replays in flight.
 #[derive(Debug, Default)]
 pub(super) struct HintBook {
+    /// The hint-store keys of the live hints, by owner (at most `hints_max`).
+    live: BTreeMap<NodeId, BTreeSet<Vec<u8>>>,
+    /// How many of them each owner has (no owner without one).
     counts: BTreeMap<NodeId, u64>,
     /// Replay request seq -> (owner, hint-store key, original cell).
     replays: BTreeMap<u64, (NodeId, Vec<u8>, Cell)>,
@@ -86,9 +120,61 @@ impl HintBook {
         &self.counts
     }
 
-    pub(super) fn set_counts(&mut self, counts: BTreeMap<NodeId, u64>) {
-        self.counts = counts.into_iter().filter(|(_, c)| *c > 0).collect();
+    /// Takes the live hints listed from the store at start (hints stored since are kept).
+    pub(super) fn set_keys(&mut self, keys: BTreeSet<Vec<u8>>) {
+        for key in keys {
+            if let Some((owner, _)) = split_hint_key(&key) {
+                self.live.entry(owner).or_default().insert(key);
+            }
+        }
+        self.recount();
         self.counted = true;
+    }
+
+    /// A hint for `owner` under hint-store key `hkey` is stored (new, or replacing one).
+    fn stored(&mut self, owner: NodeId, hkey: Vec<u8>) {
+        self.live.entry(owner).or_default().insert(hkey);
+        self.recount_owner(owner);
+    }
+
+    /// The hint under `hkey` is consumed.
+    fn consumed(&mut self, owner: NodeId, hkey: &[u8]) {
+        if let Some(keys) = self.live.get_mut(&owner) {
+            keys.remove(hkey);
+        }
+        self.recount_owner(owner);
+    }
+
+    /// `owner` has no live hint left here.
+    fn cleared(&mut self, owner: NodeId) {
+        self.live.remove(&owner);
+        self.recount_owner(owner);
+    }
+
+    fn recount_owner(&mut self, owner: NodeId) {
+        match self.live.get(&owner).map_or(0, BTreeSet::len) {
+            0 => {
+                self.live.remove(&owner);
+                self.counts.remove(&owner);
+            }
+            n => {
+                self.counts.insert(owner, n as u64);
+            }
+        }
+    }
+
+    fn recount(&mut self) {
+        let owners: Vec<NodeId> = self.live.keys().copied().collect();
+        for owner in owners {
+            self.recount_owner(owner);
+        }
+    }
+
+    /// Whether `owner` already has a hint under `hkey` (storing it again adds none).
+    fn holds(&self, owner: NodeId, hkey: &[u8]) -> bool {
+        self.live
+            .get(&owner)
+            .is_some_and(|keys| keys.contains(hkey))
     }
 
     /// Whether this node is known to hold no hint (for a leaving node: all handed on).
@@ -105,8 +191,9 @@ impl HintBook {
     }
 }
 
-fn encode_hint(cell: &Cell) -> Vec<u8> {
-    postcard::to_allocvec(cell).unwrap_or_default()
+/// The stored value of a hint: the original cell, encoded with postcard.
+fn encode_hint(cell: &Cell) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(cell)
 }
 
 /// The original cell a hint-store value holds (`None` if the bytes are not one).
@@ -190,26 +277,32 @@ impl Node {
     ) {
         let hinted: Vec<NodeId> = hint_owner.into_iter().chain(receivers).collect();
         if !hinted.is_empty() {
-            let hints_after = self.hints.total() + hinted.len() as u64;
+            // A hint replacing one already held for the same owner and key adds none.
+            let added = hinted
+                .iter()
+                .filter(|owner| !self.hints.holds(**owner, &hint_key(**owner, &key)))
+                .count();
+            let hints_after = self.hints.total() + added as u64;
             if hints_after > self.config.hints_max {
-                for owner in hinted {
-                    self.event(NodeEvent::HintDropped {
-                        owner,
-                        key: key.clone(),
-                        reason: format!("hint store full ({} hints)", self.config.hints_max),
-                    });
-                }
-                let msg = Message::ReplicateAck {
-                    req,
-                    result: Err(ReplicaError::HintsFull),
-                };
-                return self.send(from, msg);
+                let reason = format!("hint store full ({} hints)", self.config.hints_max);
+                return self.refuse_hints(from, req, &key, hinted, reason, ReplicaError::HintsFull);
             }
         }
+        let stored_hint = if hinted.is_empty() {
+            None
+        } else {
+            match encode_hint(&cell) {
+                Ok(bytes) => Some(Cell::put(cell.version, bytes)),
+                Err(e) => {
+                    let reason = format!("the hint cannot be encoded: {e}");
+                    let error = ReplicaError::Storage(reason.clone());
+                    return self.refuse_hints(from, req, &key, hinted, reason, error);
+                }
+            }
+        };
         let writes = hinted.len() + usize::from(hint_owner.is_none());
         let group = (writes > 1).then(|| self.acks.open(writes));
-        let stored_hint = Cell::put(cell.version, encode_hint(&cell));
-        for owner in hinted {
+        for (owner, stored_hint) in hinted.into_iter().zip(stored_hint.iter().cycle()) {
             let wait = StorageWait::ReplicaWrite {
                 coordinator: from,
                 req,
@@ -239,6 +332,31 @@ impl Node {
         }
     }
 
+    /// Refuses a write that needed hints for `hinted`: reports each dropped hint and answers
+    /// the coordinator with `error`. Nothing is stored.
+    fn refuse_hints(
+        &mut self,
+        from: NodeId,
+        req: ReqId,
+        key: &[u8],
+        hinted: Vec<NodeId>,
+        reason: String,
+        error: ReplicaError,
+    ) {
+        for owner in hinted {
+            self.event(NodeEvent::HintDropped {
+                owner,
+                key: key.to_vec(),
+                reason: reason.clone(),
+            });
+        }
+        let msg = Message::ReplicateAck {
+            req,
+            result: Err(error),
+        };
+        self.send(from, msg);
+    }
+
     pub(super) fn on_replica_write_done(
         &mut self,
         now: Millis,
@@ -251,7 +369,7 @@ impl Node {
         let result = match result {
             StorageResult::Written => {
                 if let Some((owner, key)) = hint {
-                    *self.hints.counts.entry(owner).or_insert(0) += 1;
+                    self.hints.stored(owner, hint_key(owner, &key));
                     self.event(NodeEvent::HintStored { owner, key });
                     if group.is_some() {
                         // A write handed on: deliver it now rather than at the next round.
@@ -260,7 +378,13 @@ impl Node {
                 }
                 Ok(())
             }
-            StorageResult::Failed(why) => Err(ReplicaError::Storage(why)),
+            StorageResult::Failed(why) => {
+                if let Some((owner, key)) = hint {
+                    let reason = format!("the hint store refused it: {why}");
+                    self.event(NodeEvent::HintDropped { owner, key, reason });
+                }
+                Err(ReplicaError::Storage(why))
+            }
             other => Err(ReplicaError::Storage(format!(
                 "unexpected storage result {other:?}"
             ))),
@@ -340,7 +464,7 @@ impl Node {
             return;
         };
         if entries.is_empty() {
-            self.hints.counts.remove(&owner);
+            self.hints.cleared(owner);
             return self.maybe_finish_leave();
         }
         for (hkey, stored) in entries {
@@ -440,12 +564,7 @@ impl Node {
     }
 
     fn consume_hint(&mut self, owner: NodeId, hkey: Vec<u8>, version: Version) {
-        if let Some(c) = self.hints.counts.get_mut(&owner) {
-            *c = c.saturating_sub(1);
-            if *c == 0 {
-                self.hints.counts.remove(&owner);
-            }
-        }
+        self.hints.consumed(owner, &hkey);
         self.maybe_finish_leave();
         let marker = Cell::tombstone(Version {
             ts: version.ts,

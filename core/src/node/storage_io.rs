@@ -10,7 +10,7 @@
 use super::{StorageOp, StorageResult, StoreId, split_hint_key};
 use crate::ring::{Range, key_token};
 use crate::storage::{Cell, Disk, Lsm, StorageError};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// Keys examined per scan step when looking for a range's keys (keys are ordered by bytes, not
 /// by token, so a range's keys are spread over the whole key space).
@@ -128,23 +128,21 @@ pub fn run_read(data: &impl ReadStore, hints: &impl ReadStore, op: StorageOp) ->
                 Err(e) => failed(e),
             }
         }
-        StorageOp::CountHints => StorageResult::HintCounts(count_hints(hints)),
+        StorageOp::CountHints => StorageResult::HintKeys(live_hint_keys(hints)),
         StorageOp::Write { .. } | StorageOp::WriteBatch { .. } => {
             StorageResult::Failed("a write is not a read".to_string())
         }
     }
 }
 
-/// Live hints per owner (a store that cannot be scanned counts as empty: handoff then resumes
-/// as hints are written).
-fn count_hints(hints: &impl ReadStore) -> BTreeMap<crate::NodeId, u64> {
-    let mut counts = BTreeMap::new();
-    for (key, cell) in hints.scan(&[0], None, usize::MAX).unwrap_or_default() {
-        if let (false, Some((owner, _))) = (cell.is_tombstone(), split_hint_key(&key)) {
-            *counts.entry(owner).or_insert(0u64) += 1;
-        }
-    }
-    counts
+/// The hint-store keys of the live hints (a store that cannot be scanned counts as empty:
+/// handoff then resumes as hints are written).
+fn live_hint_keys(hints: &impl ReadStore) -> BTreeSet<Vec<u8>> {
+    let live = hints.scan(&[0], None, usize::MAX).unwrap_or_default();
+    live.into_iter()
+        .filter(|(key, cell)| !cell.is_tombstone() && split_hint_key(key).is_some())
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// One page of the keys of `store` whose token is in `range`, after `after`: at most `limit`
@@ -273,8 +271,9 @@ mod tests {
             StorageResult::Read(Some(Cell::put(v(1), b"data".to_vec())))
         );
         let counts = run_read(&data, &hints, StorageOp::CountHints);
-        let expected: BTreeMap<NodeId, u64> = [(NodeId(5), 1), (NodeId(6), 1)].into();
-        assert_eq!(counts, StorageResult::HintCounts(expected));
+        let expected: BTreeSet<Vec<u8>> =
+            [hint_key(NodeId(5), b"h1"), hint_key(NodeId(6), b"h3")].into();
+        assert_eq!(counts, StorageResult::HintKeys(expected));
         let scan = StorageOp::ScanHints {
             owner: NodeId(5),
             limit: 10,

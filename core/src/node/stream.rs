@@ -33,12 +33,22 @@
 //! refuses writes ([`ReplicaError::Left`]). What the cluster then promises is stated in
 //! ARCHITECTURE.md ("Joins and leaves").
 //!
+//! **Pages.** A page holds at most [`STREAM_PAGE_KEYS`] keys and about
+//! [`STREAM_PAGE_BYTES_TARGET`] bytes of keys and cells (an entry larger than that travels
+//! alone), so a page of large values stays far below the wire's frame bound
+//! ([`crate::wire::MESSAGE_BYTES_MAX`]). A source that holds an entry no frame can carry
+//! answers [`Message::StreamRefused`] instead of a page; the receiver then asks another node
+//! that held the range and, when every one refused, gives the range up with
+//! [`NodeEvent::StreamFailed`], once: a joining node then stays joining (it never serves a
+//! range it does not hold), and a range offered in a handover is not pulled again, so its
+//! leaving node stays leaving. Either way an operator has to act; nothing retries silently.
+//!
 //! Every page has a deadline: a stream whose source stops answering is asked again, from
 //! another node that held the range if the first is believed down. Bytes and keys moved are
 //! counted per range and logged ([`NodeEvent::StreamDone`]), so a test can compare what moved
 //! with what the plan predicted.
 
-use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, Timer};
+use super::{Node, NodeEvent, RangePage, StorageOp, StorageResult, StorageWait, Timer};
 use crate::ring::{
     Range, RangeMove, Ring, handover, handover_receiver, held_elsewhere, key_token, plan,
 };
@@ -49,8 +59,11 @@ use crate::wire::ReplicaError;
 use crate::{Millis, NodeId};
 use std::collections::BTreeMap;
 
-/// Keys per streamed page.
+/// Keys per streamed page at most.
 pub const STREAM_PAGE_KEYS: usize = 256;
+/// Bytes of keys and cells per streamed page, about: a page stops at the entry that would take
+/// it past this (an entry larger than it travels alone).
+pub const STREAM_PAGE_BYTES_TARGET: usize = 1 << 20;
 /// How long a page may take before it is asked for again.
 pub const STREAM_PAGE_TIMEOUT_MS: u64 = 2_000;
 /// How long an offered range waits for its receiver's [`Message::StreamDone`] before it is
@@ -86,6 +99,8 @@ pub(super) struct Incoming {
     offer: Option<u64>,
     /// Incremented on every request, so a stale timeout is recognised.
     attempt: u64,
+    /// Sources that refused the range ([`Message::StreamRefused`]).
+    refused: Vec<NodeId>,
 }
 
 /// A range this node offered, until its receiver confirms it.
@@ -107,6 +122,9 @@ pub(super) struct Streams {
     /// Every `(range, receiver)` offered while leaving, so that a leave re-planned after a
     /// ring change offers only what is new.
     leave_offered: std::collections::BTreeSet<(Range, NodeId)>,
+    /// Ranges given up because every source refused them: a join does not finish without them,
+    /// and an offer of one is not pulled again (at most one entry per range).
+    failed: std::collections::BTreeSet<Range>,
 }
 
 fn entry_bytes(entries: &[(Vec<u8>, Cell)]) -> u64 {
@@ -114,6 +132,25 @@ fn entry_bytes(entries: &[(Vec<u8>, Cell)]) -> u64 {
         .iter()
         .map(|(k, c)| (k.len() + c.footprint()) as u64)
         .sum()
+}
+
+/// Cuts a scanned page to about [`STREAM_PAGE_BYTES_TARGET`] bytes (at least one entry); a cut
+/// page's cursor is its last key, so the next request resumes after it.
+fn bound_page(mut entries: Vec<(Vec<u8>, Cell)>, next: Option<Vec<u8>>) -> RangePage {
+    let mut bytes = 0;
+    let keep = entries
+        .iter()
+        .position(|(k, c)| {
+            bytes += k.len() + c.footprint();
+            bytes > STREAM_PAGE_BYTES_TARGET
+        })
+        .map_or(entries.len(), |over| over.max(1));
+    if keep == entries.len() {
+        return (entries, next);
+    }
+    entries.truncate(keep);
+    let cursor = entries.last().map(|(k, _)| k.clone());
+    (entries, cursor)
 }
 
 impl Node {
@@ -263,6 +300,7 @@ impl Node {
                 bytes: 0,
                 offer,
                 attempt: 0,
+                refused: Vec::new(),
             },
         );
         self.request_page(now, session);
@@ -336,18 +374,76 @@ impl Node {
         range: Range,
         result: StorageResult,
     ) {
-        if let StorageResult::Range { entries, next } = result {
-            self.send(
+        // A failed scan is not answered: the requester's deadline asks again.
+        let StorageResult::Range { entries, next } = result else {
+            return;
+        };
+        let (entries, next) = bound_page(entries, next);
+        let lone_bytes = match entries.as_slice() {
+            [(k, c)] if k.len() + c.footprint() > STREAM_PAGE_BYTES_TARGET => {
+                Some(k.len() + c.footprint())
+            }
+            _ => None,
+        };
+        let msg = Message::StreamBatch {
+            session,
+            range,
+            entries,
+            next,
+        };
+        // Only a lone entry past the target can be over the frame bound: check it with the
+        // encoder the links use.
+        if let Some(bytes) = lone_bytes
+            && let Err(e) = crate::wire::Envelope::encode(&msg)
+        {
+            let reason = format!("an entry of {bytes} bytes does not fit in a frame: {e}");
+            return self.send(
                 to,
-                Message::StreamBatch {
+                Message::StreamRefused {
                     session,
                     range,
-                    entries,
-                    next,
+                    reason,
                 },
             );
         }
-        // A failed scan is not answered: the requester's deadline asks again.
+        self.send(to, msg);
+    }
+
+    /// The source refused the page: ask another node that held the range, or give it up.
+    pub(super) fn on_stream_refused(
+        &mut self,
+        now: Millis,
+        from: NodeId,
+        session: u64,
+        reason: String,
+    ) {
+        let me = self.config.id;
+        let Some(s) = self.streams.incoming.get_mut(&session) else {
+            return;
+        };
+        if s.from != from {
+            return;
+        }
+        s.refused.push(from);
+        let other = s
+            .alternatives
+            .iter()
+            .copied()
+            .find(|n| *n != me && !s.refused.contains(n));
+        if let Some(other) = other {
+            s.from = other;
+            return self.request_page(now, session);
+        }
+        let Some(gone) = self.streams.incoming.remove(&session) else {
+            return;
+        };
+        self.streams.failed.insert(gone.range);
+        self.event(NodeEvent::StreamFailed {
+            range: gone.range,
+            from,
+            to: me,
+            reason,
+        });
     }
 
     pub(super) fn on_stream_batch(
@@ -431,8 +527,9 @@ impl Node {
             .incoming
             .values()
             .any(|s| s.from == from && s.offer == Some(session));
-        // A node that has left takes nothing more (it would have to hand it on again).
-        if !pulling && self.lifecycle != Lifecycle::Left {
+        // A node that has left takes nothing more (it would have to hand it on again), and a
+        // range that could not be streamed is not asked for again at every repeated offer.
+        if !pulling && self.lifecycle != Lifecycle::Left && !self.streams.failed.contains(&range) {
             self.pull(now, range, from, Vec::new(), Some(session));
         }
     }
@@ -498,7 +595,10 @@ impl Node {
     }
 
     fn maybe_finish_join(&mut self, after: Ring) {
-        if self.lifecycle == Lifecycle::Joining && self.streams.incoming.is_empty() {
+        if self.lifecycle == Lifecycle::Joining
+            && self.streams.incoming.is_empty()
+            && self.streams.failed.is_empty()
+        {
             self.lifecycle = Lifecycle::Normal;
             self.ring = after;
             self.announce(crate::membership::MemberStatus::Alive);

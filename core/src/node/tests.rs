@@ -2,7 +2,7 @@
 //! (no simulator): quorum levels, replica choice with stand-ins, LWW resolution, early failure.
 
 use super::*;
-use crate::ring::{Ring, Token, key_token};
+use crate::ring::{Range, Ring, Token, key_token};
 use crate::storage::Version;
 use crate::wire::{Message, ReqId};
 
@@ -269,7 +269,7 @@ fn complete_storage(node: &mut Node, out: Vec<Output>, result: &StorageResult) -
         match o {
             Output::Storage { op, storage } => {
                 let result = match (&storage, result) {
-                    (StorageOp::CountHints, _) => StorageResult::HintCounts(BTreeMap::new()),
+                    (StorageOp::CountHints, _) => StorageResult::HintKeys(BTreeSet::new()),
                     (StorageOp::Read { .. }, _) => StorageResult::Read(None),
                     (StorageOp::ScanRange { .. }, _) => StorageResult::Range {
                         entries: Vec::new(),
@@ -407,4 +407,193 @@ fn a_node_that_left_refuses_writes() {
         "{out:?}"
     );
     assert!(!out.iter().any(|o| matches!(o, Output::Storage { .. })));
+}
+
+/// Serves one `StreamRequest` for `range` from `node`, its scan answering `entries` (and the
+/// end of the range); returns what the node sent.
+fn serve_stream(node: &mut Node, range: Range, entries: Vec<(Vec<u8>, Cell)>) -> Vec<Message> {
+    let out = node.handle(
+        Millis(100),
+        Input::Message {
+            from: NodeId(4),
+            msg: Message::StreamRequest {
+                session: 1,
+                range,
+                after: None,
+            },
+        },
+    );
+    let mut sent = Vec::new();
+    for o in out {
+        if let Output::Storage { op, storage } = o {
+            assert!(
+                matches!(storage, StorageOp::ScanRange { .. }),
+                "{storage:?}"
+            );
+            let result = StorageResult::Range {
+                entries: entries.clone(),
+                next: None,
+            };
+            for o in node.handle(Millis(100), Input::Storage { op, result }) {
+                if let Output::Send { msg, .. } = o {
+                    sent.push(msg);
+                }
+            }
+        }
+    }
+    sent
+}
+
+#[test]
+fn stream_pages_are_bounded_by_bytes_so_large_values_fit_in_a_frame() {
+    // 24 values of 900 KiB in one range (about 22 MB): as one page it is over the frame
+    // limit, and a join waits for it for ever.
+    let (mut a, out) = Node::new(NodeConfig::new(NodeId(1)), notes_ring(), Millis(100));
+    complete_storage(&mut a, out, &StorageResult::Written);
+    let entries: Vec<(Vec<u8>, Cell)> = (0..24)
+        .map(|i| {
+            let key = format!("big{i:02}").into_bytes();
+            (key, Cell::put(v(100 + i, 2), vec![7; 900 << 10]))
+        })
+        .collect();
+    let range = Range::new(Token(0), Token(u64::MAX));
+    let sent = serve_stream(&mut a, range, entries.clone());
+    let [
+        Message::StreamBatch {
+            entries: page,
+            next,
+            ..
+        },
+    ] = sent.as_slice()
+    else {
+        panic!("expected one page, got {} messages", sent.len());
+    };
+    assert!(
+        crate::wire::Envelope::encode(&sent[0]).is_ok(),
+        "a page of {} entries does not fit in a frame",
+        page.len()
+    );
+    assert!(!page.is_empty() && page.len() < entries.len());
+    let bytes: usize = page.iter().map(|(k, c)| k.len() + c.footprint()).sum();
+    assert!(
+        bytes <= STREAM_PAGE_BYTES_TARGET,
+        "{bytes} bytes in one page"
+    );
+    // The cursor resumes after the last entry sent.
+    assert_eq!(next.as_ref(), page.last().map(|(k, _)| k));
+
+    // An entry larger than the target travels alone.
+    let huge = vec![(b"huge".to_vec(), Cell::put(v(1, 2), vec![1; 3 << 20]))];
+    let sent = serve_stream(&mut a, range, [huge.clone(), entries].concat());
+    let [Message::StreamBatch { entries: page, .. }] = sent.as_slice() else {
+        panic!("{} messages", sent.len());
+    };
+    assert_eq!(page, &huge);
+}
+
+#[test]
+fn a_range_that_cannot_be_streamed_ends_in_an_error_not_a_retry_loop() {
+    // The source holds an entry no frame can carry: it refuses the page, saying why.
+    let (mut a, out) = Node::new(NodeConfig::new(NodeId(1)), notes_ring(), Millis(100));
+    complete_storage(&mut a, out, &StorageResult::Written);
+    let too_big = crate::wire::MESSAGE_BYTES_MAX + 1;
+    let entries = vec![(b"k".to_vec(), Cell::put(v(1, 2), vec![0; too_big]))];
+    let range = Range::new(Token(0), Token(u64::MAX));
+    let sent = serve_stream(&mut a, range, entries);
+    let [Message::StreamRefused { reason, .. }] = sent.as_slice() else {
+        let batches = sent
+            .iter()
+            .filter(|m| matches!(m, Message::StreamBatch { .. }))
+            .count();
+        panic!(
+            "expected a refusal, got {batches} pages and {} messages",
+            sent.len()
+        );
+    };
+    assert!(reason.contains("frame"), "{reason}");
+
+    // The joiner, refused by every source, stops asking and says so: it does not finish
+    // joining without the range.
+    let config = NodeConfig {
+        joining: true,
+        tokens: vec![Token(key_token(b"user123").0.wrapping_add(7))],
+        ..NodeConfig::new(NodeId(6))
+    };
+    let (mut j, out) = Node::new(config, notes_ring(), Millis(100));
+    let out = complete_storage(&mut j, out, &StorageResult::Written);
+    let j_out = out
+        .into_iter()
+        .chain(j.handle(Millis(100), Input::Timer(Timer::JoinStart)));
+    let requests: Vec<(NodeId, u64, Range)> = j_out
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::StreamRequest { session, range, .. },
+            } => Some((to, session, range)),
+            _ => None,
+        })
+        .collect();
+    assert!(!requests.is_empty());
+    let mut asked = Vec::new();
+    let mut failed = Vec::new();
+    let mut pending: Vec<(NodeId, u64, Range)> = requests;
+    while let Some((to, session, range)) = pending.pop() {
+        asked.push(to);
+        assert!(asked.len() < 20, "asked again and again: {asked:?}");
+        let out = j.handle(
+            Millis(200),
+            Input::Message {
+                from: to,
+                msg: Message::StreamRefused {
+                    session,
+                    range,
+                    reason: "over the frame limit".into(),
+                },
+            },
+        );
+        for o in out {
+            match o {
+                Output::Send {
+                    to,
+                    msg: Message::StreamRequest { session, range, .. },
+                } => pending.push((to, session, range)),
+                Output::Event(NodeEvent::StreamFailed { range, .. }) => failed.push(range),
+                _ => {}
+            }
+        }
+    }
+    assert!(!failed.is_empty());
+    assert_eq!(j.lifecycle(), &Lifecycle::Joining);
+    // A late page timeout asks nobody again.
+    for attempt in 1..5 {
+        for session in 0..20 {
+            let out = j.handle(
+                Millis(5_000),
+                Input::Timer(Timer::StreamTimeout { session, attempt }),
+            );
+            assert!(out.is_empty(), "{out:?}");
+        }
+    }
+    // Nor does an offer of the range (a leaving node repeats its offers).
+    let offer = Message::StreamOffer {
+        session: 99,
+        range: failed[0],
+    };
+    let out = j.handle(
+        Millis(6_000),
+        Input::Message {
+            from: NodeId(1),
+            msg: offer,
+        },
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::StreamRequest { .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
 }

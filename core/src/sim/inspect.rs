@@ -140,6 +140,7 @@ pub(super) fn label_short(msg: &Message) -> &'static str {
         Message::StreamBatch { .. } => "StreamBatch",
         Message::StreamOffer { .. } => "StreamOffer",
         Message::StreamDone { .. } => "StreamDone",
+        Message::StreamRefused { .. } => "StreamRefused",
         Message::AntiEntropy { .. } => "AntiEntropy",
         Message::Gossip(_) => "Gossip",
     }
@@ -216,6 +217,9 @@ pub fn label(msg: &Message) -> String {
         ),
         Message::StreamOffer { range, .. } => format!("StreamOffer {}", show_range(range)),
         Message::StreamDone { keys, bytes, .. } => format!("StreamDone {keys} keys {bytes} bytes"),
+        Message::StreamRefused { range, reason, .. } => {
+            format!("StreamRefused {}: {reason}", show_range(range))
+        }
         Message::AntiEntropy { msg, .. } => format!("AE {}", ae_label(msg)),
         Message::Gossip(msg) => match msg {
             crate::membership::GossipMsg::Syn { digests } => {

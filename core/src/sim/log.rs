@@ -402,6 +402,15 @@ pub fn show_node_event(event: &NodeEvent) -> String {
             "stream {} {from} -> {to} done: {keys} keys, {bytes} bytes",
             super::inspect::show_range(range)
         ),
+        NodeEvent::StreamFailed {
+            range,
+            from,
+            to,
+            reason,
+        } => format!(
+            "stream {} {from} -> {to} FAILED: {reason}",
+            super::inspect::show_range(range)
+        ),
         NodeEvent::Membership(e) => show_gossip_event(e),
         NodeEvent::RingChanged { nodes } => format!("ring now has {nodes} nodes"),
         NodeEvent::RepairDone {

@@ -566,10 +566,16 @@ impl<D: MachineDisk> Sim<D> {
     }
 
     /// An operator removes `node` (a dead member that will not come back), through `via`:
-    /// gossip spreads it, or the oracle tells everyone.
+    /// gossip spreads it, or the oracle tells everyone. A node that is down when it is removed
+    /// is gone for good: it is never restarted, and what only its disks held is lost.
     pub fn remove_node(&mut self, node: NodeId, via: NodeId) {
         self.history.topology_change(self.now);
         self.ring = self.ring.without_node(node);
+        if !self.is_up(node)
+            && let Some(n) = self.nodes.get_mut(&node)
+        {
+            n.left = true;
+        }
         if self.config.gossip.is_some() {
             self.input(via, Input::Remove { node });
         } else {
@@ -658,10 +664,7 @@ impl<D: MachineDisk> Sim<D> {
         let generation = (self.now.0 << 16) + incarnation + 1;
         let node_config = self.config.node_config(id, joining, generation);
         let lsm_config = self.config.lsm.clone();
-        let hint_config = LsmConfig {
-            tombstone_grace_ms: 0,
-            ..lsm_config.clone()
-        };
+        let hint_config = crate::node::hint_store_config(&lsm_config);
         let local = self.local(id);
         let current = self.ring.clone();
         let Some(sim_node) = self.nodes.get_mut(&id) else {
@@ -1191,11 +1194,16 @@ impl<D: MachineDisk> Sim<D> {
             },
         );
         self.flying.insert(id, (from, to, kind, self.now, arrives));
-        if let Some(dup_ms) = fate.duplicate_ms {
+        // What crosses the wire: a message a partition or loss drops is never encoded.
+        let (dropped, msg) = match fate.dropped {
+            Some(reason) => (Some(reason), None),
+            None => Self::over_the_wire(from, to, msg),
+        };
+        if let (Some(dup_ms), Some(msg)) = (fate.duplicate_ms, &msg) {
             let dup = self.next_msg;
             self.next_msg += 1;
             self.tags.sent(dup);
-            let label = format!("{} (duplicate)", label_short(&msg));
+            let label = format!("{} (duplicate)", label_short(msg));
             let dup_at = Millis(self.now.0 + dup_ms);
             self.log.push(
                 self.now,
@@ -1219,17 +1227,33 @@ impl<D: MachineDisk> Sim<D> {
                 },
             );
         }
-        match fate.dropped {
-            Some(reason) => self.schedule(
+        match (dropped, msg) {
+            (None, Some(msg)) => self.schedule(arrives, Event::Deliver { id, from, to, msg }),
+            (reason, _) => self.schedule(
                 arrives,
                 Event::Dropped {
                     id,
                     from,
                     to,
-                    reason,
+                    reason: reason.unwrap_or(DropReason::Undecodable),
                 },
             ),
-            None => self.schedule(arrives, Event::Deliver { id, from, to, msg }),
+        }
+    }
+
+    /// The message `to` receives from `from` ([`network::carry`]; a message to oneself is
+    /// handed over as it is), or why it is dropped.
+    fn over_the_wire(
+        from: NodeId,
+        to: NodeId,
+        msg: Message,
+    ) -> (Option<DropReason>, Option<Message>) {
+        if from == to {
+            return (None, Some(msg));
+        }
+        match network::carry(&msg) {
+            Ok((received, _)) => (None, Some(received)),
+            Err(reason) => (Some(reason), None),
         }
     }
 

@@ -5,9 +5,17 @@
 //! WebAssembly. Latency is uniform in `[latency_min_ms, latency_max_ms]`, plus, with
 //! probability `tail_ppm`, an extra delay uniform in `[0, tail_ms]`: a long tail that reorders
 //! messages. A message to oneself is delivered at once and never lost.
+//!
+//! Between two nodes a message travels as it does on a native link ([`carry`]): encoded into an
+//! envelope by the wire's encoder, under the same frame bound, and split and decoded on arrival
+//! by the same [`crate::wire::unpack`] the native node's inbound connections run. A message the
+//! encoder refuses is dropped with [`DropReason::TooLarge`], the reason a native link counts
+//! (`too_large`); the receiver gets the decoded message, not the sender's value. A message to
+//! oneself is not encoded (a native node hands those to itself directly).
 
 use crate::DetRng;
 use crate::NodeId;
+use crate::wire::{Envelope, Message};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -51,6 +59,10 @@ pub enum DropReason {
     Partition,
     /// The receiver was down when it arrived.
     NodeDown,
+    /// The message's encoding is over the wire's frame bound: the sender's link drops it.
+    TooLarge,
+    /// The receiver could not decode what arrived (a codec that does not round-trip).
+    Undecodable,
 }
 
 impl DropReason {
@@ -60,7 +72,21 @@ impl DropReason {
             DropReason::Loss => "lost",
             DropReason::Partition => "partitioned",
             DropReason::NodeDown => "receiver down",
+            DropReason::TooLarge => "too large for a frame",
+            DropReason::Undecodable => "undecodable",
         }
+    }
+}
+
+/// What the wire does to `msg` between two nodes: encodes it as a native link does, then splits
+/// and decodes the frame as the receiving node does. Returns the message the receiver gets, and
+/// its size on the wire, or why it is dropped.
+pub fn carry(msg: &Message) -> Result<(Message, usize), DropReason> {
+    let frame = Envelope::encode(msg).map_err(|_| DropReason::TooLarge)?;
+    let mut msgs = crate::wire::unpack(&frame).map_err(|_| DropReason::Undecodable)?;
+    match (msgs.pop(), msgs.is_empty()) {
+        (Some(received), true) => Ok((received, frame.len())),
+        _ => Err(DropReason::Undecodable),
     }
 }
 
@@ -169,6 +195,38 @@ pub fn fate(
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn the_wire_carries_what_fits_in_a_frame_and_drops_the_rest_as_too_large() {
+        use crate::storage::{Cell, Version};
+        use crate::wire::{MESSAGE_BYTES_MAX, ReqId, WritePurpose};
+        let write = |len: usize| Message::Replicate {
+            req: ReqId {
+                coordinator: NodeId(1),
+                seq: 1,
+            },
+            key: b"k".to_vec(),
+            cell: Cell::put(
+                Version {
+                    ts: 1,
+                    node: NodeId(1),
+                },
+                vec![7; len],
+            ),
+            hint_for: None,
+            purpose: WritePurpose::Client,
+        };
+        let small = write(10);
+        let (received, bytes) = carry(&small).unwrap();
+        assert_eq!(received, small);
+        assert!(bytes > 10 && bytes < 64, "{bytes}");
+        let limit = crate::storage::VALUE_BYTES_LIMIT;
+        assert!(carry(&write(limit)).is_ok(), "a value at the limit fits");
+        assert_eq!(
+            carry(&write(MESSAGE_BYTES_MAX)).map(|_| ()),
+            Err(DropReason::TooLarge)
+        );
+    }
 
     #[test]
     fn partitions_cut_both_ways_or_one() {

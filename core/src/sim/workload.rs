@@ -1,5 +1,10 @@
 //! A client workload generator: a rate of operations, a read/write/delete mix, a key
-//! distribution, and a consistency level, all drawn from the simulation's seeded generator.
+//! distribution, value sizes and a consistency level, all drawn from the simulation's seeded
+//! generator.
+//!
+//! A put's value is `value_bytes` long, or, for `large_value_pct` percent of puts, drawn
+//! uniformly up to `value_bytes_max` (the cluster's limit), a quarter of those exactly at it:
+//! values at the limit are where encodings that add a few bytes (a hint, a frame) overflow.
 
 use crate::DetRng;
 use crate::node::{ClientOp, Consistency};
@@ -30,6 +35,12 @@ pub struct WorkloadConfig {
     pub distribution: KeyDistribution,
     /// Bytes per value.
     pub value_bytes: usize,
+    /// Percentage of puts with a large value (see the module docs).
+    #[serde(default)]
+    pub large_value_pct: u8,
+    /// The largest value drawn: the cluster's `value_bytes_max`.
+    #[serde(default)]
+    pub value_bytes_max: usize,
     /// Consistency for every operation (`None`: the cluster's W and R).
     pub consistency: Option<Consistency>,
 }
@@ -43,6 +54,8 @@ impl Default for WorkloadConfig {
             keys: 100,
             distribution: KeyDistribution::Uniform,
             value_bytes: 16,
+            large_value_pct: 0,
+            value_bytes_max: 0,
             consistency: None,
         }
     }
@@ -76,7 +89,16 @@ pub fn next_op(config: &WorkloadConfig, rng: &mut DetRng, counter: u64) -> Clien
         }
     } else {
         let mut value = format!("v{counter}").into_bytes();
-        value.resize(config.value_bytes.max(value.len()), b'.');
+        let mut len = config.value_bytes;
+        if config.large_value_pct > 0 && rng.random_range(0..100u8) < config.large_value_pct {
+            let max = config.value_bytes_max.max(len);
+            len = if rng.random_range(0..4u8) == 0 {
+                max
+            } else {
+                rng.random_range(len..=max)
+            };
+        }
+        value.resize(len.max(value.len()), b'.');
         ClientOp::Put {
             key,
             value,

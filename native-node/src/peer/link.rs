@@ -230,14 +230,24 @@ async fn run(
 
 /// Packs `first` and whatever else is queued into WebSocket messages of at most
 /// [`FRAME_BYTES_MAX`] bytes, stopping past [`BATCH_BYTES`].
-fn pack(ctx: &PeerContext, first: Message, rx: &mut mpsc::Receiver<Message>) -> Vec<Vec<u8>> {
+fn pack(
+    ctx: &PeerContext,
+    peer: NodeId,
+    first: Message,
+    rx: &mut mpsc::Receiver<Message>,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut next = Some(first);
     while let Some(msg) = next.take() {
         let before = buf.len();
-        if Envelope::encode_into(&msg, &mut buf).is_err() {
-            ctx.metrics.dropped(msg.kind(), DropReason::QueueFull);
+        if let Err(e) = Envelope::encode_into(&msg, &mut buf) {
+            warn!(
+                "{}: a {} message to {peer} cannot be sent: {e}",
+                ctx.me,
+                msg.kind().name()
+            );
+            ctx.metrics.dropped(msg.kind(), DropReason::TooLarge);
         } else if buf.len() > FRAME_BYTES_MAX && before > 0 {
             // This frame does not fit with the others: it starts the next message.
             let frame = buf.split_off(before);
@@ -273,7 +283,7 @@ async fn send_until_broken(
                 // Every frame of the burst is fed, then the socket is flushed once: one write
                 // for what fits in the WebSocket's write buffer, not a flush per frame. Each
                 // step has WRITE_TIMEOUT.
-                let frames = pack(ctx, first, rx);
+                let frames = pack(ctx, peer, first, rx);
                 let steps = frames
                     .into_iter()
                     .map(|frame| Some(WsMessage::Binary(frame.into())))

@@ -12,7 +12,9 @@
 //!   [`FRAME_BYTES_MAX`] (the largest envelope), enforced by the WebSocket layer before it
 //!   buffers a message. An envelope that does not decode closes the connection with a log line.
 //! - **Bounds**: a link queues at most [`LINK_QUEUE_MAX`] messages; past that the node drops
-//!   and counts (`ringstore_messages_dropped{reason="queue_full"}`); a link that cannot
+//!   and counts (`ringstore_messages_dropped{reason="queue_full"}`); a message the encoder
+//!   refuses (over the frame bound) is dropped with a log line and counted as
+//!   `reason="too_large"`, as the simulator's network drops it; a link that cannot
 //!   connect drops what it holds, reconnecting with exponential backoff (50 ms to 5 s, jitter).
 
 pub mod handshake;
@@ -22,12 +24,12 @@ pub mod link;
 use crate::metrics::Metrics;
 use handshake::Secret;
 use ringstore_core::NodeId;
-use ringstore_core::framing::FrameError;
-use ringstore_core::wire::{ENVELOPE_BYTES, Envelope, MESSAGE_BYTES_MAX, Message, WireError};
+use ringstore_core::wire::Message;
+/// The frame bounds and the splitting of a WebSocket message are the core's, shared with the
+/// simulator's network.
+pub use ringstore_core::wire::{ENVELOPES_PER_FRAME_MAX, FRAME_BYTES_MAX, unpack};
 use std::sync::Arc;
 
-/// The largest WebSocket message a peer may send: one envelope at the size bound.
-pub const FRAME_BYTES_MAX: usize = ENVELOPE_BYTES + MESSAGE_BYTES_MAX;
 /// A link packs queued messages into one write up to about this many bytes.
 pub const BATCH_BYTES: usize = 256 << 10;
 /// The WebSocket read buffer of a peer connection. tungstenite zeroes its whole read buffer
@@ -37,8 +39,6 @@ pub const BATCH_BYTES: usize = 256 << 10;
 pub const READ_BUFFER_BYTES: usize = 8 << 10;
 /// Messages queued per link at most.
 pub const LINK_QUEUE_MAX: usize = 4_096;
-/// Envelopes decoded from one WebSocket message at most (a peer packing more is refused).
-pub const ENVELOPES_PER_FRAME_MAX: usize = 16_384;
 /// The WebSocket path peers connect to.
 pub const PEER_PATH: &str = "/ws/peer";
 
@@ -68,34 +68,10 @@ pub struct PeerInbound {
     pub msgs: Vec<Message>,
 }
 
-/// Splits one WebSocket message into the envelopes packed in it.
-pub fn unpack(bytes: &[u8]) -> Result<Vec<Message>, WireError> {
-    let mut msgs = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        if msgs.len() >= ENVELOPES_PER_FRAME_MAX {
-            return Err(WireError(FrameError::TooLarge {
-                len: bytes.len(),
-                max: FRAME_BYTES_MAX,
-            }));
-        }
-        let (msg, used) = Envelope::decode_prefix(rest)?;
-        msgs.push(msg);
-        rest = &rest[used..];
-    }
-    if msgs.is_empty() {
-        return Err(WireError(FrameError::Truncated {
-            got: 0,
-            needed: ENVELOPE_BYTES,
-        }));
-    }
-    Ok(msgs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringstore_core::wire::ReqId;
+    use ringstore_core::wire::{Envelope, ReqId};
 
     #[test]
     fn packed_messages_unpack_and_garbage_is_an_error() {

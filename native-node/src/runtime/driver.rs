@@ -34,7 +34,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Client requests taken in one turn of the loop at most (then peers get a turn).
 const CLIENT_BATCH: usize = 64;
@@ -297,6 +297,11 @@ impl Driver {
                 self.after_gossip();
             }
         }
+        // The count changes without an event too (a replay round that finds nothing left).
+        let held = self.node.hints_held().values().sum::<u64>();
+        self.metrics
+            .hints_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// Gossip may have told of a member's new address: re-point its link (an address heard in
@@ -404,6 +409,16 @@ impl Driver {
                 m.hints_dropped.inc();
                 warn!("{me}: hint for {owner} dropped: {reason}");
             }
+            NodeEvent::StreamFailed {
+                range,
+                from,
+                to,
+                reason,
+            } => {
+                error!(
+                    "{me}: streaming {range} from {from} to {to} failed, not asked again: {reason}"
+                );
+            }
             NodeEvent::RepairDone {
                 range,
                 peer,
@@ -463,9 +478,6 @@ impl Driver {
             NodeEvent::Membership(e) => log_membership(me, e),
             NodeEvent::RequestStarted { .. } => {}
         }
-        self.metrics
-            .hints_held
-            .set(i64::try_from(self.node.hints_held().values().sum::<u64>()).unwrap_or(i64::MAX));
         self.feed.event(self.now().0, &event);
     }
 

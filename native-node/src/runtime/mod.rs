@@ -36,8 +36,11 @@ use crate::view::NodeView;
 use anyhow::{Context, bail};
 use driver::{Driver, Inputs};
 use ringstore_core::membership::GossipConfig;
-use ringstore_core::node::{ClientError, ClientOp, ClientResult, Membership, Node, NodeConfig};
-use ringstore_core::storage::{LsmConfig, VALUE_BYTES_LIMIT};
+use ringstore_core::node::{
+    CLIENT_VALUE_BYTES_MAX, ClientError, ClientOp, ClientResult, Membership, Node, NodeConfig,
+    hint_store_config,
+};
+use ringstore_core::storage::LsmConfig;
 use ringstore_core::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -291,7 +294,7 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     }
     state::store(&dir, &node_state)?;
 
-    let value_bytes_max = opts.value_bytes_max.clamp(1, VALUE_BYTES_LIMIT);
+    let value_bytes_max = opts.value_bytes_max.clamp(1, CLIENT_VALUE_BYTES_MAX);
     let lsm = LsmConfig {
         sync: opts.sync_policy(),
         value_bytes_max,
@@ -300,9 +303,8 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     };
     // Hints are few (bounded by hints_max) and consumed soon: a smaller memtable will do.
     let hint_lsm = LsmConfig {
-        tombstone_grace_ms: 0,
         memtable_bytes_max: (lsm.memtable_bytes_max / 4).max(value_bytes_max + (64 << 10)),
-        ..lsm.clone()
+        ..hint_store_config(&lsm)
     };
     let (data_dir, hint_dir) = (dir.join("data"), dir.join("hints"));
     let (data, hints) = tokio::task::spawn_blocking(move || {

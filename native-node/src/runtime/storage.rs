@@ -656,7 +656,7 @@ mod tests {
         assert_eq!(threads.run(5, StorageOp::CountHints), None);
         assert!(matches!(
             completions(&mut threads, &mut rx, 1)[..],
-            [(5, StorageResult::HintCounts(_))]
+            [(5, StorageResult::HintKeys(_))]
         ));
         threads.join();
     }

@@ -34,6 +34,7 @@ pub fn drop_cause(r: DropReason) -> DropCause {
         DropReason::Partition => DropCause::Partition,
         DropReason::NoRoute => DropCause::NoRoute,
         DropReason::Disconnected => DropCause::Disconnected,
+        DropReason::TooLarge => DropCause::TooLarge,
     }
 }
 
