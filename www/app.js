@@ -105,6 +105,8 @@ async function build() {
     if (lesson) {
       if (state.authored) state.view.startLesson(cluster, state.authored.name, state.authored.text);
       else state.view.startScenario(cluster, s.scenario);
+      if (state.openStep > 1) state.view.lessonSkipTo(cluster, state.openStep);
+      state.openStep = 0;
       state.captionShown = 0;
       $('caption-lines').innerHTML = '';
       renderCaption();
@@ -745,7 +747,10 @@ async function copyLink() {
   if (state.authored && !authoredParam()) {
     warn(['this lesson is too long to travel inside a link: put the file on a web host and share this page with ?lesson=URL'], 'The link does not carry your lesson:');
   }
-  const url = location.href;
+  // In a lesson, the link opens at the step on screen.
+  const s = state.view.scenarioState(0);
+  const shown = !s ? 0 : s.phase === 'reading' || s.phase === 'done' ? s.step : s.step - 1;
+  const url = location.href + (shown > 1 ? `${location.search ? '&' : '?'}step=${shown}` : '');
   try { await navigator.clipboard.writeText(url); flash($('copy-link'), 'Copied'); }
   catch { prompt('Copy this link:', url); }
 }
@@ -940,7 +945,11 @@ async function main() {
   }
   const lq = liveQuery(location.search);
   const own = lessonQuery(lq.query);
-  const parsed = parseQuery(own.query);
+  // `step=N`: a lesson opened at its step N (a link to a moment of a lesson).
+  const stepParams = new URLSearchParams(own.query);
+  state.openStep = Math.max(0, Math.min(200, Number(stepParams.get('step')) || 0));
+  stepParams.delete('step');
+  const parsed = parseQuery(stepParams.toString());
   state.settings = parsed.settings;
   warn(parsed.warnings);
   if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; $('caption-open').hidden = false; }

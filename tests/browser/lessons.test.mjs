@@ -293,7 +293,7 @@ test('a hint is drawn while held, and the lesson goes off script when the reader
   await p.close();
 });
 
-test('back one step, then forward, returns to the identical picture and event log', async () => {
+test('back one step, then forward, returns to the identical picture and event log; a link to the step opens it', async () => {
   const p = await open('?embed=1&scenario=put_get_design_notes', 900, 600);
   const toStep = async (step) => {
     let s = await lessonState(p);
@@ -332,6 +332,16 @@ test('back one step, then forward, returns to the identical picture and event lo
   assert.ok(again.canvas === ahead.canvas, 'the same picture');
   assert.deepEqual(p.errors, []);
   await p.close();
+  // A link to that step (what Copy link gives there) opens on the same picture.
+  const q = await open('?embed=1&scenario=put_get_design_notes&step=5', 900, 600);
+  await waiting(q);
+  s = await q.evaluate(() => window.ringstore.view.scenarioState(0));
+  assert.deepEqual([s.phase, s.step], ['reading', 5]);
+  await q.waitForTimeout(1_500);
+  const linked = await q.evaluate(() => ({ canvas: document.getElementById('canvas').toDataURL(), log: window.ringstore.cluster.logHash() }));
+  assert.equal(linked.log, ahead.log, 'the linked step has the same event log');
+  assert.ok(linked.canvas === ahead.canvas, 'and the same picture');
+  await q.close();
 });
 
 test('the embed fits at 900×600 and 640×480, and a phone does not scroll sideways', async () => {

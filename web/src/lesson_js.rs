@@ -89,6 +89,20 @@ impl View {
         true
     }
 
+    /// Plays the lesson just started on `cluster` at once up to step `step`'s prose (1-based,
+    /// clamped to the lesson's steps): a link to a step of a lesson (`&step=N`) opens there,
+    /// exactly as a reader who turned the pages would see it. `false` with no lesson.
+    #[wasm_bindgen(js_name = lessonSkipTo)]
+    pub fn lesson_skip_to(&mut self, cluster: &mut Cluster, step: usize) -> bool {
+        let Some(p) = self.lesson.as_mut() else {
+            return false;
+        };
+        let sim = cluster.inner.sim_mut();
+        p.skip_to(sim, step.saturating_sub(1));
+        self.player.sync_to(sim.now().0);
+        true
+    }
+
     /// The reader picks answer `choice` (0-based) to the question shown; `false` if there is
     /// no such choice or it was answered already.
     #[wasm_bindgen(js_name = chooseAnswer)]
