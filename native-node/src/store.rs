@@ -91,13 +91,48 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Why a store whose lock was poisoned refuses writes.
+const PANICKED: &str = "a thread panicked while holding the storage engine: a batch may be half applied; restart the node to recover from the files";
+
+/// The engine behind a lock a panicking thread left poisoned: the engine is poisoned
+/// ([`Lsm::poison_for`]), so it refuses every later write rather than write after a batch that
+/// may be half applied, and the lock's flag is cleared (the engine itself now says so).
+fn poisoned_by_panic<'a>(
+    lsm: &RwLock<Lsm<FileDisk>>,
+    mut guard: RwLockWriteGuard<'a, Lsm<FileDisk>>,
+) -> RwLockWriteGuard<'a, Lsm<FileDisk>> {
+    if guard.poisoned().is_none() {
+        tracing::error!("storage engine poisoned: {PANICKED}");
+    }
+    guard.poison_for(PANICKED);
+    lsm.clear_poison();
+    guard
+}
+
 impl Inner {
     fn read(&self) -> RwLockReadGuard<'_, Lsm<FileDisk>> {
-        self.lsm.read().unwrap_or_else(|e| e.into_inner())
+        loop {
+            match self.lsm.read() {
+                Ok(guard) => return guard,
+                // Only a writer poisons the lock: mark the engine, then read.
+                Err(_) => drop(self.write()),
+            }
+        }
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Lsm<FileDisk>> {
-        self.lsm.write().unwrap_or_else(|e| e.into_inner())
+        self.lsm
+            .write()
+            .unwrap_or_else(|e| poisoned_by_panic(&self.lsm, e.into_inner()))
+    }
+
+    /// [`RwLock::try_write`], marking the engine if the lock was poisoned. `None`: taken.
+    fn try_write(&self) -> Option<RwLockWriteGuard<'_, Lsm<FileDisk>>> {
+        match self.lsm.try_write() {
+            Ok(lsm) => Some(lsm),
+            Err(TryLockError::Poisoned(e)) => Some(poisoned_by_panic(&self.lsm, e.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Waits until a background job is installed, or a tick passes.
@@ -348,10 +383,8 @@ impl Store {
     /// is free at once and writes are not stalled behind flushes, and otherwise gives the batch
     /// back ([`TryAppend::Busy`]) for a thread that may wait.
     pub fn try_append(&self, batch: Vec<(Vec<u8>, Cell)>) -> TryAppend {
-        let lsm = match self.inner.lsm.try_write() {
-            Ok(lsm) => lsm,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return TryAppend::Busy(batch),
+        let Some(lsm) = self.inner.try_write() else {
+            return TryAppend::Busy(batch);
         };
         if lsm.write_stalled() {
             drop(lsm);
@@ -389,12 +422,7 @@ impl Store {
     /// sync, `Ok(None)` when everything is durable already. `None`: the lock was taken.
     /// [`Store::finish_sync`] on another thread does the slow half.
     pub fn try_begin_sync(&self) -> Option<Result<Option<SyncTicket>, StorageError>> {
-        let mut lsm = match self.inner.lsm.try_write() {
-            Ok(lsm) => lsm,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
-        Some(lsm.begin_sync())
+        Some(self.inner.try_write()?.begin_sync())
     }
 
     /// The second half: runs the ticket's `fdatasync` with no lock held and records it. Writes
@@ -430,7 +458,8 @@ impl Store {
     pub fn try_get_in_memory(&self, key: &[u8]) -> Option<Result<Option<Cell>, StorageError>> {
         let lsm = match self.inner.lsm.try_read() {
             Ok(lsm) => lsm,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            // A writer panicked: mark the engine (blocking briefly), then answer.
+            Err(TryLockError::Poisoned(_)) => self.inner.read(),
             Err(TryLockError::WouldBlock) => return None,
         };
         lsm.get_in_memory(key).transpose()
@@ -522,5 +551,48 @@ impl ringstore_core::node::ReadStore for Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringstore_core::NodeId;
+    use ringstore_core::storage::Version;
+
+    fn cell(ts: u64) -> Cell {
+        Cell::put(
+            Version {
+                ts,
+                node: NodeId(1),
+            },
+            b"v".to_vec(),
+        )
+    }
+
+    #[test]
+    fn panic_while_holding_the_engine_poisons_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), LsmConfig::default()).unwrap());
+        store.write(b"before", cell(1)).unwrap();
+        let holder = store.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = holder.inner.lsm.write();
+            panic!("a bug while a batch is half applied");
+        })
+        .join();
+        assert!(panicked.is_err());
+
+        // The write after the panic is refused, not applied after a half-written batch.
+        let err = store.write(b"after", cell(2)).unwrap_err();
+        assert!(matches!(err, StorageError::Poisoned(_)), "{err:?}");
+        assert!(matches!(
+            store.try_append(vec![(b"after".to_vec(), cell(3))]),
+            TryAppend::Failed(StorageError::Poisoned(_))
+        ));
+        assert!(store.stats().poisoned.is_some());
+        // Reads go on: what was written before is there, the refused write is not.
+        assert_eq!(store.get(b"before").unwrap(), Some(cell(1)));
+        assert_eq!(store.get(b"after").unwrap(), None);
     }
 }

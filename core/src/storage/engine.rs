@@ -264,6 +264,14 @@ impl<D: Disk> Lsm<D> {
         Err(err)
     }
 
+    /// Stops the engine accepting writes, for a reason found outside it: a host whose thread
+    /// panicked while holding the engine may have left a batch half applied. Every later write
+    /// and sync fails with [`StorageError::Poisoned`] naming the first reason; reads go on.
+    /// Reopening the engine recovers from its files.
+    pub fn poison_for(&mut self, why: impl Into<String>) {
+        self.poisoned.get_or_insert_with(|| why.into());
+    }
+
     /// Why the engine stopped accepting writes, if it did (see [`StorageError::Poisoned`]).
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
