@@ -50,8 +50,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. 2: client operations are one [`Command::Client`] carrying
-/// the core's [`ClientOp`] (version 1 had `Put`, `Get` and `Delete` commands of its own).
-pub const UI_VERSION: u8 = 2;
+/// the core's [`ClientOp`] (version 1 had `Put`, `Get` and `Delete` commands of its own). 3:
+/// the storage statistics carry `wal_torn_bytes_cut`.
+pub const UI_VERSION: u8 = 3;
 /// The path of the UI socket on every node.
 pub const UI_PATH: &str = "/ws/ui";
 /// Bytes of frame before the payload.

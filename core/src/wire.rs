@@ -22,12 +22,13 @@
 use crate::NodeId;
 use crate::framing::{FrameError, FrameFormat, HEADER_BYTES, Tag};
 use crate::ring::Range;
-use crate::storage::{Cell, VALUE_BYTES_LIMIT};
+use crate::storage::{Cell, StorageFailure, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. Version 2: `ReplicaError::Left`, and `AeMsg::Done` carries
-/// the number of entries sent.
-pub const WIRE_VERSION: u8 = 2;
+/// the number of entries sent. Version 3: `ReplicaError::Storage` carries a typed
+/// [`StorageFailure`] instead of text.
+pub const WIRE_VERSION: u8 = 3;
 /// Bytes of envelope before the payload.
 pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
 /// The largest payload accepted.
@@ -56,8 +57,9 @@ pub enum WritePurpose {
 /// A replica's reason for refusing a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReplicaError {
-    /// The storage engine failed or refused the write (message says why).
-    Storage(String),
+    /// The storage engine failed or refused the operation; the failure says whether anything
+    /// changed and whether a retry can succeed.
+    Storage(StorageFailure),
     /// This node holds as many hints as it may; the write was not stored.
     HintsFull,
     /// This node has left the ring and keeps nothing; the write was not stored.
@@ -326,7 +328,7 @@ mod tests {
         // Written out by hand, so a change to the shared codec cannot move a byte unseen.
         let msg = &sample()[3];
         let payload = postcard::to_allocvec(msg).unwrap();
-        let mut expected = b"RS\x02\x00".to_vec();
+        let mut expected = b"RS\x03\x00".to_vec();
         expected.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         expected.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         expected.extend_from_slice(&payload);
@@ -379,7 +381,7 @@ mod tests {
     #[test]
     fn garbage_payload_with_a_valid_checksum_is_a_payload_error() {
         let payload = [0xffu8; 9];
-        let mut bytes = b"RS\x02\x00".to_vec();
+        let mut bytes = b"RS\x03\x00".to_vec();
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);

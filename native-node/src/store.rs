@@ -18,6 +18,11 @@
 //!   without holding its lock, and install them. A sync or a compaction therefore never stalls
 //!   request handling; only a write that finds the memtable budget exhausted waits for a flush.
 //! * [`SyncPolicy::IntervalMs`] syncs run on the background threads' timer.
+//! * **Write health.** A write the disk has no space for fails with nothing changed (see
+//!   [`StorageError::is_disk_full`]); the store remembers it ([`Store::unwritable`], which a
+//!   readiness check reports), logs one line, and takes writes again, logging one more line,
+//!   as soon as one succeeds: no restart. An engine poisoned by a failed sync or a panic while
+//!   it was held refuses writes until the node restarts and recovers from its files.
 
 use crate::disk::FileDisk;
 use crate::token_index::{INDEXED_SCAN_KEYS_MAX, TokenIndex};
@@ -27,7 +32,7 @@ use ringstore_core::ring::Range;
 use ringstore_core::storage::{
     Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket, WalWriter,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
@@ -65,6 +70,13 @@ struct Inner {
     work_cv: Condvar,
     installed_cv: Condvar,
     shutdown: AtomicBool,
+    /// The store's directory, named in log lines.
+    dir: PathBuf,
+    /// Set while the last write found the disk full (see the module docs).
+    full: AtomicBool,
+    full_reason: Mutex<Option<String>>,
+    /// Whether a disk failure that poisoned the engine was logged.
+    poison_logged: AtomicBool,
 }
 
 /// What [`Store::try_append`] did with a batch.
@@ -133,6 +145,41 @@ impl Inner {
             Err(TryLockError::Poisoned(e)) => Some(poisoned_by_panic(&self.lsm, e.into_inner())),
             Err(TryLockError::WouldBlock) => None,
         }
+    }
+
+    /// Notes what a write or sync did for [`Store::unwritable`], logging one line when the
+    /// store stops and starts taking writes.
+    fn note<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        match &result {
+            Ok(_) if self.full.load(Ordering::Acquire) => {
+                if lock(&self.full_reason).take().is_some() {
+                    tracing::info!("{}: storage takes writes again", self.dir.display());
+                }
+                self.full.store(false, Ordering::Release);
+            }
+            Ok(_) => {}
+            Err(e) if e.is_disk_full() => {
+                let mut reason = lock(&self.full_reason);
+                if reason.is_none() {
+                    tracing::error!(
+                        "{}: storage cannot take writes: {e} (writes fail with nothing stored until space is freed)",
+                        self.dir.display()
+                    );
+                }
+                *reason = Some(e.to_string());
+                self.full.store(true, Ordering::Release);
+            }
+            Err(e @ StorageError::Disk(_)) => {
+                if !self.poison_logged.swap(true, Ordering::AcqRel) {
+                    tracing::error!(
+                        "{}: storage engine poisoned, refusing writes until a restart: {e}",
+                        self.dir.display()
+                    );
+                }
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     /// Waits until a background job is installed, or a tick passes.
@@ -259,7 +306,24 @@ impl Store {
     pub fn open(dir: &Path, config: LsmConfig) -> anyhow::Result<Store> {
         let disk = FileDisk::open(dir)?;
         let sync_policy = config.sync;
-        let (lsm, report) = Lsm::open(disk.clone(), config)?;
+        let (lsm, report) = Lsm::open(disk.clone(), config).map_err(|e| {
+            let advice = match e {
+                StorageError::Corrupt { .. } => {
+                    ". The store is damaged, and starting on it would drop writes it acknowledged; \
+                     move the damaged file aside to start anyway (this replica then loses what it \
+                     alone held; anti-entropy restores what other replicas hold)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("opening the store in {}: {e}{advice}", dir.display())
+        })?;
+        if report.torn_bytes_truncated > 0 {
+            tracing::warn!(
+                "{}: cut {} bytes of torn WAL tail (preallocated space never written, or writes that never became durable)",
+                dir.display(),
+                report.torn_bytes_truncated
+            );
+        }
         let durable = lsm.durable_lsn();
         let inner = Arc::new(Inner {
             lsm: RwLock::new(lsm),
@@ -274,6 +338,10 @@ impl Store {
             work_cv: Condvar::new(),
             installed_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            dir: dir.to_path_buf(),
+            full: AtomicBool::new(false),
+            full_reason: Mutex::new(None),
+            poison_logged: AtomicBool::new(false),
         });
         let threads = (0..BACKGROUND_THREADS)
             .map(|i| {
@@ -357,7 +425,7 @@ impl Store {
     pub fn write_batch(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
         let lsn = self.append(batch)?;
         if self.inner.sync_policy.acks_after_sync() {
-            self.inner.wait_durable(lsn)?;
+            self.inner.note(self.inner.wait_durable(lsn))?;
         }
         Ok(lsn)
     }
@@ -404,11 +472,11 @@ impl Store {
     ) -> Result<u64, StorageError> {
         let frozen_before = lsm.frozen_memtables();
         // A key the memtable already held is indexed already: only new ones cost a lookup.
-        let lsn = lsm.write_batch_noting_new(batch, |key| {
+        let lsn = self.inner.note(lsm.write_batch_noting_new(batch, |key| {
             if let Some(index) = &self.index {
                 index.insert_key(key);
             }
-        })?;
+        }))?;
         let froze = lsm.frozen_memtables() > frozen_before;
         drop(lsm);
         if froze {
@@ -422,14 +490,16 @@ impl Store {
     /// sync, `Ok(None)` when everything is durable already. `None`: the lock was taken.
     /// [`Store::finish_sync`] on another thread does the slow half.
     pub fn try_begin_sync(&self) -> Option<Result<Option<SyncTicket>, StorageError>> {
-        Some(self.inner.try_write()?.begin_sync())
+        let mut lsm = self.inner.try_write()?;
+        Some(self.inner.note(lsm.begin_sync()))
     }
 
     /// The second half: runs the ticket's `fdatasync` with no lock held and records it. Writes
     /// waiting in [`Store::wait_durable`] see it too.
     pub fn finish_sync(&self, ticket: &SyncTicket) -> Result<(), StorageError> {
         let result = WalWriter::run_sync(&self.inner.disk, ticket);
-        self.inner.write().complete_sync(ticket, result)?;
+        let result = self.inner.write().complete_sync(ticket, result);
+        self.inner.note(result)?;
         let mut state = lock(&self.inner.sync);
         state.durable = state.durable.max(ticket.upto);
         self.inner.synced.notify_all();
@@ -439,7 +509,19 @@ impl Store {
     /// Blocks until every batch up to `lsn` is durable, leading a group sync if nobody else
     /// is syncing (writes that arrive meanwhile share the next one).
     pub fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
-        self.inner.wait_durable(lsn)
+        self.inner.note(self.inner.wait_durable(lsn))
+    }
+
+    /// Why the store cannot take writes now, if it cannot: its engine is poisoned (until a
+    /// restart), or the last write found the disk full (until a write succeeds).
+    pub fn unwritable(&self) -> Option<String> {
+        if let Some(why) = self.inner.read().poisoned() {
+            return Some(format!("storage engine poisoned: {why}"));
+        }
+        if !self.inner.full.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.inner.full_reason).clone()
     }
 
     /// The policy this store syncs by.

@@ -36,7 +36,7 @@ mod stream;
 mod tests;
 
 use crate::ring::Ring;
-use crate::storage::{CLIENT_KEY_BYTES_MAX, Cell, Version};
+use crate::storage::{CLIENT_KEY_BYTES_MAX, Cell, StorageFailure, Version};
 use crate::wire::{Message, ReqId};
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
@@ -203,6 +203,22 @@ pub enum ClientError {
         /// Answers received.
         got: usize,
     },
+    /// Fewer than the required replicas stored the write, and some refused it because of
+    /// their storage (a full disk, a poisoned engine): the failures name the replicas and the
+    /// cause. As with [`ClientError::QuorumUnavailable`], the write may still have reached
+    /// other replicas; a replica whose failure says nothing changed did not store it.
+    #[error(
+        "storage unavailable: needed {needed} replicas, got {got}; {}",
+        describe_failures(failures)
+    )]
+    StorageUnavailable {
+        /// Acknowledgements required.
+        needed: usize,
+        /// Acknowledgements received.
+        got: usize,
+        /// The replicas whose storage refused the write, and why.
+        failures: Vec<(NodeId, StorageFailure)>,
+    },
     /// The node the client contacted is down (the client could not reach a coordinator).
     #[error("the coordinator is down")]
     NodeDown,
@@ -212,6 +228,12 @@ pub enum ClientError {
         /// Requests in flight.
         in_flight: usize,
     },
+}
+
+/// `n1: disk full: ...; n2: ...`, for [`ClientError::StorageUnavailable`]'s message.
+fn describe_failures(failures: &[(NodeId, StorageFailure)]) -> String {
+    let parts: Vec<String> = failures.iter().map(|(n, f)| format!("{n}: {f}")).collect();
+    parts.join("; ")
 }
 
 /// The outcome of a client operation.
@@ -291,8 +313,9 @@ pub enum StorageResult {
         /// The cursor for the next page.
         next: Option<Vec<u8>>,
     },
-    /// The operation failed.
-    Failed(String),
+    /// The operation failed; the failure says whether anything changed and whether a retry
+    /// can succeed.
+    Failed(StorageFailure),
 }
 
 /// Timers the node sets. A timer that fires after what it guards is gone is ignored.

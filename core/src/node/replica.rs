@@ -29,7 +29,7 @@
 
 use super::{Lifecycle, Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
 use crate::ring::key_token;
-use crate::storage::{Cell, Version};
+use crate::storage::{Cell, StorageFailure, Version};
 use crate::wire::{Message, ReplicaError, ReqId, WritePurpose};
 use crate::{Millis, NodeId};
 use std::collections::BTreeMap;
@@ -261,9 +261,9 @@ impl Node {
                 Ok(())
             }
             StorageResult::Failed(why) => Err(ReplicaError::Storage(why)),
-            other => Err(ReplicaError::Storage(format!(
+            other => Err(ReplicaError::Storage(StorageFailure::Refused(format!(
                 "unexpected storage result {other:?}"
-            ))),
+            )))),
         };
         let result = match group {
             Some(g) => match self.acks.complete(g, result) {
@@ -295,9 +295,9 @@ impl Node {
         let result = match result {
             StorageResult::Read(cell) => Ok(cell),
             StorageResult::Failed(why) => Err(ReplicaError::Storage(why)),
-            other => Err(ReplicaError::Storage(format!(
+            other => Err(ReplicaError::Storage(StorageFailure::Refused(format!(
                 "unexpected storage result {other:?}"
-            ))),
+            )))),
         };
         self.send(coordinator, Message::ReadReply { req, result });
     }

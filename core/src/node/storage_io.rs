@@ -9,7 +9,7 @@
 
 use super::{StorageOp, StorageResult, StoreId, split_hint_key};
 use crate::ring::{Range, key_token};
-use crate::storage::{Cell, Disk, Lsm, StorageError};
+use crate::storage::{Cell, Disk, Lsm, StorageError, StorageFailure};
 use std::collections::BTreeMap;
 
 /// Keys examined per scan step when looking for a range's keys (keys are ordered by bytes, not
@@ -106,7 +106,7 @@ impl StorageOp {
 /// Runs an operation that only reads, on the node's data and hint stores. A writing operation
 /// is answered with [`StorageResult::Failed`] (drivers apply those themselves).
 pub fn run_read(data: &impl ReadStore, hints: &impl ReadStore, op: StorageOp) -> StorageResult {
-    let failed = |e: StorageError| StorageResult::Failed(e.to_string());
+    let failed = |e: StorageError| StorageResult::Failed(StorageFailure::from(&e));
     match op {
         StorageOp::Read { key } => data.get(&key).map_or_else(failed, StorageResult::Read),
         StorageOp::ScanRange {
@@ -130,7 +130,7 @@ pub fn run_read(data: &impl ReadStore, hints: &impl ReadStore, op: StorageOp) ->
         }
         StorageOp::CountHints => StorageResult::HintCounts(count_hints(hints)),
         StorageOp::Write { .. } | StorageOp::WriteBatch { .. } => {
-            StorageResult::Failed("a write is not a read".to_string())
+            StorageResult::Failed(StorageFailure::Refused("a write is not a read".to_string()))
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::log::SimEvent;
 use super::{Event, Sim};
 use crate::node::{Input, StorageOp, StorageResult, StoreId, run_read};
-use crate::storage::{JobKind, StorageError, SyncPolicy};
+use crate::storage::{JobKind, StorageError, StorageFailure, SyncPolicy};
 use crate::{Millis, NodeId};
 
 impl<D: super::MachineDisk> Sim<D> {
@@ -29,7 +29,7 @@ impl<D: super::MachineDisk> Sim<D> {
                             .push(self.now, SimEvent::DiskWrite { node, store, key });
                         return self.write_applied(node, op);
                     }
-                    Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
+                    Err(e) => (write_ms, StorageResult::Failed(e.into())),
                 }
             }
             StorageOp::WriteBatch { entries } => {
@@ -38,7 +38,7 @@ impl<D: super::MachineDisk> Sim<D> {
                 };
                 match write_retrying(lsm, entries, local) {
                     Ok(()) => return self.write_applied(node, op),
-                    Err(e) => (write_ms, StorageResult::Failed(e.to_string())),
+                    Err(e) => (write_ms, StorageResult::Failed(e.into())),
                 }
             }
             read => {
@@ -104,7 +104,7 @@ impl<D: super::MachineDisk> Sim<D> {
             if let Some(lsm) = sim_node.lsm(store)
                 && let Err(e) = lsm.sync_wal()
             {
-                failed = Some(e.to_string());
+                failed = Some(StorageFailure::from(&e));
             }
         }
         self.log.push(

@@ -54,7 +54,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, TryAppend};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use ringstore_core::node::{StorageOp, StorageResult, StoreId, run_read, scan_ranges};
-use ringstore_core::storage::{Cell, SyncTicket};
+use ringstore_core::storage::{Cell, StorageFailure, SyncTicket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc::UnboundedSender;
@@ -230,7 +230,7 @@ impl StorageThreads {
                 Some(result) => {
                     self.metrics.storage_inline.inc();
                     return Some(result.map_or_else(
-                        |e| StorageResult::Failed(e.to_string()),
+                        |e| StorageResult::Failed(StorageFailure::from(&e)),
                         StorageResult::Read,
                     ));
                 }
@@ -272,7 +272,9 @@ impl StorageThreads {
         };
         let lsn = match target.try_append(batch) {
             TryAppend::Appended(lsn) => lsn,
-            TryAppend::Failed(e) => return Ok(Some(StorageResult::Failed(e.to_string()))),
+            TryAppend::Failed(e) => {
+                return Ok(Some(StorageResult::Failed(StorageFailure::from(&e))));
+            }
             TryAppend::Busy(batch) => return Err(batch),
         };
         self.metrics.storage_inline.inc();
@@ -311,7 +313,7 @@ impl StorageThreads {
                     continue;
                 }
                 Some(Err(e)) => {
-                    let failed = StorageResult::Failed(e.to_string());
+                    let failed = StorageResult::Failed(StorageFailure::from(&e));
                     now.extend(ops.into_iter().map(|op| (op, failed.clone())));
                     continue;
                 }
@@ -324,7 +326,9 @@ impl StorageThreads {
                 // that fails after reaching a replica may).
                 Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                     self.metrics.storage_queue_full.inc();
-                    let failed = StorageResult::Failed("storage queue full".to_string());
+                    let failed = StorageResult::Failed(StorageFailure::Busy(
+                        "storage queue full".to_string(),
+                    ));
                     now.extend(job.ops.into_iter().map(|op| (op, failed.clone())));
                 }
             }
@@ -355,7 +359,7 @@ impl StorageThreads {
     /// The failure of an operation whose queue was full (or closed), counted.
     fn full<T>(&self, _: TrySendError<T>) -> StorageResult {
         self.metrics.storage_queue_full.inc();
-        StorageResult::Failed("storage queue full".to_string())
+        StorageResult::Failed(StorageFailure::Busy("storage queue full".to_string()))
     }
 
     /// Closes the queues and waits for the threads to finish what was queued.
@@ -401,7 +405,7 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
                     last = Some(last.map_or(lsn, |l: u64| l.max(lsn)));
                     (job.op, StorageResult::Written)
                 }
-                Err(e) => (job.op, StorageResult::Failed(e.to_string())),
+                Err(e) => (job.op, StorageResult::Failed(StorageFailure::from(&e))),
             })
             .collect();
         if acks_after_sync
@@ -410,7 +414,7 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
         {
             for (_, result) in &mut results {
                 if matches!(result, StorageResult::Written) {
-                    *result = StorageResult::Failed(e.to_string());
+                    *result = StorageResult::Failed(StorageFailure::from(&e));
                 }
             }
         }
@@ -430,7 +434,7 @@ fn syncer(store: &Store, id: StoreId, rx: &Receiver<SyncJob>, done: &UnboundedSe
         };
         let result = match result {
             Ok(()) => StorageResult::Written,
-            Err(e) => StorageResult::Failed(e.to_string()),
+            Err(e) => StorageResult::Failed(StorageFailure::from(&e)),
         };
         let ops = job.ops.into_iter().map(|op| (op, result.clone())).collect();
         let completions = Completions {
@@ -482,7 +486,9 @@ fn scanner(
                     Some(Ok((entries, next))) => {
                         results.push((job.op, StorageResult::Range { entries, next }));
                     }
-                    Some(Err(e)) => results.push((job.op, StorageResult::Failed(e.to_string()))),
+                    Some(Err(e)) => {
+                        results.push((job.op, StorageResult::Failed(StorageFailure::from(&e))))
+                    }
                     None => {
                         range_ops.push(job.op);
                         ranges.push((range, after, limit));
@@ -501,7 +507,7 @@ fn scanner(
             Err(e) => results.extend(
                 range_ops
                     .into_iter()
-                    .map(|op| (op, StorageResult::Failed(e.to_string()))),
+                    .map(|op| (op, StorageResult::Failed(StorageFailure::from(&e)))),
             ),
         }
         if done.send(Completions::of(results)).is_err() {

@@ -1,0 +1,183 @@
+//! The storage engine on a failing [`SimDisk`]: a full disk, a failed sync, a torn tail. What
+//! each fault may cost, and what it never may, as the storage module's docs state it.
+#![allow(clippy::unwrap_used, reason = "a test fails loudly")]
+
+use ringstore_core::storage::{
+    Cell, DiskError, FaultConfig, Lsm, LsmConfig, SimDisk, StorageError, StorageFailure,
+    SyncPolicy, Version,
+};
+use ringstore_core::{Millis, NodeId};
+
+fn cell(ts: u64, bytes: usize) -> Cell {
+    Cell::put(
+        Version {
+            ts,
+            node: NodeId(1),
+        },
+        vec![b'v'; bytes],
+    )
+}
+
+fn config() -> LsmConfig {
+    LsmConfig {
+        sync: SyncPolicy::Always,
+        ..LsmConfig::small_for_tests()
+    }
+}
+
+/// Writes 1 KiB values under `k{i}` (synced, as a node acknowledging after a sync does)
+/// until the disk refuses one; returns how many were stored and the refusal.
+fn fill(lsm: &mut Lsm<SimDisk>) -> (u64, StorageError) {
+    for i in 0.. {
+        let key = format!("k{i:05}");
+        let result = lsm
+            .write(key.as_bytes(), cell(i + 1, 1024))
+            .and_then(|_| lsm.sync_wal());
+        if let Err(e) = result {
+            return (i, e);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_full_disk_refuses_the_write_with_nothing_changed_and_recovers_without_a_reopen() {
+    let disk = SimDisk::new(3);
+    // One memtable holds every write: the disk fills up in the WAL.
+    let config = LsmConfig {
+        memtable_bytes_max: 1 << 20,
+        ..config()
+    };
+    let (mut lsm, _) = Lsm::open(disk.clone(), config.clone()).unwrap();
+    let used: u64 = disk.durable_image().values().map(|b| b.len() as u64).sum();
+    disk.set_faults(FaultConfig {
+        capacity_bytes: used + 20_000,
+        ..FaultConfig::default()
+    });
+    let (stored, err) = fill(&mut lsm);
+    assert!(stored >= 10, "{stored} writes fit");
+    assert!(
+        matches!(err, StorageError::Disk(DiskError::Full { .. })),
+        "{err:?}"
+    );
+    let failure = StorageFailure::from(&err);
+    assert!(
+        failure.retryable() && !failure.state_may_have_changed(),
+        "{failure:?}"
+    );
+    assert_eq!(
+        lsm.poisoned(),
+        None,
+        "a full disk does not poison the engine"
+    );
+
+    // The refused write is not readable, the ones before it are.
+    let refused = format!("k{stored:05}");
+    assert_eq!(lsm.get(refused.as_bytes()).unwrap(), None);
+    assert_eq!(lsm.get(b"k00000").unwrap(), Some(cell(1, 1024)));
+    assert_eq!(lsm.stats().durable_lsn, lsm.stats().last_lsn);
+
+    // Space is freed: the same write goes through, no reopen.
+    disk.set_faults(FaultConfig::default());
+    lsm.write(refused.as_bytes(), cell(10_000, 1024)).unwrap();
+    lsm.sync_wal().unwrap();
+    assert_eq!(
+        lsm.get(refused.as_bytes()).unwrap(),
+        Some(cell(10_000, 1024))
+    );
+
+    // A crash keeps every acknowledged write and nothing of the refused one's first try.
+    drop(lsm);
+    disk.crash();
+    let (lsm, report) = Lsm::open(disk.clone(), config).unwrap();
+    assert_eq!(report.batches_replayed, stored + 1);
+    for i in 0..stored {
+        let key = format!("k{i:05}");
+        assert_eq!(
+            lsm.get(key.as_bytes()).unwrap(),
+            Some(cell(i + 1, 1024)),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        lsm.get(refused.as_bytes()).unwrap(),
+        Some(cell(10_000, 1024))
+    );
+}
+
+#[test]
+fn a_full_disk_while_the_log_rotates_or_flushes_stalls_or_poisons_but_never_loses_a_synced_write() {
+    // Small memtables: the log rotates and flushes run while the disk fills.
+    for seed in 0..20 {
+        let disk = SimDisk::new(seed);
+        let (mut lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+        disk.set_faults(FaultConfig {
+            capacity_bytes: 60_000 + seed * 1_000,
+            ..FaultConfig::default()
+        });
+        let mut acked = Vec::new();
+        for i in 0..400u64 {
+            let key = format!("k{i:05}");
+            let written = lsm
+                .write(key.as_bytes(), cell(i + 1, 700))
+                .and_then(|_| lsm.sync_wal());
+            match written {
+                Ok(()) => acked.push(i),
+                Err(_) => {
+                    let _ = lsm.run_background(Millis(0));
+                }
+            }
+        }
+        drop(lsm);
+        disk.set_faults(FaultConfig::default());
+        disk.crash();
+        let (lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+        for i in acked {
+            let key = format!("k{i:05}");
+            assert_eq!(
+                lsm.get(key.as_bytes()).unwrap(),
+                Some(cell(i + 1, 700)),
+                "seed {seed}: {key} was acknowledged"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failed_sync_poisons_the_engine_which_then_refuses_writes() {
+    let disk = SimDisk::new(5);
+    let (mut lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+    lsm.write(b"before", cell(1, 10)).unwrap();
+    lsm.sync_wal().unwrap();
+    lsm.write(b"lost", cell(2, 10)).unwrap();
+    disk.set_faults(FaultConfig {
+        sync_error_ppm: 1_000_000,
+        ..FaultConfig::default()
+    });
+    let err = lsm.sync_wal().unwrap_err();
+    let failure = StorageFailure::from(&err);
+    assert!(
+        !failure.retryable() && failure.blocks_writes(),
+        "{failure:?}"
+    );
+    assert!(lsm.poisoned().is_some());
+
+    // Even with a healthy disk again, nothing more is acknowledged until a reopen.
+    disk.set_faults(FaultConfig::default());
+    let err = lsm.write(b"after", cell(3, 10)).unwrap_err();
+    assert!(matches!(err, StorageError::Poisoned(_)), "{err:?}");
+    assert!(matches!(
+        StorageFailure::from(&err),
+        StorageFailure::Poisoned(_)
+    ));
+    assert!(lsm.sync_wal().is_err());
+
+    // A reopen recovers from the files: the synced write is there.
+    drop(lsm);
+    disk.crash();
+    let (mut lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+    assert_eq!(lsm.get(b"before").unwrap(), Some(cell(1, 10)));
+    assert_eq!(lsm.get(b"after").unwrap(), None);
+    lsm.write(b"after", cell(3, 10)).unwrap();
+    lsm.sync_wal().unwrap();
+}
