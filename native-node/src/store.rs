@@ -27,7 +27,7 @@
 use crate::disk::FileDisk;
 use crate::token_index::{INDEXED_SCAN_KEYS_MAX, TokenIndex};
 use ringstore_core::Millis;
-use ringstore_core::node::RangePage;
+use ringstore_core::node::{RangePage, WriteOutcome, apply_write};
 use ringstore_core::ring::Range;
 use ringstore_core::storage::{
     Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket, WalWriter,
@@ -82,8 +82,15 @@ struct Inner {
 /// What [`Store::try_append`] did with a batch.
 #[derive(Debug)]
 pub enum TryAppend {
-    /// Appended (WAL buffer and memtable) with this LSN; not yet durable.
-    Appended(u64),
+    /// Appended (WAL and memtable) with this LSN; not yet durable. With `await_sync` the write
+    /// completes once a sync covers it, else now (the core's
+    /// [`apply_write`](ringstore_core::node::apply_write) decides, by the sync policy).
+    Appended {
+        /// The batch's LSN.
+        lsn: u64,
+        /// Whether the write waits for a sync before it completes.
+        await_sync: bool,
+    },
     /// Refused: a bad key or value, or an engine that can no longer write.
     Failed(StorageError),
     /// Not attempted (the engine was locked or writes are stalled): the batch, back.
@@ -434,17 +441,18 @@ impl Store {
     /// durable, and returns its LSN: a host that applies many batches and then calls
     /// [`Store::wait_durable`] once for the last one shares one sync between all of them. If
     /// flushes are behind, it waits for them (bounded memory) rather than failing.
-    pub fn append(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
-        let lsm = loop {
-            let lsm = self.inner.write();
-            if !lsm.write_stalled() {
-                break lsm;
+    pub fn append(&self, mut batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
+        loop {
+            match self.apply_locked(self.inner.write(), batch) {
+                WriteOutcome::Applied { lsn, .. } => return Ok(lsn),
+                WriteOutcome::Failed(e) => return Err(e),
+                WriteOutcome::Stalled(back) => {
+                    batch = back;
+                    self.inner.kick();
+                    self.inner.wait_for_install();
+                }
             }
-            drop(lsm);
-            self.inner.kick();
-            self.inner.wait_for_install();
-        };
-        self.append_locked(lsm, batch)
+        }
     }
 
     /// [`Store::append`] for a thread that must not wait: it appends only if the engine's lock
@@ -454,35 +462,41 @@ impl Store {
         let Some(lsm) = self.inner.try_write() else {
             return TryAppend::Busy(batch);
         };
-        if lsm.write_stalled() {
-            drop(lsm);
-            self.inner.kick();
-            return TryAppend::Busy(batch);
-        }
-        match self.append_locked(lsm, batch) {
-            Ok(lsn) => TryAppend::Appended(lsn),
-            Err(e) => TryAppend::Failed(e),
+        match self.apply_locked(lsm, batch) {
+            WriteOutcome::Applied { lsn, await_sync } => TryAppend::Appended { lsn, await_sync },
+            WriteOutcome::Failed(e) => TryAppend::Failed(e),
+            WriteOutcome::Stalled(batch) => {
+                self.inner.kick();
+                TryAppend::Busy(batch)
+            }
         }
     }
 
-    fn append_locked(
+    /// Applies a batch with the core's [`apply_write`], keeping the token index and waking
+    /// the background threads when a memtable froze.
+    fn apply_locked(
         &self,
         mut lsm: RwLockWriteGuard<'_, Lsm<FileDisk>>,
         batch: Vec<(Vec<u8>, Cell)>,
-    ) -> Result<u64, StorageError> {
+    ) -> WriteOutcome {
         let frozen_before = lsm.frozen_memtables();
         // A key the memtable already held is indexed already: only new ones cost a lookup.
-        let lsn = self.inner.note(lsm.write_batch_noting_new(batch, |key| {
+        let outcome = apply_write(&mut lsm, batch, |key| {
             if let Some(index) = &self.index {
                 index.insert_key(key);
             }
-        }))?;
+        });
+        match &outcome {
+            WriteOutcome::Applied { .. } => drop(self.inner.note(Ok(()))),
+            WriteOutcome::Failed(e) => drop(self.inner.note::<()>(Err(e.clone()))),
+            WriteOutcome::Stalled(_) => {}
+        }
         let froze = lsm.frozen_memtables() > frozen_before;
         drop(lsm);
         if froze {
             self.inner.kick();
         }
-        Ok(lsn)
+        outcome
     }
 
     /// The first half of a group sync, for a thread that must not wait: if the engine's lock is

@@ -46,7 +46,10 @@ pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSION
 pub use coordinator::resolve_lww;
 pub use membership::Membership;
 pub use replica::{decode_hint, hint_key, split_hint_key};
-pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range, scan_ranges};
+pub use storage_io::{
+    RangePage, ReadStore, SyncWaiters, WriteBatch, WriteOutcome, apply_write, run_read, scan_range,
+    scan_ranges, sync_completions,
+};
 pub use stream::{Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS};
 
 /// A consistency level for one request: how many replicas must answer.

@@ -311,9 +311,11 @@ struct SimNode<D: MachineDisk> {
     data_disk: D,
     hint_disk: D,
     skew_ms: i64,
-    /// Writes waiting for the next WAL sync, with the time they asked.
-    sync_waiting: Vec<u64>,
+    /// Writes waiting for their store's next WAL sync.
+    sync_waiting: crate::node::SyncWaiters,
     sync_scheduled: bool,
+    /// Writes waiting, in order, for a store whose writes stall behind flushes.
+    stalled: std::collections::VecDeque<storage::StalledWrite>,
     job: Option<(StoreId, Job<D>)>,
     /// The node left the ring gracefully: it does not restart.
     left: bool,
@@ -464,8 +466,9 @@ impl<D: MachineDisk> Sim<D> {
                 data_disk,
                 hint_disk,
                 skew_ms: 0,
-                sync_waiting: Vec::new(),
+                sync_waiting: crate::node::SyncWaiters::default(),
                 sync_scheduled: false,
+                stalled: std::collections::VecDeque::new(),
                 job: None,
                 left: false,
                 joining: false,
@@ -720,6 +723,7 @@ impl<D: MachineDisk> Sim<D> {
         sim_node.job = None;
         sim_node.sync_waiting.clear();
         sim_node.sync_scheduled = false;
+        sim_node.stalled.clear();
         sim_node.incarnation += 1;
         sim_node.data_disk.crash();
         sim_node.hint_disk.crash();
