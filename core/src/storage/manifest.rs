@@ -288,9 +288,12 @@ impl<D: Disk> Manifest<D> {
                         frame::find_valid_record_after("manifest record", &bytes, offset, |body| {
                             Record::decode(body).is_ok()
                         });
-                    if later.is_some() {
+                    if later.is_some() || offset == frame::HEADER_BYTES {
+                        // A manifest starts with a snapshot, synced before it got its name:
+                        // damage there is no torn tail (and must not be cut).
                         return Err(corrupt(offset, e));
                     }
+                    frame::confirm_read(&disk, MANIFEST_FILE, &bytes)?;
                     disk.truncate(MANIFEST_FILE, offset as u64)?;
                     disk.sync(MANIFEST_FILE)?;
                     break;

@@ -425,6 +425,9 @@ pub fn replay_segment<D: Disk>(
                 if !is_last || later.is_some() || (offset as u64) < sealed_bytes {
                     return Err(corrupt(offset, e));
                 }
+                // Cutting is for good: only on bytes a second read confirms (a read that
+                // flipped a bit on the way must not cut synced records).
+                frame::confirm_read(disk, name, &bytes)?;
                 out.torn_bytes = (bytes.len() - offset) as u64;
                 break;
             }
