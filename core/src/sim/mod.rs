@@ -670,9 +670,10 @@ impl<D: MachineDisk> Sim<D> {
         let Some(sim_node) = self.nodes.get_mut(&id) else {
             return Ok(());
         };
-        let ring = sim_node.last_ring.take().unwrap_or_else(|| current.clone());
+        // A machine whose storage does not open stays down, remembering its ring.
         let (data, _) = Lsm::open(sim_node.data_disk.clone(), lsm_config)?;
         let (hints, _) = Lsm::open(sim_node.hint_disk.clone(), hint_config)?;
+        let ring = sim_node.last_ring.take().unwrap_or_else(|| current.clone());
         sim_node.data = Some(data);
         sim_node.hints = Some(hints);
         sim_node.incarnation += 1;
