@@ -219,3 +219,100 @@ fn a_transient_bit_flip_on_read_never_cuts_synced_records() {
         }
     }
 }
+
+/// A replica whose data disk fails its syncs: its engine is poisoned, and it refuses writes
+/// rather than acknowledging them. A write that needs it fails with the cause named; a write
+/// the healthy replicas acknowledge survives; after a restart on a healthy disk it takes
+/// writes again.
+#[test]
+fn a_replica_whose_syncs_fail_refuses_writes_rather_than_acknowledging_them() {
+    use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency};
+    use ringstore_core::ring::key_token;
+    use ringstore_core::sim::{Sim, SimConfig};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    let config = SimConfig {
+        seed: 11,
+        nodes: 3,
+        n: 3,
+        w: 2,
+        r: 2,
+        ..SimConfig::default()
+    };
+    let disks: Arc<Mutex<BTreeMap<(NodeId, ringstore_core::node::StoreId), SimDisk>>> =
+        Arc::default();
+    let made = disks.clone();
+    let factory = Box::new(move |node, store, seed| {
+        let disk = SimDisk::new(seed);
+        made.lock().unwrap().insert((node, store), disk.clone());
+        disk
+    });
+    let mut sim = Sim::with_disks(config, factory).unwrap();
+    sim.run_for(500);
+    let key = b"user1".to_vec();
+    let replicas = sim.ring().preference_list(key_token(&key), 3);
+    let (bad, coordinator) = (replicas[2], replicas[0]);
+    disks.lock().unwrap()[&(bad, ringstore_core::node::StoreId::Data)].set_faults(FaultConfig {
+        sync_error_ppm: 1_000_000,
+        ..FaultConfig::default()
+    });
+    let put = |value: &[u8], consistency| ClientOp::Put {
+        key: key.clone(),
+        value: value.to_vec(),
+        consistency: Some(consistency),
+    };
+
+    // All three must store it: the poisoned replica refuses, and says why.
+    let op = sim.client(coordinator, put(b"v1", Consistency::All));
+    assert!(sim.run_until_done(op, 5_000));
+    match &sim.history().op(op).unwrap().result {
+        Some(Err(ClientError::StorageUnavailable { failures, got, .. })) => {
+            assert!(*got <= 2, "{got}");
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            assert_eq!(failures[0].0, bad);
+            assert!(!failures[0].1.retryable(), "{failures:?}");
+        }
+        other => panic!("expected StorageUnavailable, got {other:?}"),
+    }
+    // A quorum of healthy replicas acknowledges the next write; the bad one never does.
+    let op = sim.client(coordinator, put(b"v2", Consistency::Quorum));
+    assert!(sim.run_until_done(op, 5_000));
+    let version = match &sim.history().op(op).unwrap().result {
+        Some(Ok(ClientOk::Written { version, acks, .. })) => {
+            assert_eq!(*acks, 2);
+            *version
+        }
+        other => panic!("expected a write, got {other:?}"),
+    };
+    sim.run_for(1_000);
+    assert_ne!(
+        sim.stored(bad, &key).map(|c| c.version),
+        Some(version),
+        "the poisoned replica applies no write after the failed sync"
+    );
+
+    // Healthy again and restarted, it catches up and takes writes.
+    disks.lock().unwrap()[&(bad, ringstore_core::node::StoreId::Data)]
+        .set_faults(FaultConfig::default());
+    sim.crash(bad);
+    sim.restart(bad).unwrap();
+    sim.run_for(3_000);
+    let op = sim.client(coordinator, put(b"v3", Consistency::All));
+    assert!(sim.run_until_done(op, 5_000));
+    assert!(
+        matches!(
+            sim.history().op(op).unwrap().result,
+            Some(Ok(ClientOk::Written { acks: 3, .. }))
+        ),
+        "{:?}",
+        sim.history().op(op).unwrap().result
+    );
+    for r in replicas {
+        assert_eq!(
+            sim.stored(r, &key).and_then(|c| c.value),
+            Some(b"v3".to_vec()),
+            "{r}"
+        );
+    }
+}
