@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
 
 use ringstore_core::storage::{
-    Cell, DiskError, FaultConfig, Lsm, LsmConfig, SimDisk, StorageError, StorageFailure,
+    Cell, Disk, DiskError, FaultConfig, Lsm, LsmConfig, SimDisk, StorageError, StorageFailure,
     SyncPolicy, Version,
 };
 use ringstore_core::{Millis, NodeId};
@@ -313,6 +313,52 @@ fn a_replica_whose_syncs_fail_refuses_writes_rather_than_acknowledging_them() {
             sim.stored(r, &key).and_then(|c| c.value),
             Some(b"v3".to_vec()),
             "{r}"
+        );
+    }
+}
+
+/// An open cut a torn WAL tail, then failed to sync the cut; the next open found nothing to
+/// cut and started a newer segment; a crash then brought the tail back in what was now an
+/// older segment, where damage is corruption: the node could never start again (seed sweep,
+/// seed 30004527). An open now syncs the last segment before it starts the next one.
+#[test]
+fn a_torn_tail_cut_whose_sync_failed_is_made_durable_before_a_newer_segment() {
+    let disk = SimDisk::new(9);
+    let (mut lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+    for i in 0..5u64 {
+        lsm.write(format!("k{i}").as_bytes(), cell(i + 1, 40))
+            .unwrap();
+    }
+    lsm.sync_wal().unwrap();
+    drop(lsm);
+    // A torn tail on the disk: bytes that frame no record, after the synced ones.
+    let segment = disk
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("wal-"))
+        .max()
+        .unwrap();
+    disk.append(&segment, &[0x55; 37]).unwrap();
+    disk.sync(&segment).unwrap();
+
+    disk.set_faults(FaultConfig {
+        sync_error_ppm: 1_000_000,
+        ..FaultConfig::default()
+    });
+    assert!(
+        Lsm::open(disk.clone(), config()).is_err(),
+        "the cut's sync fails"
+    );
+    disk.set_faults(FaultConfig::default());
+    let (lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+    drop(lsm);
+    disk.crash();
+    let (lsm, _) = Lsm::open(disk.clone(), config()).unwrap();
+    for i in 0..5u64 {
+        assert_eq!(
+            lsm.get(format!("k{i}").as_bytes()).unwrap(),
+            Some(cell(i + 1, 40))
         );
     }
 }

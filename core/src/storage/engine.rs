@@ -192,8 +192,13 @@ impl<D: Disk> Lsm<D> {
             }
             if replayed.torn_bytes > 0 {
                 disk.truncate(&name, replayed.valid_bytes)?;
-                disk.sync(&name)?;
                 report.torn_bytes_truncated += replayed.torn_bytes;
+            }
+            if replayed.torn_bytes > 0 || is_last {
+                // Always for the last segment: an earlier open may have cut its tail and failed
+                // to sync the cut. The segment created next makes it an older segment, where a
+                // tail a crash brought back would be corruption.
+                disk.sync(&name)?;
             }
             for (lsn, entries) in replayed.batches {
                 for (key, cell) in entries {
