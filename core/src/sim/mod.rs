@@ -660,7 +660,12 @@ impl<D: MachineDisk> Sim<D> {
             .map_or((false, 0), |n| (n.joining, n.incarnation));
         let generation = (self.now.0 << 16) + incarnation + 1;
         let node_config = self.config.node_config(id, joining, generation);
-        let lsm_config = self.config.lsm.clone();
+        // The engines run the cluster's sync policy: the shared storage code decides by it
+        // whether a write waits for a sync.
+        let lsm_config = LsmConfig {
+            sync: self.config.sync,
+            ..self.config.lsm.clone()
+        };
         let hint_config = LsmConfig {
             tombstone_grace_ms: 0,
             ..lsm_config.clone()
