@@ -51,7 +51,8 @@ use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. 2: client operations are one [`Command::Client`] carrying
 /// the core's [`ClientOp`] (version 1 had `Put`, `Get` and `Delete` commands of its own).
-/// 3: [`DropCause::TooLarge`], and the node events of a stream that failed.
+/// 3: [`DropCause::TooLarge`], the node events of a stream that failed, and the storage
+/// statistics carry `wal_torn_bytes_cut`.
 pub const UI_VERSION: u8 = 3;
 /// The path of the UI socket on every node.
 pub const UI_PATH: &str = "/ws/ui";

@@ -28,11 +28,12 @@
 use crate::NodeId;
 use crate::framing::{FrameError, FrameFormat, HEADER_BYTES, Tag};
 use crate::ring::Range;
-use crate::storage::{Cell, VALUE_BYTES_LIMIT};
+use crate::storage::{Cell, StorageFailure, VALUE_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. Version 2: `ReplicaError::Left`, and `AeMsg::Done` carries
-/// the number of entries sent. Version 3: [`Message::StreamRefused`].
+/// the number of entries sent. Version 3: [`Message::StreamRefused`], and
+/// `ReplicaError::Storage` carries a typed [`StorageFailure`] instead of text.
 pub const WIRE_VERSION: u8 = 3;
 /// Bytes of envelope before the payload.
 pub const ENVELOPE_BYTES: usize = HEADER_BYTES;
@@ -67,8 +68,9 @@ pub enum WritePurpose {
 /// A replica's reason for refusing a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReplicaError {
-    /// The storage engine failed or refused the write (message says why).
-    Storage(String),
+    /// The storage engine failed or refused the operation; the failure says whether anything
+    /// changed and whether a retry can succeed.
+    Storage(StorageFailure),
     /// This node holds as many hints as it may; the write was not stored.
     HintsFull,
     /// This node has left the ring and keeps nothing; the write was not stored.

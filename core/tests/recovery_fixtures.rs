@@ -246,10 +246,21 @@ fn corrupt_wal_at(good: &Image) -> (String, usize, usize) {
     (segment, record, record + RECORD_HEADER_BYTES + 8 + 4 + 2)
 }
 
+/// Where `corrupt-wal-last/` is damaged: from the first key byte of the last record on.
+fn corrupt_wal_last_at(good: &Image) -> (String, usize, usize) {
+    let segment = wal_segment(good);
+    let record = *record_offsets(&good[&segment]).last().unwrap();
+    (segment, record, record + RECORD_HEADER_BYTES + 8 + 4 + 2)
+}
+
 /// Where `corrupt-manifest/` is damaged: the compaction's record, followed by table 5's flush.
 fn corrupt_manifest_at(good: &Image) -> (usize, usize) {
     let records = record_offsets(&good[MANIFEST_FILE]);
-    assert_eq!(records.len(), 6, "snapshot, 3 flushes, compaction, flush");
+    assert_eq!(
+        records.len(),
+        7,
+        "snapshot, 3 flushes, compaction, flush, WAL seal"
+    );
     let record = records[4];
     (record, (record + records[5]) / 2)
 }
@@ -263,6 +274,8 @@ fn build_all() -> Vec<(&'static str, &'static str, Image)> {
     // The same database with one more batch, cut in the middle of that batch's record.
     let with_torn = build(true).closed;
     let mut torn_tail = with_torn.clone();
+    // `good`'s manifest: its seal covers `good`'s records; the torn batch came after it.
+    torn_tail.insert(MANIFEST_FILE.to_string(), good[MANIFEST_FILE].clone());
     let full = &with_torn[&segment];
     let good_len = good[&segment].len();
     assert_eq!(&full[..good_len], &good[&segment][..]);
@@ -285,6 +298,12 @@ fn build_all() -> Vec<(&'static str, &'static str, Image)> {
     let mut corrupt_wal = good.clone();
     let (segment_name, _, at) = corrupt_wal_at(&good);
     flip(&mut corrupt_wal, &segment_name, at, 0x01);
+
+    let mut corrupt_wal_last = good.clone();
+    let (segment_name, _, at) = corrupt_wal_last_at(&good);
+    for i in 0..3 {
+        flip(&mut corrupt_wal_last, &segment_name, at + i, 0x5a);
+    }
 
     // Byte 2 is the first key byte of the first data block: "k00" becomes "K00".
     let mut corrupt_block = good.clone();
@@ -329,8 +348,9 @@ fn build_all() -> Vec<(&'static str, &'static str, Image)> {
         ),
         (
             "torn-wal-tail",
-            "`good` with a fifth batch whose WAL record was cut in the middle (a crash during an \
-             unsynced append). It must open, report the cut bytes as torn, hold every batch \
+            "`good` with a fifth batch, appended after `good`'s clean close sealed the segment, \
+             whose WAL record was cut in the middle (a crash during an unsynced append past the \
+             seal). It must open, report the cut bytes as torn, hold every batch \
              before the tear and nothing of the torn one, and leave the segment truncated to \
              exactly `good`'s segment, so that a second open finds nothing torn.",
             torn_tail,
@@ -348,6 +368,14 @@ fn build_all() -> Vec<(&'static str, &'static str, Image)> {
              with `Corrupt` naming the segment and that record's offset (a checksum mismatch), \
              and change nothing.",
             corrupt_wal,
+        ),
+        (
+            "corrupt-wal-last",
+            "`good` with 3 bytes flipped in the last record of its WAL segment, which `good`'s \
+             clean close sealed (recorded in MANIFEST). A sealed segment has no torn tail, so \
+             open must fail with `Corrupt` naming the segment and that record's offset (a \
+             checksum mismatch), and change nothing, rather than cut an acknowledged write.",
+            corrupt_wal_last,
         ),
         (
             "corrupt-sst-block",
@@ -587,6 +615,11 @@ fn assert_torn_tail_recovered(name: &str) {
     let disk = SimDisk::from_image(SEED, fixture);
     let (lsm, report) = open(&disk).unwrap();
     assert_eq!(report.torn_bytes_truncated, torn_bytes);
+    assert_eq!(
+        lsm.stats().wal_torn_bytes_cut,
+        torn_bytes,
+        "counted in a stat"
+    );
     assert_eq!(report.batches_replayed, wal_batches().len() as u64);
     assert_eq!(report.orphans_deleted, Vec::<String>::new());
     assert_holds(&lsm, &good_model());
@@ -624,6 +657,23 @@ fn torn_wal_garbage_is_cut_like_a_torn_tail() {
 fn corrupt_wal_middle_fails_open_at_the_damaged_record() {
     let (segment, record, _) = corrupt_wal_at(&fixture("good"));
     let (file, offset, source) = open_fails("corrupt-wal-middle");
+    assert_eq!((file, offset), (segment, record as u64));
+    assert!(
+        matches!(
+            source,
+            FormatError::ChecksumMismatch {
+                what: "wal record",
+                ..
+            }
+        ),
+        "{source:?}"
+    );
+}
+
+#[test]
+fn damage_in_the_last_record_of_a_sealed_segment_fails_open() {
+    let (segment, record, _) = corrupt_wal_last_at(&fixture("good"));
+    let (file, offset, source) = open_fails("corrupt-wal-last");
     assert_eq!((file, offset), (segment, record as u64));
     assert!(
         matches!(

@@ -30,6 +30,30 @@
 //! W = 1, a write acknowledged only by the node later removed is lost: that is what removal
 //! means, and the sweep does not draw it.)
 //!
+//! **Disk faults.** About 40% of the seeds also draw, from a stream of their own (so the rest
+//! of a seed's scenario is the same with or without them), one or two faulty disks: a node's
+//! data or hint store, from a time in the safety phase on, with one of [`SimDisk`]'s faults:
+//!
+//! * *full*: the disk holds only a little more than it did then ([`DiskError::Full`]): writes
+//!   are refused with nothing changed, flushes fail and writes stall behind them;
+//! * *failing syncs*: a failed sync poisons the engine, which then refuses every write;
+//! * *failing appends*: a failed append (leaving a random prefix of its bytes) poisons it too;
+//! * *failing or corrupted reads*: reads fail, or return a flipped bit that a checksum catches.
+//!
+//! When the liveness phase heals everything, the faulty disks are healthy again and their nodes
+//! restart (as an operator restarts a node whose storage stopped), so a poisoned engine
+//! recovers from its files. Every invariant above holds under these faults, because a faulty
+//! replica refuses a write rather than acknowledging it (a poisoned engine, a full disk) and a
+//! failed read is a missing answer, never a wrong one: a write acknowledged by W replicas was
+//! synced by each of them and survives the restart. Not drawn: damage at rest
+//! ([`SimDisk::flip_bit`]) and the loss of a whole disk, after which a replica may lose what it
+//! alone held (the acknowledged-write invariant would then hold only for writes acknowledged by
+//! W replicas whose disks stayed healthy).
+//!
+//! [`SimDisk`]: ringstore_core::storage::SimDisk
+//! [`SimDisk::flip_bit`]: ringstore_core::storage::SimDisk::flip_bit
+//! [`DiskError::Full`]: ringstore_core::storage::DiskError::Full
+//!
 //! [`seed_sweep`] runs the fixed seeds `SWEEP_FIRST..SWEEP_FIRST + SWEEP_SEEDS` (default 0..500;
 //! CI uses the default). A fixed range only proves itself, so [`fresh_seeds`] also runs
 //! `SWEEP_FRESH` seeds (default 100) from a first seed drawn anew on every run and printed
@@ -41,12 +65,14 @@ use rand::{Rng, SeedableRng};
 use ringstore_core::DetRng;
 use ringstore_core::NodeId;
 use ringstore_core::node::ClientOk;
+use ringstore_core::node::StoreId;
 use ringstore_core::sim::log::OpKind;
 use ringstore_core::sim::network::NetworkConfig;
 use ringstore_core::sim::workload::{KeyDistribution, WorkloadConfig};
 use ringstore_core::sim::{Sim, SimConfig};
-use ringstore_core::storage::SyncPolicy;
+use ringstore_core::storage::{Disk, FaultConfig, SimDisk, SyncPolicy};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// A fault to inject at a time.
 #[derive(Debug, Clone)]
@@ -65,6 +91,130 @@ struct Scenario {
     config: SimConfig,
     faults: Vec<(u64, Fault)>,
     skewed: bool,
+    disk_faults: Vec<DiskFault>,
+}
+
+/// A disk that turns faulty at `at` (see the module docs).
+#[derive(Debug, Clone)]
+struct DiskFault {
+    at: u64,
+    node: NodeId,
+    store: StoreId,
+    kind: DiskFaultKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DiskFaultKind {
+    /// Room for this many more bytes.
+    Full(u64),
+    /// Chance per million that a sync fails.
+    FailingSyncs(u32),
+    /// Chance per million that an append fails.
+    FailingAppends(u32),
+    /// Chance per million that a read fails, and that one returns a flipped bit.
+    FailingReads(u32),
+}
+
+/// The disk faults of `seed`, from a stream of their own.
+fn disk_faults(seed: u64, nodes: u32) -> Vec<DiskFault> {
+    let mut rng = DetRng::seed_from_u64(seed ^ 0xd15c_fa17);
+    if !rng.random_bool(0.4) {
+        return Vec::new();
+    }
+    let count = rng.random_range(1..=2);
+    let mut faults: Vec<DiskFault> = (0..count)
+        .map(|_| DiskFault {
+            at: rng.random_range(100..SAFETY_MS - 500),
+            node: NodeId(rng.random_range(1..=nodes)),
+            store: if rng.random_bool(0.75) {
+                StoreId::Data
+            } else {
+                StoreId::Hints
+            },
+            kind: match rng.random_range(0..4) {
+                0 => DiskFaultKind::Full(rng.random_range(0..64 << 10)),
+                1 => DiskFaultKind::FailingSyncs(rng.random_range(10_000..500_000)),
+                2 => DiskFaultKind::FailingAppends(rng.random_range(10_000..300_000)),
+                _ => DiskFaultKind::FailingReads(rng.random_range(10_000..300_000)),
+            },
+        })
+        .collect();
+    faults.sort_by_key(|f| f.at);
+    faults
+}
+
+/// The disks of every machine, by node and store, as the simulator made them.
+type Disks = Arc<Mutex<BTreeMap<(NodeId, StoreId), SimDisk>>>;
+
+/// A simulator whose disks the sweep can reach (to make them faulty), seeded as by default.
+fn sim_with_disks(config: SimConfig) -> Result<(Sim, Disks), String> {
+    let disks: Disks = Arc::default();
+    let made = disks.clone();
+    let factory = Box::new(move |node, store, seed| {
+        let disk = SimDisk::new(seed);
+        made.lock()
+            .expect("the disk map")
+            .insert((node, store), disk.clone());
+        disk
+    });
+    let sim = Sim::with_disks(config, factory).map_err(|e| format!("start: {e}"))?;
+    Ok((sim, disks))
+}
+
+/// Turns a disk faulty (if its machine exists yet).
+fn make_faulty(disks: &Disks, fault: &DiskFault) {
+    let disks = disks.lock().expect("the disk map");
+    let Some(disk) = disks.get(&(fault.node, fault.store)) else {
+        return;
+    };
+    let faults = match fault.kind {
+        DiskFaultKind::Full(spare) => {
+            let names = disk.list().unwrap_or_default();
+            let used: u64 = names.iter().filter_map(|n| disk.len(n).ok()).sum();
+            FaultConfig {
+                capacity_bytes: used + spare.max(1),
+                ..FaultConfig::default()
+            }
+        }
+        DiskFaultKind::FailingSyncs(ppm) => FaultConfig {
+            sync_error_ppm: ppm,
+            ..FaultConfig::default()
+        },
+        DiskFaultKind::FailingAppends(ppm) => FaultConfig {
+            append_error_ppm: ppm,
+            ..FaultConfig::default()
+        },
+        DiskFaultKind::FailingReads(ppm) => FaultConfig {
+            read_error_ppm: ppm,
+            read_bit_flip_ppm: ppm / 2,
+            ..FaultConfig::default()
+        },
+    };
+    disk.set_faults(faults);
+}
+
+/// Heals every faulty disk and restarts its node (a poisoned engine recovers from its files).
+fn heal_disks(sim: &mut Sim, disks: &Disks, faults: &[DiskFault]) -> Result<(), String> {
+    for fault in faults {
+        if let Some(disk) = disks
+            .lock()
+            .expect("the disk map")
+            .get(&(fault.node, fault.store))
+        {
+            disk.set_faults(FaultConfig::default());
+        }
+    }
+    let mut nodes: Vec<NodeId> = faults.iter().map(|f| f.node).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    for node in nodes {
+        if sim.is_up(node) {
+            sim.crash(node);
+            sim.restart(node)
+                .map_err(|e| format!("restart {node} after its disk healed: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 const SAFETY_MS: u64 = 3_000;
@@ -231,10 +381,18 @@ fn scenario(seed: u64) -> Scenario {
     if config.w >= 2 && nodes as usize > n + usize::from(left) && more.random_bool(0.4) {
         draw_removal(&mut more, &mut faults, NodeId(nodes));
     }
+    let mut disk_faults = disk_faults(seed, nodes);
+    // A removed node is gone for good: no disk of its turns faulty (healing one restarts it).
+    disk_faults.retain(|d| {
+        !faults
+            .iter()
+            .any(|(_, f)| matches!(f, Fault::Remove(r) if *r == d.node))
+    });
     Scenario {
         config,
         faults,
         skewed,
+        disk_faults,
     }
 }
 
@@ -261,10 +419,15 @@ fn draw_removal(rng: &mut DetRng, faults: &mut Vec<(u64, Fault)>, leaver: NodeId
 }
 
 /// Injects `fault` now.
-fn apply(sim: &mut Sim, fault: &Fault) -> Result<(), String> {
+/// Applies `fault`; `faulty`: the nodes whose disks are faulty now (their machines may fail to
+/// open their storage on a restart, and then stay down).
+fn apply(sim: &mut Sim, fault: &Fault, faulty: &[NodeId]) -> Result<(), String> {
     match fault {
         Fault::Crash(n) => sim.crash(*n),
-        Fault::Restart(n) => sim.restart(*n).map_err(|e| format!("restart {n}: {e}"))?,
+        Fault::Restart(n) => match sim.restart(*n) {
+            Err(_) if faulty.contains(n) => {}
+            other => other.map_err(|e| format!("restart {n}: {e}"))?,
+        },
         Fault::Partition(a, b, one_way) => sim.partition(a, b, *one_way),
         Fault::Heal => sim.heal(),
         Fault::Join(n) => sim.add_node(*n).map_err(|e| format!("join {n}: {e}"))?,
@@ -284,12 +447,13 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         mut config,
         faults,
         skewed,
+        disk_faults,
     } = scenario(seed);
     if verbose {
         config.log_capacity = 10_000_000;
     }
     let summary = format!(
-        "{} nodes N={} W={} R={} sync={:?} vnodes={} loss={}ppm dup={}ppm skew={} faults={} value_bytes_max={} large={}% removal={}",
+        "{} nodes N={} W={} R={} sync={:?} vnodes={} loss={}ppm dup={}ppm skew={} faults={} value_bytes_max={} large={}% removal={} disk faults={:?}",
         config.nodes,
         config.n,
         config.w,
@@ -302,9 +466,13 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         faults.len(),
         config.lsm.value_bytes_max,
         config.workload.large_value_pct,
-        faults.iter().any(|(_, f)| matches!(f, Fault::Remove(_)))
+        faults.iter().any(|(_, f)| matches!(f, Fault::Remove(_))),
+        disk_faults
+            .iter()
+            .map(|f| (f.at, f.node, f.store, f.kind))
+            .collect::<Vec<_>>()
     );
-    let mut sim = Sim::new(config.clone()).map_err(|e| format!("start: {e}"))?;
+    let (mut sim, disks) = sim_with_disks(config.clone())?;
     if skewed {
         let mut rng = DetRng::seed_from_u64(seed ^ 0x5c3e);
         for id in config.node_ids() {
@@ -313,9 +481,20 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
             }
         }
     }
+    let mut due_disk_faults = disk_faults.iter().peekable();
+    let mut faulty = Vec::new();
     for (at, fault) in &faults {
+        while let Some(disk_fault) = due_disk_faults.next_if(|d| d.at <= *at) {
+            sim.run_until(ringstore_core::Millis(disk_fault.at));
+            make_faulty(&disks, disk_fault);
+            faulty.push(disk_fault.node);
+        }
         sim.run_until(ringstore_core::Millis(*at));
-        apply(&mut sim, fault)?;
+        apply(&mut sim, fault, &faulty)?;
+    }
+    for disk_fault in due_disk_faults {
+        sim.run_until(ringstore_core::Millis(disk_fault.at));
+        make_faulty(&disks, disk_fault);
     }
     sim.run_until(ringstore_core::Millis(SAFETY_MS));
     // Liveness phase: stop the load, heal everything, bring every node back, settle.
@@ -324,6 +503,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         ..config.workload.clone()
     });
     sim.heal();
+    heal_disks(&mut sim, &disks, &disk_faults).map_err(|e| format!("{e}; {summary}"))?;
     for id in sim.node_ids() {
         sim.restart(id).map_err(|e| format!("restart {id}: {e}"))?;
     }
@@ -599,6 +779,23 @@ fn a_node_restarting_into_a_changed_ring_hands_over_what_it_lost() {
     assert_seed_passes(9_115_347);
 }
 
+/// A disk returning a flipped bit made a node's MANIFEST look torn at its first record;
+/// recovery cut it to its header, for good, and the node could never start again. Recovery now
+/// cuts a log's tail only on bytes a second read confirms, and never a manifest's snapshot.
+#[test]
+fn a_read_that_flips_a_bit_never_cuts_a_log() {
+    assert_seed_passes(391);
+}
+
+/// A restart on a disk whose syncs failed cut a torn WAL tail but could not sync the cut; the
+/// next restart found nothing to cut and started a newer segment; the crash that healed the
+/// disk brought the tail back in what was now an older segment, and the node never started
+/// again. An open now syncs the last segment before it starts the next one.
+#[test]
+fn a_torn_tail_cut_that_was_not_synced_never_becomes_corruption() {
+    assert_seed_passes(30_004_527);
+}
+
 /// Replays the seed in `SEED` with its whole trace (no-op without `SEED`).
 #[test]
 fn replay_one_seed() {
@@ -619,7 +816,7 @@ fn the_same_seed_gives_the_identical_event_log() {
             let mut sim = Sim::new(config).unwrap();
             for (at, fault) in faults {
                 sim.run_until(ringstore_core::Millis(at));
-                apply(&mut sim, &fault).unwrap();
+                apply(&mut sim, &fault, &[]).unwrap();
             }
             sim.run_until(ringstore_core::Millis(SAFETY_MS));
             (sim.log().hash(), sim.log().total())

@@ -1,11 +1,11 @@
-//! The manifest: one edit record's body, or a whole MANIFEST file opened as recovery opens
-//! it. Decoding never panics and returns a typed error; an edit that decodes re-encodes to the
-//! same bytes.
+//! The manifest: one record's body (an edit or a WAL seal), or a whole MANIFEST file opened as
+//! recovery opens it. Decoding never panics and returns a typed error; a record that decodes
+//! re-encodes to the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use ringstore_core::storage::SimDisk;
-use ringstore_core::storage::manifest::{Edit, MANIFEST_FILE, Manifest};
+use ringstore_core::storage::manifest::{MANIFEST_FILE, Manifest, Record};
 use ringstore_fuzz::{repair_log_file, split_mode};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,10 +14,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut bytes = rest.to_vec();
     if mode & 1 == 0 {
-        if let Ok(edit) = Edit::decode(&bytes) {
+        if let Ok(record) = Record::decode(&bytes) {
             let mut out = Vec::new();
-            edit.encode(&mut out);
-            assert_eq!(out, bytes, "a manifest edit re-encodes to other bytes");
+            match record {
+                Record::Edit(edit) => edit.encode(&mut out),
+                Record::WalSealed(seal) => seal.encode(&mut out),
+            }
+            assert_eq!(out, bytes, "a manifest record re-encodes to other bytes");
         }
     } else {
         if mode & 2 != 0 {

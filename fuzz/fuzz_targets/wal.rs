@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let disk = SimDisk::new(0);
         disk.insert_durable_file(&name, bytes);
         let is_last = mode & 4 != 0;
-        if let Ok(segment) = replay_segment(&disk, &name, 0, is_last) {
+        if let Ok(segment) = replay_segment(&disk, &name, 0, is_last, 0) {
             for (lsn, batch) in &segment.batches {
                 check_batch(*lsn, batch, None);
             }

@@ -182,6 +182,16 @@ fn check_name(op: DiskOp, name: &str) -> Result<(), DiskError> {
 
 fn io_error(op: DiskOp, name: &str, e: io::Error) -> DiskError {
     match e.kind() {
+        // A sync that finds no space is a failed sync (the kernel may have dropped the dirty
+        // pages): an I/O error, not the recoverable full disk of a write.
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            if !matches!(op, DiskOp::Sync | DiskOp::SyncDir) =>
+        {
+            DiskError::Full {
+                op,
+                name: name.to_string(),
+            }
+        }
         io::ErrorKind::NotFound => DiskError::NotFound {
             name: name.to_string(),
         },
@@ -193,6 +203,40 @@ fn io_error(op: DiskOp, name: &str, e: io::Error) -> DiskError {
             name: name.to_string(),
             message: e.to_string(),
         },
+    }
+}
+
+/// `write_all` on a file opened with `O_APPEND`, except that a write that fails part way (a
+/// full disk) is cut back off, so a failed append leaves the file as it was (the contract of
+/// [`DiskError::Full`]).
+fn append_all(file: &File, data: &[u8]) -> io::Result<()> {
+    let mut written = 0;
+    while written < data.len() {
+        match (&*file).write(&data[written..]) {
+            Ok(0) => {
+                let e = io::Error::from(io::ErrorKind::WriteZero);
+                return Err(cut_back(file, written, e));
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(cut_back(file, written, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the `written` bytes of a failed append off the end of `file`; returns the append's
+/// error (or the cut's, which leaves the tail for recovery to cut as torn).
+fn cut_back(file: &File, written: usize, e: io::Error) -> io::Error {
+    if written == 0 {
+        return e;
+    }
+    let cut = file
+        .metadata()
+        .and_then(|m| file.set_len(m.len().saturating_sub(written as u64)));
+    match cut {
+        Ok(()) => e,
+        Err(cut) => io::Error::other(format!("{e}; cutting the partial write failed: {cut}")),
     }
 }
 
@@ -213,8 +257,10 @@ impl Disk for FileDisk {
     fn append(&self, name: &str, data: &[u8]) -> Result<(), DiskError> {
         let handle = self.handle(DiskOp::Append, name)?;
         let result = match &handle.logical_len {
-            None => (&handle.file).write_all(data),
+            None => append_all(&handle.file, data),
             Some(logical_len) => {
+                // A failed write leaves its bytes past the logical length, where the next
+                // append overwrites them.
                 let mut logical_len = lock(logical_len);
                 let written = handle.file.write_all_at(data, *logical_len);
                 if written.is_ok() {

@@ -178,7 +178,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// The storage statistics exported as gauges: metric suffix and help.
-const STORAGE_GAUGES: [(&str, &str); 14] = [
+const STORAGE_GAUGES: [(&str, &str); 15] = [
     ("wal_bytes", "Bytes of live WAL segments"),
     ("wal_syncs", "WAL syncs done (each may cover many writes)"),
     ("memtable_entries", "Keys in the active memtable"),
@@ -205,6 +205,10 @@ const STORAGE_GAUGES: [(&str, &str); 14] = [
         "poisoned",
         "1 if the engine stopped accepting writes after a disk error",
     ),
+    (
+        "wal_torn_bytes_cut",
+        "Bytes of torn WAL tail cut when the store was opened",
+    ),
 ];
 
 fn storage_value(stats: &LsmStats, name: &str) -> i64 {
@@ -223,6 +227,7 @@ fn storage_value(stats: &LsmStats, name: &str) -> i64 {
         "block_cache_hits" => stats.block_cache_hits,
         "block_cache_misses" => stats.block_cache_misses,
         "poisoned" => u64::from(stats.poisoned.is_some()),
+        "wal_torn_bytes_cut" => stats.wal_torn_bytes_cut,
         _ => 0,
     };
     i64::try_from(v).unwrap_or(i64::MAX)

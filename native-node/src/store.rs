@@ -18,16 +18,21 @@
 //!   without holding its lock, and install them. A sync or a compaction therefore never stalls
 //!   request handling; only a write that finds the memtable budget exhausted waits for a flush.
 //! * [`SyncPolicy::IntervalMs`] syncs run on the background threads' timer.
+//! * **Write health.** A write the disk has no space for fails with nothing changed (see
+//!   [`StorageError::is_disk_full`]); the store remembers it ([`Store::unwritable`], which a
+//!   readiness check reports), logs one line, and takes writes again, logging one more line,
+//!   as soon as one succeeds: no restart. An engine poisoned by a failed sync or a panic while
+//!   it was held refuses writes until the node restarts and recovers from its files.
 
 use crate::disk::FileDisk;
 use crate::token_index::{INDEXED_SCAN_KEYS_MAX, TokenIndex};
 use ringstore_core::Millis;
-use ringstore_core::node::RangePage;
+use ringstore_core::node::{RangePage, WriteOutcome, apply_write};
 use ringstore_core::ring::Range;
 use ringstore_core::storage::{
     Cell, Lsm, LsmConfig, LsmStats, RecoveryReport, StorageError, SyncPolicy, SyncTicket, WalWriter,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
@@ -65,13 +70,27 @@ struct Inner {
     work_cv: Condvar,
     installed_cv: Condvar,
     shutdown: AtomicBool,
+    /// The store's directory, named in log lines.
+    dir: PathBuf,
+    /// Set while the last write found the disk full (see the module docs).
+    full: AtomicBool,
+    full_reason: Mutex<Option<String>>,
+    /// Whether a disk failure that poisoned the engine was logged.
+    poison_logged: AtomicBool,
 }
 
 /// What [`Store::try_append`] did with a batch.
 #[derive(Debug)]
 pub enum TryAppend {
-    /// Appended (WAL buffer and memtable) with this LSN; not yet durable.
-    Appended(u64),
+    /// Appended (WAL and memtable) with this LSN; not yet durable. With `await_sync` the write
+    /// completes once a sync covers it, else now (the core's
+    /// [`apply_write`](ringstore_core::node::apply_write) decides, by the sync policy).
+    Appended {
+        /// The batch's LSN.
+        lsn: u64,
+        /// Whether the write waits for a sync before it completes.
+        await_sync: bool,
+    },
     /// Refused: a bad key or value, or an engine that can no longer write.
     Failed(StorageError),
     /// Not attempted (the engine was locked or writes are stalled): the batch, back.
@@ -91,13 +110,83 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Why a store whose lock was poisoned refuses writes.
+const PANICKED: &str = "a thread panicked while holding the storage engine: a batch may be half applied; restart the node to recover from the files";
+
+/// The engine behind a lock a panicking thread left poisoned: the engine is poisoned
+/// ([`Lsm::poison_for`]), so it refuses every later write rather than write after a batch that
+/// may be half applied, and the lock's flag is cleared (the engine itself now says so).
+fn poisoned_by_panic<'a>(
+    lsm: &RwLock<Lsm<FileDisk>>,
+    mut guard: RwLockWriteGuard<'a, Lsm<FileDisk>>,
+) -> RwLockWriteGuard<'a, Lsm<FileDisk>> {
+    if guard.poisoned().is_none() {
+        tracing::error!("storage engine poisoned: {PANICKED}");
+    }
+    guard.poison_for(PANICKED);
+    lsm.clear_poison();
+    guard
+}
+
 impl Inner {
     fn read(&self) -> RwLockReadGuard<'_, Lsm<FileDisk>> {
-        self.lsm.read().unwrap_or_else(|e| e.into_inner())
+        loop {
+            match self.lsm.read() {
+                Ok(guard) => return guard,
+                // Only a writer poisons the lock: mark the engine, then read.
+                Err(_) => drop(self.write()),
+            }
+        }
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Lsm<FileDisk>> {
-        self.lsm.write().unwrap_or_else(|e| e.into_inner())
+        self.lsm
+            .write()
+            .unwrap_or_else(|e| poisoned_by_panic(&self.lsm, e.into_inner()))
+    }
+
+    /// [`RwLock::try_write`], marking the engine if the lock was poisoned. `None`: taken.
+    fn try_write(&self) -> Option<RwLockWriteGuard<'_, Lsm<FileDisk>>> {
+        match self.lsm.try_write() {
+            Ok(lsm) => Some(lsm),
+            Err(TryLockError::Poisoned(e)) => Some(poisoned_by_panic(&self.lsm, e.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Notes what a write or sync did for [`Store::unwritable`], logging one line when the
+    /// store stops and starts taking writes.
+    fn note<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        match &result {
+            Ok(_) if self.full.load(Ordering::Acquire) => {
+                if lock(&self.full_reason).take().is_some() {
+                    tracing::info!("{}: storage takes writes again", self.dir.display());
+                }
+                self.full.store(false, Ordering::Release);
+            }
+            Ok(_) => {}
+            Err(e) if e.is_disk_full() => {
+                let mut reason = lock(&self.full_reason);
+                if reason.is_none() {
+                    tracing::error!(
+                        "{}: storage cannot take writes: {e} (writes fail with nothing stored until space is freed)",
+                        self.dir.display()
+                    );
+                }
+                *reason = Some(e.to_string());
+                self.full.store(true, Ordering::Release);
+            }
+            Err(e @ StorageError::Disk(_)) => {
+                if !self.poison_logged.swap(true, Ordering::AcqRel) {
+                    tracing::error!(
+                        "{}: storage engine poisoned, refusing writes until a restart: {e}",
+                        self.dir.display()
+                    );
+                }
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     /// Waits until a background job is installed, or a tick passes.
@@ -224,7 +313,24 @@ impl Store {
     pub fn open(dir: &Path, config: LsmConfig) -> anyhow::Result<Store> {
         let disk = FileDisk::open(dir)?;
         let sync_policy = config.sync;
-        let (lsm, report) = Lsm::open(disk.clone(), config)?;
+        let (lsm, report) = Lsm::open(disk.clone(), config).map_err(|e| {
+            let advice = match e {
+                StorageError::Corrupt { .. } => {
+                    ". The store is damaged, and starting on it would drop writes it acknowledged; \
+                     move the damaged file aside to start anyway (this replica then loses what it \
+                     alone held; anti-entropy restores what other replicas hold)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("opening the store in {}: {e}{advice}", dir.display())
+        })?;
+        if report.torn_bytes_truncated > 0 {
+            tracing::warn!(
+                "{}: cut {} bytes of torn WAL tail (preallocated space never written, or writes that never became durable)",
+                dir.display(),
+                report.torn_bytes_truncated
+            );
+        }
         let durable = lsm.durable_lsn();
         let inner = Arc::new(Inner {
             lsm: RwLock::new(lsm),
@@ -239,6 +345,10 @@ impl Store {
             work_cv: Condvar::new(),
             installed_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            dir: dir.to_path_buf(),
+            full: AtomicBool::new(false),
+            full_reason: Mutex::new(None),
+            poison_logged: AtomicBool::new(false),
         });
         let threads = (0..BACKGROUND_THREADS)
             .map(|i| {
@@ -322,7 +432,7 @@ impl Store {
     pub fn write_batch(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
         let lsn = self.append(batch)?;
         if self.inner.sync_policy.acks_after_sync() {
-            self.inner.wait_durable(lsn)?;
+            self.inner.note(self.inner.wait_durable(lsn))?;
         }
         Ok(lsn)
     }
@@ -331,57 +441,62 @@ impl Store {
     /// durable, and returns its LSN: a host that applies many batches and then calls
     /// [`Store::wait_durable`] once for the last one shares one sync between all of them. If
     /// flushes are behind, it waits for them (bounded memory) rather than failing.
-    pub fn append(&self, batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
-        let lsm = loop {
-            let lsm = self.inner.write();
-            if !lsm.write_stalled() {
-                break lsm;
+    pub fn append(&self, mut batch: Vec<(Vec<u8>, Cell)>) -> Result<u64, StorageError> {
+        loop {
+            match self.apply_locked(self.inner.write(), batch) {
+                WriteOutcome::Applied { lsn, .. } => return Ok(lsn),
+                WriteOutcome::Failed(e) => return Err(e),
+                WriteOutcome::Stalled(back) => {
+                    batch = back;
+                    self.inner.kick();
+                    self.inner.wait_for_install();
+                }
             }
-            drop(lsm);
-            self.inner.kick();
-            self.inner.wait_for_install();
-        };
-        self.append_locked(lsm, batch)
+        }
     }
 
     /// [`Store::append`] for a thread that must not wait: it appends only if the engine's lock
     /// is free at once and writes are not stalled behind flushes, and otherwise gives the batch
     /// back ([`TryAppend::Busy`]) for a thread that may wait.
     pub fn try_append(&self, batch: Vec<(Vec<u8>, Cell)>) -> TryAppend {
-        let lsm = match self.inner.lsm.try_write() {
-            Ok(lsm) => lsm,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return TryAppend::Busy(batch),
-        };
-        if lsm.write_stalled() {
-            drop(lsm);
-            self.inner.kick();
+        let Some(lsm) = self.inner.try_write() else {
             return TryAppend::Busy(batch);
-        }
-        match self.append_locked(lsm, batch) {
-            Ok(lsn) => TryAppend::Appended(lsn),
-            Err(e) => TryAppend::Failed(e),
+        };
+        match self.apply_locked(lsm, batch) {
+            WriteOutcome::Applied { lsn, await_sync } => TryAppend::Appended { lsn, await_sync },
+            WriteOutcome::Failed(e) => TryAppend::Failed(e),
+            WriteOutcome::Stalled(batch) => {
+                self.inner.kick();
+                TryAppend::Busy(batch)
+            }
         }
     }
 
-    fn append_locked(
+    /// Applies a batch with the core's [`apply_write`], keeping the token index and waking
+    /// the background threads when a memtable froze.
+    fn apply_locked(
         &self,
         mut lsm: RwLockWriteGuard<'_, Lsm<FileDisk>>,
         batch: Vec<(Vec<u8>, Cell)>,
-    ) -> Result<u64, StorageError> {
+    ) -> WriteOutcome {
         let frozen_before = lsm.frozen_memtables();
         // A key the memtable already held is indexed already: only new ones cost a lookup.
-        let lsn = lsm.write_batch_noting_new(batch, |key| {
+        let outcome = apply_write(&mut lsm, batch, |key| {
             if let Some(index) = &self.index {
                 index.insert_key(key);
             }
-        })?;
+        });
+        match &outcome {
+            WriteOutcome::Applied { .. } => drop(self.inner.note(Ok(()))),
+            WriteOutcome::Failed(e) => drop(self.inner.note::<()>(Err(e.clone()))),
+            WriteOutcome::Stalled(_) => {}
+        }
         let froze = lsm.frozen_memtables() > frozen_before;
         drop(lsm);
         if froze {
             self.inner.kick();
         }
-        Ok(lsn)
+        outcome
     }
 
     /// The first half of a group sync, for a thread that must not wait: if the engine's lock is
@@ -389,19 +504,16 @@ impl Store {
     /// sync, `Ok(None)` when everything is durable already. `None`: the lock was taken.
     /// [`Store::finish_sync`] on another thread does the slow half.
     pub fn try_begin_sync(&self) -> Option<Result<Option<SyncTicket>, StorageError>> {
-        let mut lsm = match self.inner.lsm.try_write() {
-            Ok(lsm) => lsm,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
-        Some(lsm.begin_sync())
+        let mut lsm = self.inner.try_write()?;
+        Some(self.inner.note(lsm.begin_sync()))
     }
 
     /// The second half: runs the ticket's `fdatasync` with no lock held and records it. Writes
     /// waiting in [`Store::wait_durable`] see it too.
     pub fn finish_sync(&self, ticket: &SyncTicket) -> Result<(), StorageError> {
         let result = WalWriter::run_sync(&self.inner.disk, ticket);
-        self.inner.write().complete_sync(ticket, result)?;
+        let result = self.inner.write().complete_sync(ticket, result);
+        self.inner.note(result)?;
         let mut state = lock(&self.inner.sync);
         state.durable = state.durable.max(ticket.upto);
         self.inner.synced.notify_all();
@@ -411,7 +523,19 @@ impl Store {
     /// Blocks until every batch up to `lsn` is durable, leading a group sync if nobody else
     /// is syncing (writes that arrive meanwhile share the next one).
     pub fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
-        self.inner.wait_durable(lsn)
+        self.inner.note(self.inner.wait_durable(lsn))
+    }
+
+    /// Why the store cannot take writes now, if it cannot: its engine is poisoned (until a
+    /// restart), or the last write found the disk full (until a write succeeds).
+    pub fn unwritable(&self) -> Option<String> {
+        if let Some(why) = self.inner.read().poisoned() {
+            return Some(format!("storage engine poisoned: {why}"));
+        }
+        if !self.inner.full.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.inner.full_reason).clone()
     }
 
     /// The policy this store syncs by.
@@ -430,7 +554,8 @@ impl Store {
     pub fn try_get_in_memory(&self, key: &[u8]) -> Option<Result<Option<Cell>, StorageError>> {
         let lsm = match self.inner.lsm.try_read() {
             Ok(lsm) => lsm,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            // A writer panicked: mark the engine (blocking briefly), then answer.
+            Err(TryLockError::Poisoned(_)) => self.inner.read(),
             Err(TryLockError::WouldBlock) => return None,
         };
         lsm.get_in_memory(key).transpose()
@@ -522,5 +647,48 @@ impl ringstore_core::node::ReadStore for Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringstore_core::NodeId;
+    use ringstore_core::storage::Version;
+
+    fn cell(ts: u64) -> Cell {
+        Cell::put(
+            Version {
+                ts,
+                node: NodeId(1),
+            },
+            b"v".to_vec(),
+        )
+    }
+
+    #[test]
+    fn panic_while_holding_the_engine_poisons_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), LsmConfig::default()).unwrap());
+        store.write(b"before", cell(1)).unwrap();
+        let holder = store.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = holder.inner.lsm.write();
+            panic!("a bug while a batch is half applied");
+        })
+        .join();
+        assert!(panicked.is_err());
+
+        // The write after the panic is refused, not applied after a half-written batch.
+        let err = store.write(b"after", cell(2)).unwrap_err();
+        assert!(matches!(err, StorageError::Poisoned(_)), "{err:?}");
+        assert!(matches!(
+            store.try_append(vec![(b"after".to_vec(), cell(3))]),
+            TryAppend::Failed(StorageError::Poisoned(_))
+        ));
+        assert!(store.stats().poisoned.is_some());
+        // Reads go on: what was written before is there, the refused write is not.
+        assert_eq!(store.get(b"before").unwrap(), Some(cell(1)));
+        assert_eq!(store.get(b"after").unwrap(), None);
     }
 }

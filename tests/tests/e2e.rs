@@ -482,7 +482,7 @@ fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
             .expect("the right secret");
         assert_eq!(id, ringstore_core::NodeId(1));
         let (mut sink, mut stream) = ws.split();
-        sink.send(Message::Binary(b"RS\x02\x00garbage".to_vec().into()))
+        sink.send(Message::Binary(b"RS\x03\x00garbage".to_vec().into()))
             .await
             .unwrap();
         let closed = tokio::time::timeout(Duration::from_secs(5), async {

@@ -19,11 +19,11 @@ use ringstore_core::antientropy::{AeMsg, Digest as AeDigest, NodeHash};
 use ringstore_core::membership::{AppState, Delta, Digest, GossipMsg, MemberStatus};
 use ringstore_core::node::{ClientOp, Consistency};
 use ringstore_core::ring::{Range, Token};
-use ringstore_core::storage::manifest::Edit;
+use ringstore_core::storage::manifest::Record;
 use ringstore_core::storage::sstable::block::Index;
 use ringstore_core::storage::sstable::{Footer, decode_meta_block};
 use ringstore_core::storage::wal::decode_batch;
-use ringstore_core::storage::{Cell, Version, frame};
+use ringstore_core::storage::{Cell, StorageFailure, Version, frame};
 use ringstore_core::ui::{Command, ToNode, ToPage, UI_PATH, UiFrame};
 use ringstore_core::wire::{Envelope, Message, ReplicaError, ReqId, WritePurpose};
 use ringstore_node::peer::handshake::Handshake;
@@ -231,7 +231,9 @@ fn messages() -> Vec<Message> {
         },
         Message::ReplicateAck {
             req,
-            result: Err(ReplicaError::Storage("disk full".into())),
+            result: Err(ReplicaError::Storage(StorageFailure::DiskFull(
+                "append on \"wal-0000000000000001.log\" failed: no space left on the device".into(),
+            ))),
         },
         Message::ReplicateAck {
             req,
@@ -554,7 +556,7 @@ fn decodes(target: &str, seed: &[u8]) -> bool {
         ("ui", 0x01) => ToPage::decode(bytes).is_ok(),
         ("node_state", _) => state::decode(Path::new("node.state"), bytes).is_ok(),
         ("wal", 0x01) => decode_batch(bytes).is_ok(),
-        ("manifest", 0x00) => Edit::decode(bytes).is_ok(),
+        ("manifest", 0x00) => Record::decode(bytes).is_ok(),
         ("sstable", 0x83) => Footer::decode(bytes).is_ok(),
         ("sstable", 0x84) => decode_meta_block(bytes).is_ok(),
         // Whole files (some of them corrupt on purpose), blocks and URLs: just present.

@@ -18,7 +18,7 @@ use super::{
     check_client_key,
 };
 use crate::ring::key_token;
-use crate::storage::Cell;
+use crate::storage::{Cell, StorageFailure};
 use crate::wire::{Message, ReplicaError, ReqId, WritePurpose};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,8 +31,27 @@ pub(super) struct PendingWrite {
     targets: Vec<(NodeId, Option<NodeId>)>,
     acked: BTreeSet<NodeId>,
     failed: BTreeSet<NodeId>,
+    /// The replicas that failed because of their storage, and why.
+    storage_failures: Vec<(NodeId, StorageFailure)>,
     version: crate::storage::Version,
     replied: bool,
+}
+
+impl PendingWrite {
+    /// The client's error for a write that cannot reach its quorum: the replicas' storage
+    /// failures if some storage refused it (the cause a client can act on), else the count.
+    fn quorum_error(&self) -> ClientError {
+        let (needed, got) = (self.needed, self.acked.len());
+        if self.storage_failures.is_empty() {
+            ClientError::QuorumUnavailable { needed, got }
+        } else {
+            ClientError::StorageUnavailable {
+                needed,
+                got,
+                failures: self.storage_failures.clone(),
+            }
+        }
+    }
 }
 
 /// A read being coordinated.
@@ -182,6 +201,7 @@ impl Node {
             targets,
             acked: BTreeSet::new(),
             failed: BTreeSet::new(),
+            storage_failures: Vec::new(),
             version: cell.version,
             replied: false,
         };
@@ -254,8 +274,11 @@ impl Node {
             Ok(()) => {
                 pending.acked.insert(from);
             }
-            Err(_) => {
+            Err(e) => {
                 pending.failed.insert(from);
+                if let ReplicaError::Storage(failure) = e {
+                    pending.storage_failures.push((from, failure));
+                }
             }
         }
         let (acked, failed, total) = (
@@ -288,11 +311,10 @@ impl Node {
                 }),
             );
         } else if !replied && acked + (total - acked - failed) < needed {
-            self.writes.remove(&req.seq);
-            return self.reply(
-                client,
-                Err(ClientError::QuorumUnavailable { needed, got: acked }),
-            );
+            if let Some(pending) = self.writes.remove(&req.seq) {
+                self.reply(client, Err(pending.quorum_error()));
+            }
+            return;
         }
         if acked + failed == total {
             self.writes.remove(&req.seq);
@@ -398,14 +420,7 @@ impl Node {
         if let Some(pending) = self.writes.remove(&seq)
             && !pending.replied
         {
-            let got = pending.acked.len();
-            self.reply(
-                pending.client,
-                Err(ClientError::QuorumUnavailable {
-                    needed: pending.needed,
-                    got,
-                }),
-            );
+            self.reply(pending.client, Err(pending.quorum_error()));
         }
         if let Some(pending) = self.reads.get(&seq) {
             if !pending.replied {

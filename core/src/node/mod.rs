@@ -36,7 +36,7 @@ mod stream;
 mod tests;
 
 use crate::ring::Ring;
-use crate::storage::{CLIENT_KEY_BYTES_MAX, Cell, Version};
+use crate::storage::{CLIENT_KEY_BYTES_MAX, Cell, StorageFailure, Version};
 use crate::wire::{Message, ReqId};
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,10 @@ pub use replica::{
     CLIENT_VALUE_BYTES_MAX, HINT_OVERHEAD_BYTES, decode_hint, hint_key, hint_store_config,
     split_hint_key,
 };
-pub use storage_io::{RangePage, ReadStore, WriteBatch, run_read, scan_range, scan_ranges};
+pub use storage_io::{
+    RangePage, ReadStore, SyncWaiters, WriteBatch, WriteOutcome, apply_write, run_read, scan_range,
+    scan_ranges, sync_completions,
+};
 pub use stream::{
     Lifecycle, OFFER_RETRY_MS, STREAM_PAGE_BYTES_TARGET, STREAM_PAGE_KEYS, STREAM_PAGE_TIMEOUT_MS,
 };
@@ -208,6 +211,22 @@ pub enum ClientError {
         /// Answers received.
         got: usize,
     },
+    /// Fewer than the required replicas stored the write, and some refused it because of
+    /// their storage (a full disk, a poisoned engine): the failures name the replicas and the
+    /// cause. As with [`ClientError::QuorumUnavailable`], the write may still have reached
+    /// other replicas; a replica whose failure says nothing changed did not store it.
+    #[error(
+        "storage unavailable: needed {needed} replicas, got {got}; {}",
+        describe_failures(failures)
+    )]
+    StorageUnavailable {
+        /// Acknowledgements required.
+        needed: usize,
+        /// Acknowledgements received.
+        got: usize,
+        /// The replicas whose storage refused the write, and why.
+        failures: Vec<(NodeId, StorageFailure)>,
+    },
     /// The node the client contacted is down (the client could not reach a coordinator).
     #[error("the coordinator is down")]
     NodeDown,
@@ -217,6 +236,12 @@ pub enum ClientError {
         /// Requests in flight.
         in_flight: usize,
     },
+}
+
+/// `n1: disk full: ...; n2: ...`, for [`ClientError::StorageUnavailable`]'s message.
+fn describe_failures(failures: &[(NodeId, StorageFailure)]) -> String {
+    let parts: Vec<String> = failures.iter().map(|(n, f)| format!("{n}: {f}")).collect();
+    parts.join("; ")
 }
 
 /// The outcome of a client operation.
@@ -297,8 +322,9 @@ pub enum StorageResult {
         /// The cursor for the next page.
         next: Option<Vec<u8>>,
     },
-    /// The operation failed.
-    Failed(String),
+    /// The operation failed; the failure says whether anything changed and whether a retry
+    /// can succeed.
+    Failed(StorageFailure),
 }
 
 /// Timers the node sets. A timer that fires after what it guards is gone is ignored.

@@ -37,7 +37,7 @@
 
 use super::{Lifecycle, Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
 use crate::ring::key_token;
-use crate::storage::{Cell, LsmConfig, VALUE_BYTES_LIMIT, Version};
+use crate::storage::{Cell, LsmConfig, StorageFailure, VALUE_BYTES_LIMIT, Version};
 use crate::wire::{Message, ReplicaError, ReqId, WritePurpose};
 use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -295,7 +295,7 @@ impl Node {
                 Ok(bytes) => Some(Cell::put(cell.version, bytes)),
                 Err(e) => {
                     let reason = format!("the hint cannot be encoded: {e}");
-                    let error = ReplicaError::Storage(reason.clone());
+                    let error = ReplicaError::Storage(StorageFailure::Refused(reason.clone()));
                     return self.refuse_hints(from, req, &key, hinted, reason, error);
                 }
             }
@@ -385,9 +385,9 @@ impl Node {
                 }
                 Err(ReplicaError::Storage(why))
             }
-            other => Err(ReplicaError::Storage(format!(
+            other => Err(ReplicaError::Storage(StorageFailure::Refused(format!(
                 "unexpected storage result {other:?}"
-            ))),
+            )))),
         };
         let result = match group {
             Some(g) => match self.acks.complete(g, result) {
@@ -419,9 +419,9 @@ impl Node {
         let result = match result {
             StorageResult::Read(cell) => Ok(cell),
             StorageResult::Failed(why) => Err(ReplicaError::Storage(why)),
-            other => Err(ReplicaError::Storage(format!(
+            other => Err(ReplicaError::Storage(StorageFailure::Refused(format!(
                 "unexpected storage result {other:?}"
-            ))),
+            )))),
         };
         self.send(coordinator, Message::ReadReply { req, result });
     }

@@ -1,15 +1,26 @@
 //! Running the node's [`StorageOp`]s on its two engines: the part every driver shares.
 //!
 //! A driver decides *when* and *on which thread* a storage operation runs (the simulator after
-//! a modelled latency, the native node on its storage threads), but what an operation reads
-//! and what it answers is defined once, here: [`run_read`] for the operations that only read,
-//! [`StorageOp::into_write`] for the ones that write (each driver applies the batch its own way,
-//! because durability is where drivers differ: the simulator models group commit, the native
-//! node runs it with real `fdatasync`s).
+//! a modelled latency, the native node on its node task or its storage threads), but what an
+//! operation does and how it completes is decided once, here:
+//!
+//! * [`run_read`] answers the operations that only read.
+//! * [`StorageOp::into_write`] gives the batch of a writing one, and [`apply_write`] applies
+//!   it: [`WriteOutcome::Applied`] says whether the write completes now or once a sync of its
+//!   store covers it (the [`SyncPolicy`](crate::storage::SyncPolicy) decides);
+//!   [`WriteOutcome::Stalled`] hands the batch back when writes wait for flushes
+//!   (back-pressure: the driver retries it once a background job is installed, it never
+//!   compacts inline); [`WriteOutcome::Failed`] refuses it.
+//! * [`SyncWaiters`] keeps, per store, the writes waiting for that store's next sync (group
+//!   commit), and [`sync_completions`] completes them with the outcome of *their* store's sync:
+//!   one store's failed sync never fails the other store's writes.
+//!
+//! What differs between drivers is only time and threads: the simulator runs a sync as an event
+//! after a modelled latency, the native node runs the `fdatasync` on a storage thread.
 
 use super::{StorageOp, StorageResult, StoreId, split_hint_key};
 use crate::ring::{Range, key_token};
-use crate::storage::{Cell, Disk, Lsm, StorageError};
+use crate::storage::{Cell, Disk, Lsm, Lsn, StorageError, StorageFailure};
 use std::collections::BTreeSet;
 
 /// Keys examined per scan step when looking for a range's keys (keys are ordered by bytes, not
@@ -103,10 +114,102 @@ impl StorageOp {
     }
 }
 
+/// What [`apply_write`] did with a batch.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// Applied (WAL and memtable) with this LSN. With `await_sync` the write completes once a
+    /// sync of its store covers `lsn` ([`SyncWaiters`]); without, it completes now
+    /// ([`StorageResult::Written`]).
+    Applied {
+        /// The batch's LSN.
+        lsn: Lsn,
+        /// Whether the write waits for a sync before it completes.
+        await_sync: bool,
+    },
+    /// Not applied: writes are stalled behind flushes. The batch, back: apply it again once a
+    /// background job has been installed.
+    Stalled(Vec<(Vec<u8>, Cell)>),
+    /// Refused: nothing was applied, unless the error says state may have changed.
+    Failed(StorageError),
+}
+
+/// Applies a writing operation's batch to `lsm`: the one decision of what a write does and how
+/// it completes, for every driver. `new_key` is called for each key the active memtable did not
+/// hold before (a host's own key index).
+pub fn apply_write<D: Disk>(
+    lsm: &mut Lsm<D>,
+    batch: Vec<(Vec<u8>, Cell)>,
+    new_key: impl FnMut(&[u8]),
+) -> WriteOutcome {
+    if lsm.write_stalled() {
+        return WriteOutcome::Stalled(batch);
+    }
+    match lsm.write_batch_noting_new(batch, new_key) {
+        Ok(lsn) => WriteOutcome::Applied {
+            lsn,
+            await_sync: lsm.config().sync.acks_after_sync(),
+        },
+        Err(e) => WriteOutcome::Failed(e),
+    }
+}
+
+/// The writes waiting for each store's next sync, with the LSN that sync must reach.
+#[derive(Debug, Default)]
+pub struct SyncWaiters {
+    data: (Vec<u64>, Lsn),
+    hints: (Vec<u64>, Lsn),
+}
+
+impl SyncWaiters {
+    fn of(&mut self, store: StoreId) -> &mut (Vec<u64>, Lsn) {
+        match store {
+            StoreId::Data => &mut self.data,
+            StoreId::Hints => &mut self.hints,
+        }
+    }
+
+    /// Operation `op` applied a batch with `lsn` to `store` and waits for a sync covering it.
+    pub fn wait(&mut self, store: StoreId, op: u64, lsn: Lsn) {
+        let (ops, upto) = self.of(store);
+        ops.push(op);
+        *upto = (*upto).max(lsn);
+    }
+
+    /// Whether writes of `store` are waiting.
+    pub fn waiting(&self, store: StoreId) -> bool {
+        match store {
+            StoreId::Data => !self.data.0.is_empty(),
+            StoreId::Hints => !self.hints.0.is_empty(),
+        }
+    }
+
+    /// The writes waiting for `store`'s sync and the LSN it must reach; none wait afterwards.
+    pub fn take(&mut self, store: StoreId) -> (Vec<u64>, Lsn) {
+        std::mem::take(self.of(store))
+    }
+
+    /// Forgets every waiting write (the engines are gone: a crash).
+    pub fn clear(&mut self) {
+        *self = SyncWaiters::default();
+    }
+}
+
+/// Completes the writes that waited for one store's sync with that sync's outcome.
+pub fn sync_completions(
+    ops: Vec<u64>,
+    result: &Result<(), StorageError>,
+) -> Vec<(u64, StorageResult)> {
+    let result = match result {
+        Ok(()) => StorageResult::Written,
+        Err(e) => StorageResult::Failed(StorageFailure::from(e)),
+    };
+    ops.into_iter().map(|op| (op, result.clone())).collect()
+}
+
 /// Runs an operation that only reads, on the node's data and hint stores. A writing operation
 /// is answered with [`StorageResult::Failed`] (drivers apply those themselves).
 pub fn run_read(data: &impl ReadStore, hints: &impl ReadStore, op: StorageOp) -> StorageResult {
-    let failed = |e: StorageError| StorageResult::Failed(e.to_string());
+    let failed = |e: StorageError| StorageResult::Failed(StorageFailure::from(&e));
     match op {
         StorageOp::Read { key } => data.get(&key).map_or_else(failed, StorageResult::Read),
         StorageOp::ScanRange {
@@ -130,7 +233,7 @@ pub fn run_read(data: &impl ReadStore, hints: &impl ReadStore, op: StorageOp) ->
         }
         StorageOp::CountHints => StorageResult::HintKeys(live_hint_keys(hints)),
         StorageOp::Write { .. } | StorageOp::WriteBatch { .. } => {
-            StorageResult::Failed("a write is not a read".to_string())
+            StorageResult::Failed(StorageFailure::Refused("a write is not a read".to_string()))
         }
     }
 }
@@ -242,6 +345,74 @@ mod tests {
         Lsm::open(SimDisk::new(seed), LsmConfig::small_for_tests())
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn apply_write_says_how_a_write_completes_and_hands_back_a_stalled_batch() {
+        let put = |i: u64| {
+            let version = Version {
+                ts: i,
+                node: NodeId(1),
+            };
+            (
+                format!("k{i:04}").into_bytes(),
+                Cell::put(version, vec![7; 300]),
+            )
+        };
+        for (sync, await_sync) in [
+            (crate::storage::SyncPolicy::Always, true),
+            (crate::storage::SyncPolicy::Never, false),
+        ] {
+            let config = LsmConfig {
+                sync,
+                ..LsmConfig::small_for_tests()
+            };
+            let (mut lsm, _) = Lsm::open(SimDisk::new(1), config).unwrap();
+            let mut stalled = None;
+            for i in 0..10_000 {
+                match apply_write(&mut lsm, vec![put(i)], |_| {}) {
+                    WriteOutcome::Applied { lsn, await_sync: a } => {
+                        assert_eq!((lsn, a), (i + 1, await_sync));
+                    }
+                    WriteOutcome::Stalled(batch) => {
+                        stalled = Some((i, batch));
+                        break;
+                    }
+                    WriteOutcome::Failed(e) => panic!("{e}"),
+                }
+            }
+            // No inline compaction: the batch comes back, unapplied, until a flush is installed.
+            let (i, batch) = stalled.expect("writes stall behind flushes");
+            assert_eq!(batch, vec![put(i)]);
+            assert_eq!(lsm.get(&put(i).0).unwrap(), None);
+            lsm.run_background(crate::Millis(0)).unwrap();
+            assert!(matches!(
+                apply_write(&mut lsm, batch, |_| {}),
+                WriteOutcome::Applied { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_completes_only_its_own_stores_writes() {
+        let mut waiters = SyncWaiters::default();
+        waiters.wait(StoreId::Data, 1, 10);
+        waiters.wait(StoreId::Hints, 2, 4);
+        waiters.wait(StoreId::Data, 3, 12);
+        let (data_ops, upto) = waiters.take(StoreId::Data);
+        assert_eq!((data_ops.clone(), upto), (vec![1, 3], 12));
+        assert!(!waiters.waiting(StoreId::Data) && waiters.waiting(StoreId::Hints));
+        let failed = sync_completions(data_ops, &Err(StorageError::Poisoned("sync".into())));
+        assert!(
+            failed
+                .iter()
+                .all(|(_, r)| matches!(r, StorageResult::Failed(StorageFailure::Poisoned(_))))
+        );
+        let (hint_ops, _) = waiters.take(StoreId::Hints);
+        assert_eq!(
+            sync_completions(hint_ops, &Ok(())),
+            vec![(2, StorageResult::Written)]
+        );
     }
 
     fn v(ts: u64) -> Version {

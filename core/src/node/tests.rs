@@ -597,3 +597,52 @@ fn a_range_that_cannot_be_streamed_ends_in_an_error_not_a_retry_loop() {
         "{out:?}"
     );
 }
+
+/// Two replicas whose disks are full make a write fail with their cause, not a bare count.
+#[test]
+fn a_write_refused_by_full_disks_names_the_cause() {
+    let mut b = node(2);
+    let out = b.handle(
+        Millis(100),
+        Input::Client {
+            client: 9,
+            op: ClientOp::Put {
+                key: b"user123".to_vec(),
+                value: b"Alice".to_vec(),
+                consistency: None,
+            },
+        },
+    );
+    let req = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                msg: Message::Replicate { req, .. },
+                ..
+            } => Some(*req),
+            _ => None,
+        })
+        .unwrap();
+    let full = crate::storage::StorageFailure::DiskFull("no space left on the device".into());
+    let refuse = |from: u32| Input::Message {
+        from: NodeId(from),
+        msg: Message::ReplicateAck {
+            req,
+            result: Err(crate::wire::ReplicaError::Storage(full.clone())),
+        },
+    };
+    assert!(b.handle(Millis(104), refuse(3)).is_empty());
+    let out = b.handle(Millis(105), refuse(4));
+    assert_eq!(
+        out,
+        vec![Output::Reply {
+            client: 9,
+            result: Err(ClientError::StorageUnavailable {
+                needed: 2,
+                got: 0,
+                failures: vec![(NodeId(3), full.clone()), (NodeId(4), full.clone())],
+            })
+        }]
+    );
+    assert!(full.retryable() && !full.state_may_have_changed());
+}

@@ -311,9 +311,11 @@ struct SimNode<D: MachineDisk> {
     data_disk: D,
     hint_disk: D,
     skew_ms: i64,
-    /// Writes waiting for the next WAL sync, with the time they asked.
-    sync_waiting: Vec<u64>,
+    /// Writes waiting for their store's next WAL sync.
+    sync_waiting: crate::node::SyncWaiters,
     sync_scheduled: bool,
+    /// Writes waiting, in order, for a store whose writes stall behind flushes.
+    stalled: std::collections::VecDeque<storage::StalledWrite>,
     job: Option<(StoreId, Job<D>)>,
     /// The node left the ring gracefully: it does not restart.
     left: bool,
@@ -464,8 +466,9 @@ impl<D: MachineDisk> Sim<D> {
                 data_disk,
                 hint_disk,
                 skew_ms: 0,
-                sync_waiting: Vec::new(),
+                sync_waiting: crate::node::SyncWaiters::default(),
                 sync_scheduled: false,
+                stalled: std::collections::VecDeque::new(),
                 job: None,
                 left: false,
                 joining: false,
@@ -663,16 +666,22 @@ impl<D: MachineDisk> Sim<D> {
             .map_or((false, 0), |n| (n.joining, n.incarnation));
         let generation = (self.now.0 << 16) + incarnation + 1;
         let node_config = self.config.node_config(id, joining, generation);
-        let lsm_config = self.config.lsm.clone();
+        // The engines run the cluster's sync policy: the shared storage code decides by it
+        // whether a write waits for a sync.
+        let lsm_config = LsmConfig {
+            sync: self.config.sync,
+            ..self.config.lsm.clone()
+        };
         let hint_config = crate::node::hint_store_config(&lsm_config);
         let local = self.local(id);
         let current = self.ring.clone();
         let Some(sim_node) = self.nodes.get_mut(&id) else {
             return Ok(());
         };
-        let ring = sim_node.last_ring.take().unwrap_or_else(|| current.clone());
+        // A machine whose storage does not open stays down, remembering its ring.
         let (data, _) = Lsm::open(sim_node.data_disk.clone(), lsm_config)?;
         let (hints, _) = Lsm::open(sim_node.hint_disk.clone(), hint_config)?;
+        let ring = sim_node.last_ring.take().unwrap_or_else(|| current.clone());
         sim_node.data = Some(data);
         sim_node.hints = Some(hints);
         sim_node.incarnation += 1;
@@ -723,6 +732,7 @@ impl<D: MachineDisk> Sim<D> {
         sim_node.job = None;
         sim_node.sync_waiting.clear();
         sim_node.sync_scheduled = false;
+        sim_node.stalled.clear();
         sim_node.incarnation += 1;
         sim_node.data_disk.crash();
         sim_node.hint_disk.crash();

@@ -37,6 +37,7 @@ use core::fmt;
 
 /// What went wrong in a disk operation. No variant leaves a file half-changed except
 /// [`DiskError::Io`] on `append`, after which the file's tail is unspecified until reopened.
+/// [`DiskError::Full`] in particular changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DiskError {
     /// The file does not exist. Nothing was changed.
@@ -62,6 +63,16 @@ pub enum DiskError {
         len: u64,
         /// The file's length.
         file_len: u64,
+    },
+    /// The device has no space left (`ENOSPC`) for an `append` (or a `create` or
+    /// `preallocate`). Nothing was changed: an append that fails this way leaves no bytes, so
+    /// the same append may be retried once space is freed.
+    #[error("{op} on {name:?} failed: no space left on the device")]
+    Full {
+        /// The operation.
+        op: DiskOp,
+        /// File name.
+        name: String,
     },
     /// The device failed (a real I/O error or an injected fault).
     #[error("{op} on {name:?} failed: {message}")]

@@ -11,7 +11,8 @@
 //!   [`Lsm::next_job`], stepped without any borrow of the engine, and committed with
 //!   [`Lsm::install`].
 //! * **Recovery** ([`Lsm::open`]) reads the manifest, opens its tables (a corrupt one is a
-//!   typed error), deletes files no manifest refers to, replays the WAL and cuts a torn tail.
+//!   typed error), deletes files no manifest refers to, replays the WAL and cuts a torn tail
+//!   (never inside what a clean close sealed: damage there is [`StorageError::Corrupt`]).
 
 use super::cell::{Cell, Version, check_key};
 use super::compaction::{MergeIter, Source};
@@ -76,6 +77,7 @@ pub(super) struct Counters {
     pub(super) versions_dropped: u64,
     pub(super) write_stalls: u64,
     pub(super) wal_syncs: u64,
+    pub(super) wal_torn_bytes_cut: u64,
 }
 
 /// A log-structured merge tree over a [`Disk`]. See the module docs.
@@ -180,7 +182,8 @@ impl<D: Disk> Lsm<D> {
         for (i, &seq) in segments.iter().enumerate() {
             let name = wal::segment_file_name(seq);
             let is_last = i + 1 == segments.len();
-            let replayed = wal::replay_segment(&disk, &name, last_lsn, is_last)?;
+            let sealed = super::manifest::WalSeal::sealed_bytes(state.wal_sealed, seq);
+            let replayed = wal::replay_segment(&disk, &name, last_lsn, is_last, sealed)?;
             if replayed.valid_bytes < SEGMENT_HEADER_BYTES {
                 // Not even the header became durable: the segment never held a synced write.
                 disk.delete(&name)?;
@@ -189,8 +192,13 @@ impl<D: Disk> Lsm<D> {
             }
             if replayed.torn_bytes > 0 {
                 disk.truncate(&name, replayed.valid_bytes)?;
-                disk.sync(&name)?;
                 report.torn_bytes_truncated += replayed.torn_bytes;
+            }
+            if replayed.torn_bytes > 0 || is_last {
+                // Always for the last segment: an earlier open may have cut its tail and failed
+                // to sync the cut. The segment created next makes it an older segment, where a
+                // tail a crash brought back would be corruption.
+                disk.sync(&name)?;
             }
             for (lsn, entries) in replayed.batches {
                 for (key, cell) in entries {
@@ -235,7 +243,10 @@ impl<D: Disk> Lsm<D> {
             next_job_id: 1,
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             cursors: vec![Vec::new(); LEVELS],
-            counters: Counters::default(),
+            counters: Counters {
+                wal_torn_bytes_cut: report.torn_bytes_truncated,
+                ..Counters::default()
+            },
             poisoned: None,
             last_sync: Millis(0),
         };
@@ -262,6 +273,14 @@ impl<D: Disk> Lsm<D> {
     pub(super) fn poison<T>(&mut self, err: StorageError) -> Result<T, StorageError> {
         self.poisoned.get_or_insert_with(|| err.to_string());
         Err(err)
+    }
+
+    /// Stops the engine accepting writes, for a reason found outside it: a host whose thread
+    /// panicked while holding the engine may have left a batch half applied. Every later write
+    /// and sync fails with [`StorageError::Poisoned`] naming the first reason; reads go on.
+    /// Reopening the engine recovers from its files.
+    pub fn poison_for(&mut self, why: impl Into<String>) {
+        self.poisoned.get_or_insert_with(|| why.into());
     }
 
     /// Why the engine stopped accepting writes, if it did (see [`StorageError::Poisoned`]).
@@ -317,8 +336,12 @@ impl<D: Disk> Lsm<D> {
         }
         let refs: Vec<(&[u8], &Cell)> = batch.iter().map(|(k, c)| (k.as_slice(), c)).collect();
         let before = self.wal.live_bytes();
-        let lsn = match self.wal.append(&refs) {
+        // Under a policy that acknowledges after a sync, the batch goes to the disk before the
+        // memtable: a full disk then refuses it while nothing holds it (the batch is taken back
+        // and the engine goes on), so a write that failed is never read.
+        let lsn = match self.wal.append(&refs, self.config.sync.acks_after_sync()) {
             Ok(lsn) => lsn,
+            Err(e) if e.is_disk_full() => return Err(e),
             Err(e) => return self.poison(e),
         };
         let grown = self.wal.live_bytes() - before;
@@ -435,6 +458,8 @@ impl<D: Disk> Lsm<D> {
         self.check_writable()?;
         match self.wal.begin_sync() {
             Ok(t) => Ok(t),
+            // Nothing was written: the buffered batches wait for the next sync.
+            Err(e) if e.is_disk_full() => Err(e),
             Err(e) => self.poison(e),
         }
     }
@@ -727,6 +752,7 @@ impl<D: Disk> Lsm<D> {
             block_cache_misses: self.cache.misses(),
             manifest_bytes: self.manifest.file_bytes(),
             poisoned: self.poisoned.clone(),
+            wal_torn_bytes_cut: c.wal_torn_bytes_cut,
         }
     }
 
@@ -770,15 +796,23 @@ impl<D: Disk> Lsm<D> {
         self.seal_wal()
     }
 
-    /// Makes every batch written so far durable, like [`Lsm::sync_wal`], and cuts the current
-    /// WAL segment back to what was written, giving back its preallocated space: what a clean
-    /// shutdown does. Writes may go on afterwards.
+    /// Makes every batch written so far durable, like [`Lsm::sync_wal`], cuts the current
+    /// WAL segment back to what was written, giving back its preallocated space, and records
+    /// its length in the manifest: what a clean shutdown does. A reopen then treats damage in
+    /// the sealed bytes as corruption, not as a torn tail (see [`super::wal`]). Writes may go
+    /// on afterwards.
     pub fn seal_wal(&mut self) -> Result<(), StorageError> {
         self.check_writable()?;
         if let Err(e) = self.wal.seal() {
             return self.poison(e);
         }
         self.counters.wal_syncs += 1;
+        if let Err(e) = self
+            .manifest
+            .seal_wal(self.wal.seq(), self.wal.written_bytes())
+        {
+            return self.poison(e);
+        }
         Ok(())
     }
 

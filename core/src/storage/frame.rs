@@ -33,6 +33,25 @@ pub const RECORD_BYTES_MAX: usize = 64 << 20;
 /// The on-disk format version written by this build.
 pub const FORMAT_VERSION: u16 = 1;
 
+/// Reads `name` again and checks it holds exactly `bytes`, the first read: a log's owner
+/// calls it before it cuts a torn tail, which destroys what follows for good, so that a read
+/// that was damaged on the way from the device (a transient fault, not the stored bytes) never
+/// cuts valid records. Two reads that differ are a read error (nothing was changed; retry).
+pub fn confirm_read<D: super::Disk>(
+    disk: &D,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), super::StorageError> {
+    if disk.read_all(name)? == bytes {
+        return Ok(());
+    }
+    Err(super::StorageError::Disk(super::DiskError::Io {
+        op: super::DiskOp::Read,
+        name: name.to_string(),
+        message: "two reads of the file differ: not cutting its tail on an unstable read".into(),
+    }))
+}
+
 /// Encodes a log file header.
 pub fn encode_header(magic: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES);

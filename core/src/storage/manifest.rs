@@ -13,6 +13,20 @@
 //! ...     4     removed         u32 LE: count, then per table: id u64 LE
 //! ```
 //!
+//! or, written by a clean close ([`Manifest::seal_wal`]):
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     kind            u8: 2 = WAL sealed
+//! 1       8     seq             u64 LE: the WAL segment a clean close sealed
+//! 9       8     bytes           u64 LE: its length then, every byte synced
+//! ```
+//!
+//! The kind byte versions the body: a reader refuses a kind it does not know with a typed
+//! error. A seal tells recovery that the first `bytes` bytes of segment `seq` were whole on
+//! disk, so damage there is corruption, not a torn tail (see [`super::wal`]). The latest seal
+//! wins; a snapshot carries it on as a second record.
+//!
 //! A record is appended and synced as one write, so a crash leaves either the old or the new
 //! set of tables (a torn last record is ignored, as in the WAL). The first record of a file
 //! adds every live table: a snapshot. When the log grows past [`MANIFEST_REWRITE_BYTES`], a
@@ -36,6 +50,56 @@ pub const MANIFEST_REWRITE_BYTES: u64 = 4 << 20;
 pub const LEVELS: usize = 7;
 
 const KIND_EDIT: u8 = 1;
+const KIND_WAL_SEALED: u8 = 2;
+
+/// A WAL segment's prefix that a clean close synced whole (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalSeal {
+    /// The segment.
+    pub seq: u64,
+    /// Its length when sealed.
+    pub bytes: u64,
+}
+
+impl WalSeal {
+    /// Appends the record body documented at the top of this module.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(KIND_WAL_SEALED);
+        out.put_u64(self.seq);
+        out.put_u64(self.bytes);
+    }
+
+    /// How many of segment `seq`'s first bytes this seal covers (zero for another segment).
+    pub fn sealed_bytes(seal: Option<WalSeal>, seq: u64) -> u64 {
+        seal.filter(|s| s.seq == seq).map_or(0, |s| s.bytes)
+    }
+}
+
+/// One manifest record, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A change to the live tables.
+    Edit(Edit),
+    /// A clean close sealed a WAL segment.
+    WalSealed(WalSeal),
+}
+
+impl Record {
+    /// Decodes one record body (the checksum was checked by the record's frame).
+    pub fn decode(body: &[u8]) -> Result<Record, FormatError> {
+        if body.first() == Some(&KIND_WAL_SEALED) {
+            let mut d = Decoder::new("manifest wal seal", body);
+            d.u8()?;
+            let seal = WalSeal {
+                seq: d.u64()?,
+                bytes: d.u64()?,
+            };
+            d.finish()?;
+            return Ok(Record::WalSealed(seal));
+        }
+        Edit::decode(body).map(Record::Edit)
+    }
+}
 
 /// The live set of tables and the WAL position, as recorded in the manifest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +112,8 @@ pub struct ManifestState {
     pub flushed_lsn: u64,
     /// Tables per level. L0 in flush order (oldest first); deeper levels sorted by key.
     pub levels: Vec<Vec<TableMeta>>,
+    /// The last WAL segment a clean close sealed, if any.
+    pub wal_sealed: Option<WalSeal>,
 }
 
 /// One atomic change to the manifest.
@@ -209,18 +275,25 @@ impl<D: Disk> Manifest<D> {
         while offset < bytes.len() {
             match frame::decode_record("manifest record", &bytes[offset..]) {
                 Ok((body, len)) => {
-                    let edit = Edit::decode(body).map_err(|e| corrupt(offset, e))?;
-                    state.apply(&edit).map_err(|e| corrupt(offset, e))?;
+                    match Record::decode(body).map_err(|e| corrupt(offset, e))? {
+                        Record::Edit(edit) => {
+                            state.apply(&edit).map_err(|e| corrupt(offset, e))?;
+                        }
+                        Record::WalSealed(seal) => state.wal_sealed = Some(seal),
+                    }
                     offset += len;
                 }
                 Err(e) => {
                     let later =
                         frame::find_valid_record_after("manifest record", &bytes, offset, |body| {
-                            Edit::decode(body).is_ok()
+                            Record::decode(body).is_ok()
                         });
-                    if later.is_some() {
+                    if later.is_some() || offset == frame::HEADER_BYTES {
+                        // A manifest starts with a snapshot, synced before it got its name:
+                        // damage there is no torn tail (and must not be cut).
                         return Err(corrupt(offset, e));
                     }
+                    frame::confirm_read(&disk, MANIFEST_FILE, &bytes)?;
                     disk.truncate(MANIFEST_FILE, offset as u64)?;
                     disk.sync(MANIFEST_FILE)?;
                     break;
@@ -251,6 +324,11 @@ impl<D: Disk> Manifest<D> {
         let mut body = Vec::new();
         state.snapshot_edit().encode(&mut body);
         frame::encode_record(&mut bytes, &body);
+        if let Some(seal) = state.wal_sealed {
+            body.clear();
+            seal.encode(&mut body);
+            frame::encode_record(&mut bytes, &body);
+        }
         if disk.exists(MANIFEST_TMP_FILE)? {
             disk.delete(MANIFEST_TMP_FILE)?;
         }
@@ -276,6 +354,27 @@ impl<D: Disk> Manifest<D> {
         self.file_bytes
     }
 
+    /// Durably records that a clean close sealed WAL segment `seq` at `bytes` (see the module
+    /// docs). On error the file may hold the record: the caller must treat the engine as
+    /// poisoned.
+    pub fn seal_wal(&mut self, seq: u64, bytes: u64) -> Result<(), StorageError> {
+        let seal = WalSeal { seq, bytes };
+        let mut body = Vec::new();
+        seal.encode(&mut body);
+        self.append_record(&body)?;
+        self.state.wal_sealed = Some(seal);
+        Ok(())
+    }
+
+    fn append_record(&mut self, body: &[u8]) -> Result<(), StorageError> {
+        let mut record = Vec::with_capacity(body.len() + frame::RECORD_HEADER_BYTES);
+        frame::encode_record(&mut record, body);
+        self.disk.append(MANIFEST_FILE, &record)?;
+        self.disk.sync(MANIFEST_FILE)?;
+        self.file_bytes += record.len() as u64;
+        Ok(())
+    }
+
     /// Durably applies `edit`. On error the state in memory is unchanged, but the file may hold
     /// the edit: the caller must treat the engine as poisoned.
     pub fn apply(&mut self, edit: Edit) -> Result<(), StorageError> {
@@ -291,11 +390,7 @@ impl<D: Disk> Manifest<D> {
         }
         let mut body = Vec::new();
         edit.encode(&mut body);
-        let mut record = Vec::with_capacity(body.len() + frame::RECORD_HEADER_BYTES);
-        frame::encode_record(&mut record, &body);
-        self.disk.append(MANIFEST_FILE, &record)?;
-        self.disk.sync(MANIFEST_FILE)?;
-        self.file_bytes += record.len() as u64;
+        self.append_record(&body)?;
         self.state = next;
         Ok(())
     }

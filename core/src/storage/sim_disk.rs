@@ -40,6 +40,9 @@
 //! * `read_error_ppm`: [`Disk::read_at`] fails with [`DiskError::Io`].
 //! * `read_bit_flip_ppm`: [`Disk::read_at`] succeeds but one random bit of the returned buffer
 //!   is flipped: transient corruption on the way from the device; the stored bytes are intact.
+//! * `capacity_bytes` (zero: unbounded): a full disk. An append that would take the bytes of
+//!   every file past it fails with [`DiskError::Full`] and appends nothing, as `ENOSPC` on a
+//!   real disk does (the native disk cuts off what a failed write left).
 //!
 //! Persistent corruption at rest is injected explicitly with [`SimDisk::flip_bit`].
 //! Operations on names that do not exist fail with [`DiskError::NotFound`] before any fault is
@@ -66,6 +69,9 @@ pub struct FaultConfig {
     pub read_bit_flip_ppm: u32,
     /// Whether a crash may keep only a prefix of the first unsynced append it drops.
     pub torn_writes: bool,
+    /// The bytes all files may hold together; an append past it fails with
+    /// [`DiskError::Full`]. Zero: unbounded.
+    pub capacity_bytes: u64,
 }
 
 impl Default for FaultConfig {
@@ -76,6 +82,7 @@ impl Default for FaultConfig {
             read_error_ppm: 0,
             read_bit_flip_ppm: 0,
             torn_writes: true,
+            capacity_bytes: 0,
         }
     }
 }
@@ -247,6 +254,16 @@ impl State {
     fn append(&mut self, name: &str, data: &[u8]) -> Result<(), DiskError> {
         self.inode_id(name)?;
         self.stats.appends += 1;
+        if self.faults.capacity_bytes > 0 {
+            let used: u64 = self.inodes.values().map(|i| i.data.len() as u64).sum();
+            if used + data.len() as u64 > self.faults.capacity_bytes {
+                self.stats.faults_injected += 1;
+                return Err(DiskError::Full {
+                    op: DiskOp::Append,
+                    name: name.to_string(),
+                });
+            }
+        }
         let (kept, result) = if self.roll(self.faults.append_error_ppm) {
             let kept = self.rng.random_range(0..=data.len());
             (kept, Err(injected(DiskOp::Append, name, "append failed")))

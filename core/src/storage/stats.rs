@@ -68,4 +68,7 @@ pub struct LsmStats {
     pub manifest_bytes: u64,
     /// Why the engine stopped accepting writes, if it did.
     pub poisoned: Option<String>,
+    /// Bytes of torn WAL tail cut off when the engine was opened (writes that never became
+    /// durable; see [`super::wal`]).
+    pub wal_torn_bytes_cut: u64,
 }

@@ -33,6 +33,13 @@
 //! tail and the segment is truncated to the valid prefix; otherwise (damage with valid data after
 //! it, or damage in an older segment, which was synced when the log rotated) recovery fails with
 //! [`StorageError::Corrupt`] rather than silently dropping synced writes.
+//!
+//! **Sealed segments.** A clean close ([`super::Lsm::close`]) seals the newest segment: it
+//! syncs it, cuts it to what was written, and records its length in the manifest
+//! ([`super::manifest::WalSeal`]). A sealed prefix has no torn tail, so damage inside it, even
+//! in its last record, is [`StorageError::Corrupt`] too. Only bytes past the seal (appended
+//! after it and never sealed again) can be a torn tail. The engine counts the torn bytes it
+//! cuts ([`super::LsmStats::wal_torn_bytes_cut`]) so a host can log and export them.
 
 use super::cell::{Cell, decode_entry, encode_entry};
 use super::codec::{Decoder, FormatError, PutLe};
@@ -195,22 +202,45 @@ impl<D: Disk> WalWriter<D> {
         self.live_bytes
     }
 
+    /// Bytes of the current segment handed to the disk (after [`WalWriter::seal`]: its length).
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+
     /// Bytes this writer has appended to disks since it was created (including rotations).
     pub fn bytes_appended_total(&self) -> u64 {
         self.bytes_appended_total
     }
 
-    /// Appends one batch; returns its LSN. Not durable until a sync covers it.
-    pub fn append(&mut self, entries: &[(&[u8], &Cell)]) -> Result<Lsn, StorageError> {
+    /// Appends one batch; returns its LSN. Not durable until a sync covers it. With
+    /// `write_through` the batch is handed to the disk at once (still without a sync), so that
+    /// a full disk is found before the caller applies the batch anywhere else.
+    ///
+    /// If the disk is full ([`DiskError::Full`](super::DiskError::Full)), the batch is taken
+    /// back: the writer is as before the call (batches buffered earlier stay buffered, and are
+    /// written by a later append or sync).
+    pub fn append(
+        &mut self,
+        entries: &[(&[u8], &Cell)],
+        write_through: bool,
+    ) -> Result<Lsn, StorageError> {
         let lsn = self.last_lsn + 1;
         let before = self.buffer.len();
         let start = frame::begin_record(&mut self.buffer);
         encode_batch(&mut self.buffer, lsn, entries);
         frame::finish_record(&mut self.buffer, start);
-        self.live_bytes += (self.buffer.len() - before) as u64;
+        let grown = (self.buffer.len() - before) as u64;
+        self.live_bytes += grown;
         self.last_lsn = lsn;
-        if self.buffer.len() >= WAL_BUFFER_BYTES {
-            self.write_buffer()?;
+        if (write_through || self.buffer.len() >= WAL_BUFFER_BYTES)
+            && let Err(e) = self.write_buffer()
+        {
+            if e.is_disk_full() {
+                self.buffer.truncate(before);
+                self.live_bytes -= grown;
+                self.last_lsn = lsn - 1;
+            }
+            return Err(e);
         }
         Ok(lsn)
     }
@@ -333,12 +363,14 @@ pub struct ReplayedSegment {
 }
 
 /// Reads segment `name`, checking its LSNs follow `prev_lsn`. `is_last` says whether a torn
-/// tail is allowed (only the newest segment can have one).
+/// tail is allowed (only the newest segment can have one), and then only after its first
+/// `sealed_bytes` (what a clean close sealed, see the module docs; zero if it did not).
 pub fn replay_segment<D: Disk>(
     disk: &D,
     name: &str,
     prev_lsn: Lsn,
     is_last: bool,
+    sealed_bytes: u64,
 ) -> Result<ReplayedSegment, StorageError> {
     let bytes = disk.read_all(name)?;
     let corrupt = |offset: usize, source: FormatError| StorageError::Corrupt {
@@ -347,7 +379,17 @@ pub fn replay_segment<D: Disk>(
         source,
     };
     let mut out = ReplayedSegment::default();
-    if bytes.len() < frame::HEADER_BYTES && is_last {
+    if (bytes.len() as u64) < sealed_bytes {
+        return Err(corrupt(
+            bytes.len(),
+            FormatError::Truncated {
+                what: "sealed wal segment",
+                needed: (sealed_bytes - bytes.len() as u64) as usize,
+                available: 0,
+            },
+        ));
+    }
+    if bytes.len() < frame::HEADER_BYTES && is_last && sealed_bytes == 0 {
         // A segment whose header never became durable: nothing in it was ever synced.
         out.torn_bytes = bytes.len() as u64;
         return Ok(out);
@@ -380,9 +422,12 @@ pub fn replay_segment<D: Disk>(
                     offset,
                     |body| matches!(decode_batch(body), Ok((lsn, _)) if lsn >= expected),
                 );
-                if !is_last || later.is_some() {
+                if !is_last || later.is_some() || (offset as u64) < sealed_bytes {
                     return Err(corrupt(offset, e));
                 }
+                // Cutting is for good: only on bytes a second read confirms (a read that
+                // flipped a bit on the way must not cut synced records).
+                frame::confirm_read(disk, name, &bytes)?;
                 out.torn_bytes = (bytes.len() - offset) as u64;
                 break;
             }
@@ -445,7 +490,7 @@ mod tests {
         is_last: bool,
     ) -> Result<ReplayedSegment, StorageError> {
         let name = segment_file_name(3);
-        replay_segment(&disk_with(&name, bytes), &name, prev_lsn, is_last)
+        replay_segment(&disk_with(&name, bytes), &name, prev_lsn, is_last, 0)
     }
 
     fn lsns(replayed: &ReplayedSegment) -> Vec<Lsn> {
@@ -634,17 +679,17 @@ mod tests {
         let disk = SimDisk::new(1);
         let mut w = WalWriter::create(disk.clone(), 1, 0, 0, 0).unwrap();
         let (key, cell) = entry(1);
-        assert_eq!(w.append(&[(&key, &cell)]).unwrap(), 1);
-        assert_eq!(w.append(&[(&key, &cell)]).unwrap(), 2);
+        assert_eq!(w.append(&[(&key, &cell)], false).unwrap(), 1);
+        assert_eq!(w.append(&[(&key, &cell)], false).unwrap(), 2);
         assert!(w.has_unsynced());
         w.sync().unwrap();
         assert_eq!(w.durable_lsn(), 2);
         w.rotate(2).unwrap();
-        w.append(&[(&key, &cell)]).unwrap();
+        w.append(&[(&key, &cell)], false).unwrap();
         w.sync().unwrap();
-        let first = replay_segment(&disk, &segment_file_name(1), 0, false).unwrap();
+        let first = replay_segment(&disk, &segment_file_name(1), 0, false, 0).unwrap();
         assert_eq!(lsns(&first), [1, 2]);
-        let second = replay_segment(&disk, &segment_file_name(2), 2, true).unwrap();
+        let second = replay_segment(&disk, &segment_file_name(2), 2, true, 0).unwrap();
         assert_eq!(lsns(&second), [3]);
         assert_eq!(
             first.valid_bytes + second.valid_bytes,

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use percent_encoding::percent_decode_str;
 use ringstore_core::NodeId;
 use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency};
-use ringstore_core::storage::{CLIENT_KEY_BYTES_MAX, LsmStats, Version};
+use ringstore_core::storage::{CLIENT_KEY_BYTES_MAX, LsmStats, StorageFailure, Version};
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -49,6 +49,16 @@ pub enum ApiError {
         /// Answers received.
         got: usize,
     },
+    /// 503 `storage_unavailable`: replicas' storage refused the write (a full disk, a
+    /// poisoned engine), named with the cause.
+    StorageUnavailable {
+        /// Acknowledgements required.
+        needed: usize,
+        /// Acknowledgements received.
+        got: usize,
+        /// The replicas whose storage refused the write, and why.
+        failures: Vec<(NodeId, StorageFailure)>,
+    },
     /// 503 `overloaded`: too many requests in flight.
     Overloaded(usize),
     /// 503 `unavailable`: the node is not serving (shutting down, joining).
@@ -68,6 +78,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::QuorumUnavailable { .. } => "quorum_unavailable",
+            ApiError::StorageUnavailable { .. } => "storage_unavailable",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::NotFound(_) => "not_found",
@@ -88,6 +99,15 @@ impl From<ClientError> for ApiError {
             ClientError::QuorumUnavailable { needed, got } => {
                 ApiError::QuorumUnavailable { needed, got }
             }
+            ClientError::StorageUnavailable {
+                needed,
+                got,
+                failures,
+            } => ApiError::StorageUnavailable {
+                needed,
+                got,
+                failures,
+            },
             ClientError::Overloaded { in_flight } => ApiError::Overloaded(in_flight),
             ClientError::NodeDown => ApiError::Unavailable("the node is shutting down".into()),
         }
@@ -117,6 +137,39 @@ impl IntoResponse for ApiError {
                     "got": got,
                 }),
             ),
+            ApiError::StorageUnavailable {
+                needed,
+                got,
+                failures,
+            } => {
+                let causes: Vec<String> =
+                    failures.iter().map(|(n, f)| format!("{n}: {f}")).collect();
+                let replicas: Vec<_> = failures
+                    .iter()
+                    .map(|(n, f)| {
+                        json!({
+                            "node": n.to_string(),
+                            "reason": f.to_string(),
+                            "retryable": f.retryable(),
+                            "state_may_have_changed": f.state_may_have_changed(),
+                        })
+                    })
+                    .collect();
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({
+                        "message": format!(
+                            "storage unavailable: needed {needed} replicas to store the write, \
+                             got {got} ({})",
+                            causes.join("; ")
+                        ),
+                        "needed": needed,
+                        "got": got,
+                        "retryable": failures.iter().all(|(_, f)| f.retryable()),
+                        "replicas": replicas,
+                    }),
+                )
+            }
             ApiError::Overloaded(n) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"message": format!("overloaded: {n} requests in flight")}),
@@ -436,6 +489,13 @@ async fn cluster(State(node): State<NodeHandle>) -> Response {
 }
 
 async fn health(State(node): State<NodeHandle>) -> Response {
+    let unwritable = [("data", &node.data), ("hints", &node.hints)]
+        .into_iter()
+        .find_map(|(name, store)| store.unwritable().map(|why| format!("{name} store: {why}")));
+    if let Some(why) = unwritable {
+        return ApiError::Unavailable(format!("the node cannot take writes: {why}"))
+            .into_response();
+    }
     match view_of(&node).await {
         Ok(v) if v.lifecycle == "normal" => {
             axum::Json(json!({"status": "ok", "node": v.node})).into_response()

@@ -53,8 +53,10 @@
 use crate::metrics::Metrics;
 use crate::store::{Store, TryAppend};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use ringstore_core::node::{StorageOp, StorageResult, StoreId, run_read, scan_ranges};
-use ringstore_core::storage::{Cell, SyncTicket};
+use ringstore_core::node::{
+    StorageOp, StorageResult, StoreId, SyncWaiters, run_read, scan_ranges, sync_completions,
+};
+use ringstore_core::storage::{Cell, StorageFailure, SyncTicket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc::UnboundedSender;
@@ -105,16 +107,6 @@ enum SyncHow {
     Upto(u64),
 }
 
-/// Inline writes of one store waiting for the node task to start their sync.
-#[derive(Default)]
-struct SyncQueue {
-    ops: Vec<u64>,
-    /// The highest LSN among them.
-    lsn: u64,
-    /// A sync of this store started by the node task is running.
-    in_flight: bool,
-}
-
 struct ReadJob {
     op: u64,
     storage: StorageOp,
@@ -133,8 +125,10 @@ pub struct StorageThreads {
     scans: Sender<ReadJob>,
     threads: Vec<JoinHandle<()>>,
     metrics: Arc<Metrics>,
-    /// Inline writes waiting for a sync, per store (data, hints).
-    unsynced: [SyncQueue; 2],
+    /// Inline writes waiting for their store's sync (the core's group-commit bookkeeping).
+    unsynced: SyncWaiters,
+    /// Per store (data, hints): a sync started by the node task is running.
+    sync_in_flight: [bool; 2],
 }
 
 fn slot(store: StoreId) -> usize {
@@ -217,7 +211,8 @@ impl StorageThreads {
             scans: scans_tx,
             threads,
             metrics,
-            unsynced: Default::default(),
+            unsynced: SyncWaiters::default(),
+            sync_in_flight: [false; 2],
         })
     }
 
@@ -230,7 +225,7 @@ impl StorageThreads {
                 Some(result) => {
                     self.metrics.storage_inline.inc();
                     return Some(result.map_or_else(
-                        |e| StorageResult::Failed(e.to_string()),
+                        |e| StorageResult::Failed(StorageFailure::from(&e)),
                         StorageResult::Read,
                     ));
                 }
@@ -271,18 +266,20 @@ impl StorageThreads {
             StoreId::Hints => &self.hint_store,
         };
         let lsn = match target.try_append(batch) {
-            TryAppend::Appended(lsn) => lsn,
-            TryAppend::Failed(e) => return Ok(Some(StorageResult::Failed(e.to_string()))),
+            TryAppend::Appended { lsn, await_sync } => {
+                self.metrics.storage_inline.inc();
+                if !await_sync {
+                    return Ok(Some(StorageResult::Written));
+                }
+                lsn
+            }
+            TryAppend::Failed(e) => {
+                return Ok(Some(StorageResult::Failed(StorageFailure::from(&e))));
+            }
             TryAppend::Busy(batch) => return Err(batch),
         };
-        self.metrics.storage_inline.inc();
-        if !target.sync_policy().acks_after_sync() {
-            return Ok(Some(StorageResult::Written));
-        }
         // Appended, acknowledged once a sync covers it (see `start_syncs`).
-        let queue = &mut self.unsynced[slot(store)];
-        queue.ops.push(op);
-        queue.lsn = queue.lsn.max(lsn);
+        self.unsynced.wait(store, op, lsn);
         Ok(None)
     }
 
@@ -294,15 +291,14 @@ impl StorageThreads {
     pub fn start_syncs(&mut self) -> Vec<(u64, StorageResult)> {
         let mut now = Vec::new();
         for store in [StoreId::Data, StoreId::Hints] {
-            let queue = &mut self.unsynced[slot(store)];
-            if queue.in_flight || queue.ops.is_empty() {
+            if self.sync_in_flight[slot(store)] || !self.unsynced.waiting(store) {
                 continue;
             }
             let (target, syncer) = match store {
                 StoreId::Data => (&self.data_store, &self.data_sync),
                 StoreId::Hints => (&self.hint_store, &self.hints_sync),
             };
-            let ops = std::mem::take(&mut queue.ops);
+            let (ops, upto) = self.unsynced.take(store);
             let how = match target.try_begin_sync() {
                 Some(Ok(Some(ticket))) => SyncHow::Ticket(ticket),
                 // Another thread's sync covered them already.
@@ -311,20 +307,21 @@ impl StorageThreads {
                     continue;
                 }
                 Some(Err(e)) => {
-                    let failed = StorageResult::Failed(e.to_string());
-                    now.extend(ops.into_iter().map(|op| (op, failed.clone())));
+                    now.extend(sync_completions(ops, &Err(e)));
                     continue;
                 }
                 // The engine is locked: the syncer waits for it instead of the node task.
-                None => SyncHow::Upto(queue.lsn),
+                None => SyncHow::Upto(upto),
             };
             match syncer.try_send(SyncJob { ops, how }) {
-                Ok(()) => queue.in_flight = true,
+                Ok(()) => self.sync_in_flight[slot(store)] = true,
                 // Appended but never acknowledged (it may still become durable, as any write
                 // that fails after reaching a replica may).
                 Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                     self.metrics.storage_queue_full.inc();
-                    let failed = StorageResult::Failed("storage queue full".to_string());
+                    let failed = StorageResult::Failed(StorageFailure::Busy(
+                        "storage queue full".to_string(),
+                    ));
                     now.extend(job.ops.into_iter().map(|op| (op, failed.clone())));
                 }
             }
@@ -334,7 +331,7 @@ impl StorageThreads {
 
     /// A syncer finished the node task's sync of `store`.
     pub fn sync_done(&mut self, store: StoreId) {
-        self.unsynced[slot(store)].in_flight = false;
+        self.sync_in_flight[slot(store)] = false;
     }
 
     fn queue_write(
@@ -355,7 +352,7 @@ impl StorageThreads {
     /// The failure of an operation whose queue was full (or closed), counted.
     fn full<T>(&self, _: TrySendError<T>) -> StorageResult {
         self.metrics.storage_queue_full.inc();
-        StorageResult::Failed("storage queue full".to_string())
+        StorageResult::Failed(StorageFailure::Busy("storage queue full".to_string()))
     }
 
     /// Closes the queues and waits for the threads to finish what was queued.
@@ -401,7 +398,7 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
                     last = Some(last.map_or(lsn, |l: u64| l.max(lsn)));
                     (job.op, StorageResult::Written)
                 }
-                Err(e) => (job.op, StorageResult::Failed(e.to_string())),
+                Err(e) => (job.op, StorageResult::Failed(StorageFailure::from(&e))),
             })
             .collect();
         if acks_after_sync
@@ -410,7 +407,7 @@ fn writer(store: &Store, rx: &Receiver<WriteJob>, done: &UnboundedSender<Complet
         {
             for (_, result) in &mut results {
                 if matches!(result, StorageResult::Written) {
-                    *result = StorageResult::Failed(e.to_string());
+                    *result = StorageResult::Failed(StorageFailure::from(&e));
                 }
             }
         }
@@ -428,11 +425,7 @@ fn syncer(store: &Store, id: StoreId, rx: &Receiver<SyncJob>, done: &UnboundedSe
             SyncHow::Ticket(ticket) => store.finish_sync(ticket),
             SyncHow::Upto(lsn) => store.wait_durable(*lsn),
         };
-        let result = match result {
-            Ok(()) => StorageResult::Written,
-            Err(e) => StorageResult::Failed(e.to_string()),
-        };
-        let ops = job.ops.into_iter().map(|op| (op, result.clone())).collect();
+        let ops = sync_completions(job.ops, &result);
         let completions = Completions {
             ops,
             synced: Some(id),
@@ -482,7 +475,9 @@ fn scanner(
                     Some(Ok((entries, next))) => {
                         results.push((job.op, StorageResult::Range { entries, next }));
                     }
-                    Some(Err(e)) => results.push((job.op, StorageResult::Failed(e.to_string()))),
+                    Some(Err(e)) => {
+                        results.push((job.op, StorageResult::Failed(StorageFailure::from(&e))))
+                    }
                     None => {
                         range_ops.push(job.op);
                         ranges.push((range, after, limit));
@@ -501,7 +496,7 @@ fn scanner(
             Err(e) => results.extend(
                 range_ops
                     .into_iter()
-                    .map(|op| (op, StorageResult::Failed(e.to_string()))),
+                    .map(|op| (op, StorageResult::Failed(StorageFailure::from(&e)))),
             ),
         }
         if done.send(Completions::of(results)).is_err() {

@@ -26,7 +26,9 @@ pub fn command_error(e: &ApiError) -> CommandError {
             got: count(*got),
         },
         ApiError::Overloaded(_) => ErrorCode::Overloaded,
-        ApiError::Unavailable(_) | ApiError::NotFound(_) => ErrorCode::Unavailable,
+        ApiError::Unavailable(_) | ApiError::NotFound(_) | ApiError::StorageUnavailable { .. } => {
+            ErrorCode::Unavailable
+        }
     };
     let message = match e {
         ApiError::BadRequest(m)
@@ -41,6 +43,17 @@ pub fn command_error(e: &ApiError) -> CommandError {
             format!("needed {needed} replicas to answer in time, got {got}")
         }
         ApiError::Overloaded(n) => format!("overloaded: {n} requests in flight"),
+        ApiError::StorageUnavailable {
+            needed,
+            got,
+            failures,
+        } => {
+            let causes: Vec<String> = failures.iter().map(|(n, f)| format!("{n}: {f}")).collect();
+            format!(
+                "storage unavailable: needed {needed} replicas to store the write, got {got} ({})",
+                causes.join("; ")
+            )
+        }
         ApiError::NotFound(_) => "not found".into(),
     };
     CommandError::new(code, message)

@@ -127,6 +127,7 @@ fn busy_workload(seed: u64) -> SimDisk {
         read_error_ppm: 100_000,
         read_bit_flip_ppm: 100_000,
         torn_writes: true,
+        capacity_bytes: 0,
     };
     let disk = SimDisk::with_faults(seed, faults);
     for i in 0..20u8 {
