@@ -1,4 +1,5 @@
-//! What a node tells live observers: the subscription point for the UI WebSocket (issue 8).
+//! What a node tells live observers: the subscription point of the UI socket
+//! ([`crate::ui_socket`]).
 //!
 //! Two views, both bounded and both free when nobody watches:
 //!

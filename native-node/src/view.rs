@@ -1,7 +1,7 @@
 //! [`NodeView`]: a snapshot of what one node knows, built by the node task on request. It is
 //! what `GET /cluster` answers, what `ringstore status` prints, what the demo waits on, and
-//! what the UI socket (issue 8) will send: members with their state and phi, the ring, N/W/R,
-//! hints, repair progress and traffic per peer.
+//! what the UI socket builds its snapshots and updates from ([`crate::ui_socket`]): members
+//! with their state and phi, the ring, N/W/R, hints, repair progress and traffic per peer.
 
 use crate::feed::Traffic;
 use ringstore_core::membership::{MemberStatus, Verdict};

@@ -1,7 +1,25 @@
-//! End-to-end tests of issue 6 on real `ringstore node` processes on 127.0.0.1: a kill -9
+//! End-to-end tests on real `ringstore node` processes on 127.0.0.1: a kill -9
 //! and a restart healed by hinted handoff and anti-entropy, a partition and its heal, a join
 //! that streams its ranges, kill -9 under a synced write load, bad input of every kind, and
 //! the demo. Each test runs its own cluster; every wait is bounded (see `cluster::wait_until`).
+//!
+//! Nodes listen on port 0 (the harness reads `DIR/address`), with the intervals shortened by
+//! flags (100 ms gossip, 1 s to Dead, 300 ms anti-entropy, 200 ms hint replay). A failed wait
+//! reports what it waited for and the tail of every node's log. The tests: 2,000 keys at W=2 on
+//! 5 nodes, kill -9 of one, every key read at R=2; writes while it is down become hints; its
+//! data directory refuses another id; it restarts, hints are handed back, it holds every write
+//! it missed, and every key reads from every node at R=1. A partition through the admin API
+//! (`/cluster` shows it; the isolated node answers `503 quorum_unavailable` with
+//! `needed`/`got`), a heal, convergence. A sixth node joins and holds, by streaming alone (its
+//! anti-entropy off), every key its ranges gained. kill -9 under a write load at W=N=3 with
+//! `--sync always` and no repair: the restarted node holds every acknowledged write (with
+//! `--sync never` the same test fails: it was checked). Bad input (an oversize value, an empty
+//! or over-long key, bad parameters, garbage instead of a handshake, peers with a wrong or no
+//! secret, garbage after a valid handshake) gets the contract's errors or a closed connection
+//! with a log line, and the node keeps serving. The demo forms a cluster, serves the page and
+//! stops every node on SIGTERM. nextest runs these one at a time (`.config/nextest.toml`); the
+//! binary is the one the workspace build made (`target/<profile>/ringstore`), rebuilt first if
+//! older than its sources.
 
 use ringstore_node::client::Client;
 use ringstore_tests::cluster::{Cluster, parallel, wait_until};

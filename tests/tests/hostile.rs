@@ -2,6 +2,16 @@
 //! from other sites, cross-site POSTs, unauthenticated peers that send a lot, malformed HTTP,
 //! slow clients. Each test tries a finding as an attacker would and checks what the node does
 //! now.
+//!
+//! What is tried: pages of other sites on `/ws/ui` and any page on `/ws/peer` (refused), the
+//! cluster's own pages (by IP, by `localhost`, from another member) and a listed origin (let in);
+//! the admin endpoints refusing a text/plain partition, a form-encoded skew and a multipart heal
+//! (nothing changed) and taking JSON; 30 unauthenticated sockets each sending 4 MiB of a 16 MiB
+//! message, all cut off, the node's RSS grown by under 32 MB, and the 65th handshake in progress
+//! refused `503`; JSON bodies for 404 (path and file), 405, 414, 431 and hyper's 400; 400 for
+//! bad percent-escapes and a malformed chunk size; the 413 of a 2 MiB value read by Python's
+//! `urllib`, 20 times of 20 (it got a broken pipe 12 times of 20 before the node drained refused
+//! bodies); a client trickling its headers disconnected.
 
 use futures_util::StreamExt;
 use ringstore_core::ui::UI_PATH;

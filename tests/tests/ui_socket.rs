@@ -2,6 +2,16 @@
 //! tokio-tungstenite client: the snapshot first, updates, client commands, fault commands with
 //! and without `--allow-fault-injection`, bad frames, the per-connection bound on commands,
 //! the aggregation bound, and a page that never reads.
+//!
+//! What is checked: the snapshot first with the node's id and every member's address; updates at
+//! 4 a second; put, get and delete through the socket (read back over HTTP at another node) with
+//! the HTTP API's bounds and codes; fault commands refused without the flag and applied with it
+//! (in `/cluster` and the next updates); a burst of 40 commands past the per-connection bound (24
+//! refused `overloaded`); every kind of bad frame answered `bad_frame` on a connection that keeps
+//! serving, and an over-limit message closing it with 1009; under a PUT load, updates with 64
+//! messages and aggregates whose sum with them equals what `/cluster` counted; four pages that
+//! never read while 1,500 PUTs complete, with the node's memory flat. The slow reader on tokio's
+//! paused clock is tested on the host (`native-node/src/ui_socket/tests.rs`).
 
 use futures_util::{SinkExt, StreamExt};
 use ringstore_core::NodeId;

@@ -1,5 +1,5 @@
 //! Tests in a real headless Chromium against real IndexedDB (wasm-bindgen-test; run by
-//! `scripts/test`, see ARCHITECTURE.md): the disk's write, sync, save, reopen and crash
+//! `scripts/test`; the runner is set in `.cargo/config.toml`): the disk's write, sync, save, reopen and crash
 //! semantics; damaged records; a whole cluster saved and resumed through the JavaScript API
 //! (`Cluster.open`, `persist`, `reset`); and the cost of saving, printed for
 //! docs/benchmarks.md.

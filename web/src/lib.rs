@@ -5,12 +5,57 @@
 //! inject faults, and read back a snapshot and the event log to draw (structured data crosses
 //! to JavaScript with serde-wasm-bindgen); the picture ([`app::View`]): the [`view`] model, its
 //! [`layout`] and the canvas [`render`]er, paced by the [`player`], with the [`scenario`]s of
-//! the design notes, the page's [`url`] settings and the [`logview`] (the rest of the page's API
-//! is in [`page`]). Every machine runs on the browser's disk
+//! the design notes, the page's [`url`] settings and the [`logview`] (`Cluster`'s methods are in
+//! `cluster_js.rs`, the views they return in [`page`]). Every machine runs on the browser's disk
 //! ([`idb_disk`]), and a cluster opened with `Cluster.open` saves itself to IndexedDB and
 //! resumes after a reload ([`persist`]; the bindings are in `persist_js.rs`). The logic lives in
 //! [`cluster`], [`idb_disk`], [`records`] and [`persist`], which are tested on the host; the
 //! bindings only convert types at the boundary.
+//!
+//! # One frame
+//!
+//! ```text
+//!  requestAnimationFrame ─► View.frame(cluster, t)         (wasm, every frame)
+//!                             ├─ LessonPlay       a lesson: issue the next command when ready
+//!                             ├─ Player.frame     run the Sim for dt × speed, within 10 ms
+//!                             │                   (behind: up to 40 ms, aiming at 20 fps)
+//!                             ├─ SimSource        Sim ─► ViewModel (messages, effects; nodes at 10 Hz)
+//!                             └─ render::draw     ViewModel + Scene (layout) ─► canvas 2D
+//!                                  ├─ RingLayer   background + ring: offscreen, redrawn on change, copied
+//!                                  └─ effects     disk flashes coalesced into ≤ ~96 rings
+//!  every 250 ms ──────────► panels: View.panel, Cluster.checker / logSince / nodeDetail  (JSON)
+//! ```
+//!
+//! The renderer's cost is what a canvas without a GPU rasterises (headless Chromium, browsers
+//! whose GPU is blocklisted): a stroked path costs ~35 µs there, an anti-aliased circle ~40 µs,
+//! so the ring is a cached layer ([`ring_layer`]), disk flashes are coalesced ([`effects`]), and
+//! circles are pre-drawn sprites ([`sprites`]). `tests/browser/profile.mjs` summarises a CDP
+//! trace of the page per thread and per frame (raster, script, style/layout/paint; p50/p99; by
+//! which panel job ran in the frame), which is how these costs were found. The DOM panels
+//! (`www/app.js`) update in rounds every 250 ms split into one job per animation frame.
+//!
+//! **Saving** (`www/cluster.js`, the one place the page meets it): `openCluster` calls
+//! `Cluster.open` (resume if the saved configuration matches the URL's, else fresh), `persist()`
+//! runs every 500 ms and on `pagehide` and `visibilitychange`, and "Reset" calls
+//! `Cluster.reset`. The URL's runtime knobs (latency, loss, workload) are applied after opening,
+//! so a reload keeps what the link says. Lesson runs are not saved.
+//!
+//! **The JavaScript API the page uses**: `new Cluster(options)` with `{seed, nodes, n, w, r,
+//! vnodes, gossip, sync, scenario}`; `cluster.client(node, kind, key, value, consistency)`,
+//! `resultOf(op)`, `crash`, `restart`, `toggle`, `partition(a, b, oneWay)`, `heal`, `setSkew`,
+//! `addNode`, `leave`, `setNetwork({latencyMin, latencyMax, lossPct})`,
+//! `setWorkload({rate, readPct, keys})`, `config()`, `checker()`, `op(id)`,
+//! `logSince(seq, {hide, node, deliveries, limit})`, `nodeDetail(id)`, `nodeIds()`, `isUp`;
+//! `new View(canvas)` with `attach`, `resize`, `frame`, `setPlaying`, `setSpeed`, `nudgeSpeed`,
+//! `stepOne`, `pointer`, `select`, `setKey`, `keyInfo`, `follow`, `startScenario`, `nextStep`,
+//! `scenarioState`, `panel`, `stats`, `resetStats`, `setDark`, `setShowGossip`; and
+//! `parseQuery`, `toQuery`, `scenarios`, `version`. `tests/browser/` uses the same API.
+//!
+//! **Tests**: the view model, layout, pacing, URL, lessons, log filter, disk and saving on the
+//! host (`cargo test -p ringstore-web`); the disk and saving against real IndexedDB in headless
+//! Chromium (`browser_tests.rs`, wasm-bindgen-test; the runner is set in
+//! `.cargo/config.toml`, Chromium's arguments in `web/webdriver.json`); the page end to end in
+//! `tests/browser/page.test.mjs`.
 #![forbid(unsafe_code)]
 
 pub mod app;

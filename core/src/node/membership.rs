@@ -10,6 +10,15 @@
 //! not removed from the ring by failure detection alone (Dynamo's rule: failure is not
 //! departure); an operator removes it. With [`Membership::Oracle`] the driver feeds verdicts
 //! and rings instead ([`super::Input::PeerStatus`], [`super::Input::RingChanged`]).
+//!
+//! The node reads verdicts after every gossip round and message, so it asks
+//! [`Gossiper::up_changes`], which names only the members whose verdict may have left or
+//! regained Alive since it last asked (with an input other than gossip that changed the node's
+//! beliefs, it asks for all): the node learns every change at the same moment as by reading
+//! every verdict after every message, and its event log is identical, at the cost of a few
+//! members a message instead of all. It rebuilds its ring only when the gossiper's ring epoch
+//! moved (bumped whenever a member joins, restarts, is removed or gossips a new status or
+//! tokens) and the members' statuses and tokens differ from the last build.
 
 use super::{Node, NodeEvent, Timer};
 use crate::membership::{GossipConfig, GossipMsg, Gossiper, MemberStatus, Verdict};

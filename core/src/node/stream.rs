@@ -31,7 +31,7 @@
 //! (for its receivers, and those it held for other owners: to the owner when up, otherwise to
 //! another stand-in) is handed on, and no replica write is still in flight. From then on it
 //! refuses writes ([`ReplicaError::Left`]). What the cluster then promises is stated in
-//! ARCHITECTURE.md ("Joins and leaves").
+//! ARCHITECTURE.md ("Fault model").
 //!
 //! Every page has a deadline: a stream whose source stops answering is asked again, from
 //! another node that held the range if the first is believed down. Bytes and keys moved are

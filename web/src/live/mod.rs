@@ -23,6 +23,32 @@
 //! between that clock and the page's (`performance.now()`), so dots from different nodes line
 //! up. The picture runs [`PLAYBACK_MS`] behind real time, long enough for an update to arrive,
 //! so dots leave when their message left, spread over the interval, not in bursts.
+//!
+//! ```text
+//!  www/live.js ── one WebSocket per member, binary frames ──► LiveCluster.feed(addr, bytes)
+//!    (opens what LiveCluster.wanted() lists, reconnects with      │  (wasm, this module)
+//!     backoff 0.5 → 5 s, sends LiveCluster.takeOutbox())           ▼
+//!  requestAnimationFrame ─► LiveCluster.frame(view, t) ─► Live::fill ─► ViewModel ─► render::draw
+//!  every 250 ms ──────────► panels: nodeIds / nodeDetail / logSince / resultOf (as Cluster's)
+//! ```
+//!
+//! A second name for a node already reached is marked a duplicate and closed; bad frames are
+//! counted and shown, never acted on. A closed socket makes its node down at once (a killed
+//! process: well under a second); an open one that sent nothing for [`STALE_MS`] (three
+//! updates) too; the log says which, once, and commands waiting on it fail with a sentence. A
+//! message seen by both ends is one dot, drawn from the sender's report when the page hears the
+//! sender; storage work (WAL appends, syncs, flushes, compactions) flashes from the change in
+//! each node's statistics between updates.
+//!
+//! A console command is parsed into a `ClientOp` by the same function the simulated cluster
+//! uses, and its answer shows the result, the LWW timestamp (µs) and its time of day
+//! (`ok acks=3 ts=1764631234567890 (23:20:34.567 UTC, n1)`) or the node's error. The what-if
+//! copy renumbers ids with gaps to 1..k and says how; it is labelled on the canvas, in the badge
+//! and in a banner, and never saved over the user's own simulation.
+//!
+//! Tests: the merge on the host (`cargo test -p ringstore-web live`: frames built with the
+//! core's codec, no sockets), end to end in `tests/browser/live.test.mjs` (three real nodes, the
+//! page served by one).
 
 pub mod commands;
 pub mod js;

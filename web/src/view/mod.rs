@@ -1,8 +1,8 @@
 //! The view model: everything the page draws, in plain data, whatever the state comes from.
 //!
-//! The renderer ([`crate::render`]) and the layout ([`crate::layout`]) read only this. Today it
-//! is filled from the simulator ([`sim_source`]); a live native cluster will fill the same
-//! types over a WebSocket (issue 8), so nothing here names the simulator.
+//! The renderer ([`crate::render`]) and the layout ([`crate::layout`]) read only this. The
+//! simulator fills it through [`sim_source`], and live mode fills the same types from real
+//! nodes' UI sockets ([`crate::live`]), so nothing here names the simulator.
 //!
 //! It is updated in two rates: [`ViewModel::frame`] data (time, messages in flight, the events
 //! that animate: drops, WAL appends, syncs, flushes) every frame, and the slower per-node state
