@@ -15,23 +15,10 @@ use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
 /// `always`, `never` or `interval:MS` (an empty string is `always`).
 pub fn parse_sync(s: &str) -> Option<SyncPolicy> {
-    match s {
-        "" | "always" => Some(SyncPolicy::Always),
-        "never" => Some(SyncPolicy::Never),
-        _ if url::valid_sync(s) => s
-            .strip_prefix("interval:")
-            .and_then(|ms| ms.parse().ok())
-            .map(SyncPolicy::IntervalMs),
-        _ => None,
-    }
-}
-
-/// The sync policy as the URL writes it.
-pub fn show_sync(s: SyncPolicy) -> String {
-    match s {
-        SyncPolicy::Always => "always".to_string(),
-        SyncPolicy::Never => "never".to_string(),
-        SyncPolicy::IntervalMs(ms) => format!("interval:{ms}"),
+    if s.is_empty() {
+        Some(SyncPolicy::Always)
+    } else {
+        s.parse().ok()
     }
 }
 
@@ -318,7 +305,7 @@ pub fn config_view<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>) -> ConfigV
         w: c.w,
         r: c.r,
         vnodes: c.vnodes,
-        sync: show_sync(c.sync),
+        sync: c.sync.to_string(),
         gossip: c.gossip.is_some(),
         latency_min: c.network.latency_min_ms,
         latency_max: c.network.latency_max_ms,
@@ -519,7 +506,7 @@ mod tests {
     #[test]
     fn sync_policies_parse_and_print_back() {
         for s in ["always", "never", "interval:100"] {
-            assert_eq!(show_sync(parse_sync(s).unwrap()), s);
+            assert_eq!(parse_sync(s).unwrap().to_string(), s);
         }
         assert_eq!(parse_sync(""), Some(SyncPolicy::Always));
         assert_eq!(parse_sync("interval:0"), None);

@@ -43,7 +43,7 @@ use super::{Sim, SimConfig};
 use crate::NodeId;
 use crate::node::{ClientOp, Consistency};
 use crate::ring::{Token, key_token};
-use crate::storage::SyncPolicy;
+use crate::storage::SyncPolicyError;
 use std::fmt::Write as _;
 
 pub mod describe;
@@ -412,16 +412,7 @@ pub fn cluster_config(args: &[&str]) -> Result<SimConfig, String> {
                     v => return Err(format!("bad membership {v:?}: gossip or oracle")),
                 }
             }
-            "sync" => {
-                config.sync = match value {
-                    "always" => SyncPolicy::Always,
-                    "never" => SyncPolicy::Never,
-                    v => match v.strip_prefix("interval:") {
-                        Some(ms) => SyncPolicy::IntervalMs(num(name, ms)?),
-                        None => return Err(format!("bad sync {v:?}")),
-                    },
-                }
-            }
+            "sync" => config.sync = value.parse().map_err(|e: SyncPolicyError| e.to_string())?,
             "layout" if value == "notes" => notes_layout = true,
             _ => return Err(format!("unknown cluster option {name}={value}")),
         }
