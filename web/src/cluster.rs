@@ -3,7 +3,7 @@
 //! here lets it be tested on the host without a browser.
 
 use crate::idb_disk::IdbDisk;
-use ringstore_core::node::{ClientOp, Consistency};
+use ringstore_core::node::{ClientOp, Consistency, check_quorums};
 use ringstore_core::sim::log::{LogEntry, OpId};
 use ringstore_core::sim::{ClusterSnapshot, Sim, SimConfig};
 use ringstore_core::{Millis, NodeId};
@@ -110,12 +110,7 @@ impl Cluster {
     /// Builds a cluster; refuses quorums outside 1 ≤ W, R ≤ N ≤ nodes.
     pub fn new(options: &ClusterOptions) -> Result<Cluster, PageError> {
         let config = options.config();
-        if config.w == 0 || config.r == 0 || config.w > config.n || config.r > config.n {
-            return Err(PageError(format!(
-                "need 1 <= W, R <= N (got N={}, W={}, R={})",
-                config.n, config.w, config.r
-            )));
-        }
+        check_quorums(config.n, config.w, config.r).map_err(|e| PageError(e.to_string()))?;
         if config.nodes == 0 || config.nodes > 256 {
             return Err(PageError(format!(
                 "nodes must be 1 to 256, got {}",

@@ -191,15 +191,8 @@ pub fn parse(query: &str) -> Parsed {
         ));
         s.n = d.n.min(s.nodes as usize);
     }
-    if s.w > s.n || s.r > s.n {
-        warnings.push(format!(
-            "W={} and R={} must be at most N={}; using W={} R={}",
-            s.w,
-            s.r,
-            s.n,
-            d.w.min(s.n),
-            d.r.min(s.n)
-        ));
+    if let Err(e) = check_quorums(s.n, s.w, s.r) {
+        warnings.push(format!("{e}; using W={} R={}", d.w.min(s.n), d.r.min(s.n)));
         s.w = d.w.min(s.n);
         s.r = d.r.min(s.n);
     }

@@ -331,7 +331,7 @@ impl Default for GossipConfig {
 }
 
 /// Why a membership call was refused. Nothing was changed when one is returned.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum GossipError {
     /// The address is over `address_bytes_max`.
     #[error("address of {len} bytes is over the limit of {max}")]

@@ -553,11 +553,10 @@ mod tests {
             (NodeId(1), vec![Token(0)]),
             (NodeId(2), vec![Token(1 << 63)]),
         ]);
-        let mut config = NodeConfig::new(NodeId(1));
-        (config.n, config.w, config.r) = (2, 1, 1);
+        let mut config = NodeConfig::new(NodeId(1), 2, 1, 1).unwrap();
         config.anti_entropy_interval_ms = 1_000;
         config.anti_entropy_keys_per_sec = rate;
-        Node::new(config, ring, Millis(0)).0
+        Node::new(config, ring, Millis(0)).unwrap().0
     }
 
     fn scans_and_timers(out: &[Output]) -> (usize, Vec<Millis>) {

@@ -21,7 +21,7 @@
 //! tokens) and the members' statuses and tokens differ from the last build.
 
 use super::{Node, NodeEvent, Timer};
-use crate::membership::{GossipConfig, GossipMsg, Gossiper, MemberStatus, Verdict};
+use crate::membership::{GossipConfig, GossipError, GossipMsg, Gossiper, MemberStatus, Verdict};
 use crate::wire::Message;
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ pub enum Membership {
 
 impl Node {
     /// Starts gossip, if this node uses it: the first round, spread over one interval by id.
-    pub(super) fn start_membership(&mut self, now: Millis) -> Result<(), String> {
+    pub(super) fn start_membership(&mut self, now: Millis) -> Result<(), GossipError> {
         let Membership::Gossip { seeds, config } = &self.config.membership else {
             return Ok(());
         };
@@ -57,12 +57,9 @@ impl Node {
             self.config.tokens.clone(),
             seeds.clone(),
             config.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         if !self.config.joining {
-            gossiper
-                .set_status(MemberStatus::Alive)
-                .map_err(|e| e.to_string())?;
+            gossiper.set_status(MemberStatus::Alive)?;
         }
         self.gossip = Some(gossiper);
         self.ring_inputs = None;
@@ -72,10 +69,12 @@ impl Node {
         Ok(())
     }
 
-    /// Announces this node's own status to the cluster (no-op under an oracle).
+    /// Announces this node's own status to the cluster (no-op under an oracle). The node's
+    /// lifecycle only moves forward, as gossiped statuses must; a step the gossiper refuses
+    /// anyway is logged ([`NodeEvent::MembershipRefused`]) and changes nothing.
     pub(super) fn announce(&mut self, status: MemberStatus) {
-        if let Some(g) = self.gossip.as_mut() {
-            let _ = g.set_status(status);
+        if let Some(Err(error)) = self.gossip.as_mut().map(|g| g.set_status(status)) {
+            self.event(NodeEvent::MembershipRefused { error });
         }
     }
 
@@ -122,11 +121,14 @@ impl Node {
         self.after_gossip(now);
     }
 
+    /// An operator removes `node` from the cluster. Under gossip the gossiper must accept it
+    /// (a known member, not this node: a live node refutes its removal); if it refuses,
+    /// nothing changes and the refusal is logged. Under an oracle the driver's word is final.
     pub(super) fn on_remove(&mut self, node: NodeId) {
-        self.ring_inputs = None;
-        if let Some(g) = self.gossip.as_mut() {
-            let _ = g.remove(node);
+        if let Some(Err(error)) = self.gossip.as_mut().map(|g| g.remove(node)) {
+            return self.event(NodeEvent::MembershipRefused { error });
         }
+        self.ring_inputs = None;
         self.base_ring = self.base_ring.without_node(node);
         self.ring = self.ring.without_node(node);
         self.after_gossip_ring(None);

@@ -26,8 +26,12 @@ fn notes_ring() -> Ring {
     }))
 }
 
+fn config(id: u32) -> NodeConfig {
+    NodeConfig::new(NodeId(id), 3, 2, 2).unwrap()
+}
+
 fn node(id: u32) -> Node {
-    Node::new(NodeConfig::new(NodeId(id)), notes_ring(), Millis(100)).0
+    Node::new(config(id), notes_ring(), Millis(100)).unwrap().0
 }
 
 #[test]
@@ -305,7 +309,7 @@ fn replicate(key: &[u8], ts: u64) -> Input {
 #[test]
 fn a_leaving_replica_acks_a_write_only_once_a_hint_for_its_receiver_is_durable() {
     // C (n3) leaves; user123's replicas become D, E, A, so A (n1) receives C's copy.
-    let (mut c, out) = Node::new(NodeConfig::new(NodeId(3)), notes_ring(), Millis(100));
+    let (mut c, out) = Node::new(config(3), notes_ring(), Millis(100)).unwrap();
     complete_storage(&mut c, out, &StorageResult::Written);
     let out = c.handle(Millis(100), Input::Leave);
     let offers: Vec<NodeId> = out
@@ -388,7 +392,7 @@ fn a_leaving_replica_acks_a_write_only_once_a_hint_for_its_receiver_is_durable()
 fn a_node_that_left_refuses_writes() {
     // n3 with nothing to hand over in a one-node ring leaves at once.
     let ring = Ring::new([(NodeId(3), vec![Token(7)])]);
-    let (mut c, out) = Node::new(NodeConfig::new(NodeId(3)), ring, Millis(100));
+    let (mut c, out) = Node::new(config(3), ring, Millis(100)).unwrap();
     complete_storage(&mut c, out, &StorageResult::Written);
     c.handle(Millis(100), Input::Leave);
     assert_eq!(c.lifecycle(), &Lifecycle::Left);

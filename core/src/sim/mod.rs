@@ -31,6 +31,7 @@
 //! measurable: the simulator benchmark's `--quick` run executes 342.6 M instructions against
 //! 344.2 M for the same run on the simulator before it was generic (callgrind).
 
+mod error;
 pub mod history;
 mod inspect;
 pub mod live_check;
@@ -43,6 +44,7 @@ mod storage;
 pub mod trace;
 pub mod workload;
 
+pub use error::SimError;
 pub use inspect::label;
 use inspect::label_short;
 pub use machine_disk::{DiskFactory, MachineDisk, sim_disks};
@@ -50,8 +52,8 @@ pub use resume::{MachineState, SimState};
 
 use crate::DetRng;
 use crate::node::{
-    ClientError, ClientOp, Input, Node, NodeConfig, NodeEvent, Output, StorageResult, StoreId,
-    Timer,
+    ClientError, ClientOp, Input, Node, NodeConfig, NodeError, NodeEvent, Output, QuorumError,
+    StorageResult, StoreId, Timer, check_quorums,
 };
 use crate::ring::Ring;
 use crate::storage::{Cell, Job, Lsm, LsmConfig, LsmStats, SimDisk, StorageError, SyncPolicy};
@@ -179,7 +181,12 @@ impl SimConfig {
         g
     }
 
-    fn node_config(&self, id: NodeId, joining: bool, generation: u64) -> NodeConfig {
+    fn node_config(
+        &self,
+        id: NodeId,
+        joining: bool,
+        generation: u64,
+    ) -> Result<NodeConfig, QuorumError> {
         let membership = match &self.gossip {
             None => crate::node::Membership::Oracle,
             Some(config) => crate::node::Membership::Gossip {
@@ -187,16 +194,13 @@ impl SimConfig {
                 config: config.clone(),
             },
         };
-        NodeConfig {
+        Ok(NodeConfig {
             membership,
             joining,
             generation,
             address: format!("sim://{id}"),
             seed: self.seed ^ u64::from(id.0).rotate_left(17),
             join_delay_ms: self.gossip.as_ref().map_or(0, |g| 5 * g.gossip_interval_ms),
-            n: self.n,
-            w: self.w,
-            r: self.r,
             request_timeout_ms: self.request_timeout_ms,
             value_bytes_max: self.lsm.value_bytes_max,
             hints_max: self.hints_max,
@@ -213,8 +217,8 @@ impl SimConfig {
                     .unwrap_or_default(),
                 None => crate::ring::node_tokens(id, self.vnodes, self.seed),
             },
-            ..NodeConfig::new(id)
-        }
+            ..NodeConfig::new(id, self.n, self.w, self.r)?
+        })
     }
 }
 
@@ -409,7 +413,7 @@ pub struct Sim<D: MachineDisk = SimDisk> {
 impl Sim<SimDisk> {
     /// Builds the cluster described by `config`, every node up, at time zero, its machines on
     /// [`SimDisk`]s.
-    pub fn new(config: SimConfig) -> Result<Sim, StorageError> {
+    pub fn new(config: SimConfig) -> Result<Sim, SimError> {
         Sim::with_disks(config, sim_disks())
     }
 }
@@ -417,7 +421,8 @@ impl Sim<SimDisk> {
 impl<D: MachineDisk> Sim<D> {
     /// Builds the cluster described by `config`, every node up, at time zero, its machines on
     /// the disks `disks` makes.
-    pub fn with_disks(config: SimConfig, disks: DiskFactory<D>) -> Result<Sim<D>, StorageError> {
+    pub fn with_disks(config: SimConfig, disks: DiskFactory<D>) -> Result<Sim<D>, SimError> {
+        check_quorums(config.n, config.w, config.r).map_err(NodeError::from)?;
         let ids = config.node_ids();
         let ring = match &config.tokens {
             Some(tokens) => Ring::new(tokens.iter().cloned()),
@@ -492,7 +497,7 @@ impl<D: MachineDisk> Sim<D> {
     /// Adds a new node `id` with tokens drawn from the seed and asks it to join: it learns the
     /// ring, pulls the ranges it gains from their replicas, and once it has them every node is
     /// told the new ring (after the detection delay).
-    pub fn add_node(&mut self, id: NodeId) -> Result<(), StorageError> {
+    pub fn add_node(&mut self, id: NodeId) -> Result<(), SimError> {
         if self.nodes.contains_key(&id) {
             return Ok(());
         }
@@ -665,13 +670,16 @@ impl<D: MachineDisk> Sim<D> {
 
     // ---- nodes: start, crash, restart ------------------------------------------------------
 
-    fn start_node(&mut self, id: NodeId) -> Result<(), StorageError> {
+    fn start_node(&mut self, id: NodeId) -> Result<(), SimError> {
         let (joining, incarnation) = self
             .nodes
             .get(&id)
             .map_or((false, 0), |n| (n.joining, n.incarnation));
         let generation = (self.now.0 << 16) + incarnation + 1;
-        let node_config = self.config.node_config(id, joining, generation);
+        let node_config = self
+            .config
+            .node_config(id, joining, generation)
+            .map_err(NodeError::from)?;
         let lsm_config = self.config.lsm.clone();
         let hint_config = LsmConfig {
             tombstone_grace_ms: 0,
@@ -682,14 +690,18 @@ impl<D: MachineDisk> Sim<D> {
         let Some(sim_node) = self.nodes.get_mut(&id) else {
             return Ok(());
         };
-        let ring = sim_node.last_ring.take().unwrap_or_else(|| current.clone());
+        let ring = sim_node
+            .last_ring
+            .clone()
+            .unwrap_or_else(|| current.clone());
+        let missed_ring_change = ring != current;
+        let (node, outputs) = Node::new(node_config, ring, local)?;
         let (data, _) = Lsm::open(sim_node.data_disk.clone(), lsm_config)?;
         let (hints, _) = Lsm::open(sim_node.hint_disk.clone(), hint_config)?;
+        sim_node.last_ring = None;
         sim_node.data = Some(data);
         sim_node.hints = Some(hints);
         sim_node.incarnation += 1;
-        let missed_ring_change = ring != current;
-        let (node, outputs) = Node::new(node_config, ring, local);
         sim_node.node = Some(node);
         self.log.push(self.now, SimEvent::NodeUp { node: id });
         self.apply(id, outputs);
@@ -748,7 +760,7 @@ impl<D: MachineDisk> Sim<D> {
     }
 
     /// Restarts a crashed `node` from what its disks kept.
-    pub fn restart(&mut self, node: NodeId) -> Result<(), StorageError> {
+    pub fn restart(&mut self, node: NodeId) -> Result<(), SimError> {
         let left = self.nodes.get(&node).is_none_or(|n| n.left);
         if self.is_up(node) || left {
             return Ok(());

@@ -41,7 +41,7 @@ use super::log::{SimEvent, show_result};
 use super::network::NetworkConfig;
 use super::{Sim, SimConfig};
 use crate::NodeId;
-use crate::node::{ClientOp, Consistency};
+use crate::node::{ClientOp, Consistency, check_quorums};
 use crate::ring::{Token, key_token};
 use crate::storage::SyncPolicyError;
 use std::fmt::Write as _;
@@ -417,10 +417,7 @@ pub fn cluster_config(args: &[&str]) -> Result<SimConfig, String> {
             _ => return Err(format!("unknown cluster option {name}={value}")),
         }
     }
-    if config.n == 0 || config.w == 0 || config.r == 0 || config.w > config.n || config.r > config.n
-    {
-        return Err("need 1 <= W, R <= N".to_string());
-    }
+    check_quorums(config.n, config.w, config.r).map_err(|e| e.to_string())?;
     if notes_layout {
         config.tokens = Some(notes_layout_tokens(config.nodes));
     }

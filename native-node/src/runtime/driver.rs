@@ -404,6 +404,9 @@ impl Driver {
                 m.hints_dropped.inc();
                 warn!("{me}: hint for {owner} dropped: {reason}");
             }
+            NodeEvent::MembershipRefused { error } => {
+                warn!("{me}: membership refused: {error}");
+            }
             NodeEvent::RepairDone {
                 range,
                 peer,

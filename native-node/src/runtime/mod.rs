@@ -82,7 +82,9 @@ use crate::view::NodeView;
 use anyhow::{Context, bail};
 use driver::{Driver, Inputs};
 use ringstore_core::membership::GossipConfig;
-use ringstore_core::node::{ClientError, ClientOp, ClientResult, Membership, Node, NodeConfig};
+use ringstore_core::node::{
+    ClientError, ClientOp, ClientResult, Membership, Node, NodeConfig, check_quorums,
+};
 use ringstore_core::storage::{LsmConfig, VALUE_BYTES_LIMIT};
 use ringstore_core::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -270,14 +272,7 @@ fn resolve_state(
     };
     state.w = opts.w.unwrap_or(state.w);
     state.r = opts.r.unwrap_or(state.r);
-    if state.n == 0 || !(1..=state.n).contains(&state.w) || !(1..=state.n).contains(&state.r) {
-        bail!(
-            "need 1 <= W, R <= N (got N={}, W={}, R={})",
-            state.n,
-            state.w,
-            state.r
-        );
-    }
+    check_quorums(state.n, state.w, state.r)?;
     state.last_generation = now_ms.max(state.last_generation + 1);
     if !state.joined && opts.join.is_empty() && state.ring.iter().all(|m| m.id == opts.id) {
         bail!(
@@ -379,9 +374,6 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     getrandom::fill(&mut seed).context("no entropy source")?;
     let joining = !node_state.joined;
     let config = NodeConfig {
-        n: node_state.n,
-        w: node_state.w,
-        r: node_state.r,
         request_timeout_ms: opts.request_timeout_ms,
         value_bytes_max,
         hint_replay_interval_ms: opts.hint_replay_interval_ms.max(1),
@@ -397,10 +389,10 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         seed: u64::from_le_bytes(seed),
         joining,
         join_delay_ms: opts.join_delay_ms.unwrap_or(3 * interval),
-        ..NodeConfig::new(me)
+        ..NodeConfig::new(me, node_state.n, node_state.w, node_state.r)?
     };
     let ring = node_state.ring();
-    let (node, outputs) = Node::new(config, ring, Millis(now_ms));
+    let (node, outputs) = Node::new(config, ring, Millis(now_ms))?;
 
     let metrics = Arc::new(Metrics::new());
     let peer_ctx = PeerContext {
