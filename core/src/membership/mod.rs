@@ -56,6 +56,19 @@ pub enum MemberStatus {
     Removed,
 }
 
+impl MemberStatus {
+    /// Lower-case name, as the node's `/cluster` and the page show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberStatus::Joining => "joining",
+            MemberStatus::Alive => "alive",
+            MemberStatus::Leaving => "leaving",
+            MemberStatus::Left => "left",
+            MemberStatus::Removed => "removed",
+        }
+    }
+}
+
 /// A member's self-reported state, as this node last heard it.
 ///
 /// Versions follow Scuttlebutt (van Renesse et al., 2008) as Cassandra uses it: `version` is
@@ -214,6 +227,18 @@ pub enum Verdict {
     Dead,
     /// The member said it left.
     Left,
+}
+
+impl Verdict {
+    /// Lower-case name, as the node's `/cluster` and the page show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Alive => "alive",
+            Verdict::Suspect => "suspect",
+            Verdict::Dead => "dead",
+            Verdict::Left => "left",
+        }
+    }
 }
 
 /// Something the membership wants logged (and drawn).

@@ -70,6 +70,18 @@ pub enum Lifecycle {
     Left,
 }
 
+impl Lifecycle {
+    /// Lower-case name, as the node's `/cluster` shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lifecycle::Normal => "normal",
+            Lifecycle::Joining => "joining",
+            Lifecycle::Leaving => "leaving",
+            Lifecycle::Left => "left",
+        }
+    }
+}
+
 /// One range being received.
 #[derive(Debug)]
 pub(super) struct Incoming {
