@@ -15,7 +15,7 @@
 
 use futures_util::StreamExt;
 use ringstore_core::ui::UI_PATH;
-use ringstore_tests::cluster::Cluster;
+use ringstore_tests::cluster::ProcessCluster;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -115,7 +115,7 @@ async fn open_ui(addr: &str, origin: Option<&str>) -> Option<(u16, Option<Value>
 #[test]
 fn the_ui_socket_accepts_only_the_clusters_pages_and_listed_origins() {
     // Without fault injection, as in the finding: the page could still put and delete keys.
-    let mut c = Cluster::empty();
+    let mut c = ProcessCluster::empty();
     c.fault_injection = false;
     c.spawn(1, None, &["--ui-allow-origin", "http://127.0.0.1:8000"]);
     let seed = c.addr(1).to_string();
@@ -162,7 +162,7 @@ fn the_ui_socket_accepts_only_the_clusters_pages_and_listed_origins() {
 
 #[test]
 fn admin_endpoints_refuse_what_a_cross_site_form_can_send() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     // The finding, as written: text/plain '[3]' to /admin/partition, a form-encoded skew.
     let attempts = [
@@ -244,7 +244,7 @@ fn peer_upgrade(addr: &str) -> TcpStream {
 
 #[test]
 fn unauthenticated_peers_cannot_make_the_node_buffer() {
-    let c = Cluster::start(1, &["--cluster-secret", "s3cret"]);
+    let c = ProcessCluster::start(1, &["--cluster-secret", "s3cret"]);
     let addr = c.addr(1).to_string();
     let pid = c.pid(1).expect("a running node");
     let before = rss_bytes(pid);
@@ -295,7 +295,7 @@ fn unauthenticated_peers_cannot_make_the_node_buffer() {
     drop(c);
 
     // At most PENDING_HANDSHAKES_MAX connections in their handshake at once; one more: 503.
-    let c = Cluster::start(1, &["--cluster-secret", "s3cret"]);
+    let c = ProcessCluster::start(1, &["--cluster-secret", "s3cret"]);
     let addr = c.addr(1).to_string();
     let silent: Vec<TcpStream> = (0..ringstore_node::peer::inbound::PENDING_HANDSHAKES_MAX)
         .map(|_| peer_upgrade(&addr))
@@ -315,7 +315,7 @@ fn unauthenticated_peers_cannot_make_the_node_buffer() {
 
 #[test]
 fn every_error_is_json_even_those_hyper_answers_itself() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     let host = format!("Host: {addr}\r\n");
     let key = "k".repeat(70_000);
@@ -373,7 +373,7 @@ fn every_error_is_json_even_those_hyper_answers_itself() {
 
 #[test]
 fn malformed_requests_get_400() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     let client = c.client(1);
     // Invalid percent-escapes are refused, so %ZZbad and %25ZZbad cannot name one key.
@@ -420,7 +420,7 @@ fn malformed_requests_get_400() {
 
 #[test]
 fn a_plain_urllib_client_reads_the_413_of_an_oversize_value() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     // Python's urllib writes the whole body before it reads the response: before the node
     // drained refused bodies, it got a broken pipe more often than the 413.
@@ -454,7 +454,7 @@ fn a_plain_urllib_client_reads_the_413_of_an_oversize_value() {
 
 #[test]
 fn a_client_trickling_its_headers_is_disconnected() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     let mut tcp = TcpStream::connect(&addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_millis(500)))

@@ -62,6 +62,7 @@ pub mod app;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
 pub mod cluster;
+mod cluster_js;
 pub mod effects;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;
@@ -88,6 +89,7 @@ pub mod sprites;
 pub mod url;
 pub mod view;
 
+pub use cluster_js::Cluster;
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
 /// The version of ringstore compiled into this module.
@@ -109,107 +111,4 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
 
 fn page_error(e: cluster::PageError) -> JsError {
     JsError::new(&e.0)
-}
-
-/// A simulated cluster, as JavaScript sees it.
-#[wasm_bindgen]
-pub struct Cluster {
-    inner: cluster::Cluster,
-    /// Its database, when made with `Cluster.open` (`persist_js.rs`).
-    #[cfg(target_arch = "wasm32")]
-    saver: Option<persist_js::Saver>,
-}
-
-#[wasm_bindgen]
-impl Cluster {
-    /// Builds a cluster from an options object (`{seed, nodes, n, w, r, vnodes, gossip}`, all
-    /// optional), in memory only (`Cluster.open` makes one that saves itself).
-    #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> Result<Cluster, JsError> {
-        let options: cluster::ClusterOptions = if options.is_undefined() || options.is_null() {
-            cluster::ClusterOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&e.to_string()))?
-        };
-        let inner = cluster::Cluster::new(&options).map_err(page_error)?;
-        Ok(Cluster {
-            inner,
-            #[cfg(target_arch = "wasm32")]
-            saver: None,
-        })
-    }
-
-    /// Simulated time in milliseconds.
-    pub fn now(&self) -> f64 {
-        self.inner.now().0 as f64
-    }
-
-    /// Runs `ms` of simulated time.
-    #[wasm_bindgen(js_name = runFor)]
-    pub fn run_for(&mut self, ms: u32) {
-        self.inner.run_for(u64::from(ms));
-    }
-
-    /// Runs the next event; `false` when nothing is scheduled.
-    pub fn step(&mut self) -> bool {
-        self.inner.step()
-    }
-
-    /// The cluster's state for drawing.
-    pub fn snapshot(&self) -> Result<JsValue, JsError> {
-        to_js(&self.inner.snapshot())
-    }
-
-    /// Log entries from sequence number `seq` on.
-    #[wasm_bindgen(js_name = eventsSince)]
-    pub fn events_since(&self, seq: f64) -> Result<JsValue, JsError> {
-        to_js(&self.inner.events_since(seq as u64))
-    }
-
-    /// Sends a client operation (`put`, `get` or `delete`) to node `node`; returns its id.
-    pub fn client(
-        &mut self,
-        node: u32,
-        kind: &str,
-        key: &str,
-        value: &str,
-        consistency: &str,
-    ) -> Result<f64, JsError> {
-        self.inner
-            .client(node, kind, key, value, consistency)
-            .map(|op| op as f64)
-            .map_err(page_error)
-    }
-
-    /// A client operation's outcome in words, or `undefined` while it runs.
-    #[wasm_bindgen(js_name = resultOf)]
-    pub fn result_of(&self, op: f64) -> Option<String> {
-        self.inner.result_of(op as u64)
-    }
-
-    /// Crashes a node.
-    pub fn crash(&mut self, node: u32) {
-        self.inner.crash(node);
-    }
-
-    /// Restarts a crashed node.
-    pub fn restart(&mut self, node: u32) -> Result<(), JsError> {
-        self.inner.restart(node).map_err(page_error)
-    }
-
-    /// Cuts links between two groups of nodes (only a → b if `one_way`).
-    pub fn partition(&mut self, a: Vec<u32>, b: Vec<u32>, one_way: bool) {
-        self.inner.partition(&a, &b, one_way);
-    }
-
-    /// Restores every link.
-    pub fn heal(&mut self) {
-        self.inner.heal();
-    }
-
-    /// Sets a node's clock offset in ms.
-    #[wasm_bindgen(js_name = setSkew)]
-    pub fn set_skew(&mut self, node: u32, ms: i32) {
-        self.inner.set_skew(node, i64::from(ms));
-    }
 }

@@ -102,7 +102,7 @@ impl Live {
 }
 
 /// The page's simulated cluster for a what-if configuration (in memory: it is not saved).
-pub fn build(config: SimConfig) -> Result<crate::cluster::Cluster, String> {
+pub fn build(config: SimConfig) -> Result<crate::cluster::SimCluster, String> {
     let sim = ringstore_core::sim::Sim::with_disks(
         config.clone(),
         Box::new(|_, _, _| crate::idb_disk::IdbDisk::new()),
@@ -117,5 +117,5 @@ pub fn build(config: SimConfig) -> Result<crate::cluster::Cluster, String> {
         gossip: true,
         ..crate::cluster::ClusterOptions::default()
     };
-    Ok(crate::cluster::Cluster::from_sim(options, sim))
+    Ok(crate::cluster::SimCluster::from_sim(options, sim))
 }
