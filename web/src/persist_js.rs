@@ -118,25 +118,18 @@ async fn open_cluster(name: &str, options: Option<ClusterOptions>) -> Result<Clu
     })
 }
 
-/// Opens the cluster saved in IndexedDB database `dbName`: resumes it if its options equal
-/// `options` (or `options` is undefined), else deletes it and starts fresh from `options`.
-/// Rejects with a `SavedStateError` if the saved state is damaged or foreign (whatever the
-/// options: damaged state is never deleted without a reset), and with an `Error` if the
-/// options are refused (the database is then left as it was).
+/// `Cluster.open` (its contract is at the method, in `cluster_js.rs`).
 pub(crate) async fn open(db_name: String, options: JsValue) -> Result<Cluster, JsValue> {
     let options = options_from(options)?;
     open_cluster(&db_name, options).await
 }
 
-/// Deletes the cluster saved in database `dbName`. Clusters still open on it can no longer
-/// save (their `persist()` rejects).
+/// `Cluster.reset`.
 pub(crate) async fn reset(db_name: String) -> Result<(), JsValue> {
     idb::delete(&db_name).await.map_err(|e| saved_error(&e))
 }
 
-/// Writes to IndexedDB everything durable since the last persist, with the configuration
-/// and the clock; resolves once the transaction committed. Calls may overlap: they are
-/// written in order. Rejects for a cluster made with `new Cluster()` (it has no database).
+/// `cluster.persist()`: takes the batch at once, writes batches in order (see [`SaveQueue`]).
 pub(crate) fn persist(cluster: &mut Cluster) -> Promise {
     let Some(saver) = cluster.saver.clone() else {
         let e = SavedError::Backend("this cluster was made without a database".to_string());
@@ -185,9 +178,7 @@ pub(crate) fn persist(cluster: &mut Cluster) -> Promise {
     })
 }
 
-/// What saving costs: `{resumed, loadedRecords, loadedBytes, openMs, commits, lastRecords,
-/// lastBytes, lastMs, totalBytes, savedBytes, savedRecords, queuedBytes}` (see
-/// `PersistStats`); `undefined` for a cluster without a database.
+/// `cluster.persistStats()`.
 pub(crate) fn persist_stats(cluster: &Cluster) -> Result<JsValue, wasm_bindgen::JsError> {
     let Some(saver) = &cluster.saver else {
         return Ok(JsValue::UNDEFINED);
