@@ -234,3 +234,33 @@ impl NodeView {
         counts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_json_names_states_in_lower_case() {
+        let mut v = crate::ui_socket::collect::tests::view(&[], &[]);
+        v.lifecycle = Lifecycle::Leaving;
+        v.members.push(MemberView {
+            id: NodeId(2),
+            address: "127.0.0.1:7002".into(),
+            verdict: Verdict::Suspect,
+            status: MemberStatus::Leaving,
+            phi: Some(9.5),
+            in_ring: true,
+            tokens: 16,
+            primary_share: 0.25,
+            replica_share: 0.75,
+            partitioned: false,
+        });
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["lifecycle"], "leaving");
+        let member = &json["members"][0];
+        assert_eq!(member["state"], "suspect");
+        assert_eq!(member["status"], "leaving");
+        assert!(member.get("verdict").is_none(), "{member}");
+        assert_eq!(v.state_counts()[1], ("suspect", 1));
+    }
+}
