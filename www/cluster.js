@@ -1,9 +1,9 @@
 // Where the page's cluster comes from: the one place that knows about persistence.
 //
-// With the IndexedDB-backed build, `Cluster.open(dbName, options)` resumes the cluster saved
-// under `dbName` when its configuration matches `options` (else starts fresh), `persist()`
-// writes what is durable, and `Cluster.reset(dbName)` forgets it. Until that build is in, a
-// fresh `new Cluster(options)` stands in and nothing is saved.
+// `Cluster.open(dbName, options)` resumes the cluster saved under `dbName` when its
+// configuration matches `options` (else starts fresh), `persist()` writes what is durable, and
+// `Cluster.reset(dbName)` forgets it. Bindings without `Cluster.open` get a fresh
+// `new Cluster(options)` instead, which saves nothing.
 import { Cluster } from './pkg/ringstore_web.js';
 
 export const DB_NAME = 'ringstore-page';

@@ -205,6 +205,17 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// Every kind, in the page's legend order.
+    pub const ALL: [MessageKind; 7] = [
+        MessageKind::Write,
+        MessageKind::Read,
+        MessageKind::Ack,
+        MessageKind::Gossip,
+        MessageKind::Hint,
+        MessageKind::Repair,
+        MessageKind::Stream,
+    ];
+
     /// Lower-case name, as the page's legend shows it.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,6 +1,13 @@
 //! Golden-script tests: every `scripts/*.script` runs through the simulator and its trace must
 //! equal the committed `scripts/*.golden`. Set `UPDATE_GOLDENFILES=1` to regenerate them after
 //! an intended change, and read the diff.
+//!
+//! A script is commands (`cluster`, `put n2 user123=Alice`, `crash n5`, `partition n2 | n4`,
+//! `skew n1 -50`, `join n6`, `leave n3`, `run 1000`, `stored user123`, `status`, …; the
+//! interpreter is `ringstore_core::sim::script`) and its trace reads like the protocol
+//! (`200ms  n2 -> n1 HintedPut user123=Alice ts=200 hint-for=n5`). The data-path scripts use the
+//! oracle membership, so their traces show the data path only; the others run gossip. The page's
+//! lessons are these same files, with narration (`docs/LESSONS.md`).
 
 use ringstore_core::sim::script::run_script;
 use std::path::Path;

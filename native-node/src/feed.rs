@@ -1,4 +1,5 @@
-//! What a node tells live observers: the subscription point for the UI WebSocket (issue 8).
+//! What a node tells live observers: the subscription point of the UI socket
+//! ([`crate::ui_socket`]).
 //!
 //! Two views, both bounded and both free when nobody watches:
 //!
@@ -15,6 +16,7 @@
 use crate::metrics::DropReason;
 use ringstore_core::NodeId;
 use ringstore_core::node::NodeEvent;
+use ringstore_core::ui::Direction;
 use ringstore_core::wire::{Message, MessageKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -24,16 +26,6 @@ use tokio::sync::broadcast;
 pub const FEED_CAPACITY: usize = 1024;
 /// Individual messages published per second at most (the rest are only counted).
 pub const FEED_MESSAGES_PER_SEC: u32 = 200;
-
-/// Which way a message went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// From this node to the peer.
-    Sent,
-    /// From the peer to this node.
-    Received,
-}
 
 /// One thing that happened at this node.
 #[derive(Clone, Debug, Serialize)]

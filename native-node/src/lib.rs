@@ -1,5 +1,5 @@
 //! `ringstore-node`: runs `ringstore-core` on a real machine: real files, real clock, real
-//! sockets. See ARCHITECTURE.md ("The native node") for how the pieces fit.
+//! sockets. How the pieces fit is in [`runtime`].
 #![forbid(unsafe_code)]
 
 pub mod bench;

@@ -17,6 +17,18 @@
 //! The file is replaced atomically: written to `node.state.tmp`, synced, renamed over
 //! `node.state`, and the directory synced. A reader therefore sees the old file or the new one,
 //! never a mix; bad bytes are a typed [`StateError`], never a panic.
+//!
+//! The state ([`NodeState`]) holds the node's id, its tokens (drawn from getrandom at the first
+//! start), N and the default W and R, the last gossip generation, whether it finished joining,
+//! and the last ring it knew (members, tokens, addresses). The persister task rewrites it on a
+//! blocking thread at start and on every ring change. At start the node refuses a conflicting
+//! `--id` or `--n`, takes a generation larger than the last one (its start time in ms, or one
+//! more if the clock stepped back), and starts from the remembered ring, so it never streams
+//! its ranges away as if it had just lost them; gossip then adds who joined and removes who
+//! left meanwhile. A node that never finished joining joins again (it needs `--join`). Beside
+//! this file, `DIR/data` and `DIR/hints` hold the two stores, and `DIR/address` the bound
+//! address (written atomically after the bind, removed at a clean stop), so tests and the demo
+//! use `--listen 127.0.0.1:0` without racing for ports.
 
 use ringstore_core::NodeId;
 use ringstore_core::ring::{Ring, Token};

@@ -1,13 +1,13 @@
 //! [`NodeView`]: a snapshot of what one node knows, built by the node task on request. It is
 //! what `GET /cluster` answers, what `ringstore status` prints, what the demo waits on, and
-//! what the UI socket (issue 8) will send: members with their state and phi, the ring, N/W/R,
-//! hints, repair progress and traffic per peer.
+//! what the UI socket builds its snapshots and updates from ([`crate::ui_socket`]): members
+//! with their state and phi, the ring, N/W/R, hints, repair progress and traffic per peer.
 
 use crate::feed::Traffic;
 use ringstore_core::membership::{MemberStatus, Verdict};
 use ringstore_core::node::{AntiEntropyStats, Lifecycle, Node};
 use ringstore_core::{Millis, NodeId};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One member as this node sees it.
@@ -17,10 +17,14 @@ pub struct MemberView {
     pub id: NodeId,
     /// Where it is reached.
     pub address: String,
-    /// This node's verdict: `alive`, `suspect`, `dead` or `left` (`alive` for itself).
-    pub state: &'static str,
-    /// What the member says it is doing: `joining`, `alive`, `leaving`, `left`, `removed`.
-    pub status: &'static str,
+    /// This node's verdict (`alive` for itself); in JSON `state`: `alive`, `suspect`, `dead`
+    /// or `left`.
+    #[serde(rename = "state", serialize_with = "verdict_name")]
+    pub verdict: Verdict,
+    /// What the member says it is doing; in JSON `joining`, `alive`, `leaving`, `left`,
+    /// `removed`.
+    #[serde(serialize_with = "status_name")]
+    pub status: MemberStatus,
     /// φ of the member's heartbeats (none for this node and members never heard from).
     pub phi: Option<f64>,
     /// Whether the member is in this node's ring.
@@ -33,12 +37,6 @@ pub struct MemberView {
     pub replica_share: f64,
     /// Whether traffic to and from it is cut by fault injection here.
     pub partitioned: bool,
-    /// `state`, typed (for the UI socket).
-    #[serde(skip)]
-    pub verdict: Verdict,
-    /// `status`, typed.
-    #[serde(skip)]
-    pub member_status: MemberStatus,
 }
 
 /// One ring token.
@@ -79,11 +77,9 @@ pub struct NodeView {
     pub address: String,
     /// Its gossip generation (its start time in ms).
     pub generation: u64,
-    /// `normal`, `joining`, `leaving` or `left`.
-    pub lifecycle: &'static str,
-    /// `lifecycle`, typed (for the UI socket).
-    #[serde(skip)]
-    pub lifecycle_kind: Lifecycle,
+    /// Where it is in its life; in JSON `normal`, `joining`, `leaving` or `left`.
+    #[serde(serialize_with = "lifecycle_name")]
+    pub lifecycle: Lifecycle,
     /// Its clock (ms since the Unix epoch, skew included).
     pub now_ms: u64,
     /// Clock skew injected here.
@@ -110,33 +106,16 @@ pub struct NodeView {
     pub traffic: Vec<TrafficView>,
 }
 
-/// The lower-case name of a lifecycle.
-pub fn lifecycle_name(l: &Lifecycle) -> &'static str {
-    match l {
-        Lifecycle::Normal => "normal",
-        Lifecycle::Joining => "joining",
-        Lifecycle::Leaving => "leaving",
-        Lifecycle::Left => "left",
-    }
+fn lifecycle_name<S: Serializer>(l: &Lifecycle, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(l.name())
 }
 
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Alive => "alive",
-        Verdict::Suspect => "suspect",
-        Verdict::Dead => "dead",
-        Verdict::Left => "left",
-    }
+fn verdict_name<S: Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
 }
 
-fn status_name(s: MemberStatus) -> &'static str {
-    match s {
-        MemberStatus::Joining => "joining",
-        MemberStatus::Alive => "alive",
-        MemberStatus::Leaving => "leaving",
-        MemberStatus::Left => "left",
-        MemberStatus::Removed => "removed",
-    }
+fn status_name<S: Serializer>(m: &MemberStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
 }
 
 /// What the driver adds to the core's state.
@@ -164,16 +143,14 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
     let blank = |id: NodeId, address: String| MemberView {
         id,
         address,
-        state: "alive",
-        status: "alive",
+        verdict: Verdict::Alive,
+        status: MemberStatus::Alive,
         phi: None,
         in_ring: false,
         tokens: 0,
         primary_share: 0.0,
         replica_share: 0.0,
         partitioned: d.partitioned.contains(&id),
-        verdict: Verdict::Alive,
-        member_status: MemberStatus::Alive,
     };
     if let Some(g) = node.gossiper() {
         for (&id, state) in g.members() {
@@ -181,10 +158,8 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
                 continue;
             }
             let mut m = blank(id, state.address.clone());
-            m.status = status_name(state.status);
-            m.member_status = state.status;
+            m.status = state.status;
             m.verdict = g.verdict(id, d.now).unwrap_or(Verdict::Dead);
-            m.state = verdict_name(m.verdict);
             m.phi = g.phi(id, d.now);
             members.insert(id, m);
         }
@@ -194,7 +169,6 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
         let m = members.entry(id).or_insert_with(|| {
             let mut m = blank(id, address);
             if !node.believes_up(id) {
-                m.state = "dead";
                 m.verdict = Verdict::Dead;
             }
             m
@@ -212,8 +186,7 @@ pub fn build(node: &Node, d: &DriverState<'_>) -> NodeView {
         generation: node
             .gossiper()
             .map_or(config.generation, |g| g.generation()),
-        lifecycle: lifecycle_name(node.lifecycle()),
-        lifecycle_kind: node.lifecycle().clone(),
+        lifecycle: node.lifecycle().clone(),
         now_ms: d.now.0,
         clock_skew_ms: d.skew_ms,
         n: config.n,
@@ -254,10 +227,40 @@ impl NodeView {
     pub fn state_counts(&self) -> [(&'static str, i64); 4] {
         let mut counts = [("alive", 0), ("suspect", 0), ("dead", 0), ("left", 0)];
         for m in &self.members {
-            if let Some(c) = counts.iter_mut().find(|(s, _)| *s == m.state) {
+            if let Some(c) = counts.iter_mut().find(|(s, _)| *s == m.verdict.name()) {
                 c.1 += 1;
             }
         }
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_json_names_states_in_lower_case() {
+        let mut v = crate::ui_socket::collect::tests::view(&[], &[]);
+        v.lifecycle = Lifecycle::Leaving;
+        v.members.push(MemberView {
+            id: NodeId(2),
+            address: "127.0.0.1:7002".into(),
+            verdict: Verdict::Suspect,
+            status: MemberStatus::Leaving,
+            phi: Some(9.5),
+            in_ring: true,
+            tokens: 16,
+            primary_share: 0.25,
+            replica_share: 0.75,
+            partitioned: false,
+        });
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["lifecycle"], "leaving");
+        let member = &json["members"][0];
+        assert_eq!(member["state"], "suspect");
+        assert_eq!(member["status"], "leaving");
+        assert!(member.get("verdict").is_none(), "{member}");
+        assert_eq!(v.state_counts()[1], ("suspect", 1));
     }
 }

@@ -121,7 +121,7 @@ pub fn binary() -> &'static Path {
 /// Polls `check` every 50 ms until it returns `Ok(true)`, for at most `timeout`; panics with
 /// `what`, the last error and the cluster's logs otherwise.
 pub fn wait_until(
-    cluster: &Cluster,
+    cluster: &ProcessCluster,
     what: &str,
     timeout: Duration,
     mut check: impl FnMut() -> anyhow::Result<bool>,
@@ -157,7 +157,7 @@ pub struct NodeProc {
 }
 
 /// A cluster of node processes, killed when dropped.
-pub struct Cluster {
+pub struct ProcessCluster {
     root: tempfile::TempDir,
     /// The nodes, by id.
     pub nodes: BTreeMap<u32, NodeProc>,
@@ -165,7 +165,7 @@ pub struct Cluster {
     pub fault_injection: bool,
 }
 
-impl Drop for Cluster {
+impl Drop for ProcessCluster {
     fn drop(&mut self) {
         for n in self.nodes.values_mut() {
             if let Some(mut c) = n.child.take() {
@@ -182,10 +182,10 @@ fn read_address(dir: &Path) -> Option<String> {
     (!addr.is_empty()).then(|| addr.to_string())
 }
 
-impl Cluster {
+impl ProcessCluster {
     /// An empty cluster (no node yet).
-    pub fn empty() -> Cluster {
-        Cluster {
+    pub fn empty() -> ProcessCluster {
+        ProcessCluster {
             root: tempfile::Builder::new()
                 .prefix("ringstore-e2e-")
                 .tempdir()
@@ -197,8 +197,8 @@ impl Cluster {
 
     /// `count` nodes with [`FAST`] and `extra` flags: n1 starts the cluster, the others join
     /// through it; returns once every node sees every other alive in its ring.
-    pub fn start(count: u32, extra: &[&str]) -> Cluster {
-        let mut c = Cluster::empty();
+    pub fn start(count: u32, extra: &[&str]) -> ProcessCluster {
+        let mut c = ProcessCluster::empty();
         c.spawn(1, None, extra);
         let seed = c.addr(1).to_string();
         for id in 2..=count {

@@ -1,17 +1,35 @@
-//! End-to-end tests of issue 6 on real `ringstore node` processes on 127.0.0.1: a kill -9
+//! End-to-end tests on real `ringstore node` processes on 127.0.0.1: a kill -9
 //! and a restart healed by hinted handoff and anti-entropy, a partition and its heal, a join
 //! that streams its ranges, kill -9 under a synced write load, bad input of every kind, and
 //! the demo. Each test runs its own cluster; every wait is bounded (see `cluster::wait_until`).
+//!
+//! Nodes listen on port 0 (the harness reads `DIR/address`), with the intervals shortened by
+//! flags (100 ms gossip, 1 s to Dead, 300 ms anti-entropy, 200 ms hint replay). A failed wait
+//! reports what it waited for and the tail of every node's log. The tests: 2,000 keys at W=2 on
+//! 5 nodes, kill -9 of one, every key read at R=2; writes while it is down become hints; its
+//! data directory refuses another id; it restarts, hints are handed back, it holds every write
+//! it missed, and every key reads from every node at R=1. A partition through the admin API
+//! (`/cluster` shows it; the isolated node answers `503 quorum_unavailable` with
+//! `needed`/`got`), a heal, convergence. A sixth node joins and holds, by streaming alone (its
+//! anti-entropy off), every key its ranges gained. kill -9 under a write load at W=N=3 with
+//! `--sync always` and no repair: the restarted node holds every acknowledged write (with
+//! `--sync never` the same test fails: it was checked). Bad input (an oversize value, an empty
+//! or over-long key, bad parameters, garbage instead of a handshake, peers with a wrong or no
+//! secret, garbage after a valid handshake) gets the contract's errors or a closed connection
+//! with a log line, and the node keeps serving. The demo forms a cluster, serves the page and
+//! stops every node on SIGTERM. nextest runs these one at a time (`.config/nextest.toml`); the
+//! binary is the one the workspace build made (`target/<profile>/ringstore`), rebuilt first if
+//! older than its sources.
 
 use ringstore_node::client::Client;
-use ringstore_tests::cluster::{Cluster, parallel, wait_until};
+use ringstore_tests::cluster::{ProcessCluster, parallel, wait_until};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Writes every `(key, value)` through the coordinators in turn (4 client threads); returns
 /// each key's acknowledged timestamp, panicking on any failure.
 fn put_all(
-    c: &Cluster,
+    c: &ProcessCluster,
     kvs: &[(String, String)],
     via: &[u32],
     query: &str,
@@ -41,7 +59,7 @@ fn put_all(
 /// Reads every key through every node of `via` with `query`; returns what did not read back
 /// as `expected` (key, node, what was seen).
 fn mismatches(
-    c: &Cluster,
+    c: &ProcessCluster,
     expected: &BTreeMap<String, String>,
     via: &[u32],
     query: &str,
@@ -64,7 +82,7 @@ fn mismatches(
     bad
 }
 
-fn post(c: &Cluster, id: u32, path: &str, body: &str) {
+fn post(c: &ProcessCluster, id: u32, path: &str, body: &str) {
     let reply = c
         .client(id)
         .request("POST", path, Some(body.as_bytes()))
@@ -72,7 +90,7 @@ fn post(c: &Cluster, id: u32, path: &str, body: &str) {
     assert_eq!(reply.status, 200, "POST {path} on n{id}: {reply:?}");
 }
 
-fn hints_held(c: &Cluster, id: u32) -> anyhow::Result<u64> {
+fn hints_held(c: &ProcessCluster, id: u32) -> anyhow::Result<u64> {
     let v = c.view(id)?;
     Ok(v["hints_held"]
         .as_object()
@@ -81,7 +99,7 @@ fn hints_held(c: &Cluster, id: u32) -> anyhow::Result<u64> {
 }
 
 /// Whether node `id`'s own data store holds `key` at `ts` or newer.
-fn holds(c: &Cluster, id: u32, key: &str, ts: u64) -> anyhow::Result<bool> {
+fn holds(c: &ProcessCluster, id: u32, key: &str, ts: u64) -> anyhow::Result<bool> {
     let reply = c.client(id).request(
         "GET",
         &format!(
@@ -96,7 +114,7 @@ fn holds(c: &Cluster, id: u32, key: &str, ts: u64) -> anyhow::Result<bool> {
 
 #[test]
 fn a_node_killed_with_kill_9_is_healed_by_hinted_handoff_and_anti_entropy() {
-    let mut c = Cluster::start(5, &[]);
+    let mut c = ProcessCluster::start(5, &[]);
     let mut expected: BTreeMap<String, String> = (0..2000)
         .map(|i| (format!("key{i:04}"), format!("first-{i}")))
         .collect();
@@ -172,7 +190,7 @@ fn a_node_killed_with_kill_9_is_healed_by_hinted_handoff_and_anti_entropy() {
     let ring = c.ring(3).expect("n3's ring");
     let mine: Vec<(&String, &u64)> = acked
         .iter()
-        .filter(|(k, _)| Cluster::replicas(&ring, k.as_bytes(), 3).contains(&3))
+        .filter(|(k, _)| ProcessCluster::replicas(&ring, k.as_bytes(), 3).contains(&3))
         .collect();
     assert!(!mine.is_empty());
     wait_until(
@@ -215,7 +233,7 @@ fn a_node_killed_with_kill_9_is_healed_by_hinted_handoff_and_anti_entropy() {
 
 #[test]
 fn a_partition_through_the_admin_api_heals_and_converges() {
-    let c = Cluster::start(5, &[]);
+    let c = ProcessCluster::start(5, &[]);
     for id in 1..=4 {
         post(&c, id, "/admin/partition", "[5]");
     }
@@ -266,7 +284,7 @@ fn a_partition_through_the_admin_api_heals_and_converges() {
     let ring = c.ring(5).expect("n5's ring");
     let mine: Vec<(&String, &u64)> = acked
         .iter()
-        .filter(|(k, _)| Cluster::replicas(&ring, k.as_bytes(), 3).contains(&5))
+        .filter(|(k, _)| ProcessCluster::replicas(&ring, k.as_bytes(), 3).contains(&5))
         .collect();
     assert!(!mine.is_empty());
     wait_until(
@@ -289,7 +307,7 @@ fn a_partition_through_the_admin_api_heals_and_converges() {
 
 #[test]
 fn a_sixth_node_joins_and_streams_the_ranges_it_gains() {
-    let mut c = Cluster::start(5, &[]);
+    let mut c = ProcessCluster::start(5, &[]);
     let kvs: Vec<(String, String)> = (0..1000)
         .map(|i| (format!("j{i:04}"), format!("value-{i}")))
         .collect();
@@ -301,7 +319,7 @@ fn a_sixth_node_joins_and_streams_the_ranges_it_gains() {
     let ring = c.ring(6).expect("n6's ring");
     let gained: Vec<(&String, &u64)> = acked
         .iter()
-        .filter(|(k, _)| Cluster::replicas(&ring, k.as_bytes(), 3).contains(&6))
+        .filter(|(k, _)| ProcessCluster::replicas(&ring, k.as_bytes(), 3).contains(&6))
         .collect();
     assert!(
         gained.len() > 100,
@@ -338,7 +356,7 @@ fn a_sixth_node_joins_and_streams_the_ranges_it_gains() {
 fn kill_9_under_a_synced_write_load_loses_no_acknowledged_write() {
     // W = N = 3: an acknowledged write is durable on every replica, n2 included. No repair
     // can mask a loss: anti-entropy is off, there are no stand-ins and nothing reads.
-    let mut c = Cluster::start(3, &["--sync", "always", "--anti-entropy-interval-ms", "0"]);
+    let mut c = ProcessCluster::start(3, &["--sync", "always", "--anti-entropy-interval-ms", "0"]);
     let (a1, a3) = (c.addr(1).to_string(), c.addr(3).to_string());
     let stop_at = Instant::now() + Duration::from_millis(2500);
     let kill_at = Instant::now() + Duration::from_millis(800);
@@ -391,7 +409,7 @@ fn kill_9_under_a_synced_write_load_loses_no_acknowledged_write() {
 
 #[test]
 fn bad_input_gets_the_contract_errors_and_the_node_keeps_serving() {
-    let c = Cluster::start(
+    let c = ProcessCluster::start(
         3,
         &["--cluster-secret", "s3cret", "--value-bytes-max", "65536"],
     );

@@ -29,7 +29,7 @@ use ringstore_core::wire::{Envelope, Message, ReplicaError, ReqId, WritePurpose}
 use ringstore_node::peer::handshake::Handshake;
 use ringstore_node::peer::unpack;
 use ringstore_node::state::{self, NodeState, RingMember};
-use ringstore_tests::cluster::Cluster;
+use ringstore_tests::cluster::ProcessCluster;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -530,7 +530,7 @@ fn build_seeds() -> Seeds {
     let mut seeds = Seeds::new();
     storage_seeds(&mut seeds);
     message_seeds(&mut seeds);
-    let cluster = Cluster::start(1, &[]);
+    let cluster = ProcessCluster::start(1, &[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,10 +2,20 @@
 //! from other sites, cross-site POSTs, unauthenticated peers that send a lot, malformed HTTP,
 //! slow clients. Each test tries a finding as an attacker would and checks what the node does
 //! now.
+//!
+//! What is tried: pages of other sites on `/ws/ui` and any page on `/ws/peer` (refused), the
+//! cluster's own pages (by IP, by `localhost`, from another member) and a listed origin (let in);
+//! the admin endpoints refusing a text/plain partition, a form-encoded skew and a multipart heal
+//! (nothing changed) and taking JSON; 30 unauthenticated sockets each sending 4 MiB of a 16 MiB
+//! message, all cut off, the node's RSS grown by under 32 MB, and the 65th handshake in progress
+//! refused `503`; JSON bodies for 404 (path and file), 405, 414, 431 and hyper's 400; 400 for
+//! bad percent-escapes and a malformed chunk size; the 413 of a 2 MiB value read by Python's
+//! `urllib`, 20 times of 20 (it got a broken pipe 12 times of 20 before the node drained refused
+//! bodies); a client trickling its headers disconnected.
 
 use futures_util::StreamExt;
 use ringstore_core::ui::UI_PATH;
-use ringstore_tests::cluster::Cluster;
+use ringstore_tests::cluster::ProcessCluster;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -105,7 +115,7 @@ async fn open_ui(addr: &str, origin: Option<&str>) -> Option<(u16, Option<Value>
 #[test]
 fn the_ui_socket_accepts_only_the_clusters_pages_and_listed_origins() {
     // Without fault injection, as in the finding: the page could still put and delete keys.
-    let mut c = Cluster::empty();
+    let mut c = ProcessCluster::empty();
     c.fault_injection = false;
     c.spawn(1, None, &["--ui-allow-origin", "http://127.0.0.1:8000"]);
     let seed = c.addr(1).to_string();
@@ -152,7 +162,7 @@ fn the_ui_socket_accepts_only_the_clusters_pages_and_listed_origins() {
 
 #[test]
 fn admin_endpoints_refuse_what_a_cross_site_form_can_send() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     // The finding, as written: text/plain '[3]' to /admin/partition, a form-encoded skew.
     let attempts = [
@@ -234,7 +244,7 @@ fn peer_upgrade(addr: &str) -> TcpStream {
 
 #[test]
 fn unauthenticated_peers_cannot_make_the_node_buffer() {
-    let c = Cluster::start(1, &["--cluster-secret", "s3cret"]);
+    let c = ProcessCluster::start(1, &["--cluster-secret", "s3cret"]);
     let addr = c.addr(1).to_string();
     let pid = c.pid(1).expect("a running node");
     let before = rss_bytes(pid);
@@ -285,7 +295,7 @@ fn unauthenticated_peers_cannot_make_the_node_buffer() {
     drop(c);
 
     // At most PENDING_HANDSHAKES_MAX connections in their handshake at once; one more: 503.
-    let c = Cluster::start(1, &["--cluster-secret", "s3cret"]);
+    let c = ProcessCluster::start(1, &["--cluster-secret", "s3cret"]);
     let addr = c.addr(1).to_string();
     let silent: Vec<TcpStream> = (0..ringstore_node::peer::inbound::PENDING_HANDSHAKES_MAX)
         .map(|_| peer_upgrade(&addr))
@@ -305,7 +315,7 @@ fn unauthenticated_peers_cannot_make_the_node_buffer() {
 
 #[test]
 fn every_error_is_json_even_those_hyper_answers_itself() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     let host = format!("Host: {addr}\r\n");
     let key = "k".repeat(70_000);
@@ -363,7 +373,7 @@ fn every_error_is_json_even_those_hyper_answers_itself() {
 
 #[test]
 fn malformed_requests_get_400() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     let client = c.client(1);
     // Invalid percent-escapes are refused, so %ZZbad and %25ZZbad cannot name one key.
@@ -410,7 +420,7 @@ fn malformed_requests_get_400() {
 
 #[test]
 fn a_plain_urllib_client_reads_the_413_of_an_oversize_value() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     // Python's urllib writes the whole body before it reads the response: before the node
     // drained refused bodies, it got a broken pipe more often than the 413.
@@ -444,7 +454,7 @@ fn a_plain_urllib_client_reads_the_413_of_an_oversize_value() {
 
 #[test]
 fn a_client_trickling_its_headers_is_disconnected() {
-    let c = Cluster::start(1, &[]);
+    let c = ProcessCluster::start(1, &[]);
     let addr = c.addr(1).to_string();
     let mut tcp = TcpStream::connect(&addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_millis(500)))

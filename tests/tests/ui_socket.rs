@@ -2,6 +2,16 @@
 //! tokio-tungstenite client: the snapshot first, updates, client commands, fault commands with
 //! and without `--allow-fault-injection`, bad frames, the per-connection bound on commands,
 //! the aggregation bound, and a page that never reads.
+//!
+//! What is checked: the snapshot first with the node's id and every member's address; updates at
+//! 4 a second; put, get and delete through the socket (read back over HTTP at another node) with
+//! the HTTP API's bounds and codes; fault commands refused without the flag and applied with it
+//! (in `/cluster` and the next updates); a burst of 40 commands past the per-connection bound (24
+//! refused `overloaded`); every kind of bad frame answered `bad_frame` on a connection that keeps
+//! serving, and an over-limit message closing it with 1009; under a PUT load, updates with 64
+//! messages and aggregates whose sum with them equals what `/cluster` counted; four pages that
+//! never read while 1,500 PUTs complete, with the node's memory flat. The slow reader on tokio's
+//! paused clock is tested on the host (`native-node/src/ui_socket/tests.rs`).
 
 use futures_util::{SinkExt, StreamExt};
 use ringstore_core::NodeId;
@@ -10,7 +20,7 @@ use ringstore_core::ui::{
     Answer, Command, CommandError, ErrorCode, MESSAGES_PER_UPDATE, Snapshot, ToNode, ToPage,
     UI_PATH, UiFrame, Update,
 };
-use ringstore_tests::cluster::{Cluster, wait_until};
+use ringstore_tests::cluster::{ProcessCluster, wait_until};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -124,7 +134,7 @@ fn code(r: &Result<Answer, CommandError>) -> Option<ErrorCode> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshot_comes_first_then_updates_and_client_commands_work() {
-    let c = tokio::task::spawn_blocking(|| Cluster::start(3, &[]))
+    let c = tokio::task::spawn_blocking(|| ProcessCluster::start(3, &[]))
         .await
         .expect("the cluster");
     let (mut page, snap, snapshot_bytes) = Page::open(c.addr(1)).await;
@@ -217,7 +227,7 @@ async fn the_snapshot_comes_first_then_updates_and_client_commands_work() {
 }
 
 /// The faults node `observer`'s `/cluster` reports: the members it cuts off.
-fn partitioned_at(c: &Cluster, observer: u32) -> Vec<u64> {
+fn partitioned_at(c: &ProcessCluster, observer: u32) -> Vec<u64> {
     let v = c.view(observer).expect("/cluster");
     v["members"]
         .as_array()
@@ -233,7 +243,7 @@ fn partitioned_at(c: &Cluster, observer: u32) -> Vec<u64> {
 async fn fault_commands_are_refused_without_the_flag_and_applied_with_it() {
     // Without --allow-fault-injection: refused, and nothing changes.
     let off = tokio::task::spawn_blocking(|| {
-        let mut c = Cluster::empty();
+        let mut c = ProcessCluster::empty();
         c.fault_injection = false;
         c.spawn(1, None, &["--n", "1"]);
         c.wait_formed(&[1]);
@@ -264,7 +274,7 @@ async fn fault_commands_are_refused_without_the_flag_and_applied_with_it() {
     ));
 
     // With it: applied, visible in /cluster and in the next updates.
-    let c = tokio::task::spawn_blocking(|| Cluster::start(3, &[]))
+    let c = tokio::task::spawn_blocking(|| ProcessCluster::start(3, &[]))
         .await
         .expect("the cluster");
     let (mut page, _, _) = Page::open(c.addr(1)).await;
@@ -366,7 +376,7 @@ async fn fault_commands_are_refused_without_the_flag_and_applied_with_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_are_answered_and_the_node_keeps_serving() {
-    let c = tokio::task::spawn_blocking(|| Cluster::start(1, &["--n", "1"]))
+    let c = tokio::task::spawn_blocking(|| ProcessCluster::start(1, &["--n", "1"]))
         .await
         .expect("a node");
     let (mut page, _, _) = Page::open(c.addr(1)).await;
@@ -447,7 +457,7 @@ async fn bad_frames_are_answered_and_the_node_keeps_serving() {
 }
 
 /// Runs `count` HTTP PUTs at node `id` on 4 threads; returns how long the slowest took.
-fn put_load(c: &Cluster, id: u32, prefix: &str, count: usize) -> Duration {
+fn put_load(c: &ProcessCluster, id: u32, prefix: &str, count: usize) -> Duration {
     let keys: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
     let client = c.client(id);
     let took = ringstore_tests::cluster::parallel(&keys, 4, |k| {
@@ -460,7 +470,7 @@ fn put_load(c: &Cluster, id: u32, prefix: &str, count: usize) -> Duration {
 }
 
 /// Write messages node `id` has sent to `peer` (from `/cluster`).
-fn writes_sent(c: &Cluster, id: u32, peer: u64) -> u64 {
+fn writes_sent(c: &ProcessCluster, id: u32, peer: u64) -> u64 {
     let v = c.view(id).expect("/cluster");
     v["traffic"]
         .as_array()
@@ -477,7 +487,7 @@ async fn past_the_bound_messages_are_aggregated_and_every_one_is_accounted_for()
     use ringstore_core::ui::Direction;
     use ringstore_core::wire::MessageKind;
     let c = std::sync::Arc::new(
-        tokio::task::spawn_blocking(|| Cluster::start(3, &[]))
+        tokio::task::spawn_blocking(|| ProcessCluster::start(3, &[]))
             .await
             .expect("the cluster"),
     );
@@ -569,7 +579,7 @@ async fn stalled_page(addr: &str) -> Ws {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_never_reads_does_not_slow_the_node() {
     let c = std::sync::Arc::new(
-        tokio::task::spawn_blocking(|| Cluster::start(3, &[]))
+        tokio::task::spawn_blocking(|| ProcessCluster::start(3, &[]))
             .await
             .expect("the cluster"),
     );
@@ -626,7 +636,7 @@ async fn a_page_that_never_reads_does_not_slow_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_five_node_snapshot_and_updates_name_every_member() {
-    let c = tokio::task::spawn_blocking(|| Cluster::start(5, &[]))
+    let c = tokio::task::spawn_blocking(|| ProcessCluster::start(5, &[]))
         .await
         .expect("the cluster");
     let (mut page, snap, snapshot_bytes) = Page::open(c.addr(3)).await;

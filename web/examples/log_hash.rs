@@ -3,13 +3,13 @@
 //! behaviour byte-identical: run it before and after, the lines must match.
 //! `cargo run -p ringstore-web --example log_hash --release`
 use ringstore_core::NodeId;
-use ringstore_web::cluster::{Cluster, ClusterOptions};
+use ringstore_web::cluster::{ClusterOptions, SimCluster};
 use ringstore_web::page::{WorkloadKnobs, apply_workload};
 use std::hash::{Hash, Hasher};
 
 fn main() {
     for (nodes, seed) in [(5u32, 1u64), (16, 11), (16, 3), (64, 12)] {
-        let mut c = Cluster::new(&ClusterOptions {
+        let mut c = SimCluster::new(&ClusterOptions {
             seed,
             nodes,
             gossip: true,

@@ -3,14 +3,14 @@
 //! `cargo run -p ringstore-web --example page_speed --release [-- [--gossip] [--seconds=S] NODES...]`
 //! (`--gossip`: only the gossip rows; `--seconds`: simulated seconds timed, 10 by default; a
 //! short gossip-only run is what to give `valgrind --tool=callgrind`).
-use ringstore_web::cluster::{Cluster, ClusterOptions};
+use ringstore_web::cluster::{ClusterOptions, SimCluster};
 use ringstore_web::page::{WorkloadKnobs, apply_workload};
 use ringstore_web::view::ViewModel;
 use ringstore_web::view::sim_source::SimSource;
 use std::time::Instant;
 
 fn run(nodes: u32, gossip: bool, sim_s: u64) {
-    let mut c = Cluster::new(&ClusterOptions {
+    let mut c = SimCluster::new(&ClusterOptions {
         seed: 12,
         nodes,
         gossip,

@@ -3,7 +3,7 @@
 //! here lets it be tested on the host without a browser.
 
 use crate::idb_disk::IdbDisk;
-use ringstore_core::node::{ClientOp, Consistency};
+use ringstore_core::node::{ClientOp, Consistency, check_quorums};
 use ringstore_core::sim::log::{LogEntry, OpId};
 use ringstore_core::sim::{ClusterSnapshot, Sim, SimConfig};
 use ringstore_core::{Millis, NodeId};
@@ -106,7 +106,7 @@ pub struct PageError(pub String);
 
 /// A simulated cluster driven by the page. Its machines run on [`IdbDisk`]s, which the page
 /// may save to IndexedDB ([`crate::persist`]).
-pub struct Cluster {
+pub struct SimCluster {
     pub(crate) sim: Sim<IdbDisk>,
     /// The options it was built with.
     pub(crate) options: ClusterOptions,
@@ -114,9 +114,9 @@ pub struct Cluster {
     pub(crate) saves: u64,
 }
 
-impl Cluster {
+impl SimCluster {
     /// Builds a cluster; refuses quorums outside 1 ≤ W, R ≤ N ≤ nodes.
-    pub fn new(options: &ClusterOptions) -> Result<Cluster, PageError> {
+    pub fn new(options: &ClusterOptions) -> Result<SimCluster, PageError> {
         if !options.lesson.is_empty() {
             let errors = ringstore_core::sim::script::lesson_errors(&options.lesson);
             if !errors.is_empty() {
@@ -125,12 +125,7 @@ impl Cluster {
             }
         }
         let config = options.config();
-        if config.w == 0 || config.r == 0 || config.w > config.n || config.r > config.n {
-            return Err(PageError(format!(
-                "need 1 <= W, R <= N (got N={}, W={}, R={})",
-                config.n, config.w, config.r
-            )));
-        }
+        check_quorums(config.n, config.w, config.r).map_err(|e| PageError(e.to_string()))?;
         if config.nodes == 0 || config.nodes > 256 {
             return Err(PageError(format!(
                 "nodes must be 1 to 256, got {}",
@@ -152,12 +147,12 @@ impl Cluster {
             // As the golden scripts do: the story starts at t = 100 ms (the notes' ts=100).
             sim.run_for(ringstore_core::sim::script::START_MS);
         }
-        Ok(Cluster::from_sim(options.clone(), sim))
+        Ok(SimCluster::from_sim(options.clone(), sim))
     }
 
     /// Wraps a running simulation (a resumed one) built with `options`.
-    pub(crate) fn from_sim(options: ClusterOptions, sim: Sim<IdbDisk>) -> Cluster {
-        Cluster {
+    pub(crate) fn from_sim(options: ClusterOptions, sim: Sim<IdbDisk>) -> SimCluster {
+        SimCluster {
             sim,
             options,
             saves: 0,
@@ -264,12 +259,12 @@ mod tests {
             w: 4,
             ..ClusterOptions::default()
         };
-        assert!(Cluster::new(&bad).is_err());
+        assert!(SimCluster::new(&bad).is_err());
     }
 
     #[test]
     fn the_page_can_put_and_read_back_and_sees_a_crash() {
-        let mut cluster = Cluster::new(&ClusterOptions {
+        let mut cluster = SimCluster::new(&ClusterOptions {
             seed: 9,
             ..ClusterOptions::default()
         })

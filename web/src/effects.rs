@@ -27,7 +27,8 @@
 use crate::layout;
 use crate::render::kind_color;
 use crate::sprites::Sprites;
-use crate::view::{EFFECT_MS, EffectKind, Kind, ViewModel};
+use crate::view::{EFFECT_MS, EffectKind, ViewModel};
+use ringstore_core::wire::MessageKind;
 use std::collections::HashMap;
 use std::f64::consts::TAU;
 use wasm_bindgen::JsValue;
@@ -83,10 +84,10 @@ pub fn ring_radius(nr: f64, step: usize) -> f64 {
 /// A flash kind's colour and line width.
 pub fn flash_style(kind: EffectKind) -> (&'static str, f64) {
     match kind {
-        EffectKind::Wal => (kind_color(Kind::Write), 1.5),
+        EffectKind::Wal => (kind_color(MessageKind::Write), 1.5),
         EffectKind::Sync => (GREEN, 2.5),
         EffectKind::Flush => (AMBER, 2.5),
-        _ => (kind_color(Kind::Gossip), 2.5),
+        _ => (kind_color(MessageKind::Gossip), 2.5),
     }
 }
 
@@ -222,7 +223,7 @@ mod tests {
             kind,
             node,
             from: node,
-            message: Kind::Write,
+            message: MessageKind::Write,
             at: 1.0,
             op: None,
             born_real_ms: born,

@@ -5,18 +5,64 @@
 //! inject faults, and read back a snapshot and the event log to draw (structured data crosses
 //! to JavaScript with serde-wasm-bindgen); the picture ([`app::View`]): the [`view`] model, its
 //! [`layout`] and the canvas [`render`]er, paced by the [`player`], with the [`scenario`]s of
-//! the design notes, the page's [`url`] settings and the [`logview`] (the rest of the page's API
-//! is in [`page`]). Every machine runs on the browser's disk
+//! the design notes, the page's [`url`] settings and the [`logview`] (`Cluster`'s methods are in
+//! `cluster_js.rs`, the views they return in [`page`]). Every machine runs on the browser's disk
 //! ([`idb_disk`]), and a cluster opened with `Cluster.open` saves itself to IndexedDB and
 //! resumes after a reload ([`persist`]; the bindings are in `persist_js.rs`). The logic lives in
 //! [`cluster`], [`idb_disk`], [`records`] and [`persist`], which are tested on the host; the
 //! bindings only convert types at the boundary.
+//!
+//! # One frame
+//!
+//! ```text
+//!  requestAnimationFrame ─► View.frame(cluster, t)         (wasm, every frame)
+//!                             ├─ LessonPlay       a lesson: issue the next command when ready
+//!                             ├─ Player.frame     run the Sim for dt × speed, within 10 ms
+//!                             │                   (behind: up to 40 ms, aiming at 20 fps)
+//!                             ├─ SimSource        Sim ─► ViewModel (messages, effects; nodes at 10 Hz)
+//!                             └─ render::draw     ViewModel + Scene (layout) ─► canvas 2D
+//!                                  ├─ RingLayer   background + ring: offscreen, redrawn on change, copied
+//!                                  └─ effects     disk flashes coalesced into ≤ ~96 rings
+//!  every 250 ms ──────────► panels: View.panel, Cluster.checker / logSince / nodeDetail  (JSON)
+//! ```
+//!
+//! The renderer's cost is what a canvas without a GPU rasterises (headless Chromium, browsers
+//! whose GPU is blocklisted): a stroked path costs ~35 µs there, an anti-aliased circle ~40 µs,
+//! so the ring is a cached layer ([`ring_layer`]), disk flashes are coalesced ([`effects`]), and
+//! circles are pre-drawn sprites ([`sprites`]). `tests/browser/profile.mjs` summarises a CDP
+//! trace of the page per thread and per frame (raster, script, style/layout/paint; p50/p99; by
+//! which panel job ran in the frame), which is how these costs were found. The DOM panels
+//! (`www/app.js`) update in rounds every 250 ms split into one job per animation frame.
+//!
+//! **Saving** (`www/cluster.js`, the one place the page meets it): `openCluster` calls
+//! `Cluster.open` (resume if the saved configuration matches the URL's, else fresh), `persist()`
+//! runs every 500 ms and on `pagehide` and `visibilitychange`, and "Reset" calls
+//! `Cluster.reset`. The URL's runtime knobs (latency, loss, workload) are applied after opening,
+//! so a reload keeps what the link says. Lesson runs are not saved.
+//!
+//! **The JavaScript API the page uses**: `new Cluster(options)` with `{seed, nodes, n, w, r,
+//! vnodes, gossip, sync, scenario}`; `cluster.client(node, kind, key, value, consistency)`,
+//! `resultOf(op)`, `crash`, `restart`, `toggle`, `partition(a, b, oneWay)`, `heal`, `setSkew`,
+//! `addNode`, `leave`, `setNetwork({latencyMin, latencyMax, lossPct})`,
+//! `setWorkload({rate, readPct, keys})`, `config()`, `checker()`, `op(id)`,
+//! `logSince(seq, {hide, node, deliveries, limit})`, `nodeDetail(id)`, `nodeIds()`, `isUp`;
+//! `new View(canvas)` with `attach`, `resize`, `frame`, `setPlaying`, `setSpeed`, `nudgeSpeed`,
+//! `stepOne`, `pointer`, `select`, `setKey`, `keyInfo`, `follow`, `startScenario`, `nextStep`,
+//! `scenarioState`, `panel`, `stats`, `resetStats`, `setDark`, `setShowGossip`; and
+//! `parseQuery`, `toQuery`, `scenarios`, `version`. `tests/browser/` uses the same API.
+//!
+//! **Tests**: the view model, layout, pacing, URL, lessons, log filter, disk and saving on the
+//! host (`cargo test -p ringstore-web`); the disk and saving against real IndexedDB in headless
+//! Chromium (`browser_tests.rs`, wasm-bindgen-test; the runner is set in
+//! `.cargo/config.toml`, Chromium's arguments in `web/webdriver.json`); the page end to end in
+//! `tests/browser/page.test.mjs`.
 #![forbid(unsafe_code)]
 
 pub mod app;
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_tests;
 pub mod cluster;
+mod cluster_js;
 pub mod effects;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;
@@ -45,6 +91,7 @@ pub mod sprites;
 pub mod url;
 pub mod view;
 
+pub use cluster_js::Cluster;
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
 /// The version of ringstore compiled into this module.
@@ -85,115 +132,4 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
 
 fn page_error(e: cluster::PageError) -> JsError {
     JsError::new(&e.0)
-}
-
-/// A simulated cluster, as JavaScript sees it.
-#[wasm_bindgen]
-pub struct Cluster {
-    inner: cluster::Cluster,
-    /// Its database, when made with `Cluster.open` (`persist_js.rs`).
-    #[cfg(target_arch = "wasm32")]
-    saver: Option<persist_js::Saver>,
-}
-
-#[wasm_bindgen]
-impl Cluster {
-    /// Builds a cluster from an options object (`{seed, nodes, n, w, r, vnodes, gossip, sync,
-    /// scenario, lesson}`, all optional; `lesson`: a lesson file's text), in memory only
-    /// (`Cluster.open` makes one that saves itself).
-    #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> Result<Cluster, JsError> {
-        let options: cluster::ClusterOptions = if options.is_undefined() || options.is_null() {
-            cluster::ClusterOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&e.to_string()))?
-        };
-        let inner = cluster::Cluster::new(&options).map_err(page_error)?;
-        Ok(Cluster {
-            inner,
-            #[cfg(target_arch = "wasm32")]
-            saver: None,
-        })
-    }
-
-    /// Simulated time in milliseconds.
-    pub fn now(&self) -> f64 {
-        self.inner.now().0 as f64
-    }
-
-    /// The event log's hash, in hex: two runs that did exactly the same have the same one
-    /// (the seed sweep's replay check, and the page's tests of going back in a lesson).
-    #[wasm_bindgen(js_name = logHash)]
-    pub fn log_hash(&self) -> String {
-        format!("{:016x}", self.inner.sim().log().hash())
-    }
-
-    /// Runs `ms` of simulated time.
-    #[wasm_bindgen(js_name = runFor)]
-    pub fn run_for(&mut self, ms: u32) {
-        self.inner.run_for(u64::from(ms));
-    }
-
-    /// Runs the next event; `false` when nothing is scheduled.
-    pub fn step(&mut self) -> bool {
-        self.inner.step()
-    }
-
-    /// The cluster's state for drawing.
-    pub fn snapshot(&self) -> Result<JsValue, JsError> {
-        to_js(&self.inner.snapshot())
-    }
-
-    /// Log entries from sequence number `seq` on.
-    #[wasm_bindgen(js_name = eventsSince)]
-    pub fn events_since(&self, seq: f64) -> Result<JsValue, JsError> {
-        to_js(&self.inner.events_since(seq as u64))
-    }
-
-    /// Sends a client operation (`put`, `get` or `delete`) to node `node`; returns its id.
-    pub fn client(
-        &mut self,
-        node: u32,
-        kind: &str,
-        key: &str,
-        value: &str,
-        consistency: &str,
-    ) -> Result<f64, JsError> {
-        self.inner
-            .client(node, kind, key, value, consistency)
-            .map(|op| op as f64)
-            .map_err(page_error)
-    }
-
-    /// A client operation's outcome in words, or `undefined` while it runs.
-    #[wasm_bindgen(js_name = resultOf)]
-    pub fn result_of(&self, op: f64) -> Option<String> {
-        self.inner.result_of(op as u64)
-    }
-
-    /// Crashes a node.
-    pub fn crash(&mut self, node: u32) {
-        self.inner.crash(node);
-    }
-
-    /// Restarts a crashed node.
-    pub fn restart(&mut self, node: u32) -> Result<(), JsError> {
-        self.inner.restart(node).map_err(page_error)
-    }
-
-    /// Cuts links between two groups of nodes (only a → b if `one_way`).
-    pub fn partition(&mut self, a: Vec<u32>, b: Vec<u32>, one_way: bool) {
-        self.inner.partition(&a, &b, one_way);
-    }
-
-    /// Restores every link.
-    pub fn heal(&mut self) {
-        self.inner.heal();
-    }
-
-    /// Sets a node's clock offset in ms.
-    #[wasm_bindgen(js_name = setSkew)]
-    pub fn set_skew(&mut self, node: u32, ms: i32) {
-        self.inner.set_skew(node, i64::from(ms));
-    }
 }

@@ -3,7 +3,6 @@
 //! names (so clicking it follows that operation). Filtering happens here, in wasm, so the page
 //! never ships thousands of entries per second to JavaScript only to hide them.
 
-use crate::view::sim_source::kind;
 use ringstore_core::sim::log::{LogEntry, SimEvent};
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +68,7 @@ fn classify(entry: &LogEntry, deliveries: bool) -> Option<Line> {
         }
         | SimEvent::MessageDropped {
             from, to, kind: k, ..
-        } => (kind(*k).name(), vec![from.0, to.0], None),
+        } => (k.name(), vec![from.0, to.0], None),
         SimEvent::MessageDelivered { from, to, .. } => {
             if !deliveries {
                 return None;

@@ -1,9 +1,9 @@
-//! The rest of the JavaScript API the page uses, beside `Cluster`'s basics in `lib.rs`:
-//! membership changes, network and workload knobs, the checker, operations, the event log with
-//! its filters, a node's details, the URL settings and the scenario list. Each method converts
-//! at the boundary and calls plain Rust that is tested on the host.
+//! What the page's panels ask of a simulated cluster, in plain Rust tested on the host:
+//! network and workload knobs, the checker, operations, a node's details, the configuration
+//! (`Cluster`'s methods in `cluster_js.rs` convert them for JavaScript); and the page's free
+//! JavaScript functions: the URL settings and the scenario list.
 
-use crate::{Cluster, logview, page_error, to_js, url};
+use crate::{to_js, url};
 use ringstore_core::NodeId;
 use ringstore_core::sim::MachineDisk;
 use ringstore_core::sim::log::{OpKind, show_bytes, show_result};
@@ -13,25 +13,12 @@ use ringstore_core::storage::SyncPolicy;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::{JsError, JsValue, wasm_bindgen};
 
-/// `always`, `never` or `interval:MS` (an empty string is `always`).
+/// `always`, `never` or `interval:MS` as the core spells them (an empty string is `always`).
 pub fn parse_sync(s: &str) -> Option<SyncPolicy> {
-    match s {
-        "" | "always" => Some(SyncPolicy::Always),
-        "never" => Some(SyncPolicy::Never),
-        _ if url::valid_sync(s) => s
-            .strip_prefix("interval:")
-            .and_then(|ms| ms.parse().ok())
-            .map(SyncPolicy::IntervalMs),
-        _ => None,
-    }
-}
-
-/// The sync policy as the URL writes it.
-pub fn show_sync(s: SyncPolicy) -> String {
-    match s {
-        SyncPolicy::Always => "always".to_string(),
-        SyncPolicy::Never => "never".to_string(),
-        SyncPolicy::IntervalMs(ms) => format!("interval:{ms}"),
+    if s.is_empty() {
+        Some(SyncPolicy::Always)
+    } else {
+        s.parse().ok()
     }
 }
 
@@ -318,7 +305,7 @@ pub fn config_view<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>) -> ConfigV
         w: c.w,
         r: c.r,
         vnodes: c.vnodes,
-        sync: show_sync(c.sync),
+        sync: c.sync.to_string(),
         gossip: c.gossip.is_some(),
         latency_min: c.network.latency_min_ms,
         latency_max: c.network.latency_max_ms,
@@ -380,117 +367,6 @@ pub fn node_detail<D: MachineDisk>(sim: &ringstore_core::sim::Sim<D>, id: u32) -
     }
 }
 
-#[wasm_bindgen]
-impl Cluster {
-    /// Adds a node (the next free id); it joins: streams the ranges it gains, then serves.
-    /// Returns its id.
-    #[wasm_bindgen(js_name = addNode)]
-    pub fn add_node(&mut self) -> Result<u32, JsError> {
-        let sim = self.inner.sim_mut();
-        let next = sim.node_ids().last().map_or(1, |n| n.0 + 1);
-        if next > url::NODES_MAX {
-            return Err(JsError::new(&format!("at most {} nodes", url::NODES_MAX)));
-        }
-        sim.add_node(NodeId(next))
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(next)
-    }
-
-    /// Asks `node` to leave gracefully (it hands its ranges over, then stops).
-    pub fn leave(&mut self, node: u32) {
-        self.inner.sim_mut().leave(NodeId(node));
-    }
-
-    /// Whether `node` runs.
-    #[wasm_bindgen(js_name = isUp)]
-    pub fn is_up(&self, node: u32) -> bool {
-        self.inner.sim().is_up(NodeId(node))
-    }
-
-    /// Node ids (every node ever added, left ones included).
-    #[wasm_bindgen(js_name = nodeIds)]
-    pub fn node_ids(&self) -> Vec<u32> {
-        self.inner.sim().node_ids().iter().map(|n| n.0).collect()
-    }
-
-    /// Sets latency and loss: `{latencyMin, latencyMax, lossPct}`, each optional.
-    #[wasm_bindgen(js_name = setNetwork)]
-    pub fn set_network(&mut self, knobs: JsValue) -> Result<(), JsError> {
-        let k: NetworkKnobs =
-            serde_wasm_bindgen::from_value(knobs).map_err(|e| JsError::new(&e.to_string()))?;
-        let sim = self.inner.sim_mut();
-        let net = apply_network(sim.config().network.clone(), &k);
-        sim.set_network(net);
-        Ok(())
-    }
-
-    /// Sets the workload: `{rate, readPct, keys}`, each optional (rate 0 stops it).
-    #[wasm_bindgen(js_name = setWorkload)]
-    pub fn set_workload(&mut self, knobs: JsValue) -> Result<(), JsError> {
-        let k: WorkloadKnobs =
-            serde_wasm_bindgen::from_value(knobs).map_err(|e| JsError::new(&e.to_string()))?;
-        let sim = self.inner.sim_mut();
-        let w = apply_workload(sim.config().workload.clone(), &k);
-        sim.set_workload(w);
-        Ok(())
-    }
-
-    /// The configuration: `{seed, nodes, n, w, r, vnodes, sync, gossip, latencyMin,
-    /// latencyMax, lossPct, rate, readPct, keys}`.
-    pub fn config(&self) -> Result<JsValue, JsError> {
-        to_js(&config_view(self.inner.sim()))
-    }
-
-    /// The checker's live counters and its newest anomalies with their operations.
-    pub fn checker(&self) -> Result<JsValue, JsError> {
-        to_js(&checker(self.inner.sim()))
-    }
-
-    /// One client operation: `{op, kind, key, node, invoked, completed, result}`.
-    pub fn op(&self, op: f64) -> Result<JsValue, JsError> {
-        to_js(&op_view(self.inner.sim(), op as u64))
-    }
-
-    /// The log lines after `seq` that pass `filter` (`{hide: [classes], node, deliveries,
-    /// limit}`), the newest `limit` (at most and by default 400):
-    /// `{next, lines: [{seq, t, class, nodes, text, op}]}`.
-    #[wasm_bindgen(js_name = logSince)]
-    pub fn log_since(&self, seq: f64, filter: JsValue) -> Result<JsValue, JsError> {
-        let filter: logview::Filter = if filter.is_undefined() || filter.is_null() {
-            logview::Filter::default()
-        } else {
-            serde_wasm_bindgen::from_value(filter).map_err(|e| JsError::new(&e.to_string()))?
-        };
-        let log = self.inner.sim().log();
-        #[derive(Serialize)]
-        struct Out {
-            next: u64,
-            lines: Vec<logview::Line>,
-        }
-        to_js(&Out {
-            next: log.total(),
-            lines: logview::since(log.since(seq as u64), &filter),
-        })
-    }
-
-    /// Node `id` in detail: opinions of it, both stores' statistics, hints, tokens.
-    #[wasm_bindgen(js_name = nodeDetail)]
-    pub fn node_detail(&self, id: u32) -> Result<JsValue, JsError> {
-        to_js(&node_detail(self.inner.sim(), id))
-    }
-
-    /// Crashes or restarts `node`, whichever it needs; returns whether it is now up.
-    pub fn toggle(&mut self, node: u32) -> Result<bool, JsError> {
-        if self.inner.sim().is_up(NodeId(node)) {
-            self.inner.crash(node);
-            Ok(false)
-        } else {
-            self.inner.restart(node).map_err(page_error)?;
-            Ok(self.inner.sim().is_up(NodeId(node)))
-        }
-    }
-}
-
 /// Reads the page's settings from a query string: `{settings, warnings}`.
 #[wasm_bindgen(js_name = parseQuery)]
 pub fn parse_query(query: &str) -> Result<JsValue, JsError> {
@@ -514,12 +390,12 @@ pub fn scenarios() -> Result<JsValue, JsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Cluster as Inner, ClusterOptions};
+    use crate::cluster::{ClusterOptions, SimCluster as Inner};
 
     #[test]
     fn sync_policies_parse_and_print_back() {
         for s in ["always", "never", "interval:100"] {
-            assert_eq!(show_sync(parse_sync(s).unwrap()), s);
+            assert_eq!(parse_sync(s).unwrap().to_string(), s);
         }
         assert_eq!(parse_sync(""), Some(SyncPolicy::Always));
         assert_eq!(parse_sync("interval:0"), None);

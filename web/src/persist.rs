@@ -15,7 +15,7 @@
 //! and the order holds; if failures pile past [`QUEUE_BYTES_MAX`], the queue is dropped and the
 //! next save rewrites the whole cluster into a cleared database instead.
 
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::cluster::{ClusterOptions, SimCluster};
 use crate::idb_disk::{IdbDisk, InodeId, SavedSize};
 use crate::records::{
     Batch, DiskKey, Key, Kind, SavedError, cluster_key, decode_file, decode_namespace,
@@ -213,7 +213,7 @@ fn assemble(disk: DiskKey, mut loaded: LoadedDisk) -> Result<IdbDisk, SavedError
 
 /// Resumes a loaded cluster: the saved disks go back to their machines and every running node
 /// recovers from them.
-pub fn resume(saved: Saved) -> Result<Cluster, SavedError> {
+pub fn resume(saved: Saved) -> Result<SimCluster, SavedError> {
     let Saved { record, disks, .. } = saved;
     let mut disks = disks;
     let factory = Box::new(move |node, store, _seed| {
@@ -221,7 +221,7 @@ pub fn resume(saved: Saved) -> Result<Cluster, SavedError> {
     });
     let sim = ringstore_core::sim::Sim::resume(record.state, factory)
         .map_err(|e| SavedError::Recovery(e.to_string()))?;
-    let mut cluster = Cluster::from_sim(record.options, sim);
+    let mut cluster = SimCluster::from_sim(record.options, sim);
     cluster.saves = record.saves;
     Ok(cluster)
 }
@@ -229,7 +229,7 @@ pub fn resume(saved: Saved) -> Result<Cluster, SavedError> {
 /// Takes the next save's batch from `cluster`: every disk's durable changes since the last
 /// batch and the cluster record. With `everything`, the batch clears the database first and
 /// writes the whole durable state.
-pub fn take_batch(cluster: &mut Cluster, everything: bool) -> Result<Batch, SavedError> {
+pub fn take_batch(cluster: &mut SimCluster, everything: bool) -> Result<Batch, SavedError> {
     let mut batch = Batch::default();
     if everything {
         batch.clear();
@@ -254,7 +254,7 @@ pub fn take_batch(cluster: &mut Cluster, everything: bool) -> Result<Batch, Save
 }
 
 /// What IndexedDB holds for `cluster`, as of the last batch taken.
-pub fn saved_size(cluster: &Cluster) -> SavedSize {
+pub fn saved_size(cluster: &SimCluster) -> SavedSize {
     let mut total = SavedSize {
         bytes: 0,
         records: u64::from(cluster.saves > 0),
@@ -363,7 +363,7 @@ impl PersistStats {
 /// Runs `cluster` until client operation `op` finished (at most 2 simulated seconds) and
 /// returns its outcome; for the host and browser tests.
 #[cfg(test)]
-pub(crate) fn finish(cluster: &mut Cluster, op: u64) -> String {
+pub(crate) fn finish(cluster: &mut SimCluster, op: u64) -> String {
     for _ in 0..200 {
         if let Some(result) = cluster.result_of(op) {
             return result;

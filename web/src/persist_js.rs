@@ -23,7 +23,6 @@ use crate::{Cluster, idb, to_js};
 use js_sys::Promise;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use web_sys::IdbDatabase;
@@ -96,8 +95,8 @@ async fn open_cluster(name: &str, options: Option<ClusterOptions>) -> Result<Clu
             // No saved cluster, or one made with other options: start fresh (options refused
             // leave the database alone), and delete the stale state now rather than at the
             // first save.
-            let fresh =
-                cluster::Cluster::new(&options.unwrap_or_default()).map_err(crate::page_error)?;
+            let fresh = cluster::SimCluster::new(&options.unwrap_or_default())
+                .map_err(crate::page_error)?;
             let clear = Batch {
                 ops: vec![Op::Clear],
                 ..Batch::default()
@@ -119,88 +118,75 @@ async fn open_cluster(name: &str, options: Option<ClusterOptions>) -> Result<Clu
     })
 }
 
-#[wasm_bindgen]
-impl Cluster {
-    /// Opens the cluster saved in IndexedDB database `dbName`: resumes it if its options equal
-    /// `options` (or `options` is undefined), else deletes it and starts fresh from `options`.
-    /// Rejects with a `SavedStateError` if the saved state is damaged or foreign (whatever the
-    /// options: damaged state is never deleted without a reset), and with an `Error` if the
-    /// options are refused (the database is then left as it was).
-    pub async fn open(db_name: String, options: JsValue) -> Result<Cluster, JsValue> {
-        let options = options_from(options)?;
-        open_cluster(&db_name, options).await
-    }
+/// `Cluster.open` (its contract is at the method, in `cluster_js.rs`).
+pub(crate) async fn open(db_name: String, options: JsValue) -> Result<Cluster, JsValue> {
+    let options = options_from(options)?;
+    open_cluster(&db_name, options).await
+}
 
-    /// Deletes the cluster saved in database `dbName`. Clusters still open on it can no longer
-    /// save (their `persist()` rejects).
-    pub async fn reset(db_name: String) -> Result<(), JsValue> {
-        idb::delete(&db_name).await.map_err(|e| saved_error(&e))
-    }
+/// `Cluster.reset`.
+pub(crate) async fn reset(db_name: String) -> Result<(), JsValue> {
+    idb::delete(&db_name).await.map_err(|e| saved_error(&e))
+}
 
-    /// Writes to IndexedDB everything durable since the last persist, with the configuration
-    /// and the clock; resolves once the transaction committed. Calls may overlap: they are
-    /// written in order. Rejects for a cluster made with `new Cluster()` (it has no database).
-    pub fn persist(&mut self) -> Promise {
-        let Some(saver) = self.saver.clone() else {
-            let e = SavedError::Backend("this cluster was made without a database".to_string());
-            return Promise::reject(&saved_error(&e));
+/// `cluster.persist()`: takes the batch at once, writes batches in order (see [`SaveQueue`]).
+pub(crate) fn persist(cluster: &mut Cluster) -> Promise {
+    let Some(saver) = cluster.saver.clone() else {
+        let e = SavedError::Backend("this cluster was made without a database".to_string());
+        return Promise::reject(&saved_error(&e));
+    };
+    let everything = saver.borrow_mut().queue.must_rewrite_everything();
+    let batch = match persist::take_batch(&mut cluster.inner, everything) {
+        Ok(batch) => batch,
+        Err(e) => return Promise::reject(&saved_error(&e)),
+    };
+    saver.borrow_mut().queue.push(batch);
+    let previous = saver.borrow().tail.clone();
+    let state = saver.clone();
+    let run = future_to_promise(async move {
+        let _ = JsFuture::from(previous).await;
+        let (db, batch) = {
+            let mut s = state.borrow_mut();
+            (s.db.clone(), s.queue.take())
         };
-        let everything = saver.borrow_mut().queue.must_rewrite_everything();
-        let batch = match persist::take_batch(&mut self.inner, everything) {
-            Ok(batch) => batch,
-            Err(e) => return Promise::reject(&saved_error(&e)),
-        };
-        saver.borrow_mut().queue.push(batch);
-        let previous = saver.borrow().tail.clone();
-        let state = saver.clone();
-        let run = future_to_promise(async move {
-            let _ = JsFuture::from(previous).await;
-            let (db, batch) = {
-                let mut s = state.borrow_mut();
-                (s.db.clone(), s.queue.take())
-            };
-            let Some(batch) = batch else {
-                return Ok(JsValue::UNDEFINED);
-            };
-            let started = now_ms();
-            match idb::write(&db, &batch).await {
-                Ok(()) => {
-                    state
-                        .borrow_mut()
-                        .stats
-                        .committed(&batch, now_ms() - started);
-                    Ok(JsValue::UNDEFINED)
-                }
-                Err(e) => {
-                    state.borrow_mut().queue.failed(batch);
-                    Ok(saved_error(&e))
-                }
-            }
-        });
-        saver.borrow_mut().tail = run.clone();
-        future_to_promise(async move {
-            let outcome = JsFuture::from(run).await?;
-            if outcome.is_undefined() {
-                Ok(JsValue::UNDEFINED)
-            } else {
-                Err(outcome)
-            }
-        })
-    }
-
-    /// What saving costs: `{resumed, loadedRecords, loadedBytes, openMs, commits, lastRecords,
-    /// lastBytes, lastMs, totalBytes, savedBytes, savedRecords, queuedBytes}` (see
-    /// `PersistStats`); `undefined` for a cluster without a database.
-    #[wasm_bindgen(js_name = persistStats)]
-    pub fn persist_stats(&self) -> Result<JsValue, wasm_bindgen::JsError> {
-        let Some(saver) = &self.saver else {
+        let Some(batch) = batch else {
             return Ok(JsValue::UNDEFINED);
         };
-        let mut stats = saver.borrow().stats.clone();
-        let size = persist::saved_size(&self.inner);
-        stats.saved_bytes = size.bytes;
-        stats.saved_records = size.records;
-        stats.queued_bytes = saver.borrow().queue.bytes();
-        to_js(&stats)
-    }
+        let started = now_ms();
+        match idb::write(&db, &batch).await {
+            Ok(()) => {
+                state
+                    .borrow_mut()
+                    .stats
+                    .committed(&batch, now_ms() - started);
+                Ok(JsValue::UNDEFINED)
+            }
+            Err(e) => {
+                state.borrow_mut().queue.failed(batch);
+                Ok(saved_error(&e))
+            }
+        }
+    });
+    saver.borrow_mut().tail = run.clone();
+    future_to_promise(async move {
+        let outcome = JsFuture::from(run).await?;
+        if outcome.is_undefined() {
+            Ok(JsValue::UNDEFINED)
+        } else {
+            Err(outcome)
+        }
+    })
+}
+
+/// `cluster.persistStats()`.
+pub(crate) fn persist_stats(cluster: &Cluster) -> Result<JsValue, wasm_bindgen::JsError> {
+    let Some(saver) = &cluster.saver else {
+        return Ok(JsValue::UNDEFINED);
+    };
+    let mut stats = saver.borrow().stats.clone();
+    let size = persist::saved_size(&cluster.inner);
+    stats.saved_bytes = size.bytes;
+    stats.saved_records = size.records;
+    stats.queued_bytes = saver.borrow().queue.bytes();
+    to_js(&stats)
 }

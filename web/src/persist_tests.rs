@@ -8,21 +8,21 @@ use super::*;
 use crate::records::{MemDb, apply};
 use ringstore_core::storage::SyncPolicy;
 
-fn cluster(seed: u64) -> Cluster {
-    Cluster::new(&ClusterOptions {
+fn cluster(seed: u64) -> SimCluster {
+    SimCluster::new(&ClusterOptions {
         seed,
         ..ClusterOptions::default()
     })
     .unwrap()
 }
 
-fn save(cluster: &mut Cluster, db: &mut MemDb) -> Batch {
+fn save(cluster: &mut SimCluster, db: &mut MemDb) -> Batch {
     let batch = take_batch(cluster, false).unwrap();
     apply(db, &batch);
     batch
 }
 
-fn reopen(db: &MemDb) -> Cluster {
+fn reopen(db: &MemDb) -> SimCluster {
     resume(load(db.iter()).unwrap().expect("a saved cluster")).unwrap()
 }
 
@@ -65,7 +65,7 @@ fn what_was_not_synced_is_lost_in_a_reload() {
     let mut config = ClusterOptions::default().config();
     config.sync = SyncPolicy::Never;
     let sim = ringstore_core::sim::Sim::with_disks(config, Box::new(|_, _, _| IdbDisk::new()));
-    let mut c = Cluster::from_sim(ClusterOptions::default(), sim.unwrap());
+    let mut c = SimCluster::from_sim(ClusterOptions::default(), sim.unwrap());
     let mut db = MemDb::new();
     let put = c.client(1, "put", "k", "v", "").unwrap();
     assert!(finish(&mut c, put).starts_with("ok"));

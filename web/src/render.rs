@@ -11,7 +11,8 @@
 
 use crate::layout::{self, Geometry, Hit};
 pub use crate::ring_layer::RingLayer;
-use crate::view::{Kind, NodeView, Status, ViewModel};
+use crate::view::{NodeView, Status, ViewModel};
+use ringstore_core::wire::MessageKind;
 use std::f64::consts::{FRAC_PI_2, TAU};
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -55,15 +56,15 @@ impl Theme {
 }
 
 /// A message kind's colour (the legend in `www/` uses the same).
-pub fn kind_color(k: Kind) -> &'static str {
+pub fn kind_color(k: MessageKind) -> &'static str {
     match k {
-        Kind::Write => "#4f9dff",
-        Kind::Read => "#34d399",
-        Kind::Ack => "#cbd5e1",
-        Kind::Gossip => "#a78bfa",
-        Kind::Hint => "#f5a524",
-        Kind::Repair => "#f472b6",
-        Kind::Stream => "#22d3ee",
+        MessageKind::Write => "#4f9dff",
+        MessageKind::Read => "#34d399",
+        MessageKind::Ack => "#cbd5e1",
+        MessageKind::Gossip => "#a78bfa",
+        MessageKind::Hint => "#f5a524",
+        MessageKind::Repair => "#f472b6",
+        MessageKind::Stream => "#22d3ee",
     }
 }
 
@@ -173,7 +174,7 @@ impl Scene {
         model
             .messages
             .iter()
-            .filter(|m| ui.show_gossip || m.kind != Kind::Gossip)
+            .filter(|m| ui.show_gossip || m.kind != MessageKind::Gossip)
             .filter_map(|m| {
                 let a = self.pos(model, m.from)?;
                 let b = self.pos(model, m.to)?;
@@ -455,8 +456,8 @@ fn draw_followed(ctx: &Ctx, model: &ViewModel, scene: &Scene) -> Result<(), JsVa
         return Ok(());
     };
     let color = match f.kind.as_str() {
-        "get" => kind_color(Kind::Read),
-        _ => kind_color(Kind::Write),
+        "get" => kind_color(MessageKind::Read),
+        _ => kind_color(MessageKind::Write),
     };
     ctx.set_line_width(2.0);
     for &(t, hint_for) in &f.targets {
@@ -465,7 +466,7 @@ fn draw_followed(ctx: &Ctx, model: &ViewModel, scene: &Scene) -> Result<(), JsVa
         };
         let answered = f.answered.contains(&t);
         ctx.set_stroke_style_str(if hint_for.is_some() {
-            kind_color(Kind::Hint)
+            kind_color(MessageKind::Hint)
         } else {
             color
         });
@@ -481,7 +482,7 @@ fn draw_followed(ctx: &Ctx, model: &ViewModel, scene: &Scene) -> Result<(), JsVa
         let Some(p) = scene.pos(model, r) else {
             continue;
         };
-        ctx.set_stroke_style_str(kind_color(Kind::Repair));
+        ctx.set_stroke_style_str(kind_color(MessageKind::Repair));
         ctx.set_global_alpha(0.8);
         ctx.set_line_dash(&js_dash(&[2.0, 3.0]))?;
         ctx.begin_path();
@@ -498,12 +499,12 @@ fn draw_messages(ctx: &Ctx, model: &ViewModel, scene: &Scene, ui: &Ui) -> Result
     let center = (scene.geom.cx, scene.geom.cy);
     let followed = model.followed.as_ref().map(|f| f.op);
     let small = scene.geom.node_radius < 10.0;
-    for kind in Kind::ALL {
-        if kind == Kind::Gossip && !ui.show_gossip {
+    for kind in MessageKind::ALL {
+        if kind == MessageKind::Gossip && !ui.show_gossip {
             continue;
         }
         let (r, alpha) = match kind {
-            Kind::Gossip => (if small { 1.5 } else { 2.2 }, 0.55),
+            MessageKind::Gossip => (if small { 1.5 } else { 2.2 }, 0.55),
             _ => (if small { 2.5 } else { 3.6 }, 0.95),
         };
         let dim = followed.is_some();

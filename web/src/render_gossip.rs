@@ -8,8 +8,9 @@
 
 use crate::layout::Geometry;
 use crate::render::{RED, Scene, Theme, Ui, kind_color, label};
+use crate::view::ViewModel;
 use crate::view::gossip::{GossipCell, Heard};
-use crate::view::{Kind, ViewModel};
+use ringstore_core::wire::MessageKind;
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
 
@@ -194,8 +195,8 @@ pub fn draw(
     ctx.set_text_align("left");
     ctx.set_font("9px ui-sans-serif, system-ui, sans-serif");
     let entries: [(&str, &str, f64); 4] = [
-        ("fresh", kind_color(Kind::Gossip), 1.0),
-        ("silent", kind_color(Kind::Gossip), 0.25),
+        ("fresh", kind_color(MessageKind::Gossip), 1.0),
+        ("silent", kind_color(MessageKind::Gossip), 0.25),
         ("suspect", RED, 0.9),
         ("unknown", theme.faint, 0.0),
     ];
@@ -228,7 +229,7 @@ fn draw_cell(
     let (x, y, s) = (x + 1.0, y + 1.0, side - 2.0);
     match c.heard {
         Heard::Me => {
-            ctx.set_stroke_style_str(kind_color(Kind::Gossip));
+            ctx.set_stroke_style_str(kind_color(MessageKind::Gossip));
             ctx.set_line_width(1.5);
             ctx.stroke_rect(x + 0.75, y + 0.75, s - 1.5, s - 1.5);
             ctx.set_line_width(1.0);
@@ -245,7 +246,7 @@ fn draw_cell(
         }
         Heard::Alive => {
             ctx.set_global_alpha(freshness(c.age_rounds));
-            ctx.set_fill_style_str(kind_color(Kind::Gossip));
+            ctx.set_fill_style_str(kind_color(MessageKind::Gossip));
             ctx.fill_rect(x, y, s, s);
             ctx.set_global_alpha(1.0);
         }

@@ -160,7 +160,9 @@ pub fn draw(
         let shown = (*tables).min(8);
         for t in 0..shown {
             let bx = x + 30.0 + t as f64 * 14.0;
-            ctx.set_fill_style_str(crate::render::kind_color(crate::view::Kind::Stream));
+            ctx.set_fill_style_str(crate::render::kind_color(
+                ringstore_core::wire::MessageKind::Stream,
+            ));
             ctx.fill_rect(bx, row - 5.0, 11.0, 10.0);
         }
         ctx.set_fill_style_str(theme.fg);

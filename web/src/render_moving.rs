@@ -4,7 +4,8 @@
 
 use crate::layout;
 use crate::render::{Scene, Theme, Ui, js_dash, kind_color, label};
-use crate::view::{Kind, ViewModel};
+use crate::view::ViewModel;
+use ringstore_core::wire::MessageKind;
 use std::f64::consts::TAU;
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -22,7 +23,7 @@ pub fn draw(
     };
     let g = &scene.geom;
     let r = g.ring_radius + g.ring_width / 2.0 + 5.0;
-    ctx.set_stroke_style_str(kind_color(Kind::Stream));
+    ctx.set_stroke_style_str(kind_color(MessageKind::Stream));
     ctx.set_line_width(5.0);
     for &(start, end, done) in &m.ranges {
         let a = layout::token_angle(start);

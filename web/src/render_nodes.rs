@@ -7,7 +7,8 @@ use crate::layout;
 use crate::render::{
     AMBER, RED, Scene, Theme, Ui, js_dash, kind_color, label, seen_color, show_size,
 };
-use crate::view::{Kind, Status, ViewModel};
+use crate::view::{Status, ViewModel};
+use ringstore_core::wire::MessageKind;
 use std::f64::consts::TAU;
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -50,7 +51,7 @@ pub(crate) fn draw_nodes(
             ctx.set_line_dash(&js_dash(&[]))?;
         }
         if matches!(node.status, Status::Joining | Status::Leaving) {
-            ctx.set_stroke_style_str(kind_color(Kind::Stream));
+            ctx.set_stroke_style_str(kind_color(MessageKind::Stream));
             ctx.set_line_width(2.0);
             ctx.set_line_dash(&js_dash(&[2.0, 3.0]))?;
             ctx.begin_path();

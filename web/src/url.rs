@@ -8,6 +8,8 @@
 //! writes only what differs from the defaults, so links stay short.
 
 use crate::player::nearest_speed;
+use ringstore_core::node::check_quorums;
+use ringstore_core::storage::SyncPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Nodes the page builds at most (the picture is meant for up to 64).
@@ -110,14 +112,6 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Checks a sync policy's spelling.
-pub fn valid_sync(s: &str) -> bool {
-    matches!(s, "always" | "never")
-        || s.strip_prefix("interval:")
-            .and_then(|ms| ms.parse::<u64>().ok())
-            .is_some_and(|ms| (1..=60_000).contains(&ms))
-}
-
 /// Reads the settings from a query string (with or without the leading `?`).
 pub fn parse(query: &str) -> Parsed {
     let mut s = Settings::default();
@@ -151,7 +145,7 @@ pub fn parse(query: &str) -> Parsed {
             "reads" => number!(reads, 0u8, 100u8),
             "keys" => number!(keys, 1u32, 100_000u32),
             "loss" => number!(loss, 0u32, 100u32),
-            "sync" if valid_sync(&value) => s.sync = value.clone(),
+            "sync" if value.parse::<SyncPolicy>().is_ok() => s.sync = value.clone(),
             "sync" => bad("always, never or interval:MS"),
             "membership" => match value.as_str() {
                 "gossip" => s.gossip = true,
@@ -197,15 +191,8 @@ pub fn parse(query: &str) -> Parsed {
         ));
         s.n = d.n.min(s.nodes as usize);
     }
-    if s.w > s.n || s.r > s.n {
-        warnings.push(format!(
-            "W={} and R={} must be at most N={}; using W={} R={}",
-            s.w,
-            s.r,
-            s.n,
-            d.w.min(s.n),
-            d.r.min(s.n)
-        ));
+    if let Err(e) = check_quorums(s.n, s.w, s.r) {
+        warnings.push(format!("{e}; using W={} R={}", d.w.min(s.n), d.r.min(s.n)));
         s.w = d.w.min(s.n);
         s.r = d.r.min(s.n);
     }

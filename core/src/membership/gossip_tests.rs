@@ -2,7 +2,8 @@
 //! removal, restarts and the verdicts' events.
 
 use super::*;
-use crate::membership::{DIGEST_BYTES_MAX, Verdict};
+use crate::DetRng;
+use crate::membership::{DIGEST_BYTES_MAX, Digest, GossipMsg, Verdict};
 use rand::SeedableRng;
 
 fn n(i: u32) -> NodeId {

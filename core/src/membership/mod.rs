@@ -56,6 +56,19 @@ pub enum MemberStatus {
     Removed,
 }
 
+impl MemberStatus {
+    /// Lower-case name, as the node's `/cluster` and the page show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberStatus::Joining => "joining",
+            MemberStatus::Alive => "alive",
+            MemberStatus::Leaving => "leaving",
+            MemberStatus::Left => "left",
+            MemberStatus::Removed => "removed",
+        }
+    }
+}
+
 /// A member's self-reported state, as this node last heard it.
 ///
 /// Versions follow Scuttlebutt (van Renesse et al., 2008) as Cassandra uses it: `version` is
@@ -216,6 +229,18 @@ pub enum Verdict {
     Left,
 }
 
+impl Verdict {
+    /// Lower-case name, as the node's `/cluster` and the page show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Alive => "alive",
+            Verdict::Suspect => "suspect",
+            Verdict::Dead => "dead",
+            Verdict::Left => "left",
+        }
+    }
+}
+
 /// Something the membership wants logged (and drawn).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum GossipEvent {
@@ -331,7 +356,7 @@ impl Default for GossipConfig {
 }
 
 /// Why a membership call was refused. Nothing was changed when one is returned.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum GossipError {
     /// The address is over `address_bytes_max`.
     #[error("address of {len} bytes is over the limit of {max}")]

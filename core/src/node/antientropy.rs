@@ -29,6 +29,21 @@
 //! `2K / budget` seconds on a node that only starts sessions. Scans are still walks of the
 //! store when a range is wide (see the native node's scanner): the budget counts keys loaded,
 //! which is what the node task hashes and compares.
+//!
+//! **Tombstone grace against the repair interval.** A replica that missed a delete keeps the old
+//! value; if the other replicas purge their tombstone before anti-entropy has carried it over,
+//! the old value comes back (`core/tests/anti_entropy.rs` shows it happening with a 5 s grace and
+//! no repair). The grace period (`LsmConfig::tombstone_grace_ms`: 10 days by default, an hour in
+//! the simulator) must therefore exceed a full repair cycle: `anti_entropy_interval_ms` × the
+//! node's repair ranges, plus the longest a replica may stay down. Hints are bounded by
+//! `hint_ttl_ms`, which must not exceed the grace period, for the same reason (3 hours
+//! against 10 days by default; an hour each in the simulator).
+//!
+//! Under a write load, at 3 nodes and 100,000 keys, a node that starts one whole-ring session a
+//! cycle and answers its two peers' loads about 600,000 keys a cycle, so at the native node's
+//! default budget (10,000 keys a second) a cycle takes about a minute instead of the 10 s
+//! interval. A tree is built page by page without hashing ([`MerkleTree::insert_unhashed`]) and
+//! hashed once after the last page.
 
 use super::{Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
 use crate::antientropy::{AeMsg, AeOutput, MerkleTree, Role, Session};
@@ -538,11 +553,10 @@ mod tests {
             (NodeId(1), vec![Token(0)]),
             (NodeId(2), vec![Token(1 << 63)]),
         ]);
-        let mut config = NodeConfig::new(NodeId(1));
-        (config.n, config.w, config.r) = (2, 1, 1);
+        let mut config = NodeConfig::new(NodeId(1), 2, 1, 1).unwrap();
         config.anti_entropy_interval_ms = 1_000;
         config.anti_entropy_keys_per_sec = rate;
-        Node::new(config, ring, Millis(0)).0
+        Node::new(config, ring, Millis(0)).unwrap().0
     }
 
     fn scans_and_timers(out: &[Output]) -> (usize, Vec<Millis>) {

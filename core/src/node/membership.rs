@@ -10,9 +10,18 @@
 //! not removed from the ring by failure detection alone (Dynamo's rule: failure is not
 //! departure); an operator removes it. With [`Membership::Oracle`] the driver feeds verdicts
 //! and rings instead ([`super::Input::PeerStatus`], [`super::Input::RingChanged`]).
+//!
+//! The node reads verdicts after every gossip round and message, so it asks
+//! [`Gossiper::up_changes`], which names only the members whose verdict may have left or
+//! regained Alive since it last asked (with an input other than gossip that changed the node's
+//! beliefs, it asks for all): the node learns every change at the same moment as by reading
+//! every verdict after every message, and its event log is identical, at the cost of a few
+//! members a message instead of all. It rebuilds its ring only when the gossiper's ring epoch
+//! moved (bumped whenever a member joins, restarts, is removed or gossips a new status or
+//! tokens) and the members' statuses and tokens differ from the last build.
 
 use super::{Node, NodeEvent, Timer};
-use crate::membership::{GossipConfig, GossipMsg, Gossiper, MemberStatus, Verdict};
+use crate::membership::{GossipConfig, GossipError, GossipMsg, Gossiper, MemberStatus, Verdict};
 use crate::wire::Message;
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
@@ -36,7 +45,7 @@ pub enum Membership {
 
 impl Node {
     /// Starts gossip, if this node uses it: the first round, spread over one interval by id.
-    pub(super) fn start_membership(&mut self, now: Millis) -> Result<(), String> {
+    pub(super) fn start_membership(&mut self, now: Millis) -> Result<(), GossipError> {
         let Membership::Gossip { seeds, config } = &self.config.membership else {
             return Ok(());
         };
@@ -48,12 +57,9 @@ impl Node {
             self.config.tokens.clone(),
             seeds.clone(),
             config.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         if !self.config.joining {
-            gossiper
-                .set_status(MemberStatus::Alive)
-                .map_err(|e| e.to_string())?;
+            gossiper.set_status(MemberStatus::Alive)?;
         }
         self.gossip = Some(gossiper);
         self.ring_inputs = None;
@@ -63,10 +69,12 @@ impl Node {
         Ok(())
     }
 
-    /// Announces this node's own status to the cluster (no-op under an oracle).
+    /// Announces this node's own status to the cluster (no-op under an oracle). The node's
+    /// lifecycle only moves forward, as gossiped statuses must; a step the gossiper refuses
+    /// anyway is logged ([`NodeEvent::MembershipRefused`]) and changes nothing.
     pub(super) fn announce(&mut self, status: MemberStatus) {
-        if let Some(g) = self.gossip.as_mut() {
-            let _ = g.set_status(status);
+        if let Some(Err(error)) = self.gossip.as_mut().map(|g| g.set_status(status)) {
+            self.event(NodeEvent::MembershipRefused { error });
         }
     }
 
@@ -113,11 +121,14 @@ impl Node {
         self.after_gossip(now);
     }
 
+    /// An operator removes `node` from the cluster. Under gossip the gossiper must accept it
+    /// (a known member, not this node: a live node refutes its removal); if it refuses,
+    /// nothing changes and the refusal is logged. Under an oracle the driver's word is final.
     pub(super) fn on_remove(&mut self, node: NodeId) {
-        self.ring_inputs = None;
-        if let Some(g) = self.gossip.as_mut() {
-            let _ = g.remove(node);
+        if let Some(Err(error)) = self.gossip.as_mut().map(|g| g.remove(node)) {
+            return self.event(NodeEvent::MembershipRefused { error });
         }
+        self.ring_inputs = None;
         self.base_ring = self.base_ring.without_node(node);
         self.ring = self.ring.without_node(node);
         self.after_gossip_ring(None);

@@ -27,6 +27,7 @@
 //! [`storage_io`].
 
 mod antientropy;
+mod config_check;
 mod coordinator;
 mod membership;
 mod replica;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use antientropy::{AE_SESSION_TIMEOUT_MS, AntiEntropyStats, RESPONDER_SESSIONS_MAX};
+pub use config_check::{NodeError, QuorumError, check_quorums};
 pub use coordinator::resolve_lww;
 pub use membership::Membership;
 pub use replica::{
@@ -482,6 +484,12 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// The membership refused an operator's removal (of this node, or of a member it does not
+    /// know) or a status this node announced. Nothing changed: not the ring, not the gossip.
+    MembershipRefused {
+        /// What was refused, and why.
+        error: crate::membership::GossipError,
+    },
 }
 
 /// What the node wants its driver to do.
@@ -625,13 +633,15 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Defaults for node `id`: N/W/R = 3/2/2.
-    pub fn new(id: NodeId) -> NodeConfig {
-        NodeConfig {
+    /// Defaults for node `id` with `n` replicas per key and the default quorums `w` and `r`,
+    /// which must fit ([`check_quorums`]).
+    pub fn new(id: NodeId, n: usize, w: usize, r: usize) -> Result<NodeConfig, QuorumError> {
+        check_quorums(n, w, r)?;
+        Ok(NodeConfig {
             id,
-            n: 3,
-            w: 2,
-            r: 2,
+            n,
+            w,
+            r,
             request_timeout_ms: 1_000,
             requests_in_flight_max: 10_000,
             value_bytes_max: 1 << 20,
@@ -650,7 +660,7 @@ impl NodeConfig {
             seed: u64::from(id.0),
             joining: false,
             join_delay_ms: 3_000,
-        }
+        })
     }
 }
 
@@ -733,8 +743,14 @@ pub struct Node {
 
 impl Node {
     /// A node starting (or restarting) at local time `now` with `ring`. The outputs start hint
-    /// handoff: counting hints left from before a restart, and the replay timer.
-    pub fn new(config: NodeConfig, ring: Ring, now: Millis) -> (Node, Vec<Output>) {
+    /// handoff: counting hints left from before a restart, and the replay timer. Refuses a
+    /// configuration that cannot work (N/W/R, or membership the gossiper refuses).
+    pub fn new(
+        config: NodeConfig,
+        ring: Ring,
+        now: Millis,
+    ) -> Result<(Node, Vec<Output>), NodeError> {
+        check_quorums(config.n, config.w, config.r)?;
         let seed = config.seed;
         let mut node = Node {
             config,
@@ -763,13 +779,7 @@ impl Node {
             Millis(now.0 + node.config.hint_replay_interval_ms),
             Timer::HintReplay,
         );
-        if let Err(why) = node.start_membership(now) {
-            node.event(NodeEvent::RepairFailed {
-                range: crate::ring::Range::full(crate::ring::Token(0)),
-                peer: node.config.id,
-                reason: format!("gossip could not start: {why}"),
-            });
-        }
+        node.start_membership(now)?;
         if node.config.joining {
             node.lifecycle = Lifecycle::Joining;
             let delay = match node.config.membership {
@@ -785,7 +795,7 @@ impl Node {
             node.set_timer(Millis(now.0 + ae + offset), Timer::AntiEntropy);
         }
         let out = std::mem::take(&mut node.out);
-        (node, out)
+        Ok((node, out))
     }
 
     /// This node's id.

@@ -31,7 +31,7 @@
 //! (for its receivers, and those it held for other owners: to the owner when up, otherwise to
 //! another stand-in) is handed on, and no replica write is still in flight. From then on it
 //! refuses writes ([`ReplicaError::Left`]). What the cluster then promises is stated in
-//! ARCHITECTURE.md ("Joins and leaves").
+//! ARCHITECTURE.md ("Fault model").
 //!
 //! **Pages.** A page holds at most [`STREAM_PAGE_KEYS`] keys and about
 //! [`STREAM_PAGE_BYTES_TARGET`] bytes of keys and cells (an entry larger than that travels
@@ -81,6 +81,18 @@ pub enum Lifecycle {
     Leaving,
     /// Gone from the ring.
     Left,
+}
+
+impl Lifecycle {
+    /// Lower-case name, as the node's `/cluster` shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lifecycle::Normal => "normal",
+            Lifecycle::Joining => "joining",
+            Lifecycle::Leaving => "leaving",
+            Lifecycle::Left => "left",
+        }
+    }
 }
 
 /// One range being received.

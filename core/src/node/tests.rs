@@ -26,8 +26,12 @@ fn notes_ring() -> Ring {
     }))
 }
 
+fn config(id: u32) -> NodeConfig {
+    NodeConfig::new(NodeId(id), 3, 2, 2).unwrap()
+}
+
 fn node(id: u32) -> Node {
-    Node::new(NodeConfig::new(NodeId(id)), notes_ring(), Millis(100)).0
+    Node::new(config(id), notes_ring(), Millis(100)).unwrap().0
 }
 
 #[test]
@@ -305,7 +309,7 @@ fn replicate(key: &[u8], ts: u64) -> Input {
 #[test]
 fn a_leaving_replica_acks_a_write_only_once_a_hint_for_its_receiver_is_durable() {
     // C (n3) leaves; user123's replicas become D, E, A, so A (n1) receives C's copy.
-    let (mut c, out) = Node::new(NodeConfig::new(NodeId(3)), notes_ring(), Millis(100));
+    let (mut c, out) = Node::new(config(3), notes_ring(), Millis(100)).unwrap();
     complete_storage(&mut c, out, &StorageResult::Written);
     let out = c.handle(Millis(100), Input::Leave);
     let offers: Vec<NodeId> = out
@@ -388,7 +392,7 @@ fn a_leaving_replica_acks_a_write_only_once_a_hint_for_its_receiver_is_durable()
 fn a_node_that_left_refuses_writes() {
     // n3 with nothing to hand over in a one-node ring leaves at once.
     let ring = Ring::new([(NodeId(3), vec![Token(7)])]);
-    let (mut c, out) = Node::new(NodeConfig::new(NodeId(3)), ring, Millis(100));
+    let (mut c, out) = Node::new(config(3), ring, Millis(100)).unwrap();
     complete_storage(&mut c, out, &StorageResult::Written);
     c.handle(Millis(100), Input::Leave);
     assert_eq!(c.lifecycle(), &Lifecycle::Left);
@@ -448,7 +452,7 @@ fn serve_stream(node: &mut Node, range: Range, entries: Vec<(Vec<u8>, Cell)>) ->
 fn stream_pages_are_bounded_by_bytes_so_large_values_fit_in_a_frame() {
     // 24 values of 900 KiB in one range (about 22 MB): as one page it is over the frame
     // limit, and a join waits for it for ever.
-    let (mut a, out) = Node::new(NodeConfig::new(NodeId(1)), notes_ring(), Millis(100));
+    let (mut a, out) = Node::new(config(1), notes_ring(), Millis(100)).unwrap();
     complete_storage(&mut a, out, &StorageResult::Written);
     let entries: Vec<(Vec<u8>, Cell)> = (0..24)
         .map(|i| {
@@ -494,7 +498,7 @@ fn stream_pages_are_bounded_by_bytes_so_large_values_fit_in_a_frame() {
 #[test]
 fn a_range_that_cannot_be_streamed_ends_in_an_error_not_a_retry_loop() {
     // The source holds an entry no frame can carry: it refuses the page, saying why.
-    let (mut a, out) = Node::new(NodeConfig::new(NodeId(1)), notes_ring(), Millis(100));
+    let (mut a, out) = Node::new(config(1), notes_ring(), Millis(100)).unwrap();
     complete_storage(&mut a, out, &StorageResult::Written);
     let too_big = crate::wire::MESSAGE_BYTES_MAX + 1;
     let entries = vec![(b"k".to_vec(), Cell::put(v(1, 2), vec![0; too_big]))];
@@ -517,9 +521,9 @@ fn a_range_that_cannot_be_streamed_ends_in_an_error_not_a_retry_loop() {
     let config = NodeConfig {
         joining: true,
         tokens: vec![Token(key_token(b"user123").0.wrapping_add(7))],
-        ..NodeConfig::new(NodeId(6))
+        ..config(6)
     };
-    let (mut j, out) = Node::new(config, notes_ring(), Millis(100));
+    let (mut j, out) = Node::new(config, notes_ring(), Millis(100)).unwrap();
     let out = complete_storage(&mut j, out, &StorageResult::Written);
     let j_out = out
         .into_iter()

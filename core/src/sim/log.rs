@@ -439,6 +439,7 @@ pub fn show_node_event(event: &NodeEvent) -> String {
         NodeEvent::HintDropped { owner, key, reason } => {
             format!("hint for {owner} dropped ({reason}): {}", show_bytes(key))
         }
+        NodeEvent::MembershipRefused { error } => format!("membership refused: {error}"),
     }
 }
 

@@ -13,10 +13,10 @@
 //! and a graceful leave in progress (the node comes back as a member). A join in progress starts
 //! over. Random draws continue from a generator seeded by the cluster seed and the resume time.
 
+use super::SimError;
 use super::log::SimEvent;
 use super::{DiskFactory, Event, MachineDisk, Sim, SimConfig};
 use crate::ring::{Ring, Token};
-use crate::storage::StorageError;
 use crate::{DetRng, Millis, NodeId};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,7 @@ impl<D: MachineDisk> Sim<D> {
     /// disks (it is called for every machine of `state`, in id order, data then hints, and later
     /// for machines that join). Every machine that was up recovers from its disks; the others
     /// stay down. Fails if a storage engine refuses its disk (corruption), with nothing started.
-    pub fn resume(state: SimState, disks: DiskFactory<D>) -> Result<Sim<D>, StorageError> {
+    pub fn resume(state: SimState, disks: DiskFactory<D>) -> Result<Sim<D>, SimError> {
         let SimState {
             config,
             now,

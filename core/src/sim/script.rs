@@ -41,9 +41,9 @@ use super::log::{SimEvent, show_result};
 use super::network::NetworkConfig;
 use super::{Sim, SimConfig};
 use crate::NodeId;
-use crate::node::{ClientOp, Consistency};
+use crate::node::{ClientOp, Consistency, check_quorums};
 use crate::ring::{Token, key_token};
-use crate::storage::SyncPolicy;
+use crate::storage::SyncPolicyError;
 use std::fmt::Write as _;
 
 pub mod describe;
@@ -465,24 +465,12 @@ pub fn cluster_config(args: &[&str]) -> Result<SimConfig, String> {
                     v => return Err(format!("bad membership {v:?}: gossip or oracle")),
                 }
             }
-            "sync" => {
-                config.sync = match value {
-                    "always" => SyncPolicy::Always,
-                    "never" => SyncPolicy::Never,
-                    v => match v.strip_prefix("interval:") {
-                        Some(ms) => SyncPolicy::IntervalMs(num(name, ms)?),
-                        None => return Err(format!("bad sync {v:?}")),
-                    },
-                }
-            }
+            "sync" => config.sync = value.parse().map_err(|e: SyncPolicyError| e.to_string())?,
             "layout" if value == "notes" => notes_layout = true,
             _ => return Err(format!("unknown cluster option {name}={value}")),
         }
     }
-    if config.n == 0 || config.w == 0 || config.r == 0 || config.w > config.n || config.r > config.n
-    {
-        return Err("need 1 <= W, R <= N".to_string());
-    }
+    check_quorums(config.n, config.w, config.r).map_err(|e| e.to_string())?;
     if notes_layout {
         config.tokens = Some(notes_layout_tokens(config.nodes));
     }

@@ -197,10 +197,14 @@ impl<D: super::MachineDisk> Sim<D> {
                 };
                 match lsm.sync_wal_at(local) {
                     Ok(()) => {}
-                    // The failed sync poisoned the engine (writes it acknowledged may be lost,
+                    // A failed sync poisoned the engine (writes it acknowledged may be lost,
                     // as the policy allows): every later write of the store is refused with
-                    // that reason, as on a native node.
-                    Err(_) => debug_assert!(lsm.poisoned().is_some() || lsm.write_stalled()),
+                    // that reason, as on a native node. A full disk wrote nothing: the
+                    // buffered batches wait for the next sync.
+                    Err(e) => debug_assert!(
+                        lsm.poisoned().is_some() || lsm.write_stalled() || e.is_disk_full(),
+                        "{e:?}"
+                    ),
                 }
             }
         }

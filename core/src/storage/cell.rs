@@ -138,7 +138,10 @@ pub fn decode_entry<'a>(d: &mut Decoder<'a>) -> Result<(&'a [u8], Cell), FormatE
 
 /// Whether `key` is within the engine's limits.
 pub fn check_key(key: &[u8]) -> Result<(), super::StorageError> {
-    if key.is_empty() || key.len() > KEY_BYTES_MAX {
+    if key.is_empty() {
+        return Err(super::StorageError::KeyEmpty);
+    }
+    if key.len() > KEY_BYTES_MAX {
         return Err(super::StorageError::KeyTooLong {
             len: key.len(),
             max: KEY_BYTES_MAX,

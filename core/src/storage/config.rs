@@ -33,6 +33,46 @@ impl SyncPolicy {
     }
 }
 
+/// The longest interval [`SyncPolicy::IntervalMs`] may have when parsed from text: a minute.
+pub const SYNC_INTERVAL_MS_MAX: u64 = 60_000;
+
+/// Why a text is not a sync policy. Nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "bad sync policy {0:?}: always, never or interval:MS with MS from 1 to {SYNC_INTERVAL_MS_MAX}"
+)]
+pub struct SyncPolicyError(pub String);
+
+/// The one spelling of a sync policy, for scripts, the page and its URL: `always`, `never` or
+/// `interval:MS`, with MS from 1 to [`SYNC_INTERVAL_MS_MAX`].
+impl std::str::FromStr for SyncPolicy {
+    type Err = SyncPolicyError;
+
+    fn from_str(s: &str) -> Result<SyncPolicy, SyncPolicyError> {
+        match s {
+            "always" => Ok(SyncPolicy::Always),
+            "never" => Ok(SyncPolicy::Never),
+            _ => s
+                .strip_prefix("interval:")
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .filter(|ms| (1..=SYNC_INTERVAL_MS_MAX).contains(ms))
+                .map(SyncPolicy::IntervalMs)
+                .ok_or_else(|| SyncPolicyError(s.to_string())),
+        }
+    }
+}
+
+/// Writes the spelling [`SyncPolicy::from_str`](std::str::FromStr) reads.
+impl std::fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncPolicy::Always => f.write_str("always"),
+            SyncPolicy::Never => f.write_str("never"),
+            SyncPolicy::IntervalMs(ms) => write!(f, "interval:{ms}"),
+        }
+    }
+}
+
 /// Everything [`super::Lsm`] can be tuned by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LsmConfig {
@@ -94,6 +134,34 @@ impl LsmConfig {
             tombstone_grace_ms: 1000,
             value_bytes_max: 4 << 10,
             sync: SyncPolicy::Always,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SYNC_INTERVAL_MS_MAX, SyncPolicy};
+
+    #[test]
+    fn a_sync_policy_reads_back_what_it_writes_and_bounds_the_interval() {
+        for policy in [
+            SyncPolicy::Always,
+            SyncPolicy::Never,
+            SyncPolicy::IntervalMs(1),
+            SyncPolicy::IntervalMs(SYNC_INTERVAL_MS_MAX),
+        ] {
+            assert_eq!(policy.to_string().parse(), Ok(policy));
+        }
+        assert_eq!("interval:100".parse(), Ok(SyncPolicy::IntervalMs(100)));
+        for bad in [
+            "",
+            "sometimes",
+            "interval:",
+            "interval:0",
+            "interval:60001",
+            "interval:-5",
+        ] {
+            assert!(bad.parse::<SyncPolicy>().is_err(), "{bad:?}");
         }
     }
 }

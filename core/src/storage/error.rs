@@ -23,8 +23,11 @@ pub enum StorageError {
         /// What is wrong with it.
         source: FormatError,
     },
-    /// The key is empty or longer than the limit. Nothing was changed.
-    #[error("key of {len} bytes is outside 1..={max}")]
+    /// The key is empty: every key has at least one byte. Nothing was changed.
+    #[error("empty key")]
+    KeyEmpty,
+    /// The key is longer than the limit. Nothing was changed.
+    #[error("key of {len} bytes is over the limit of {max}")]
     KeyTooLong {
         /// The key's length.
         len: usize,
@@ -134,9 +137,9 @@ impl From<&StorageError> for StorageFailure {
                 StorageFailure::Disk(text)
             }
             StorageError::Corrupt { .. } => StorageFailure::Corrupt(text),
-            StorageError::KeyTooLong { .. } | StorageError::ValueTooLarge { .. } => {
-                StorageFailure::Refused(text)
-            }
+            StorageError::KeyEmpty
+            | StorageError::KeyTooLong { .. }
+            | StorageError::ValueTooLarge { .. } => StorageFailure::Refused(text),
             StorageError::WriteStall { .. } | StorageError::StaleJob => StorageFailure::Busy(text),
             StorageError::Poisoned(why) => StorageFailure::Poisoned(why.clone()),
         }

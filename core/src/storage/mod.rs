@@ -59,7 +59,7 @@ pub mod wal;
 
 pub use cell::{CLIENT_KEY_BYTES_MAX, Cell, KEY_BYTES_MAX, VALUE_BYTES_LIMIT, Version, check_key};
 pub use compaction::CompactionConfig;
-pub use config::{LsmConfig, SyncPolicy};
+pub use config::{LsmConfig, SYNC_INTERVAL_MS_MAX, SyncPolicy, SyncPolicyError};
 pub use disk::{Disk, DiskError, DiskOp};
 pub use engine::{FilteredPage, Lsm, RecoveryReport, SCAN_LIMIT_MAX};
 pub use error::{StorageError, StorageFailure};

@@ -16,7 +16,7 @@ use axum::routing::{any, get, post};
 use futures_util::StreamExt;
 use percent_encoding::percent_decode_str;
 use ringstore_core::NodeId;
-use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency};
+use ringstore_core::node::{ClientError, ClientOk, ClientOp, Consistency, Lifecycle};
 use ringstore_core::storage::{CLIENT_KEY_BYTES_MAX, LsmStats, StorageFailure, Version};
 use serde::Serialize;
 use serde_json::json;
@@ -497,10 +497,12 @@ async fn health(State(node): State<NodeHandle>) -> Response {
             .into_response();
     }
     match view_of(&node).await {
-        Ok(v) if v.lifecycle == "normal" => {
+        Ok(v) if v.lifecycle == Lifecycle::Normal => {
             axum::Json(json!({"status": "ok", "node": v.node})).into_response()
         }
-        Ok(v) => ApiError::Unavailable(format!("the node is {}", v.lifecycle)).into_response(),
+        Ok(v) => {
+            ApiError::Unavailable(format!("the node is {}", v.lifecycle.name())).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

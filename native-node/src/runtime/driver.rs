@@ -19,7 +19,7 @@
 
 use super::storage::{Completions, StorageThreads};
 use super::{ClientCall, Control};
-use crate::feed::{Direction, Feed};
+use crate::feed::Feed;
 use crate::metrics::{DropReason, Metrics};
 use crate::peer::link::Link;
 use crate::peer::{PeerContext, PeerInbound};
@@ -28,6 +28,7 @@ use crate::store::wall_clock;
 use crate::view::{self, NodeView};
 use ringstore_core::membership::GossipEvent;
 use ringstore_core::node::{ClientId, Input, Node, NodeEvent, Output, Timer};
+use ringstore_core::ui::Direction;
 use ringstore_core::wire::Message;
 use ringstore_core::{Millis, NodeId};
 use std::cmp::Reverse;
@@ -418,6 +419,9 @@ impl Driver {
                 error!(
                     "{me}: streaming {range} from {from} to {to} failed, not asked again: {reason}"
                 );
+            }
+            NodeEvent::MembershipRefused { error } => {
+                warn!("{me}: membership refused: {error}");
             }
             NodeEvent::RepairDone {
                 range,

@@ -20,6 +20,52 @@
 //! without waiting (a storage operation in memory) or is a non-blocking hand-off, so a slow
 //! disk, peer or client can fill its own bounded queue (and lose what does not fit, counted in
 //! the metrics) but never stall the node.
+//!
+//! **The node task** ([`driver`]) takes up to 64 inputs of a kind per turn, in priority order,
+//! and feeds each to `Node::handle` with the node's clock (wall clock plus the injected skew).
+//! A full queue never blocks it: a message is dropped and counted
+//! (`ringstore_messages_dropped_total{reason}`; Dynamo's quorums cope with loss), a storage
+//! operation fails at once (the replica refuses, which the coordinator counts like a loss).
+//! Nothing holds a lock across an await; the HTTP handlers only await their oneshot.
+//!
+//! **Peers.** A link ([`crate::peer::link`]) packs whatever is queued for its peer into one
+//! WebSocket message (frames back to back, never over one frame's bound; a larger burst is fed
+//! message by message and flushed once), reconnects with exponential backoff (50 ms to 5 s,
+//! jittered), drops what it holds while it cannot connect (stale by then), and gives up a write
+//! that makes no progress for 5 s (the peer stopped reading). An inbound connection
+//! ([`crate::peer::inbound`]) hands each WebSocket message to the node task as one batch,
+//! awaited, so a peer that floods is slowed by TCP. A peer's address comes from its handshake
+//! (freshest: a restarted node may listen elsewhere), else gossip (`MemberState::address`),
+//! else the remembered ring.
+//!
+//! **Membership on real processes.** A new node without `--join` starts a cluster: it is in its
+//! own ring at once. With `--join` it is joining: its seeds are resolved by address (a dial and a
+//! handshake, which tells their ids: `Node::add_seed`), it listens to gossip for
+//! `--join-delay-ms` (three gossip rounds by default), then streams the ranges it gains and
+//! announces `Alive`. The gossip generation is the start time in ms; phi's initial interval
+//! follows `--gossip-interval-ms`, and `--dead-after-ms` sets how long Suspect lasts before Dead.
+//!
+//! **Fault injection** (`--allow-fault-injection`; without it the endpoints answer 404):
+//! `POST /admin/partition` adds peers to a set the node task checks for every message it sends
+//! and receives (dropped and counted with `reason="partition"`), `/admin/heal` clears it,
+//! `/admin/clock-skew-ms` sets the offset added to the clock the core sees (LWW timestamps,
+//! timers, phi). Gossip is indirect, so cutting one link does not make a peer suspect (its
+//! heartbeats still arrive through others): isolating a node means cutting it on both sides.
+//!
+//! **Logs** (`tracing`, `RUST_LOG`): one line per lifecycle event: a member joined, up, suspect
+//! with its phi, down, restarted, left; this node joining and joined; streams; hints replayed
+//! or dropped; repairs that repaired keys; peers connected, lost, refused.
+//!
+//! **Limits**, each a named constant: client queue 1,024; peer queue 1,024 batches; link queue
+//! 4,096 messages; storage queues 8,192; requests in flight per coordinator 10,000
+//! (`NodeConfig`, then `503 overloaded`); values `--value-bytes-max` (1 MiB, at most 16 MiB),
+//! keys 1,024 bytes; peer frames one envelope's bound; handshake frames 4 KiB; before a peer's
+//! handshake completes, 8.3 KiB read and 64 such connections at once; HTTP request heads
+//! 128 KiB (else 431; paths 64 KiB, else 414), sent within 10 s; a refused value's body, and a
+//! closing connection's, read and dropped up to 64 MiB or 5 s; feed 1,024 events per
+//! subscriber; the UI socket's bounds are in [`crate::ui_socket`]. The timer heap holds one
+//! entry per timer the node set; request timers are bounded by the requests accepted in one
+//! request timeout.
 
 pub mod driver;
 pub mod storage;
@@ -38,7 +84,7 @@ use driver::{Driver, Inputs};
 use ringstore_core::membership::GossipConfig;
 use ringstore_core::node::{
     CLIENT_VALUE_BYTES_MAX, ClientError, ClientOp, ClientResult, Membership, Node, NodeConfig,
-    hint_store_config,
+    check_quorums, hint_store_config,
 };
 use ringstore_core::storage::LsmConfig;
 use ringstore_core::{Millis, NodeId};
@@ -227,14 +273,7 @@ fn resolve_state(
     };
     state.w = opts.w.unwrap_or(state.w);
     state.r = opts.r.unwrap_or(state.r);
-    if state.n == 0 || !(1..=state.n).contains(&state.w) || !(1..=state.n).contains(&state.r) {
-        bail!(
-            "need 1 <= W, R <= N (got N={}, W={}, R={})",
-            state.n,
-            state.w,
-            state.r
-        );
-    }
+    check_quorums(state.n, state.w, state.r)?;
     state.last_generation = now_ms.max(state.last_generation + 1);
     if !state.joined && opts.join.is_empty() && state.ring.iter().all(|m| m.id == opts.id) {
         bail!(
@@ -335,9 +374,6 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     getrandom::fill(&mut seed).context("no entropy source")?;
     let joining = !node_state.joined;
     let config = NodeConfig {
-        n: node_state.n,
-        w: node_state.w,
-        r: node_state.r,
         request_timeout_ms: opts.request_timeout_ms,
         value_bytes_max,
         hint_replay_interval_ms: opts.hint_replay_interval_ms.max(1),
@@ -353,10 +389,10 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         seed: u64::from_le_bytes(seed),
         joining,
         join_delay_ms: opts.join_delay_ms.unwrap_or(3 * interval),
-        ..NodeConfig::new(me)
+        ..NodeConfig::new(me, node_state.n, node_state.w, node_state.r)?
     };
     let ring = node_state.ring();
-    let (node, outputs) = Node::new(config, ring, Millis(now_ms));
+    let (node, outputs) = Node::new(config, ring, Millis(now_ms))?;
 
     let metrics = Arc::new(Metrics::new());
     let peer_ctx = PeerContext {

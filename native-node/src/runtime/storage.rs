@@ -49,6 +49,19 @@
 //!
 //! Reads run [`run_read`], the same code as the simulator's; writes differ only in how they
 //! are made durable (here: real group commit through [`Store::wait_durable`]).
+//!
+//! A writer takes every write queued (up to [`WRITE_BATCH_MAX`]), [`Store::append`]s each, then
+//! waits once ([`Store::wait_durable`]) for the last. `ringstore_storage_inline_total` and
+//! `ringstore_storage_queued_total` count which way each operation went.
+//!
+//! **Range scans** cost a walk of the whole store, since keys are ordered by bytes and a token
+//! range's keys are spread over all of them. Three things keep that cheap: `Lsm::scan_filtered`
+//! walks a bounded step and copies only the keys a filter keeps (at most a page of them); the
+//! scanner answers every range scan queued together with one walk; and the data store keeps a
+//! token index ([`crate::token_index`]), from which a range with few enough keys (a Merkle leaf, a
+//! small vnode range) is answered by point reads of exactly its keys. With 3 nodes at N = 3 every
+//! range has the same replicas, so the repair range is the whole ring (a walk) and its 1,024
+//! leaves come from the index.
 
 use crate::metrics::Metrics;
 use crate::store::{Store, TryAppend};

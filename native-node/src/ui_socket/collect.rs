@@ -11,7 +11,7 @@
 //! fell behind the feed. A message published just after the counters were read makes the
 //! difference negative for one update; it is taken as zero and caught up in the next.
 
-use crate::feed::{self, FeedEvent};
+use crate::feed::FeedEvent;
 use crate::metrics::{DropReason, KINDS};
 use crate::view::NodeView;
 use ringstore_core::NodeId;
@@ -48,7 +48,7 @@ pub fn node_state(view: &NodeView, data: LsmStats, hints: LsmStats) -> NodeState
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     NodeState {
         now_ms: view.now_ms,
-        lifecycle: view.lifecycle_kind.clone(),
+        lifecycle: view.lifecycle.clone(),
         skew_ms: view.clock_skew_ms,
         n: count(view.n),
         w: count(view.w),
@@ -60,7 +60,7 @@ pub fn node_state(view: &NodeView, data: LsmStats, hints: LsmStats) -> NodeState
                 id: m.id,
                 address: m.address.clone(),
                 verdict: m.verdict,
-                status: m.member_status,
+                status: m.status,
                 phi: m.phi,
                 in_ring: m.in_ring,
                 tokens: m.tokens,
@@ -156,10 +156,7 @@ impl Collector {
                 if self.messages.len() < MESSAGES_PER_UPDATE {
                     self.messages.push(MessageSeen {
                         at_ms,
-                        direction: match direction {
-                            feed::Direction::Sent => Direction::Sent,
-                            feed::Direction::Received => Direction::Received,
-                        },
+                        direction,
                         peer,
                         kind,
                         label,
@@ -259,8 +256,7 @@ pub(crate) mod tests {
             node: NodeId(1),
             address: "127.0.0.1:7001".into(),
             generation: 5,
-            lifecycle: "normal",
-            lifecycle_kind: Lifecycle::Normal,
+            lifecycle: Lifecycle::Normal,
             now_ms: 1_000,
             clock_skew_ms: 0,
             n: 3,
@@ -296,7 +292,7 @@ pub(crate) mod tests {
     /// A write message with `peer`.
     pub(crate) fn message(
         peer: u32,
-        direction: feed::Direction,
+        direction: Direction,
         dropped: Option<DropReason>,
     ) -> FeedEvent {
         FeedEvent::Message {
@@ -326,7 +322,7 @@ pub(crate) mod tests {
         let g = MessageKind::Gossip;
         let mut c = Collector::new(&view(&[(2, w, [10, 0, 0])], &[]));
         for _ in 0..100 {
-            c.push(message(2, feed::Direction::Sent, None));
+            c.push(message(2, Direction::Sent, None));
         }
         // The node counted 100 more writes to n2, 5 gossip from n3, 2 writes dropped for n3
         // (the feed published none of those: over its rate).
@@ -356,13 +352,9 @@ pub(crate) mod tests {
         let w = MessageKind::Write;
         let mut c = Collector::new(&view(&[], &[]));
         for _ in 0..3 {
-            c.push(message(2, feed::Direction::Received, None));
+            c.push(message(2, Direction::Received, None));
         }
-        c.push(message(
-            2,
-            feed::Direction::Sent,
-            Some(DropReason::Partition),
-        ));
+        c.push(message(2, Direction::Sent, Some(DropReason::Partition)));
         // The view was read before two of the three arrived.
         let u = take(&mut c, &view(&[(2, w, [0, 1, 1])], &[]));
         assert_eq!(u.messages.len(), 4);

@@ -4,8 +4,8 @@
 //! paused clock.
 
 use super::*;
-use crate::feed::Direction;
 use collect::tests::{message, view};
+use ringstore_core::ui::Direction;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};

@@ -21,18 +21,9 @@ use super::{Conn, Live, STALE_MS};
 use crate::page::NodeDetail;
 use crate::view::sim_source::storage_view;
 use crate::view::{Followed, NodeView, Opinion, Seen, Status, ViewModel};
-use ringstore_core::membership::{MemberStatus, Verdict};
+use ringstore_core::membership::MemberStatus;
 use ringstore_core::node::Lifecycle;
 use ringstore_core::ui::RingToken;
-
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Alive => "alive",
-        Verdict::Suspect => "suspect",
-        Verdict::Dead => "dead",
-        Verdict::Left => "left",
-    }
-}
 
 impl Live {
     /// The fresh connections with their node ids, one per node.
@@ -78,7 +69,7 @@ impl Live {
                 let m = c.state.as_ref()?.members.iter().find(|m| m.id.0 == id)?;
                 Some(Opinion {
                     observer: o,
-                    verdict: verdict_name(m.verdict),
+                    verdict: m.verdict.name(),
                     phi: m.phi,
                 })
             })

@@ -23,6 +23,32 @@
 //! between that clock and the page's (`performance.now()`), so dots from different nodes line
 //! up. The picture runs [`PLAYBACK_MS`] behind real time, long enough for an update to arrive,
 //! so dots leave when their message left, spread over the interval, not in bursts.
+//!
+//! ```text
+//!  www/live.js ── one WebSocket per member, binary frames ──► LiveCluster.feed(addr, bytes)
+//!    (opens what LiveCluster.wanted() lists, reconnects with      │  (wasm, this module)
+//!     backoff 0.5 → 5 s, sends LiveCluster.takeOutbox())           ▼
+//!  requestAnimationFrame ─► LiveCluster.frame(view, t) ─► Live::fill ─► ViewModel ─► render::draw
+//!  every 250 ms ──────────► panels: nodeIds / nodeDetail / logSince / resultOf (as Cluster's)
+//! ```
+//!
+//! A second name for a node already reached is marked a duplicate and closed; bad frames are
+//! counted and shown, never acted on. A closed socket makes its node down at once (a killed
+//! process: well under a second); an open one that sent nothing for [`STALE_MS`] (three
+//! updates) too; the log says which, once, and commands waiting on it fail with a sentence. A
+//! message seen by both ends is one dot, drawn from the sender's report when the page hears the
+//! sender; storage work (WAL appends, syncs, flushes, compactions) flashes from the change in
+//! each node's statistics between updates.
+//!
+//! A console command is parsed into a `ClientOp` by the same function the simulated cluster
+//! uses, and its answer shows the result, the LWW timestamp (µs) and its time of day
+//! (`ok acks=3 ts=1764631234567890 (23:20:34.567 UTC, n1)`) or the node's error. The what-if
+//! copy renumbers ids with gaps to 1..k and says how; it is labelled on the canvas, in the badge
+//! and in a banner, and never saved over the user's own simulation.
+//!
+//! Tests: the merge on the host (`cargo test -p ringstore-web live`: frames built with the
+//! core's codec, no sockets), end to end in `tests/browser/live.test.mjs` (three real nodes, the
+//! page served by one).
 
 pub mod commands;
 pub mod js;
@@ -32,7 +58,7 @@ mod tests;
 pub mod what_if;
 
 use crate::logview::Line;
-use crate::view::{Effect, EffectKind, Kind, MessageView};
+use crate::view::{Effect, EffectKind, MessageView};
 use commands::Pending;
 use ringstore_core::NodeId;
 use ringstore_core::sim::log::SimEvent;
@@ -40,6 +66,7 @@ use ringstore_core::ui::{
     Aggregate, Direction, Hello, Lost, MessageSeen, NodeState, RingToken, Snapshot, ToPage,
     UPDATE_MS, UiFrame, Update,
 };
+use ringstore_core::wire::MessageKind;
 use std::collections::{BTreeMap, VecDeque};
 
 /// A connection that sent nothing for this long (real ms) counts as unreachable.
@@ -166,7 +193,7 @@ pub struct Live {
     dots: VecDeque<MessageView>,
     next_dot: u64,
     due: VecDeque<Due>,
-    links: BTreeMap<(u32, u32, Kind), LinkCounts>,
+    links: BTreeMap<(u32, u32, MessageKind), LinkCounts>,
     pub(crate) pending: BTreeMap<u32, Pending>,
     pub(crate) next_command: u32,
     pub(crate) next_op: u64,
@@ -507,7 +534,7 @@ impl Live {
         self.due.push_back(Due { at_ms, effect });
     }
 
-    fn push_dot(&mut self, from: u32, to: u32, kind: Kind, sent_ms: f64) {
+    fn push_dot(&mut self, from: u32, to: u32, kind: MessageKind, sent_ms: f64) {
         if self.dots.len() >= DOTS_MAX {
             self.dots.pop_front();
         }
@@ -524,7 +551,7 @@ impl Live {
         });
     }
 
-    fn count_link(&mut self, from: u32, to: u32, kind: Kind, n: u64, real_ms: f64) {
+    fn count_link(&mut self, from: u32, to: u32, kind: MessageKind, n: u64, real_ms: f64) {
         if n == 0 {
             return;
         }
@@ -544,7 +571,7 @@ impl Live {
     }
 
     fn message(&mut self, node: u32, conn: &Conn, m: &MessageSeen, fresh: &[u32]) {
-        let k = crate::view::sim_source::kind(m.kind);
+        let k = m.kind;
         let t = conn.page_ms(m.at_ms);
         let peer = m.peer.0;
         let real = conn.last_frame_ms;
@@ -587,7 +614,7 @@ impl Live {
     }
 
     fn aggregate(&mut self, node: u32, conn: &Conn, a: &Aggregate, fresh: &[u32], start: f64) {
-        let k = crate::view::sim_source::kind(a.kind);
+        let k = a.kind;
         let peer = a.peer.0;
         let real = conn.last_frame_ms;
         let spread = |n: u64, i: u64| start + UPDATE_MS as f64 * (i as f64 + 0.5) / n as f64;
@@ -682,7 +709,7 @@ impl Live {
 
     /// Per link and kind: (from, to, kind, messages per second over the last
     /// [`RATE_WINDOW_MS`], total), busiest first.
-    pub fn traffic(&self, real_ms: f64) -> Vec<(u32, u32, Kind, f64, u64)> {
+    pub fn traffic(&self, real_ms: f64) -> Vec<(u32, u32, MessageKind, f64, u64)> {
         let mut out: Vec<_> = self
             .links
             .iter()
@@ -755,7 +782,7 @@ fn effect(kind: EffectKind, node: u32, from: u32) -> Effect {
         kind,
         node,
         from,
-        message: Kind::Write,
+        message: MessageKind::Write,
         at: 1.0,
         op: None,
         born_real_ms: 0.0,

@@ -331,7 +331,7 @@ fn messages_are_one_dot_each_and_aggregates_a_few_with_their_true_rate_counted()
     let writes: Vec<_> = m
         .messages
         .iter()
-        .filter(|d| d.kind == Kind::Write)
+        .filter(|d| d.kind == MessageKind::Write)
         .collect();
     assert_eq!(writes.len(), 1, "{:?}", m.messages);
     assert_eq!((writes[0].from, writes[0].to), (1, 2));
@@ -341,7 +341,7 @@ fn messages_are_one_dot_each_and_aggregates_a_few_with_their_true_rate_counted()
         all.extend(
             m.messages
                 .iter()
-                .filter(|d| d.kind == Kind::Gossip)
+                .filter(|d| d.kind == MessageKind::Gossip)
                 .map(|d| d.id),
         );
     }
@@ -355,11 +355,17 @@ fn messages_are_one_dot_each_and_aggregates_a_few_with_their_true_rate_counted()
     let t = live.traffic(310.0);
     assert_eq!(
         t[0],
-        (3, 1, Kind::Gossip, 500.0 * 1000.0 / RATE_WINDOW_MS, 500)
+        (
+            3,
+            1,
+            MessageKind::Gossip,
+            500.0 * 1000.0 / RATE_WINDOW_MS,
+            500
+        )
     );
     assert!(
         t.iter()
-            .any(|l| (l.0, l.1, l.2, l.4) == (1, 2, Kind::Write, 1))
+            .any(|l| (l.0, l.1, l.2, l.4) == (1, 2, MessageKind::Write, 1))
     );
     assert!(
         !t.iter().any(|l| (l.0, l.1) == (2, 1)),
@@ -367,7 +373,7 @@ fn messages_are_one_dot_each_and_aggregates_a_few_with_their_true_rate_counted()
     );
     // Dots are bounded however much arrives.
     for i in 0..(DOTS_MAX + 100) {
-        live.push_dot(1, 2, Kind::Read, i as f64);
+        live.push_dot(1, 2, MessageKind::Read, i as f64);
     }
     assert!(live.dots.len() <= DOTS_MAX);
 }

@@ -11,6 +11,7 @@
 use super::Live;
 use crate::view::Status;
 use ringstore_core::NodeId;
+use ringstore_core::node::check_quorums;
 use ringstore_core::ring::Token;
 use ringstore_core::sim::SimConfig;
 
@@ -50,9 +51,8 @@ impl Live {
             ));
         }
         let (n, w, r) = (state.n as usize, state.w as usize, state.r as usize);
-        if w == 0 || r == 0 || w > n || r > n {
-            return Err(format!("the cluster reports N={n} W={w} R={r}"));
-        }
+        check_quorums(n, w, r)
+            .map_err(|e| format!("the cluster reports N={n} W={w} R={r}: {e}"))?;
         let renumbered: Vec<(u32, u32)> = ids
             .iter()
             .enumerate()
@@ -102,7 +102,7 @@ impl Live {
 }
 
 /// The page's simulated cluster for a what-if configuration (in memory: it is not saved).
-pub fn build(config: SimConfig) -> Result<crate::cluster::Cluster, String> {
+pub fn build(config: SimConfig) -> Result<crate::cluster::SimCluster, String> {
     let sim = ringstore_core::sim::Sim::with_disks(
         config.clone(),
         Box::new(|_, _, _| crate::idb_disk::IdbDisk::new()),
@@ -117,5 +117,5 @@ pub fn build(config: SimConfig) -> Result<crate::cluster::Cluster, String> {
         gossip: true,
         ..crate::cluster::ClusterOptions::default()
     };
-    Ok(crate::cluster::Cluster::from_sim(options, sim))
+    Ok(crate::cluster::SimCluster::from_sim(options, sim))
 }

@@ -1,8 +1,8 @@
 //! The view model: everything the page draws, in plain data, whatever the state comes from.
 //!
-//! The renderer ([`crate::render`]) and the layout ([`crate::layout`]) read only this. Today it
-//! is filled from the simulator ([`sim_source`]); a live native cluster will fill the same
-//! types over a WebSocket (issue 8), so nothing here names the simulator.
+//! The renderer ([`crate::render`]) and the layout ([`crate::layout`]) read only this. The
+//! simulator fills it through [`sim_source`], and live mode fills the same types from real
+//! nodes' UI sockets ([`crate::live`]), so nothing here names the simulator.
 //!
 //! It is updated in two rates: [`ViewModel::frame`] data (time, messages in flight, the events
 //! that animate: drops, WAL appends, syncs, flushes) every frame, and the slower per-node state
@@ -15,6 +15,7 @@ pub mod moving;
 pub mod sim_source;
 pub mod storage;
 
+use ringstore_core::wire::MessageKind;
 use serde::Serialize;
 
 /// Messages drawn at most (the oldest in flight are dropped from the picture beyond it).
@@ -23,52 +24,6 @@ pub const MESSAGES_MAX: usize = 4_096;
 pub const EFFECTS_MAX: usize = 512;
 /// How long a death or disk flash stays on screen, in real milliseconds.
 pub const EFFECT_MS: f64 = 900.0;
-
-/// The colour class of a message, as in the legend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A client write to a replica.
-    Write,
-    /// A read or its reply.
-    Read,
-    /// A write acknowledgement.
-    Ack,
-    /// Membership gossip.
-    Gossip,
-    /// A hinted write or its replay.
-    Hint,
-    /// Read repair or anti-entropy.
-    Repair,
-    /// Range streaming.
-    Stream,
-}
-
-impl Kind {
-    /// Every kind, in legend order.
-    pub const ALL: [Kind; 7] = [
-        Kind::Write,
-        Kind::Read,
-        Kind::Ack,
-        Kind::Gossip,
-        Kind::Hint,
-        Kind::Repair,
-        Kind::Stream,
-    ];
-
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Write => "write",
-            Kind::Read => "read",
-            Kind::Ack => "ack",
-            Kind::Gossip => "gossip",
-            Kind::Hint => "hint",
-            Kind::Repair => "repair",
-            Kind::Stream => "stream",
-        }
-    }
-}
 
 /// A node's own state (the truth in a simulation; what the node says of itself when live).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -181,7 +136,7 @@ pub struct MessageView {
     /// Receiver.
     pub to: u32,
     /// Colour class.
-    pub kind: Kind,
+    pub kind: MessageKind,
     /// Cluster time sent (ms).
     pub sent_ms: f64,
     /// Cluster time it arrives (ms).
@@ -229,7 +184,7 @@ pub struct Effect {
     /// For a death: the sender, the message's kind and where along the way it died.
     pub from: u32,
     /// The dead message's kind.
-    pub message: Kind,
+    pub message: MessageKind,
     /// For a death, how far along its way (0..1).
     pub at: f64,
     /// The client operation it belongs to, if known.
@@ -387,7 +342,7 @@ mod tests {
             id: 1,
             from: 1,
             to: 2,
-            kind: Kind::Write,
+            kind: MessageKind::Write,
             sent_ms: 100.0,
             arrives_ms: 110.0,
             op: None,
@@ -410,7 +365,7 @@ mod tests {
                 kind: EffectKind::Wal,
                 node: 1,
                 from: 1,
-                message: Kind::Write,
+                message: MessageKind::Write,
                 at: 0.0,
                 op: None,
                 born_real_ms: i as f64,

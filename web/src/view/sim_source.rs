@@ -5,10 +5,9 @@
 //! [`SimSource::refresh`] runs a few times a second: what every node thinks of every other
 //! (verdicts and phi), storage, hints, the ring, cut links, and the followed operation.
 
-use super::{Effect, EffectKind, Followed, Kind, MessageView, NodeView, Opinion, Seen, Status};
+use super::{Effect, EffectKind, Followed, MessageView, NodeView, Opinion, Seen, Status};
 use super::{KeyCell, MESSAGES_MAX, StorageView, ViewModel};
 use ringstore_core::NodeId;
-use ringstore_core::membership::Verdict;
 use ringstore_core::node::{Lifecycle, NodeEvent};
 use ringstore_core::sim::log::{OpKind, SimEvent, show_bytes, show_result};
 use ringstore_core::sim::{MachineDisk, Sim};
@@ -19,19 +18,6 @@ use ringstore_core::wire::MessageKind;
 const EFFECT_ENTRIES_PER_FRAME: usize = 2_000;
 /// Steps of a followed operation shown at most.
 const FOLLOWED_STEPS_MAX: usize = 400;
-
-/// The message kind's colour class.
-pub fn kind(k: MessageKind) -> Kind {
-    match k {
-        MessageKind::Write => Kind::Write,
-        MessageKind::Read => Kind::Read,
-        MessageKind::Ack => Kind::Ack,
-        MessageKind::Gossip => Kind::Gossip,
-        MessageKind::Hint => Kind::Hint,
-        MessageKind::Repair => Kind::Repair,
-        MessageKind::Stream => Kind::Stream,
-    }
-}
 
 /// Reads a [`Sim`] into a [`ViewModel`]. See the module docs.
 #[derive(Debug, Default)]
@@ -93,12 +79,7 @@ fn opinion<D: MachineDisk>(
     let now = sim.local_time(observer);
     match node.gossiper() {
         Some(g) => {
-            let verdict = match g.verdict(subject, now)? {
-                Verdict::Alive => "alive",
-                Verdict::Suspect => "suspect",
-                Verdict::Dead => "dead",
-                Verdict::Left => "left",
-            };
+            let verdict = g.verdict(subject, now)?.name();
             Some((verdict, g.phi(subject, now)))
         }
         None => Some((
@@ -162,7 +143,7 @@ impl SimSource {
                 id: m.id,
                 from: m.from.0,
                 to: m.to.0,
-                kind: kind(m.kind),
+                kind: m.kind,
                 sent_ms: m.sent.0 as f64,
                 arrives_ms: m.arrives.0 as f64,
                 op: m.op,
@@ -190,7 +171,7 @@ impl SimSource {
                 kind,
                 node: node.0,
                 from: node.0,
-                message: Kind::Write,
+                message: MessageKind::Write,
                 at: 1.0,
                 op: None,
                 born_real_ms: real_ms,
@@ -200,7 +181,7 @@ impl SimSource {
                     from, to, kind: k, ..
                 } => Effect {
                     from: from.0,
-                    message: kind(*k),
+                    message: *k,
                     at: 0.92,
                     ..effect(EffectKind::Death, *to)
                 },
@@ -469,7 +450,7 @@ mod tests {
             model
                 .messages
                 .iter()
-                .all(|m| m.from == 2 && m.kind == Kind::Write && m.op == Some(op))
+                .all(|m| m.from == 2 && m.kind == MessageKind::Write && m.op == Some(op))
         );
         sim.run_for(20);
         source.frame(&sim, &mut model, 121.0, 10.0);

@@ -67,9 +67,10 @@ impl<D: Disk> TableWriter<D> {
     ///
     /// Precondition: `key` is strictly greater than every key added before (checked only by a
     /// debug assertion; the engine feeds the writer from sorted memtables and merges). Keys and
-    /// values over the engine's limits are rejected with [`StorageError::KeyTooLong`] and
-    /// [`StorageError::ValueTooLarge`], and nothing is added. Appends the pending data block to
-    /// the file first when this entry would take it past `block_bytes`.
+    /// values outside the engine's limits are rejected with [`StorageError::KeyEmpty`],
+    /// [`StorageError::KeyTooLong`] and [`StorageError::ValueTooLarge`], and nothing is added.
+    /// Appends the pending data block to the file first when this entry would take it past
+    /// `block_bytes`.
     pub fn add(&mut self, key: &[u8], cell: &Cell) -> Result<(), StorageError> {
         check_key(key)?;
         if let Some(value) = &cell.value

@@ -139,7 +139,7 @@ pub fn bad_keys_and_values_are_refused_and_change_nothing<D: Disk>(disk: &D) {
     let before = lsm.last_lsn();
     assert!(matches!(
         lsm.write(b"", Cell::put(v(1, 1), vec![])),
-        Err(StorageError::KeyTooLong { len: 0, .. })
+        Err(StorageError::KeyEmpty)
     ));
     let long = vec![b'k'; crate::storage::KEY_BYTES_MAX + 1];
     assert!(matches!(
