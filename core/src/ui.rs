@@ -264,6 +264,15 @@ pub enum DropCause {
 }
 
 impl DropCause {
+    /// Every cause, in a fixed order (the metrics' label values).
+    pub const ALL: [DropCause; 5] = [
+        DropCause::QueueFull,
+        DropCause::Partition,
+        DropCause::NoRoute,
+        DropCause::Disconnected,
+        DropCause::TooLarge,
+    ];
+
     /// Lower-case name, as the metrics label it.
     pub fn name(self) -> &'static str {
         match self {

@@ -13,10 +13,10 @@
 //!   kept by the node task and included in every [`crate::view::NodeView`]; a subscriber that
 //!   polls the view every interval gets aggregated traffic whatever the rate.
 
-use crate::metrics::DropReason;
 use ringstore_core::NodeId;
 use ringstore_core::node::NodeEvent;
 use ringstore_core::ui::Direction;
+use ringstore_core::ui::DropCause;
 use ringstore_core::wire::{Message, MessageKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ pub enum FeedEvent {
         /// A one-line label (`Put user123=Alice ts=100`), as the simulator's log shows it.
         label: String,
         /// Why it was not sent, if it was dropped.
-        dropped: Option<DropReason>,
+        dropped: Option<DropCause>,
     },
 }
 
@@ -136,7 +136,7 @@ impl Feed {
         direction: Direction,
         peer: NodeId,
         msg: &Message,
-        dropped: Option<DropReason>,
+        dropped: Option<DropCause>,
     ) {
         let kind = msg.kind();
         let count = self.traffic.entry(peer, kind);
@@ -194,7 +194,7 @@ mod tests {
                 Direction::Sent,
                 NodeId(3),
                 &ack(),
-                Some(DropReason::Partition),
+                Some(DropCause::Partition),
             );
             let _ = i;
         }

@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use ringstore_core::storage::LsmStats;
+use ringstore_core::ui::DropCause;
 use ringstore_core::wire::MessageKind;
 use std::sync::atomic::AtomicU64;
 
@@ -30,44 +31,6 @@ pub const KINDS: [MessageKind; 7] = [
 /// The index of `kind` in [`KINDS`].
 pub fn kind_index(kind: MessageKind) -> usize {
     KINDS.iter().position(|k| *k == kind).unwrap_or(0)
-}
-
-/// Why a message to a peer was not sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DropReason {
-    /// The peer's send queue was full.
-    QueueFull,
-    /// Fault injection cut the peer off.
-    Partition,
-    /// No address is known for the peer.
-    NoRoute,
-    /// The connection failed with the message queued.
-    Disconnected,
-    /// The message does not fit in a frame: its encoding is over the wire's bound.
-    TooLarge,
-}
-
-impl DropReason {
-    /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 5] = [
-        DropReason::QueueFull,
-        DropReason::Partition,
-        DropReason::NoRoute,
-        DropReason::Disconnected,
-        DropReason::TooLarge,
-    ];
-
-    /// The label value.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::Partition => "partition",
-            DropReason::NoRoute => "no_route",
-            DropReason::Disconnected => "disconnected",
-            DropReason::TooLarge => "too_large",
-        }
-    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -372,7 +335,7 @@ impl Metrics {
         };
         let sent = per_kind(&sent_family);
         let received = per_kind(&received_family);
-        let dropped = DropReason::ALL
+        let dropped = DropCause::ALL
             .iter()
             .map(|r| {
                 KINDS.map(|k| {
@@ -465,8 +428,8 @@ impl Metrics {
     }
 
     /// A message not sent.
-    pub fn dropped(&self, kind: MessageKind, reason: DropReason) {
-        let r = DropReason::ALL
+    pub fn dropped(&self, kind: MessageKind, reason: DropCause) {
+        let r = DropCause::ALL
             .iter()
             .position(|x| *x == reason)
             .unwrap_or(0);

@@ -5,10 +5,10 @@ use super::handshake::{self, HANDSHAKE_TIMEOUT_MS, Handshake, HandshakeError, Si
 use super::{
     BATCH_BYTES, FRAME_BYTES_MAX, LINK_QUEUE_MAX, PEER_PATH, PeerContext, READ_BUFFER_BYTES,
 };
-use crate::metrics::DropReason;
 use crate::runtime::Control;
 use futures_util::{SinkExt, StreamExt};
 use ringstore_core::NodeId;
+use ringstore_core::ui::DropCause;
 use ringstore_core::wire::{Envelope, Message};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -132,10 +132,10 @@ impl Link {
     }
 
     /// Queues `msg`, or says why it was dropped.
-    pub fn send(&self, msg: Message) -> Result<(), (Message, DropReason)> {
+    pub fn send(&self, msg: Message) -> Result<(), (Message, DropCause)> {
         self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) => (m, DropReason::QueueFull),
-            mpsc::error::TrySendError::Closed(m) => (m, DropReason::Disconnected),
+            mpsc::error::TrySendError::Full(m) => (m, DropCause::QueueFull),
+            mpsc::error::TrySendError::Closed(m) => (m, DropCause::Disconnected),
         })
     }
 
@@ -204,7 +204,7 @@ async fn run(
                         }
                         // What waits would be stale by the time a connection opens.
                         while let Ok(m) = rx.try_recv() {
-                            ctx.metrics.dropped(m.kind(), DropReason::Disconnected);
+                            ctx.metrics.dropped(m.kind(), DropCause::Disconnected);
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(jittered(backoff)) => {}
@@ -247,7 +247,7 @@ fn pack(
                 ctx.me,
                 msg.kind().name()
             );
-            ctx.metrics.dropped(msg.kind(), DropReason::TooLarge);
+            ctx.metrics.dropped(msg.kind(), DropCause::TooLarge);
         } else if buf.len() > FRAME_BYTES_MAX && before > 0 {
             // This frame does not fit with the others: it starts the next message.
             let frame = buf.split_off(before);

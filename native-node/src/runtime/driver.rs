@@ -20,7 +20,7 @@
 use super::storage::{Completions, StorageThreads};
 use super::{ClientCall, Control};
 use crate::feed::Feed;
-use crate::metrics::{DropReason, Metrics};
+use crate::metrics::Metrics;
 use crate::peer::link::Link;
 use crate::peer::{PeerContext, PeerInbound};
 use crate::state::{NodeState, RingMember};
@@ -29,6 +29,7 @@ use crate::view::{self, NodeView};
 use ringstore_core::membership::GossipEvent;
 use ringstore_core::node::{ClientId, Input, Node, NodeEvent, Output, Timer};
 use ringstore_core::ui::Direction;
+use ringstore_core::ui::DropCause;
 use ringstore_core::wire::Message;
 use ringstore_core::{Millis, NodeId};
 use std::cmp::Reverse;
@@ -176,7 +177,7 @@ impl Driver {
         let now = self.now().0;
         for msg in batch.msgs {
             if cut {
-                self.metrics.dropped(msg.kind(), DropReason::Partition);
+                self.metrics.dropped(msg.kind(), DropCause::Partition);
                 continue;
             }
             self.metrics.received(msg.kind());
@@ -355,16 +356,16 @@ impl Driver {
         let now = self.now().0;
         let kind = msg.kind();
         if self.partitioned.contains(&to) {
-            self.metrics.dropped(kind, DropReason::Partition);
+            self.metrics.dropped(kind, DropCause::Partition);
             self.feed
-                .message(now, Direction::Sent, to, &msg, Some(DropReason::Partition));
+                .message(now, Direction::Sent, to, &msg, Some(DropCause::Partition));
             return;
         }
         if !self.links.contains_key(&to) {
             let Some(address) = self.address_of(to) else {
-                self.metrics.dropped(kind, DropReason::NoRoute);
+                self.metrics.dropped(kind, DropCause::NoRoute);
                 self.feed
-                    .message(now, Direction::Sent, to, &msg, Some(DropReason::NoRoute));
+                    .message(now, Direction::Sent, to, &msg, Some(DropCause::NoRoute));
                 return;
             };
             let link = Link::spawn(self.peer_ctx.clone(), to, address, None);
@@ -374,9 +375,9 @@ impl Driver {
             return;
         };
         if !link.has_room() {
-            self.metrics.dropped(kind, DropReason::QueueFull);
+            self.metrics.dropped(kind, DropCause::QueueFull);
             self.feed
-                .message(now, Direction::Sent, to, &msg, Some(DropReason::QueueFull));
+                .message(now, Direction::Sent, to, &msg, Some(DropCause::QueueFull));
             return;
         }
         self.feed.message(now, Direction::Sent, to, &msg, None);

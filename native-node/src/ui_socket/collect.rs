@@ -12,31 +12,20 @@
 //! difference negative for one update; it is taken as zero and caught up in the next.
 
 use crate::feed::FeedEvent;
-use crate::metrics::{DropReason, KINDS};
+use crate::metrics::KINDS;
 use crate::view::NodeView;
 use ringstore_core::NodeId;
 use ringstore_core::node::NodeEvent;
 use ringstore_core::storage::LsmStats;
 use ringstore_core::ui::{
-    Aggregate, Direction, DropCause, EVENTS_PER_UPDATE, Hello, Lost, MESSAGES_PER_UPDATE, Member,
-    MessageSeen, NodeState, REQUESTS_PER_UPDATE, RingToken, Snapshot, UPDATE_MS, Update,
+    Aggregate, Direction, EVENTS_PER_UPDATE, Hello, Lost, MESSAGES_PER_UPDATE, Member, MessageSeen,
+    NodeState, REQUESTS_PER_UPDATE, RingToken, Snapshot, UPDATE_MS, Update,
 };
 use ringstore_core::wire::MessageKind;
 use std::collections::BTreeMap;
 
 /// Sent, received and dropped counts of one peer and kind.
 type Counts = [u64; 3];
-
-/// The protocol's drop cause for the node's.
-pub fn drop_cause(r: DropReason) -> DropCause {
-    match r {
-        DropReason::QueueFull => DropCause::QueueFull,
-        DropReason::Partition => DropCause::Partition,
-        DropReason::NoRoute => DropCause::NoRoute,
-        DropReason::Disconnected => DropCause::Disconnected,
-        DropReason::TooLarge => DropCause::TooLarge,
-    }
-}
 
 /// The ring of a view, as the protocol sends it.
 pub fn ring_of(view: &NodeView) -> Vec<RingToken> {
@@ -160,7 +149,7 @@ impl Collector {
                         peer,
                         kind,
                         label,
-                        dropped: dropped.map(drop_cause),
+                        dropped,
                     });
                 } else {
                     // Still counted: it will be in the aggregated counts.
@@ -246,6 +235,7 @@ impl Collector {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use ringstore_core::ui::DropCause;
     use crate::view::{TokenView, TrafficView};
     use ringstore_core::membership::GossipEvent;
     use ringstore_core::node::{AntiEntropyStats, Lifecycle};
@@ -293,7 +283,7 @@ pub(crate) mod tests {
     pub(crate) fn message(
         peer: u32,
         direction: Direction,
-        dropped: Option<DropReason>,
+        dropped: Option<DropCause>,
     ) -> FeedEvent {
         FeedEvent::Message {
             at_ms: 900,
@@ -354,7 +344,7 @@ pub(crate) mod tests {
         for _ in 0..3 {
             c.push(message(2, Direction::Received, None));
         }
-        c.push(message(2, Direction::Sent, Some(DropReason::Partition)));
+        c.push(message(2, Direction::Sent, Some(DropCause::Partition)));
         // The view was read before two of the three arrived.
         let u = take(&mut c, &view(&[(2, w, [0, 1, 1])], &[]));
         assert_eq!(u.messages.len(), 4);
