@@ -235,10 +235,10 @@ impl Collector {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use ringstore_core::ui::DropCause;
     use crate::view::{TokenView, TrafficView};
     use ringstore_core::membership::GossipEvent;
     use ringstore_core::node::{AntiEntropyStats, Lifecycle};
+    use ringstore_core::ui::DropCause;
 
     /// A view with these traffic counts and ring.
     pub(crate) fn view(traffic: &[(u32, MessageKind, Counts)], ring: &[(u64, u32)]) -> NodeView {
