@@ -69,6 +69,17 @@ async function turnPage(p) {
   await p.keyboard.press('ArrowRight');
 }
 
+// Turns pages until step `step`'s prose is shown (or the lesson is over); its state.
+async function readStep(p, step) {
+  let s = await lessonState(p);
+  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
+    await turnPage(p);
+    await waiting(p);
+    s = await lessonState(p);
+  }
+  return s;
+}
+
 // Whether the element is wholly inside the viewport.
 async function onScreen(page, selector) {
   return page.evaluate((sel) => {
@@ -119,12 +130,7 @@ test('every lesson waits for the reader and shows each step\'s narration on scre
 test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a purged tombstone', async () => {
   const p = await open('?embed=1&scenario=lsm_write_path', 900, 600);
   const at = async (step) => {
-    let s = await lessonState(p);
-    while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
-      await turnPage(p);
-      await waiting(p);
-      s = await lessonState(p);
-    }
+    await readStep(p, step);
     // The panel refreshes a few times a second.
     await p.waitForTimeout(300);
     return (await p.evaluate(() => window.ringstore.view.panel())).lsm;
@@ -154,13 +160,8 @@ test('the LSM lesson draws n1\'s storage: WAL, memtable, levels, a compaction, a
 
 test('the Merkle lesson draws both trees down to the one leaf that differs', async () => {
   const p = await open('?embed=1&scenario=merkle_tree_repair', 900, 600);
-  let s = await lessonState(p);
   // Step 5: D's session with a replica reached the leaf and D received the key it missed.
-  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
-    await turnPage(p);
-    await waiting(p);
-    s = await lessonState(p);
-  }
+  let s = await readStep(p, 5);
   await p.waitForTimeout(300);
   const m = (await p.evaluate(() => window.ringstore.view.panel())).merkle;
   assert.ok(m, 'a session is drawn');
@@ -182,12 +183,7 @@ test('the gossip lesson draws who has heard whom: news fills the grid in rounds,
     return g.nodes.map((_, r) => g.cells[r * g.nodes.length + c]);
   };
   const toStep = async (step) => {
-    let s = await lessonState(p);
-    while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === step)) {
-      await turnPage(p);
-      await waiting(p);
-      s = await lessonState(p);
-    }
+    await readStep(p, step);
     await p.waitForTimeout(300);
     return grid();
   };
@@ -210,13 +206,8 @@ test('the gossip lesson draws who has heard whom: news fills the grid in rounds,
 
 test('a join is drawn with the ranges it pulls and the keys it moved, then the ring shares with 1 and 16 vnodes', async () => {
   const p = await open('?embed=1&scenario=consistent_hashing_vnodes', 900, 600);
-  let s = await lessonState(p);
   // Step 4: n6 joined and pulled its ranges.
-  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
-    await turnPage(p);
-    await waiting(p);
-    s = await lessonState(p);
-  }
+  let s = await readStep(p, 4);
   await p.waitForTimeout(300);
   const m = (await p.evaluate(() => window.ringstore.view.panel())).moving;
   assert.ok(m, 'the join is drawn');
@@ -225,11 +216,7 @@ test('a join is drawn with the ranges it pulls and the keys it moved, then the r
   assert.equal(m.keys, 45, 'the 45 copies the narration names');
   assert.deepEqual(m.streams, [true, true, true], 'three ranges, every one done');
   // Step 5: the ring shares with 1 and 16 vnodes per node, drawn as bars.
-  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 5)) {
-    await turnPage(p);
-    await waiting(p);
-    s = await lessonState(p);
-  }
+  s = await readStep(p, 5);
   await p.waitForTimeout(300);
   const shares = (await p.evaluate(() => window.ringstore.view.panel())).shares;
   assert.deepEqual(shares.map((x) => x.vnodes), [1, 16]);
@@ -242,13 +229,8 @@ test('a join is drawn with the ranges it pulls and the keys it moved, then the r
 
 test('the picture marks the stale replica', async () => {
   const p = await open('?embed=1&scenario=stale_read_r1', 900, 600);
-  let s = await lessonState(p);
   // Step 4: the partition healed, and nothing has repaired D or E yet.
-  while (s.phase !== 'done' && !(s.phase === 'reading' && s.step === 4)) {
-    await turnPage(p);
-    await waiting(p);
-    s = await lessonState(p);
-  }
+  let s = await readStep(p, 4);
   // The picture's per-node state refreshes ten times a second.
   await p.waitForFunction(() => window.ringstore.view.panel().keyCells.some((c) => c.value === 'Bob'));
   const cells = await p.evaluate(() => window.ringstore.view.panel().keyCells);
@@ -296,13 +278,8 @@ test('a hint is drawn while held, and the lesson goes off script when the reader
 test('back one step, then forward, returns to the identical picture and event log; a link to the step opens it', async () => {
   const p = await open('?embed=1&scenario=put_get_design_notes', 900, 600);
   const toStep = async (step) => {
-    let s = await lessonState(p);
-    while (!(s.phase === 'reading' && s.step === step)) {
-      assert.notEqual(s.phase, 'done');
-      await turnPage(p);
-      await waiting(p);
-      s = await lessonState(p);
-    }
+    const s = await readStep(p, step);
+    assert.deepEqual([s.phase, s.step], ['reading', step]);
   };
   // The picture once its short animations (flashes) are over.
   const picture = async () => {

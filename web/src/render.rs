@@ -198,6 +198,25 @@ pub fn show_size(bytes: u64) -> String {
     }
 }
 
+/// A lesson panel's background at `(x, y)`, `w` × `h`: the page's colour, nearly opaque, so
+/// the picture shows faintly through, and with `framed` a one-pixel frame around it.
+pub(crate) fn panel_box(
+    ctx: &Ctx,
+    theme: &Theme,
+    (x, y, w, h): (f64, f64, f64, f64),
+    framed: bool,
+) {
+    ctx.set_global_alpha(0.94);
+    ctx.set_fill_style_str(theme.bg);
+    ctx.fill_rect(x, y, w, h);
+    ctx.set_global_alpha(1.0);
+    if framed {
+        ctx.set_stroke_style_str(theme.muted);
+        ctx.set_line_width(1.0);
+        ctx.stroke_rect(x + 0.5, y + 0.5, w, h);
+    }
+}
+
 /// The node's short name: `n3`.
 pub fn name(id: u32) -> String {
     format!("n{id}")

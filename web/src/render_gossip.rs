@@ -7,7 +7,7 @@
 //! the ring, bare (no title, no key), and the names lose their `n`.
 
 use crate::layout::Geometry;
-use crate::render::{RED, Scene, Theme, Ui, kind_color, label};
+use crate::render::{RED, Scene, Theme, Ui, kind_color, label, panel_box};
 use crate::view::ViewModel;
 use crate::view::gossip::{GossipCell, Heard};
 use ringstore_core::wire::MessageKind;
@@ -127,15 +127,9 @@ pub fn draw(
         return Ok(());
     };
     let (x, y, cell, width) = (p.x, p.y, p.cell, p.width(n));
-    ctx.set_global_alpha(0.94);
-    ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(x, y, width, p.height(n));
-    ctx.set_global_alpha(1.0);
+    panel_box(ctx, theme, (x, y, width, p.height(n)), p.corner);
     ctx.set_text_baseline("middle");
     if p.corner {
-        ctx.set_stroke_style_str(theme.muted);
-        ctx.set_line_width(1.0);
-        ctx.stroke_rect(x + 0.5, y + 0.5, width, p.height(n));
         ctx.set_text_align("left");
         ctx.set_fill_style_str(theme.fg);
         // Narrow: a shorter title, with the round beside it.

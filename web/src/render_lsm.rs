@@ -4,7 +4,7 @@
 //! SSTables of each level as boxes, and the counters. A row lights up while its work happens
 //! (a WAL append, a flush, a compaction), and a line from the panel points at the node.
 
-use crate::render::{Scene, Theme, Ui, js_dash, label};
+use crate::render::{Scene, Theme, Ui, js_dash, label, panel_box};
 use crate::view::{EffectKind, ViewModel};
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -46,13 +46,7 @@ pub fn draw(
             .iter()
             .any(|e| e.kind == kind && e.node == v.node)
     };
-    ctx.set_global_alpha(0.94);
-    ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(x, y, width, h);
-    ctx.set_global_alpha(1.0);
-    ctx.set_stroke_style_str(theme.muted);
-    ctx.set_line_width(1.0);
-    ctx.stroke_rect(x + 0.5, y + 0.5, width, h);
+    panel_box(ctx, theme, (x, y, width, h), true);
     // A faint line to the node whose storage this is.
     if let Some(i) = model.index_of(v.node) {
         let (nx, ny) = scene.positions[i].1;

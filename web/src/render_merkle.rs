@@ -4,7 +4,7 @@
 //! both trees, their siblings green (compared, equal: not looked into further), and the nodes
 //! below an equal hash faint (never compared). Below: what was compared and what travelled.
 
-use crate::render::{RED, Scene, Theme, Ui, label};
+use crate::render::{RED, Scene, Theme, Ui, label, panel_box};
 use crate::view::ViewModel;
 use crate::view::merkle::{MerkleView, ancestor};
 use std::f64::consts::TAU;
@@ -41,13 +41,7 @@ pub fn draw(
     let tree_h = rows.len() as f64 * LEVEL_GAP;
     let h = 44.0 + tree_h + 34.0;
     let (x, y) = (g.width - width - 8.0, 8.0);
-    ctx.set_global_alpha(0.94);
-    ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(x, y, width, h);
-    ctx.set_global_alpha(1.0);
-    ctx.set_stroke_style_str(theme.muted);
-    ctx.set_line_width(1.0);
-    ctx.stroke_rect(x + 0.5, y + 0.5, width, h);
+    panel_box(ctx, theme, (x, y, width, h), true);
     ctx.set_text_baseline("middle");
     ctx.set_text_align("left");
     ctx.set_fill_style_str(theme.fg);

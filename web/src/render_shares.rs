@@ -4,7 +4,7 @@
 //! each the largest share over the smallest (max/min). With one token per node the bars are ragged;
 //! with many they are nearly even.
 
-use crate::render::{Scene, Theme, Ui, label, node_color};
+use crate::render::{Scene, Theme, Ui, label, node_color, panel_box};
 use crate::view::{RingShares, ViewModel};
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
@@ -61,13 +61,7 @@ pub fn draw(
         8.0
     };
     let y = 8.0;
-    ctx.set_global_alpha(0.94);
-    ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(x, y, width, h);
-    ctx.set_global_alpha(1.0);
-    ctx.set_stroke_style_str(theme.muted);
-    ctx.set_line_width(1.0);
-    ctx.stroke_rect(x + 0.5, y + 0.5, width, h);
+    panel_box(ctx, theme, (x, y, width, h), true);
     ctx.set_text_baseline("middle");
     ctx.set_text_align("left");
     ctx.set_fill_style_str(theme.fg);
