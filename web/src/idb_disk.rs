@@ -68,7 +68,7 @@ struct SavedFile {
     clean: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inode {
     data: Vec<u8>,
     /// `data[..stable]` are the durable contents' first bytes.
@@ -160,7 +160,7 @@ impl Inode {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct State {
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
@@ -344,6 +344,14 @@ impl IdbDisk {
 impl MachineDisk for IdbDisk {
     fn crash(&self) {
         IdbDisk::crash(self);
+    }
+
+    /// A copy of the files and of what the copy in IndexedDB holds, as of now: for the
+    /// timeline's snapshots (`crate::timeline`), which never save.
+    fn fork(&self) -> Self {
+        IdbDisk {
+            state: Arc::new(Mutex::new(self.lock().clone())),
+        }
     }
 }
 

@@ -113,7 +113,7 @@ enum Phase {
 }
 
 /// The initiator's state for one differing leaf.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum InitLeaf {
     Loading {
         peer_empty: bool,
@@ -125,14 +125,14 @@ enum InitLeaf {
 }
 
 /// The responder's state for one leaf the initiator sent digests for.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum RespLeaf {
     Collecting { digests: BTreeMap<Vec<u8>, Version> },
     Loading { digests: BTreeMap<Vec<u8>, Version> },
 }
 
 /// One side of a repair session of one range.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Session {
     role: Role,
     range: Range,

@@ -76,7 +76,7 @@ pub(super) enum ScanPurpose {
 }
 
 /// One session, while its tree builds and after.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Repair {
     peer: NodeId,
     range: Range,
@@ -105,7 +105,7 @@ pub struct AntiEntropyStats {
 }
 
 /// The node's anti-entropy state.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct AntiEntropy {
     /// Rounds started: which range and peer come next ([`repair_choice`]).
     next: usize,
@@ -135,7 +135,7 @@ impl AntiEntropy {
 /// The bucket of the anti-entropy budget, in thousandths of a key (a budget of `r` keys a
 /// second refills `r` of them per millisecond, so the arithmetic stays in integers and a
 /// simulation replays it exactly).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct ScanBudget {
     milli_keys: i64,
     /// When it was last refilled; `None` before the first use (it starts full).

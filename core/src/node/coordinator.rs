@@ -24,7 +24,7 @@ use crate::{Millis, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A write being coordinated.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct PendingWrite {
     client: ClientId,
     needed: usize,
@@ -55,7 +55,7 @@ impl PendingWrite {
 }
 
 /// A read being coordinated.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct PendingRead {
     client: ClientId,
     key: Vec<u8>,

@@ -665,7 +665,7 @@ impl NodeConfig {
 }
 
 /// What a storage operation's completion is for.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum StorageWait {
     /// A replica write (to the data store, or a hint for `hint`'s owner); ack `req` to
     /// `coordinator`, alone or, with `group`, once every write of the group is done.
@@ -711,7 +711,7 @@ enum StorageWait {
 }
 
 /// A ringstore node. See the module docs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Node {
     config: NodeConfig,
     ring: Ring,

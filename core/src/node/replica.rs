@@ -86,7 +86,7 @@ pub fn hint_store_config(data: &LsmConfig) -> LsmConfig {
 }
 
 /// Hint bookkeeping: the hints each owner has here, and replays in flight.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct HintBook {
     /// The hint-store keys of the live hints, by owner (at most `hints_max`).
     live: BTreeMap<NodeId, BTreeSet<Vec<u8>>>,
@@ -101,13 +101,13 @@ pub(super) struct HintBook {
 }
 
 /// Replica writes acknowledged together: a write and the hints that hand it on.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct AckGroups {
     next: u64,
     groups: BTreeMap<u64, AckGroup>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct AckGroup {
     /// Writes not yet completed.
     remaining: usize,

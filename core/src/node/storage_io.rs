@@ -154,7 +154,7 @@ pub fn apply_write<D: Disk>(
 }
 
 /// The writes waiting for each store's next sync, with the LSN that sync must reach.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SyncWaiters {
     data: (Vec<u64>, Lsn),
     hints: (Vec<u64>, Lsn),

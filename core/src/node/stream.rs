@@ -96,7 +96,7 @@ impl Lifecycle {
 }
 
 /// One range being received.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Incoming {
     range: Range,
     from: NodeId,
@@ -116,7 +116,7 @@ pub(super) struct Incoming {
 }
 
 /// A range this node offered, until its receiver confirms it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Offer {
     range: Range,
     to: NodeId,
@@ -126,7 +126,7 @@ pub(super) struct Offer {
 
 /// The node's streams in both directions. Sessions are numbered by this node (an offered
 /// range is pulled under a session of the receiver's own, so numbers never collide).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Streams {
     incoming: BTreeMap<u64, Incoming>,
     /// Ranges offered (leaving, or lost in a ring change), until the receiver confirms them.

@@ -159,6 +159,7 @@ pub struct LogEntry {
 }
 
 /// The bounded event log with its running hash.
+#[derive(Clone)]
 pub struct EventLog {
     entries: VecDeque<LogEntry>,
     capacity: usize,

@@ -17,11 +17,21 @@ pub trait MachineDisk: Disk {
     /// (for every implementation at least: nothing that was synced). The simulator drops the
     /// machine's storage engines first and reopens them from the disk when it restarts.
     fn crash(&self);
+
+    /// A separate disk holding a copy of everything this one holds, durable or not, with its
+    /// model's state (unlike a clone, which is another handle to the same disk). The two then
+    /// go on independently and, given the same calls, alike: [`super::Sim::fork`] copies a
+    /// whole cluster this way.
+    fn fork(&self) -> Self;
 }
 
 impl MachineDisk for SimDisk {
     fn crash(&self) {
         SimDisk::crash(self);
+    }
+
+    fn fork(&self) -> Self {
+        SimDisk::fork(self)
     }
 }
 

@@ -32,6 +32,7 @@
 //! 344.2 M for the same run on the simulator before it was generic (callgrind).
 
 mod error;
+mod fork;
 pub mod history;
 mod inspect;
 pub mod live_check;
@@ -224,7 +225,7 @@ impl SimConfig {
 
 /// Scheduled work. Node events carry the node's incarnation: after a crash, events meant for
 /// the previous incarnation are discarded.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Event {
     Deliver {
         id: u64,
@@ -297,7 +298,7 @@ impl Event {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Scheduled {
     at: Millis,
     seq: u64,

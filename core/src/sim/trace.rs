@@ -41,7 +41,7 @@ pub struct FlyingMessage {
 }
 
 /// The causal tags of a run. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Tags {
     /// Messages in flight that belong to an operation.
     messages: BTreeMap<u64, OpId>,

@@ -253,6 +253,55 @@ impl<D: Disk> Lsm<D> {
         Ok((lsm, report))
     }
 
+    /// A separate engine in the same state over `disk`, a copy of this engine's disk (see
+    /// [`crate::sim::MachineDisk::fork`]): the same memtables, tables, WAL position, manifest,
+    /// counters and cached blocks, so that both go on exactly alike given the same calls.
+    /// Refused (`None`) while a flush or compaction runs: a job's half-written table and open
+    /// iterators are not copied.
+    pub fn fork(&self, disk: D) -> Option<Lsm<D>> {
+        if !self.jobs.is_empty() || self.frozen.iter().any(|f| f.flushing) {
+            return None;
+        }
+        let cache = Arc::new(self.cache.fork(self.config.block_cache_bytes));
+        let levels = self
+            .levels
+            .iter()
+            .map(|level| {
+                level
+                    .iter()
+                    .map(|t| Arc::new(t.with_disk(disk.clone(), cache.clone())))
+                    .collect()
+            })
+            .collect();
+        Some(Lsm {
+            wal: self.wal.with_disk(disk.clone()),
+            manifest: self.manifest.with_disk(disk.clone()),
+            disk,
+            config: self.config.clone(),
+            active: self.active.clone(),
+            frozen: self
+                .frozen
+                .iter()
+                .map(|f| Frozen {
+                    mem: f.mem.clone(),
+                    wal_end_seq: f.wal_end_seq,
+                    flushing: f.flushing,
+                })
+                .collect(),
+            levels,
+            cache,
+            next_table_id: Arc::new(AtomicU64::new(self.next_table_id.load(Ordering::Relaxed))),
+            wal_segments: self.wal_segments.clone(),
+            jobs: self.jobs.clone(),
+            next_job_id: self.next_job_id,
+            instance: self.instance,
+            cursors: self.cursors.clone(),
+            counters: self.counters.clone(),
+            poisoned: self.poisoned.clone(),
+            last_sync: self.last_sync,
+        })
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &LsmConfig {
         &self.config

@@ -246,7 +246,7 @@ impl ManifestState {
 }
 
 /// The open manifest: its state and its file.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Manifest<D: Disk> {
     disk: D,
     state: ManifestState,
@@ -254,6 +254,14 @@ pub struct Manifest<D: Disk> {
 }
 
 impl<D: Disk> Manifest<D> {
+    /// The same manifest over `disk`, a copy of its disk: for [`super::Lsm::fork`].
+    pub(super) fn with_disk(&self, disk: D) -> Manifest<D> {
+        Manifest {
+            disk,
+            ..self.clone()
+        }
+    }
+
     /// Reads the manifest if there is one. A torn last record is dropped (and cut off).
     pub fn open(disk: D) -> Result<Option<Manifest<D>>, StorageError> {
         if disk.exists(MANIFEST_TMP_FILE)? {

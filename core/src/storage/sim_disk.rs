@@ -132,14 +132,14 @@ enum NamespaceOp {
     Delete { name: String },
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
     pending: Vec<ContentOp>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct State {
     rng: DetRng,
     faults: FaultConfig,
@@ -445,6 +445,15 @@ impl SimDisk {
             }
         }
         disk
+    }
+
+    /// A separate disk with a copy of everything this one holds (files, what is durable,
+    /// pending changes, statistics and its fault generator's position): the two then go on
+    /// independently, and alike given the same calls.
+    pub fn fork(&self) -> SimDisk {
+        SimDisk {
+            state: Arc::new(Mutex::new(self.lock().clone())),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -120,7 +120,7 @@ pub struct SyncTicket {
 }
 
 /// Appends batches to the current segment, buffering and group-committing them.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct WalWriter<D: Disk> {
     disk: D,
     seq: u64,
@@ -141,6 +141,15 @@ pub struct WalWriter<D: Disk> {
 }
 
 impl<D: Disk> WalWriter<D> {
+    /// The same writer (its buffer, positions and LSNs) over `disk`, a copy of its disk: for
+    /// [`super::Lsm::fork`].
+    pub(super) fn with_disk(&self, disk: D) -> WalWriter<D> {
+        WalWriter {
+            disk,
+            ..self.clone()
+        }
+    }
+
     /// Starts segment `seq` (a new file) and preallocates `preallocate_bytes` for it (see
     /// [`wal_preallocate_bytes`]); the next batch gets `last_lsn + 1`. The new file's name is not
     /// durable until the first sync (or [`WalWriter::dir_synced`]).

@@ -261,7 +261,7 @@ impl IndexBuilder {
 
 /// The decoded index, kept in memory by an open table: the data blocks' last keys (in one
 /// buffer) and their handles.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Index {
     keys: Vec<u8>,
     /// Per block: where its last key ends in `keys`, and the block's handle.

@@ -131,6 +131,21 @@ impl BlockCache {
             c.insert((table, index), block);
         }
     }
+
+    /// A separate cache of `capacity_bytes` (the capacity this one was made with) holding the
+    /// same blocks (shared: they are immutable) and the same hit and miss counts: for
+    /// [`crate::storage::Lsm::fork`].
+    pub(crate) fn fork(&self, capacity_bytes: u64) -> BlockCache {
+        let copy = BlockCache::new(capacity_bytes);
+        if let (Some(from), Some(to)) = (&self.inner, &copy.inner) {
+            for (key, block) in from.iter() {
+                to.insert(key, block);
+            }
+        }
+        copy.hits.store(self.hits(), Ordering::Relaxed);
+        copy.misses.store(self.misses(), Ordering::Relaxed);
+        copy
+    }
 }
 
 impl core::fmt::Debug for BlockCache {

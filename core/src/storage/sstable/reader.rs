@@ -26,6 +26,19 @@ pub struct Table<D: Disk> {
 }
 
 impl<D: Disk> Table<D> {
+    /// The same open table over `disk` (a copy of its disk) and `cache`: for
+    /// [`crate::storage::Lsm::fork`].
+    pub(crate) fn with_disk(&self, disk: D, cache: Arc<BlockCache>) -> Table<D> {
+        Table {
+            disk,
+            name: self.name.clone(),
+            meta: self.meta.clone(),
+            index: self.index.clone(),
+            bloom: self.bloom.clone(),
+            cache,
+        }
+    }
+
     /// Opens table `id`, reading and verifying its footer, filter, index and meta blocks.
     ///
     /// Any checksum, magic, version or layout problem is a [`StorageError::Corrupt`]; a file
