@@ -28,6 +28,15 @@ impl<D: MachineDisk> Clocked for Sim<D> {
     }
 }
 
+impl Clocked for crate::cluster::SimCluster {
+    fn now_ms(&self) -> u64 {
+        self.now().0
+    }
+    fn run_until(&mut self, t: u64) {
+        crate::cluster::SimCluster::run_until(self, t);
+    }
+}
+
 /// Frame intervals and work times kept for statistics.
 const FRAMES_KEPT: usize = 4_096;
 /// How often the slower per-node part of the view is refreshed (real ms).
@@ -226,11 +235,11 @@ impl View {
             push_bounded(&mut self.intervals, real_ms - last);
         }
         self.last_frame = Some(real_ms);
-        let sim = cluster.inner.sim_mut();
-        let before = sim.now().0;
+        let before = cluster.inner.now().0;
         let driving = self.off_script.is_none();
         let shown = match self.lesson.as_mut().filter(|_| driving) {
             Some(lesson) => {
+                let sim = cluster.inner.sim_mut();
                 lesson.frame(sim, real_ms, now_real);
                 if let Some(op) = lesson.follow {
                     self.source.get_or_insert_with(SimSource::default).follow = Some(op);
@@ -247,10 +256,13 @@ impl View {
             }
             None => {
                 self.model.shares.clear();
-                self.player.frame(sim, real_ms, now_real);
+                // Through the cluster: it gives back a replayed branch's inputs on the way
+                // and keeps the timeline's snapshots (`crate::timeline`).
+                self.player.frame(&mut cluster.inner, real_ms, now_real);
                 self.player.shown_ms()
             }
         };
+        let sim = cluster.inner.sim_mut();
         let ran = sim.now().0 - before;
         self.sim_ms_run += ran;
         self.sim_started_real.get_or_insert(real_ms);
@@ -381,9 +393,9 @@ impl View {
     #[wasm_bindgen(js_name = stepOne)]
     pub fn step_one(&mut self, cluster: &mut Cluster) -> Vec<String> {
         self.player.playing = false;
+        let before = cluster.inner.sim().log().total();
+        cluster.inner.step();
         let sim = cluster.inner.sim_mut();
-        let before = sim.log().total();
-        sim.step();
         self.player.sync_to(sim.now().0);
         let lines = sim
             .log()

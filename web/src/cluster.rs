@@ -3,6 +3,7 @@
 //! here lets it be tested on the host without a browser.
 
 use crate::idb_disk::IdbDisk;
+use crate::timeline::{Input, Timeline};
 use ringstore_core::node::{ClientOp, Consistency, check_quorums};
 use ringstore_core::sim::log::{LogEntry, OpId};
 use ringstore_core::sim::{ClusterSnapshot, Sim, SimConfig};
@@ -112,6 +113,11 @@ pub struct SimCluster {
     pub(crate) options: ClusterOptions,
     /// Saves taken so far.
     pub(crate) saves: u64,
+    /// The run's inputs and snapshots ([`crate::timeline`]).
+    pub(crate) timeline: Timeline,
+    /// The simulation was replaced by one from the timeline: the next save rewrites
+    /// everything ([`crate::persist::take_batch`]).
+    pub(crate) rewrite_saved: bool,
 }
 
 impl SimCluster {
@@ -153,9 +159,11 @@ impl SimCluster {
     /// Wraps a running simulation (a resumed one) built with `options`.
     pub(crate) fn from_sim(options: ClusterOptions, sim: Sim<IdbDisk>) -> SimCluster {
         SimCluster {
+            timeline: Timeline::new(&sim),
             sim,
             options,
             saves: 0,
+            rewrite_saved: false,
         }
     }
 
@@ -174,14 +182,158 @@ impl SimCluster {
         self.sim.now()
     }
 
-    /// Runs `ms` of simulated time.
+    /// Runs `ms` of simulated time (giving back the branch's logged inputs on the way when it
+    /// replays a stretch of its timeline).
     pub fn run_for(&mut self, ms: u64) {
-        self.sim.run_for(ms);
+        let t = self.sim.now().0 + ms;
+        self.run_until(t);
     }
 
-    /// Runs the next event; `false` when nothing is scheduled.
+    /// Runs every event up to simulated time `t` ms, then sets the clock to `t`, giving back
+    /// the timeline's logged inputs at their event counts; notes the moment on the timeline.
+    pub fn run_until(&mut self, t: u64) {
+        loop {
+            let Some(due) = self.timeline.next_input_at() else {
+                self.sim.run_until(Millis(t));
+                break;
+            };
+            let events = self.sim.events_run();
+            if events == due {
+                if !self.give_due(t) {
+                    self.sim.run_until(Millis(t));
+                    break;
+                }
+                continue;
+            }
+            // Step up to the input's event count, or to `t`.
+            if due < events || self.sim.next_event_at().is_none_or(|at| at.0 > t) {
+                self.sim.run_until(Millis(t));
+                break;
+            }
+            self.sim.step();
+        }
+        self.timeline.ran(&self.sim);
+    }
+
+    /// Gives back the timeline's inputs due at this event count whose clock is at most `t`;
+    /// `false` if one is due later than `t` (the clock then stops at `t`).
+    fn give_due(&mut self, t: u64) -> bool {
+        while let Some(l) = self.timeline.pending(self.sim.events_run()).cloned() {
+            if l.now_ms > t {
+                return false;
+            }
+            if self.sim.now().0 < l.now_ms {
+                self.sim.run_until(Millis(l.now_ms));
+            }
+            // It applied when it was logged, and the state is the same.
+            let _ = l.input.apply(&mut self.sim);
+            self.timeline.gave_pending();
+        }
+        true
+    }
+
+    /// Runs the next event (and the inputs logged right after it, when replaying); `false`
+    /// when nothing is scheduled.
     pub fn step(&mut self) -> bool {
-        self.sim.step()
+        let ran = self.sim.step();
+        if ran {
+            self.give_due(u64::MAX);
+        }
+        self.timeline.ran(&self.sim);
+        ran
+    }
+
+    /// The reader's input, given now and logged on the timeline (forking a new branch when
+    /// the screen shows a past moment); returns the client operation's id for a client input.
+    pub fn give(&mut self, input: Input) -> Result<Option<OpId>, PageError> {
+        self.timeline.give(&mut self.sim, input).map_err(PageError)
+    }
+
+    /// Shows the moment after `events` events of the branch on screen (clamped to its end).
+    pub fn go_to(&mut self, events: u64) -> Result<(), PageError> {
+        let sim = self.timeline.reach(events).map_err(PageError)?;
+        self.replace_sim(sim);
+        Ok(())
+    }
+
+    /// Shows the first moment at or after simulated time `ms` on the branch on screen.
+    pub fn go_to_time(&mut self, ms: u64) -> Result<(), PageError> {
+        let sim = self.timeline.reach_time(ms).map_err(PageError)?;
+        self.replace_sim(sim);
+        Ok(())
+    }
+
+    /// Shows branch `number` at its end.
+    pub fn switch_branch(&mut self, number: usize) -> Result<(), PageError> {
+        let sim = self.timeline.switch(number).map_err(PageError)?;
+        self.replace_sim(sim);
+        Ok(())
+    }
+
+    /// Plays the branch on screen forward at once to the moment after `events` events (at
+    /// most [`crate::timeline::PLAY_TO_MAX`]), giving back its inputs and keeping snapshots.
+    pub fn play_to(&mut self, events: u64) -> Result<(), PageError> {
+        if events > crate::timeline::PLAY_TO_MAX {
+            return Err(PageError(format!(
+                "a moment is at most {} events into the run, got {events}",
+                crate::timeline::PLAY_TO_MAX
+            )));
+        }
+        // Notes the moment now and then, so that snapshots are taken on the way.
+        const NOTE_EVERY: u64 = 256;
+        while self.sim.events_run() < events {
+            if !self.sim.step() {
+                break;
+            }
+            self.give_due(u64::MAX);
+            if self.sim.events_run().is_multiple_of(NOTE_EVERY) {
+                self.timeline.ran(&self.sim);
+            }
+        }
+        self.timeline.ran(&self.sim);
+        Ok(())
+    }
+
+    /// Takes a link's inputs, before the cluster ran: they are given back as the run reaches
+    /// them. Refused if the cluster ran already or an input comes before the one it follows.
+    pub fn load_inputs(&mut self, inputs: Vec<crate::timeline::Logged>) -> Result<(), PageError> {
+        if self.timeline.end() > self.sim.events_run() || !self.timeline.inputs().is_empty() {
+            return Err(PageError(
+                "inputs are taken before the cluster runs".to_string(),
+            ));
+        }
+        if inputs.windows(2).any(|w| {
+            w[1].events < w[0].events || (w[1].events == w[0].events && w[1].now_ms < w[0].now_ms)
+        }) {
+            return Err(PageError("the link's inputs are out of order".to_string()));
+        }
+        if inputs
+            .first()
+            .is_some_and(|l| l.events < self.sim.events_run())
+        {
+            return Err(PageError(
+                "the link's first input comes before the run starts".to_string(),
+            ));
+        }
+        self.timeline.set_inputs(inputs);
+        // Inputs due right at the start.
+        self.give_due(u64::MAX);
+        Ok(())
+    }
+
+    fn replace_sim(&mut self, sim: Sim<IdbDisk>) {
+        self.sim = sim;
+        self.rewrite_saved = true;
+    }
+
+    /// The timeline.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// The timeline, to change.
+    pub fn timeline_mut(&mut self) -> &mut Timeline {
+        &mut self.timeline
     }
 
     /// The cluster's state for drawing.
@@ -204,11 +356,18 @@ impl SimCluster {
         value: &str,
         consistency: &str,
     ) -> Result<OpId, PageError> {
-        let op = client_op(kind, key, value, consistency).map_err(PageError)?;
+        client_op(kind, key, value, consistency).map_err(PageError)?;
         if !self.sim.node_ids().contains(&NodeId(node)) {
             return Err(PageError(format!("no node n{node}")));
         }
-        Ok(self.sim.client(NodeId(node), op))
+        let op = self.give(Input::Client {
+            node,
+            kind: kind.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            consistency: consistency.to_string(),
+        })?;
+        op.ok_or_else(|| PageError("the operation was not sent".to_string()))
     }
 
     /// A client operation's outcome in words, once it completed.
@@ -219,30 +378,31 @@ impl SimCluster {
 
     /// Crashes `node` (its unsynced writes are lost).
     pub fn crash(&mut self, node: u32) {
-        self.sim.crash(NodeId(node));
+        let _ = self.give(Input::Crash { node });
     }
 
     /// Restarts a crashed `node` from its disks.
     pub fn restart(&mut self, node: u32) -> Result<(), PageError> {
-        self.sim
-            .restart(NodeId(node))
-            .map_err(|e| PageError(e.to_string()))
+        self.give(Input::Restart { node }).map(|_| ())
     }
 
     /// Cuts the links between groups `a` and `b` (only a → b if `one_way`).
     pub fn partition(&mut self, a: &[u32], b: &[u32], one_way: bool) {
-        let ids = |g: &[u32]| g.iter().map(|n| NodeId(*n)).collect::<Vec<_>>();
-        self.sim.partition(&ids(a), &ids(b), one_way);
+        let _ = self.give(Input::Partition {
+            a: a.to_vec(),
+            b: b.to_vec(),
+            one_way,
+        });
     }
 
     /// Restores every link.
     pub fn heal(&mut self) {
-        self.sim.heal();
+        let _ = self.give(Input::Heal);
     }
 
     /// Sets `node`'s clock offset.
     pub fn set_skew(&mut self, node: u32, ms: i64) {
-        self.sim.set_skew(NodeId(node), ms);
+        let _ = self.give(Input::Skew { node, ms });
     }
 }
 

@@ -3,12 +3,10 @@
 //! ([`crate::cluster::SimCluster`]), the views of `page.rs`, the log filter ([`crate::logview`])
 //! and, in WebAssembly only, saving to IndexedDB (`persist_js.rs`).
 
-use crate::page::{
-    NetworkKnobs, WorkloadKnobs, apply_network, apply_workload, checker, config_view, node_detail,
-    op_view,
-};
+use crate::page::{NetworkKnobs, WorkloadKnobs, checker, config_view, node_detail, op_view};
 #[cfg(target_arch = "wasm32")]
 use crate::persist_js;
+use crate::timeline::{Input, Logged};
 use crate::{cluster, logview, page_error, to_js, url};
 use ringstore_core::NodeId;
 use serde::Serialize;
@@ -64,6 +62,105 @@ impl Cluster {
     /// Runs the next event; `false` when nothing is scheduled.
     pub fn step(&mut self) -> bool {
         self.inner.step()
+    }
+
+    /// Events run so far: the moment on screen (`&at=` in a link).
+    #[wasm_bindgen(js_name = eventsRun)]
+    pub fn events_run(&self) -> f64 {
+        self.inner.sim().events_run() as f64
+    }
+
+    /// Shows the moment after `events` events of the branch on screen (clamped to 0 and to
+    /// the branch's end), replayed from the nearest snapshot (`timeline.rs`).
+    #[wasm_bindgen(js_name = goTo)]
+    pub fn go_to(&mut self, events: f64) -> Result<(), JsError> {
+        let events = if events.is_finite() {
+            events.max(0.0) as u64
+        } else {
+            0
+        };
+        self.inner.go_to(events).map_err(page_error)
+    }
+
+    /// Back one event (the moment before; nothing at the start).
+    #[wasm_bindgen(js_name = stepBack)]
+    pub fn step_back(&mut self) -> Result<bool, JsError> {
+        let at = self.inner.sim().events_run();
+        if at == 0 {
+            return Ok(false);
+        }
+        self.inner.go_to(at - 1).map_err(page_error)?;
+        Ok(true)
+    }
+
+    /// Shows the first moment at or after simulated time `ms` (a checker anomaly's).
+    #[wasm_bindgen(js_name = goToTime)]
+    pub fn go_to_time(&mut self, ms: f64) -> Result<(), JsError> {
+        let ms = if ms.is_finite() {
+            ms.max(0.0) as u64
+        } else {
+            0
+        };
+        self.inner.go_to_time(ms).map_err(page_error)
+    }
+
+    /// Plays the branch on screen forward at once to the moment after `events` events
+    /// (a link to a moment past what ran here), giving its logged inputs on the way and
+    /// keeping snapshots; at most `timeline::PLAY_TO_MAX` events.
+    #[wasm_bindgen(js_name = playTo)]
+    pub fn play_to(&mut self, events: f64) -> Result<(), JsError> {
+        let events = if events.is_finite() {
+            events.max(0.0) as u64
+        } else {
+            0
+        };
+        self.inner.play_to(events).map_err(page_error)
+    }
+
+    /// Shows branch `number` of the timeline, at its end.
+    #[wasm_bindgen(js_name = switchBranch)]
+    pub fn switch_branch(&mut self, number: u32) -> Result<(), JsError> {
+        self.inner
+            .switch_branch(number as usize)
+            .map_err(page_error)
+    }
+
+    /// The timeline: `{at, at_ms, end, end_ms, branch, branches: [{number, forkedFrom,
+    /// end, inputs}], markers: [{events, ms, kind, label}]}`.
+    pub fn timeline(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.timeline().view(self.inner.now().0))
+    }
+
+    /// What the timeline's snapshots cost: `{snapshots, bytes, every, branches}`.
+    #[wasm_bindgen(js_name = timelineStats)]
+    pub fn timeline_stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.timeline().stats())
+    }
+
+    /// The inputs of the branch on screen up to the moment on screen, encoded for a link
+    /// (`timeline::encode_inputs`: versioned, checksummed; the page deflates it).
+    #[wasm_bindgen(js_name = inputsCode)]
+    pub fn inputs_code(&self) -> Vec<u8> {
+        let at = self.inner.sim().events_run();
+        let inputs: Vec<Logged> = self
+            .inner
+            .timeline()
+            .inputs()
+            .iter()
+            .filter(|l| l.events <= at)
+            .cloned()
+            .collect();
+        crate::timeline::encode_inputs(&inputs)
+    }
+
+    /// Takes a link's inputs (as [`Cluster::inputs_code`] gives them) for a cluster that has
+    /// not run yet; they are given back as the run reaches them. Damaged bytes are refused
+    /// with a message saying what is wrong.
+    #[wasm_bindgen(js_name = loadInputs)]
+    pub fn load_inputs(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+        let inputs =
+            crate::timeline::decode_inputs(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        self.inner.load_inputs(inputs).map_err(page_error)
     }
 
     /// The cluster's state for drawing.
@@ -128,19 +225,17 @@ impl Cluster {
     /// Returns its id.
     #[wasm_bindgen(js_name = addNode)]
     pub fn add_node(&mut self) -> Result<u32, JsError> {
-        let sim = self.inner.sim_mut();
-        let next = sim.node_ids().last().map_or(1, |n| n.0 + 1);
+        let next = self.inner.sim().node_ids().last().map_or(1, |n| n.0 + 1);
         if next > url::NODES_MAX {
             return Err(JsError::new(&format!("at most {} nodes", url::NODES_MAX)));
         }
-        sim.add_node(NodeId(next))
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        self.inner.give(Input::Join).map_err(page_error)?;
         Ok(next)
     }
 
     /// Asks `node` to leave gracefully (it hands its ranges over, then stops).
     pub fn leave(&mut self, node: u32) {
-        self.inner.sim_mut().leave(NodeId(node));
+        let _ = self.inner.give(Input::Leave { node });
     }
 
     /// Whether `node` runs.
@@ -160,9 +255,7 @@ impl Cluster {
     pub fn set_network(&mut self, knobs: JsValue) -> Result<(), JsError> {
         let k: NetworkKnobs =
             serde_wasm_bindgen::from_value(knobs).map_err(|e| JsError::new(&e.to_string()))?;
-        let sim = self.inner.sim_mut();
-        let net = apply_network(sim.config().network.clone(), &k);
-        sim.set_network(net);
+        self.inner.give(Input::Network(k)).map_err(page_error)?;
         Ok(())
     }
 
@@ -171,9 +264,7 @@ impl Cluster {
     pub fn set_workload(&mut self, knobs: JsValue) -> Result<(), JsError> {
         let k: WorkloadKnobs =
             serde_wasm_bindgen::from_value(knobs).map_err(|e| JsError::new(&e.to_string()))?;
-        let sim = self.inner.sim_mut();
-        let w = apply_workload(sim.config().workload.clone(), &k);
-        sim.set_workload(w);
+        self.inner.give(Input::Workload(k)).map_err(page_error)?;
         Ok(())
     }
 

@@ -88,6 +88,7 @@ mod render_shares;
 pub mod ring_layer;
 pub mod scenario;
 pub mod sprites;
+pub mod timeline;
 pub mod url;
 pub mod view;
 

@@ -23,7 +23,7 @@ pub fn parse_sync(s: &str) -> Option<SyncPolicy> {
 }
 
 /// Network knobs from the page (every field optional).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct NetworkKnobs {
     /// Smallest latency, ms.
@@ -35,7 +35,7 @@ pub struct NetworkKnobs {
 }
 
 /// Workload knobs from the page (every field optional).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct WorkloadKnobs {
     /// Operations per simulated second.

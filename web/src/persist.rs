@@ -230,6 +230,9 @@ pub fn resume(saved: Saved) -> Result<SimCluster, SavedError> {
 /// batch and the cluster record. With `everything`, the batch clears the database first and
 /// writes the whole durable state.
 pub fn take_batch(cluster: &mut SimCluster, everything: bool) -> Result<Batch, SavedError> {
+    // A cluster the timeline replaced holds a copy whose disks remember saves of another
+    // moment: it rewrites everything.
+    let everything = everything || std::mem::take(&mut cluster.rewrite_saved);
     let mut batch = Batch::default();
     if everything {
         batch.clear();

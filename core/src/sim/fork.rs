@@ -23,6 +23,32 @@ impl<D: MachineDisk> Sim<D> {
         self.seq - self.queue.len() as u64
     }
 
+    /// Bytes in the files of every machine's disks (what a fork copies of them, at least).
+    pub fn disk_bytes(&self) -> u64 {
+        let size = |disk: &D| {
+            disk.list()
+                .unwrap_or_default()
+                .iter()
+                .map(|name| disk.len(name).unwrap_or(0))
+                .sum::<u64>()
+        };
+        self.nodes
+            .values()
+            .map(|n| size(&n.data_disk) + size(&n.hint_disk))
+            .sum()
+    }
+
+    /// When the next scheduled event is due, if one is.
+    pub fn next_event_at(&self) -> Option<crate::Millis> {
+        self.queue.peek().map(|s| s.0.at)
+    }
+
+    /// Drops all but the newest `keep` entries of the event log (its hash and count stay): a
+    /// copy kept as a snapshot holds less, and what it and its forks go on to do is unchanged.
+    pub fn trim_log(&mut self, keep: usize) {
+        self.log.keep_newest(keep);
+    }
+
     /// A separate simulation in exactly this state (see the module docs), with `disks` making
     /// the disks of machines added from now on; `None` while a flush or compaction runs on
     /// some machine.

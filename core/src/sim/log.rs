@@ -191,6 +191,19 @@ impl EventLog {
         }
     }
 
+    /// Entries held (at most the capacity).
+    pub fn held(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops all but the newest `keep` entries held (the hash and the count are unchanged):
+    /// a snapshot of a run kept for later ([`super::Sim::trim_log`]) holds less.
+    pub fn keep_newest(&mut self, keep: usize) {
+        let drop = self.entries.len().saturating_sub(keep);
+        self.entries.drain(..drop);
+        self.entries.shrink_to_fit();
+    }
+
     /// Appends an event at `time`.
     pub fn push(&mut self, time: Millis, event: SimEvent) {
         let entry = LogEntry {
