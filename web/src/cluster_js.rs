@@ -131,10 +131,11 @@ impl Cluster {
         to_js(&self.inner.timeline().view(self.inner.now().0))
     }
 
-    /// What the timeline's snapshots cost: `{snapshots, bytes, every, branches}`.
+    /// What the timeline's snapshots cost: `{snapshots, fileBytes, logBytes, every,
+    /// branches}`.
     #[wasm_bindgen(js_name = timelineStats)]
     pub fn timeline_stats(&self) -> Result<JsValue, JsError> {
-        to_js(&self.inner.timeline().stats())
+        to_js(&self.inner.timeline().stats(self.inner.sim()))
     }
 
     /// The inputs of the branch on screen up to the moment on screen, encoded for a link

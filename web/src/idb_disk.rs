@@ -70,7 +70,9 @@ struct SavedFile {
 
 #[derive(Clone, Debug, Default)]
 struct Inode {
-    data: Vec<u8>,
+    /// Shared with the inode's copies in forks of this disk ([`MachineDisk::fork`]) until
+    /// either side changes it: a sealed WAL segment or a table is never copied.
+    data: Arc<Vec<u8>>,
     /// `data[..stable]` are the durable contents' first bytes.
     stable: usize,
     /// The durable contents past `stable`, which `data` no longer has (after a truncate).
@@ -109,12 +111,13 @@ impl Inode {
             self.lost_tail = tail;
             self.stable = len;
         }
-        self.data.resize(len, 0);
+        Arc::make_mut(&mut self.data).resize(len, 0);
     }
 
     fn crash(&mut self) {
-        self.data.truncate(self.stable);
-        self.data.append(&mut self.lost_tail);
+        let data = Arc::make_mut(&mut self.data);
+        data.truncate(self.stable);
+        data.append(&mut self.lost_tail);
         self.stable = self.data.len();
     }
 
@@ -254,7 +257,7 @@ impl IdbDisk {
             };
             let stable = data.len();
             let inode = Inode {
-                data,
+                data: Arc::new(data),
                 stable,
                 lost_tail: Vec::new(),
                 saved,
@@ -301,6 +304,20 @@ impl IdbDisk {
             batch.put_namespace(disk, &state.durable_names);
             state.names_unsaved = false;
         }
+    }
+
+    /// Bytes of file contents this disk holds that are not in `seen` (contents shared with
+    /// a fork count once), adding them to `seen` (by address).
+    pub fn unshared_bytes(&self, seen: &mut std::collections::BTreeSet<usize>) -> u64 {
+        let state = self.lock();
+        let mut bytes = 0;
+        for inode in state.inodes.values() {
+            bytes += inode.lost_tail.len() as u64;
+            if seen.insert(Arc::as_ptr(&inode.data) as usize) {
+                bytes += inode.data.len() as u64;
+            }
+        }
+        bytes
     }
 
     /// Forgets what was saved, so that the next [`IdbDisk::take_changes`] writes the whole
@@ -372,7 +389,7 @@ impl Disk for IdbDisk {
     }
 
     fn append(&self, name: &str, data: &[u8]) -> Result<(), DiskError> {
-        self.lock().inode_mut(name)?.data.extend_from_slice(data);
+        Arc::make_mut(&mut self.lock().inode_mut(name)?.data).extend_from_slice(data);
         Ok(())
     }
 

@@ -105,9 +105,13 @@ impl CheckReport {
 }
 
 /// Every client operation of a run, and the times a replica may have lost acknowledged data.
+///
+/// The operations are in a persistent map ([`imbl::OrdMap`]): a clone shares them and copies
+/// only the parts later changed, so the page's snapshots of a long run ([`super::Sim::fork`])
+/// do not each copy every operation.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct History {
-    ops: BTreeMap<OpId, OpRecord>,
+    ops: imbl::OrdMap<OpId, OpRecord>,
     data_losses: Vec<Millis>,
     /// Times the ring changed (a join or leave began or ended, an operator removed a node, a
     /// node restarted into a ring that changed while it was down).
