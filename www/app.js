@@ -12,6 +12,7 @@ import init, { View, parseQuery, toQuery, scenarios, version, checkLesson } from
 import { Cluster, DB_NAME, openCluster, persistCluster, resetCluster, persistent } from './cluster.js';
 import { initLive, liveQuery, autoLive, liveFrame } from './live.js';
 import { lessonQuery, fetchLesson, encodeLesson, decodeLesson, lessonName, LINK_CODE_MAX } from './authored.js';
+import { initTimeline, render as renderTimeline, stepBackOne, jumpMarker, jumpToAnomaly, momentParams, readMoment } from './timeline.js';
 
 const $ = (id) => document.getElementById(id);
 const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
@@ -94,14 +95,24 @@ async function build() {
   try {
     const options = clusterOptions(s);
     const lesson = s.scenario || state.authored;
-    const cluster = lesson ? new Cluster(options) : await openCluster(DB_NAME, options);
+    // A link to a moment replays the run from its start: a fresh cluster, not the saved one.
+    const moment = !lesson && state.openMoment;
+    state.openMoment = null;
+    const cluster = lesson || moment ? new Cluster(options) : await openCluster(DB_NAME, options);
     if (state.cluster) state.cluster.free();
     state.cluster = cluster;
-    if (!lesson) {
+    if (moment?.inputs) {
+      // The link's inputs hold the run's settings as they were given (the knobs among them).
+      try { cluster.loadInputs(moment.inputs); } catch (e) { warn([`${e.message || e}`], 'The link\'s moment could not be reproduced:'); }
+    } else if (!lesson) {
       cluster.setNetwork({ latencyMin: s.latency_min, latencyMax: s.latency_max, lossPct: s.loss });
       cluster.setWorkload({ rate: s.rate, readPct: s.reads, keys: s.keys });
     }
+    if (moment) {
+      try { cluster.playTo(moment.at); } catch (e) { warn([`${e.message || e}`], 'The link\'s moment could not be reproduced:'); }
+    }
     state.view.attach(cluster);
+    if (moment) state.view.setPlaying(false);
     if (lesson) {
       if (state.authored) state.view.startLesson(cluster, state.authored.name, state.authored.text);
       else state.view.startScenario(cluster, s.scenario);
@@ -133,6 +144,24 @@ async function build() {
     state.building = false;
   }
   updateUrl();
+}
+
+// After the timeline replaced the cluster on screen (web/src/timeline.rs): the picture and the
+// panels start again from it, paused.
+function afterTravel() {
+  const key = state.view.key();
+  state.view.attach(state.cluster);
+  state.view.setPlaying(false);
+  state.view.follow(state.followed);
+  if (key != null) state.view.setKey(key);
+  state.logSeq = 0;
+  state.logLines = [];
+  $('log').innerHTML = '';
+  fillNodeLists();
+  renderNode();
+  renderNodeFloat();
+  renderChecker();
+  state.lastPanel = 0;
 }
 
 // The link's lesson parameter for a teacher's lesson: its URL, else its text (small ones).
@@ -418,8 +447,8 @@ function renderAnomalies(kind) {
     why.textContent = verdict.why;
     if (verdict.violation) li.classList.add('violation');
     li.append(why);
-    li.title = 'Follow the later operation';
-    li.onclick = () => follow(o.op);
+    li.title = 'Go to the moment it happened (the run pauses there) and follow the later operation';
+    li.onclick = () => { if (!jumpToAnomaly(o)) follow(o.op); };
     list.append(li);
   }
 }
@@ -564,6 +593,7 @@ const PANEL_JOBS = [
     if (state.cluster.nodeIds().length !== $('via').options.length) fillNodeLists();
   },
   function checker() { if (!state.live) renderChecker(); },
+  function timeline() { if (!state.live) renderTimeline(); },
   function log() { renderLog(); },
   function logTrim() { trimLog(); },
   function node() { renderNode(); renderNodeFloat(); },
@@ -747,10 +777,16 @@ async function copyLink() {
   if (state.authored && !authoredParam()) {
     warn(['this lesson is too long to travel inside a link: put the file on a web host and share this page with ?lesson=URL'], 'The link does not carry your lesson:');
   }
-  // In a lesson, the link opens at the step on screen.
+  // In a lesson, the link opens at the step on screen; in free play, at the moment on screen.
   const s = state.view.scenarioState(0);
   const shown = !s ? 0 : s.phase === 'reading' || s.phase === 'done' ? s.step : s.step - 1;
-  const url = location.href + (shown > 1 ? `${location.search ? '&' : '?'}step=${shown}` : '');
+  let extra = shown > 1 ? `step=${shown}` : '';
+  if (!s) {
+    const m = await momentParams();
+    if (m.warning) warn([m.warning], 'The link does not open at this moment:');
+    extra = m.params;
+  }
+  const url = location.href + (extra ? `${location.search ? '&' : '?'}${extra}` : '');
   try { await navigator.clipboard.writeText(url); flash($('copy-link'), 'Copied'); }
   catch { prompt('Copy this link:', url); }
 }
@@ -898,7 +934,7 @@ function onKey(e) {
   }
   if (e.metaKey || e.ctrlKey || e.altKey) return;
   const k = e.key;
-  if (state.live && [' ', '.', '+', '=', '-', '_', 'x', 'l', 'n', 's'].includes(k.toLowerCase())) return; // no live meaning
+  if (state.live && [' ', '.', ',', '[', ']', '+', '=', '-', '_', 'x', 'l', 'n', 's'].includes(k.toLowerCase())) return; // no live meaning
   const act = {
     ' ': () => state.view.setPlaying(!state.view.playing()),
     '.': () => $('step').click(),
@@ -914,8 +950,12 @@ function onKey(e) {
     'g': () => { state.showGossip = !(state.showGossip ?? true); state.view.setShowGossip(state.showGossip); },
     's': () => $('scenario').focus(),
     'c': copyLink,
-    'ArrowRight': nextStep,
-    'ArrowLeft': stepBack,
+    // In a lesson, a step of the lesson; in free play, one event.
+    'ArrowRight': () => (state.view.scenarioState(0) ? nextStep() : $('step').click()),
+    'ArrowLeft': () => (state.view.scenarioState(0) ? stepBack() : stepBackOne()),
+    ',': stepBackOne,
+    '[': () => jumpMarker(false),
+    ']': () => jumpMarker(true),
     '?': () => $('help').showModal(),
     'Escape': () => {
       if ($('help').open) return;
@@ -938,7 +978,7 @@ function liveHooks() {
 
 async function main() {
   try {
-    await init();
+    state.wasm = await init(); // its memory: the timeline's browser test measures snapshots by it
   } catch (e) {
     fatal(`This page needs WebAssembly, and the module did not load (${e.message || e}). Was it built? Run ./scripts/build-web.`);
     return;
@@ -949,9 +989,12 @@ async function main() {
   const stepParams = new URLSearchParams(own.query);
   state.openStep = Math.max(0, Math.min(200, Number(stepParams.get('step')) || 0));
   stepParams.delete('step');
+  // `at=EVENTS` (and `in=CODE`, the run's inputs): a link to a moment of a free-play run.
+  const moment = await readMoment(stepParams);
+  state.openMoment = moment.at == null ? null : moment;
   const parsed = parseQuery(stepParams.toString());
   state.settings = parsed.settings;
-  warn(parsed.warnings);
+  warn(moment.error ? [...parsed.warnings, moment.error] : parsed.warnings);
   if (state.settings.embed) { document.body.classList.add('embed'); $('embed-foot').hidden = false; $('caption-open').hidden = false; }
   const dark = !matchMedia('(prefers-color-scheme: light)').matches;
   state.view = new View($('canvas'));
@@ -968,6 +1011,7 @@ async function main() {
   document.title = `ringstore ${version()} · a Dynamo-style cluster in your browser`;
   wire();
   initLive(liveHooks());
+  initTimeline({ state, afterTravel, follow, warn });
   resize();
   if (own.url || own.code) await loadOwnFromLink(own);
   if (!(await autoLive(lq))) await build();

@@ -138,6 +138,13 @@ impl Cluster {
         to_js(&self.inner.timeline().stats(self.inner.sim()))
     }
 
+    /// Turns the timeline's snapshots (beyond the first) on or off (for measuring what they
+    /// cost; off, every jump replays from the start).
+    #[wasm_bindgen(js_name = keepSnapshots)]
+    pub fn keep_snapshots(&mut self, on: bool) {
+        self.inner.timeline_mut().keep_snapshots(on);
+    }
+
     /// The inputs of the branch on screen up to the moment on screen, encoded for a link
     /// (`timeline::encode_inputs`: versioned, checksummed; the page deflates it).
     #[wasm_bindgen(js_name = inputsCode)]

@@ -46,6 +46,8 @@ pub const BRANCHES_MAX: usize = 8;
 pub const SNAPSHOT_LOG_KEEP: usize = 1_000;
 /// The first spacing of snapshots, in events.
 pub const EVERY_EVENTS: u64 = 4_000;
+/// Anomaly markers a branch keeps at most.
+pub const ANOMALY_MARKERS_MAX: usize = 500;
 /// Position samples `(events, ms)` kept per branch at most (for the slider's time labels and
 /// for finding the moment of a time).
 const TICKS_MAX: usize = 4_096;
@@ -275,13 +277,60 @@ struct Branch {
     number: usize,
     /// `(events, ms)` samples, increasing.
     ticks: Vec<(u64, u64)>,
-    /// Lesson steps: (events, step).
-    steps: Vec<(u64, usize)>,
+    /// The checker's anomalies as they happened (at most [`ANOMALY_MARKERS_MAX`]).
+    anomalies: Vec<Marker>,
+    /// Stale reads and lost updates the checker had counted at the branch's end.
+    counted: (u64, u64),
     /// The spacing of its snapshots, events.
     every: u64,
 }
 
 impl Branch {
+    /// Marks the anomalies the checker found since the branch's end last moved (the run on
+    /// screen just passed it, at moment `at`).
+    fn note_anomalies(&mut self, sim: &Sim<IdbDisk>, at: u64) {
+        let live = sim.history().live();
+        let (stale, lost) = self.counted;
+        self.counted = (live.stale_reads, live.lost_updates);
+        let new_stale = live.stale_reads.saturating_sub(stale) as usize;
+        let new_lost = live.lost_updates.saturating_sub(lost) as usize;
+        let newest = |list: &std::collections::VecDeque<ringstore_core::sim::history::Anomaly>,
+                      n: usize| {
+            list.iter()
+                .skip(list.len().saturating_sub(n))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let found = newest(&live.recent_stale, new_stale)
+            .into_iter()
+            .map(|a| ("stale", a))
+            .chain(
+                newest(&live.recent_lost, new_lost)
+                    .into_iter()
+                    .map(|a| ("lost", a)),
+            );
+        for (kind, a) in found {
+            if self.anomalies.len() >= ANOMALY_MARKERS_MAX {
+                break;
+            }
+            let Some(op) = sim.history().op(a.other) else {
+                continue;
+            };
+            let key = String::from_utf8_lossy(&op.key);
+            let label = if kind == "stale" {
+                format!("stale read: #{} get {key} missed #{}", a.other, a.write)
+            } else {
+                format!("lost update: #{} to {key} lost to #{}", a.other, a.write)
+            };
+            self.anomalies.push(Marker {
+                events: at,
+                ms: op.completed.map_or(0, |t| t.0),
+                kind,
+                label,
+            });
+        }
+    }
+
     fn tick(&mut self, events: u64, ms: u64) {
         if self.ticks.last().is_some_and(|(e, _)| *e >= events) {
             return;
@@ -302,7 +351,9 @@ pub struct Marker {
     pub events: u64,
     /// Its clock, ms.
     pub ms: u64,
-    /// `crash`, `restart`, `partition`, `heal`, `join`, `leave`, `client`, `setting`, `step`.
+    /// `crash`, `restart`, `partition`, `heal`, `join`, `leave`, `client`, `setting`, `stale`
+    /// (a stale read) or `lost` (a lost update); an anomaly's `events` is where the run was
+    /// when the checker found it (the end of that frame), its `ms` when it completed.
     pub kind: &'static str,
     /// In words.
     pub label: String,
@@ -379,6 +430,8 @@ pub struct Timeline {
     at: u64,
     /// Inputs of the branch on screen already given to the cluster on screen.
     applied: usize,
+    /// Whether snapshots are taken after the first (off: only to measure what they cost).
+    keeping: bool,
 }
 
 impl Timeline {
@@ -391,7 +444,8 @@ impl Timeline {
             forked: None,
             number: 1,
             ticks: Vec::new(),
-            steps: Vec::new(),
+            anomalies: Vec::new(),
+            counted: (0, 0),
             every: EVERY_EVENTS,
         };
         first.tick(sim.events_run(), sim.now().0);
@@ -401,6 +455,7 @@ impl Timeline {
             next_number: 2,
             at: sim.events_run(),
             applied: 0,
+            keeping: true,
         };
         t.snapshot(sim);
         t
@@ -419,14 +474,21 @@ impl Timeline {
         self.branch().every
     }
 
+    /// Turns taking snapshots (beyond the first) on or off; off, every moment is replayed from
+    /// the start. Only the browser test's memory figure turns them off.
+    pub fn keep_snapshots(&mut self, on: bool) {
+        self.keeping = on;
+    }
+
     /// Takes a snapshot of `sim` (the cluster on screen) if the last one is `every` events
     /// back or more and no flush or compaction runs; `true` if it took one.
     pub fn snapshot(&mut self, sim: &Sim<IdbDisk>) -> bool {
         let events = sim.events_run();
         let applied = self.applied;
+        let keeping = self.keeping;
         let b = self.branch_mut();
         if let Some(last) = b.snapshots.last()
-            && (events < last.events + b.every || events <= last.events)
+            && (events < last.events + b.every || events <= last.events || !keeping)
         {
             return false;
         }
@@ -463,18 +525,10 @@ impl Timeline {
         let b = self.branch_mut();
         if (at, now) > b.end {
             b.end = (at, now);
+            b.note_anomalies(sim, at);
         }
         b.tick(at, now);
         self.snapshot(sim);
-    }
-
-    /// A lesson's step `step` (0-based) began at the moment on screen.
-    pub fn lesson_step(&mut self, step: usize) {
-        let at = self.at;
-        let b = self.branch_mut();
-        if b.steps.last().is_none_or(|(_, s)| *s != step) && b.steps.len() < INPUTS_MAX {
-            b.steps.push((at, step));
-        }
     }
 
     /// The branch's next input not yet given to the cluster on screen, if it is due at
@@ -544,12 +598,16 @@ impl Timeline {
                 .copied()
                 .filter(|(e, _)| *e <= events)
                 .collect(),
-            steps: old
-                .steps
+            anomalies: old
+                .anomalies
                 .iter()
-                .copied()
-                .filter(|(e, _)| *e <= events)
+                .filter(|m| m.events <= events)
+                .cloned()
                 .collect(),
+            counted: {
+                let live = sim.history().live();
+                (live.stale_reads, live.lost_updates)
+            },
             every: old.every,
         };
         self.next_number += 1;
@@ -676,10 +734,6 @@ impl Timeline {
     /// What the timeline shows (see [`TimelineView`]); `at_ms` is the cluster's clock.
     pub fn view(&self, at_ms: u64) -> TimelineView {
         let b = self.branch();
-        let ms_of = |e: u64| {
-            let i = b.ticks.partition_point(|(x, _)| *x <= e);
-            i.checked_sub(1).map_or(0, |i| b.ticks[i].1)
-        };
         let mut markers: Vec<Marker> = b
             .inputs
             .iter()
@@ -693,12 +747,7 @@ impl Timeline {
                 })
             })
             .collect();
-        markers.extend(b.steps.iter().map(|(e, s)| Marker {
-            events: *e,
-            ms: ms_of(*e),
-            kind: "step",
-            label: format!("lesson step {}", s + 1),
-        }));
+        markers.extend(b.anomalies.iter().cloned());
         markers.sort_by_key(|m| m.events);
         TimelineView {
             at: self.at,

@@ -1,0 +1,228 @@
+// The timeline under the picture (free play): a slider over the whole run so far, markers for
+// what happened (crashes, restarts, partitions, heals, joins, leaves, client operations,
+// setting changes, and the checker's anomalies), back and forward one event, the runs kept
+// (the original and the what-ifs forked from it), and links to a moment.
+//
+// The mechanism is in wasm (web/src/timeline.rs): every input is logged with the event count
+// at which it was given, snapshots of the simulator are kept, and `cluster.goTo(events)`
+// replays from the nearest one exactly. This module only draws the strip and calls it.
+// A change made while the screen shows the past starts a new run (wasm forks the branch); the
+// old one stays in the "Runs" list.
+
+import { LINK_CODE_MAX } from './authored.js';
+
+const $ = (id) => document.getElementById(id);
+// Markers drawn at most (a long run with many client operations thins them).
+const MARKS_MAX = 160;
+// The furthest moment a link may name (web/src/timeline.rs PLAY_TO_MAX).
+export const AT_MAX = 50_000_000;
+
+let hooks = null;     // what app.js gives: {state, afterTravel, follow}
+let shownKey = '';    // what the markers show, to rebuild them only when that changes
+let pending = null;   // a slider position waiting for the next animation frame
+let lastBranch = 0;
+let markers = [];
+
+export function initTimeline(h) {
+  hooks = h;
+  const range = $('tl-range');
+  // Dragging (and the arrow keys) scrubs: the newest position is reached once per frame.
+  range.addEventListener('input', () => {
+    const first = pending == null;
+    pending = Number(range.value);
+    if (first) requestAnimationFrame(() => { const v = pending; pending = null; travel((c) => c.goTo(v)); });
+  });
+  $('tl-back').onclick = stepBackOne;
+  $('tl-fwd').onclick = () => $('step').click();
+  $('tl-end').onclick = () => travel((c) => c.goTo(c.timeline().end));
+  $('tl-branch').onchange = () => {
+    const n = Number($('tl-branch').value);
+    travel((c) => c.switchBranch(n));
+  };
+}
+
+function usable() {
+  const s = hooks.state;
+  return s.cluster && !s.building && !s.live && !s.settings.scenario && !s.authored;
+}
+
+// Replaces the cluster on screen with the moment `go` reaches (paused), and refreshes the
+// panels; a failure is shown, never thrown.
+export function travel(go) {
+  if (!usable()) return false;
+  const s = hooks.state;
+  s.view.setPlaying(false);
+  try {
+    go(s.cluster);
+  } catch (e) {
+    hooks.warn([`${e.message || e}`], 'Could not go there:');
+    return false;
+  }
+  hooks.afterTravel();
+  render();
+  return true;
+}
+
+export function stepBackOne() {
+  if (!usable()) return;
+  travel((c) => c.stepBack());
+}
+
+// `[` and `]`: the previous or next marker.
+export function jumpMarker(forward) {
+  if (!usable() || !markers.length) return;
+  const at = hooks.state.cluster.eventsRun();
+  const m = forward ? markers.find((m) => m.events > at) : [...markers].reverse().find((m) => m.events < at);
+  if (m) goToMarker(m);
+}
+
+function goToMarker(m) {
+  if (m.kind === 'stale' || m.kind === 'lost') {
+    const op = Number(/#(\d+)/.exec(m.label)?.[1] ?? -1);
+    if (travel((c) => c.goToTime(m.ms)) && op >= 0) hooks.follow(op);
+  } else {
+    travel((c) => c.goTo(m.events));
+  }
+}
+
+// A checker anomaly's moment: when its later operation completed, with that operation
+// followed (its path drawn and listed).
+export function jumpToAnomaly(op) {
+  if (op.completed == null) return false;
+  const ok = travel((c) => c.goToTime(op.completed));
+  if (ok) hooks.follow(op.op);
+  return ok;
+}
+
+function fmtMs(ms) { return `${(ms / 1000).toFixed(3)} s`; }
+
+// Called with the panels (every 250 ms) and after every jump.
+export function render() {
+  const s = hooks.state;
+  const box = $('timeline');
+  if (!usable()) return;
+  const tl = s.cluster.timeline();
+  const range = $('tl-range');
+  if (pending == null && document.activeElement !== range || Number(range.max) !== tl.end) {
+    range.max = String(Math.max(tl.end, 1));
+    if (pending == null) range.value = String(tl.at);
+  }
+  const past = tl.at < tl.end;
+  const text = `${fmtMs(tl.at_ms)} · event ${tl.at.toLocaleString('en')} of ${tl.end.toLocaleString('en')}`;
+  if ($('tl-at').textContent !== text) $('tl-at').textContent = text;
+  range.setAttribute('aria-valuetext', `${fmtMs(tl.at_ms)}, event ${tl.at} of ${tl.end}${past ? ' (the past)' : ''}`);
+  $('tl-end').hidden = !past;
+  box.classList.toggle('past', past);
+  // The runs kept.
+  const sel = $('tl-branch');
+  sel.hidden = tl.branches.length < 2;
+  const opts = tl.branches.map((b) => [b.number, b.forkedFrom ? `run ${b.number}: what-if from run ${b.forkedFrom[0]} at event ${b.forkedFrom[1]}` : `run ${b.number}: the original`]);
+  const optKey = JSON.stringify(opts) + tl.branch;
+  if (sel.dataset.key !== optKey) {
+    sel.dataset.key = optKey;
+    sel.innerHTML = '';
+    for (const [n, label] of opts) sel.add(new Option(label, n));
+    sel.value = String(tl.branch);
+  }
+  let note = '';
+  if (lastBranch && tl.branch !== lastBranch && tl.branches.some((b) => b.number === lastBranch)) {
+    const b = tl.branches.find((b) => b.number === tl.branch);
+    if (b?.forkedFrom && b.forkedFrom[0] === lastBranch) note = `You changed the past: this is run ${tl.branch}. Run ${lastBranch} is kept (Runs list).`;
+  }
+  lastBranch = tl.branch;
+  if (note) $('tl-note').textContent = note;
+  else if (past) $('tl-note').textContent = 'The past, paused: ▶ replays this run; a change starts a what-if run.';
+  else if (!$('tl-note').textContent.startsWith('You changed')) $('tl-note').textContent = '';
+  // The markers, rebuilt when they change.
+  const key = `${tl.branch}:${tl.end}:${tl.markers.length}`;
+  if (key === shownKey) return;
+  shownKey = key;
+  markers = tl.markers;
+  const holder = $('tl-marks');
+  holder.innerHTML = '';
+  const end = Math.max(tl.end, 1);
+  // Faults and anomalies always; client operations and settings thinned to what fits.
+  const major = tl.markers.filter((m) => m.kind !== 'client' && m.kind !== 'setting');
+  const minor = tl.markers.filter((m) => m.kind === 'client' || m.kind === 'setting');
+  const room = Math.max(0, MARKS_MAX - major.length);
+  const every = Math.max(1, Math.ceil(minor.length / Math.max(room, 1)));
+  const shown = [...minor.filter((_, i) => i % every === 0).slice(0, room), ...major.slice(-MARKS_MAX)];
+  for (const m of shown) {
+    const b = document.createElement('button');
+    b.className = `tl-mark m-${m.kind}`;
+    b.style.left = `${(m.events / end) * 100}%`;
+    b.title = `${m.label} (${fmtMs(m.ms)})`;
+    b.setAttribute('aria-label', b.title);
+    b.tabIndex = -1; // the keyboard has [ and ]
+    b.onclick = () => goToMarker(m);
+    holder.append(b);
+  }
+}
+
+// ---- links to a moment ------------------------------------------------------------------
+
+async function pipe(bytes, stream) {
+  const out = new Blob([bytes]).stream().pipeThrough(stream);
+  return new Uint8Array(await new Response(out).arrayBuffer());
+}
+
+// The link parameters of the moment on screen: `at=EVENTS` and, when the run had inputs,
+// `in=CODE` (the inputs up to that moment, versioned and checksummed in wasm, deflated and
+// base64url here). `{params, warning}`; `params` empty when the moment cannot be linked.
+export async function momentParams() {
+  const s = hooks.state;
+  if (!usable()) return { params: '', warning: '' };
+  const stats = s.cluster.persistStats?.();
+  if (stats?.resumed) {
+    return { params: '', warning: 'this run was resumed from the copy saved in the browser, so a link cannot replay it from its start: press Reset to start a run whose moments can be linked' };
+  }
+  const at = s.cluster.eventsRun();
+  const bytes = s.cluster.inputsCode();
+  let params = `at=${at}`;
+  // Five header bytes and an empty list: no inputs.
+  if (bytes.length > 6) {
+    const packed = await pipe(bytes, new CompressionStream('deflate-raw'));
+    let bin = '';
+    for (const b of packed) bin += String.fromCharCode(b);
+    const code = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    if (code.length > LINK_CODE_MAX) {
+      return { params: '', warning: `this run has too many inputs to fit in a link (${code.length} characters, at most ${LINK_CODE_MAX}): the link opens the run from its start` };
+    }
+    params += `&in=${code}`;
+  }
+  return { params, warning: '' };
+}
+
+// Reads `at` and `in` from a link: `{at, inputs, error}` (`at` null when absent; `inputs` the
+// bytes for `cluster.loadInputs`, or null).
+export async function readMoment(params) {
+  const rawAt = params.get('at');
+  const rawIn = params.get('in');
+  params.delete('at');
+  params.delete('in');
+  if (rawAt == null && rawIn == null) return { at: null, inputs: null, error: '' };
+  if (rawAt == null || !/^\d{1,9}$/.test(rawAt) || Number(rawAt) > AT_MAX) {
+    return { at: null, inputs: null, error: `the moment in the link (at=${String(rawAt ?? '').slice(0, 40)}) must be a number of events from 0 to ${AT_MAX}` };
+  }
+  const at = Number(rawAt);
+  if (rawIn == null) return { at, inputs: null, error: '' };
+  try {
+    if (rawIn.length > 64 * 1024) throw new Error('too long');
+    const bin = atob(rawIn.replace(/-/g, '+').replace(/_/g, '/'));
+    const packed = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const out = new Blob([packed]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+    const reader = out.getReader();
+    const parts = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > 256 * 1024) { reader.cancel(); throw new Error('too long'); }
+      parts.push(value);
+    }
+    return { at, inputs: new Uint8Array(await new Blob(parts).arrayBuffer()), error: '' };
+  } catch (e) {
+    return { at: null, inputs: null, error: `the inputs in the link (in=…) are damaged (${e.message === 'too long' ? 'too long' : 'not deflated base64url'})` };
+  }
+}
