@@ -34,6 +34,11 @@
 //! which panel job ran in the frame), which is how these costs were found. The DOM panels
 //! (`www/app.js`) update in rounds every 250 ms split into one job per animation frame.
 //!
+//! **Time travel** ([`timeline`], `www/timeline.js`): every input the page gives the cluster
+//! goes through [`cluster::SimCluster`], which logs it with its event count and keeps
+//! snapshots ([`ringstore_core::sim::Sim::fork`]); any moment is replayed from the nearest one,
+//! a change in the past forks a new branch, and a link carries the moment and the inputs.
+//!
 //! **Saving** (`www/cluster.js`, the one place the page meets it): `openCluster` calls
 //! `Cluster.open` (resume if the saved configuration matches the URL's, else fresh), `persist()`
 //! runs every 500 ms and on `pagehide` and `visibilitychange`, and "Reset" calls
@@ -46,6 +51,9 @@
 //! `addNode`, `leave`, `setNetwork({latencyMin, latencyMax, lossPct})`,
 //! `setWorkload({rate, readPct, keys})`, `config()`, `checker()`, `op(id)`,
 //! `logSince(seq, {hide, node, deliveries, limit})`, `nodeDetail(id)`, `nodeIds()`, `isUp`;
+//! the [`timeline`]'s `eventsRun()`, `goTo(events)`, `stepBack()`, `goToTime(ms)`,
+//! `playTo(events)`, `switchBranch(n)`, `timeline()`, `timelineStats()`, `inputsCode()`,
+//! `loadInputs(bytes)`, `keepSnapshots(on)`;
 //! `new View(canvas)` with `attach`, `resize`, `frame`, `setPlaying`, `setSpeed`, `nudgeSpeed`,
 //! `stepOne`, `pointer`, `select`, `setKey`, `keyInfo`, `follow`, `startScenario`, `nextStep`,
 //! `scenarioState`, `panel`, `stats`, `resetStats`, `setDark`, `setShowGossip`; and
