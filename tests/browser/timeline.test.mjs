@@ -1,8 +1,9 @@
 // The timeline in headless Chromium (free play): back one event then forward returns to the
 // identical picture and event log; a marker on the timeline takes the run to its moment, and
 // Copy link's link to that moment reproduces it; a change in the past forks a new run and the
-// original is kept. Screenshots: tests/artifacts/timeline-markers.png, timeline-fork.png,
-// timeline-phone-390.png, timeline-embed-640x480.png. With TIMELINE_FIGURES=1, the scrub
+// original is kept; a checker anomaly jumps to its moment. Screenshots: tests/artifacts/
+// timeline-markers.png, timeline-fork.png, timeline-anomaly.png, timeline-phone-390.png,
+// timeline-embed-640x480.png. With TIMELINE_FIGURES=1, the scrub
 // latency and snapshot memory of a 10-minute run at 16 nodes and 200 ops/s are measured and
 // printed (docs/benchmarks.md); that run takes about a minute, so the suite skips it.
 //
@@ -182,6 +183,32 @@ test('a change in the past starts a new run and the original is kept', async () 
   const back = await picture(p);
   assert.deepEqual([back.at, back.log], [original.at, original.log], 'run 1 as it was');
   assert.equal(await p.evaluate(() => window.ringstore.cluster.isUp(3)), true);
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
+test('an anomaly in the checker jumps to its moment, with its operation followed', async () => {
+  // R = W = 1 and lossy links: stale reads come quickly.
+  const p = await open('?seed=3&n=3&w=1&r=1&loss=20&rate=300&at=0');
+  await p.evaluate(() => window.ringstore.view.setPlaying(false));
+  await run(p, 4_000);
+  await p.evaluate(() => { window.ringstore.lastPanel = 0; });
+  await p.waitForFunction(() => Number(document.getElementById('stale-n').textContent) > 0, null, { timeout: 10_000 });
+  await p.waitForSelector('.tl-mark.m-stale', { state: 'attached', timeout: 5_000 });
+  await p.click('#stale');
+  const item = await p.evaluate(() => {
+    const c = window.ringstore.lastChecker;
+    const [w, o] = c.stale.find(([w, o]) => w && o && o.completed != null);
+    return { op: o.op, completed: o.completed };
+  });
+  const end = await p.evaluate(() => window.ringstore.cluster.eventsRun());
+  await p.click('#anomalies li');
+  const at = await p.evaluate(() => ({ now: window.ringstore.cluster.now(), events: window.ringstore.cluster.eventsRun(), followed: window.ringstore.followed }));
+  assert.ok(at.events < end, 'back in time');
+  assert.ok(at.now >= item.completed && at.now <= item.completed + 1, `at the read's completion: ${at.now} ~ ${item.completed}`);
+  assert.equal(at.followed, item.op, 'the stale read is followed');
+  await p.waitForTimeout(600);
+  await p.screenshot({ path: path.join(artifacts, 'timeline-anomaly.png') });
   assert.deepEqual(p.errors, []);
   await p.close();
 });
