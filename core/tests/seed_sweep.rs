@@ -803,6 +803,27 @@ fn a_torn_tail_cut_that_was_not_synced_never_becomes_corruption() {
 }
 
 /// Replays the seed in `SEED` with its whole trace (no-op without `SEED`).
+/// A leaving node stored a newer hint for key8 while the replay of an older one was in
+/// flight; the older replay's acknowledgement removed the key from the node's count of live
+/// hints, so the node thought it had handed everything on and left holding the newer write,
+/// acknowledged at W = 1. A replay's acknowledgement now consumes only the version it
+/// carried, and the newer hint is replayed at once.
+#[test]
+fn a_hint_stored_while_an_older_one_is_replayed_is_handed_on() {
+    assert_seed_passes(41_009_272);
+}
+
+/// An operator removed n2 through n1, and n1 crashed before its gossip carried the removal:
+/// n1 restarted with the ring it remembered but learned n2 back, alive, from peers that never
+/// heard of the removal, and every node routed by a ring still holding the dead n2. A node
+/// now remembers the removals it knew with its ring and gossips them again after a restart.
+#[test]
+fn a_removal_survives_a_crash_of_the_node_it_went_through() {
+    assert_seed_passes(41_011_689);
+    assert_seed_passes(41_008_277);
+    assert_seed_passes(40_004_813);
+}
+
 #[test]
 fn replay_one_seed() {
     let Some(seed) = std::env::var("SEED").ok().and_then(|s| s.parse().ok()) else {

@@ -630,6 +630,11 @@ pub struct NodeConfig {
     /// Under gossip, how long a joining node listens before it computes what to stream (so that
     /// it knows the ring).
     pub join_delay_ms: u64,
+    /// Members an operator removed, with the removal's generation, as this node knew them when
+    /// it last stopped ([`Node::removed`], kept beside the remembered ring). The node starts
+    /// with them as removed and gossips the removal again, so a removal taken through this
+    /// node survives a crash before it had spread.
+    pub removed: Vec<(NodeId, u64)>,
 }
 
 impl NodeConfig {
@@ -660,6 +665,7 @@ impl NodeConfig {
             seed: u64::from(id.0),
             joining: false,
             join_delay_ms: 3_000,
+            removed: Vec::new(),
         })
     }
 }
@@ -667,12 +673,13 @@ impl NodeConfig {
 /// What a storage operation's completion is for.
 #[derive(Debug)]
 enum StorageWait {
-    /// A replica write (to the data store, or a hint for `hint`'s owner); ack `req` to
-    /// `coordinator`, alone or, with `group`, once every write of the group is done.
+    /// A replica write (to the data store, or a hint for `hint`'s owner, key and version);
+    /// ack `req` to `coordinator`, alone or, with `group`, once every write of the group is
+    /// done.
     ReplicaWrite {
         coordinator: NodeId,
         req: ReqId,
-        hint: Option<(NodeId, Vec<u8>)>,
+        hint: Option<(NodeId, Vec<u8>, Version)>,
         group: Option<u64>,
     },
     /// A replica write to hand on to `receivers`, waiting for this node's own copy of the
@@ -826,6 +833,16 @@ impl Node {
     /// Where this node is in its life in the cluster.
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
+    }
+
+    /// Members an operator removed, with the removal's generation: what a driver keeps with
+    /// the ring it remembers, and gives back in [`NodeConfig::removed`] at the next start.
+    /// Empty under an oracle (its driver tells every node of a removal).
+    pub fn removed(&self) -> Vec<(NodeId, u64)> {
+        self.gossip
+            .as_ref()
+            .map(|g| g.removed())
+            .unwrap_or_default()
     }
 
     /// Hints held, per owner (as far as this node has counted).

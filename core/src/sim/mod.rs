@@ -343,6 +343,9 @@ struct SimNode<D: MachineDisk> {
     /// The ring the node knew when it crashed: it restarts with it, as a native node restarts
     /// with the ring its state file remembers, and then learns what changed meanwhile.
     last_ring: Option<Ring>,
+    /// The removals the node knew of when it crashed ([`Node::removed`]), remembered with the
+    /// ring: it starts with them and gossips them again.
+    last_removed: Vec<(NodeId, u64)>,
 }
 
 impl<D: MachineDisk> SimNode<D> {
@@ -493,6 +496,7 @@ impl<D: MachineDisk> Sim<D> {
                 left: false,
                 joining: false,
                 last_ring: None,
+                last_removed: Vec::new(),
             },
         );
     }
@@ -685,10 +689,13 @@ impl<D: MachineDisk> Sim<D> {
             .get(&id)
             .map_or((false, 0), |n| (n.joining, n.incarnation));
         let generation = (self.now.0 << 16) + incarnation + 1;
-        let node_config = self
+        let mut node_config = self
             .config
             .node_config(id, joining, generation)
             .map_err(NodeError::from)?;
+        if let Some(n) = self.nodes.get(&id) {
+            node_config.removed = n.last_removed.clone();
+        }
         // The engines run the cluster's sync policy: the shared storage code decides by it
         // whether a write waits for a sync.
         let lsm_config = LsmConfig {
@@ -754,6 +761,7 @@ impl<D: MachineDisk> Sim<D> {
             return;
         };
         sim_node.last_ring = Some(crashed.ring().clone());
+        sim_node.last_removed = crashed.removed();
         sim_node.data = None;
         sim_node.hints = None;
         sim_node.job = None;
