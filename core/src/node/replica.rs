@@ -154,13 +154,12 @@ impl HintBook {
     /// meanwhile (while the replay of this one was in flight) stays live: the consumed marker
     /// does not cover it in the store either.
     fn consumed(&mut self, owner: NodeId, hkey: &[u8], version: Version) {
-        if let Some(keys) = self.live.get_mut(&owner) {
-            if keys
+        if let Some(keys) = self.live.get_mut(&owner)
+            && keys
                 .get(hkey)
                 .is_some_and(|newest| newest.is_none_or(|v| v <= version))
-            {
-                keys.remove(hkey);
-            }
+        {
+            keys.remove(hkey);
         }
         self.recount_owner(owner);
     }
