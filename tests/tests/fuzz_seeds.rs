@@ -454,6 +454,7 @@ fn message_seeds(seeds: &mut Seeds) {
             tokens: vec![Token(5)],
             address: "127.0.0.1:7003".into(),
         }],
+        removed: vec![(NodeId(4), 1_700_000_000_002)],
     };
     add(seeds, "node_state", "state", 0x00, &state::encode(&state));
 
