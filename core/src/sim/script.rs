@@ -372,6 +372,23 @@ pub fn parse_script(text: &str) -> Result<Vec<Step>, ScriptError> {
 
 /// Runs a whole script and returns its trace.
 pub fn run_script(text: &str) -> Result<String, ScriptError> {
+    run_script_logged(text).map(|run| run.trace)
+}
+
+/// What a whole script run gives: its trace, and the hash and length of the event log of the
+/// cluster it ran last (see [`super::log::EventLog::hash`]), which pin its whole behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRun {
+    /// The trace, as [`run_script`] returns it.
+    pub trace: String,
+    /// The event log's hash (0 when the script starts no cluster).
+    pub log_hash: u64,
+    /// Events logged (0 when the script starts no cluster).
+    pub log_events: u64,
+}
+
+/// Runs a whole script and returns its trace with its event log's hash.
+pub fn run_script_logged(text: &str) -> Result<ScriptRun, ScriptError> {
     let mut runner = Runner {
         sim: None,
         out: String::new(),
@@ -400,7 +417,15 @@ pub fn run_script(text: &str) -> Result<String, ScriptError> {
                 message,
             })?;
     }
-    Ok(runner.out)
+    let (log_hash, log_events) = runner
+        .sim
+        .as_ref()
+        .map_or((0, 0), |sim| (sim.log().hash(), sim.log().total()));
+    Ok(ScriptRun {
+        trace: runner.out,
+        log_hash,
+        log_events,
+    })
 }
 
 struct Runner {
