@@ -236,7 +236,7 @@ impl<D: MachineDisk> Sim<D> {
         self.tag_last_entry(tag);
     }
 
-    /// Tags the entry just logged with client operation `op` (see [`trace`]).
+    /// Tags the entry just logged with client operation `op` (see [`trace`](super::trace)).
     pub(super) fn tag_last_entry(&mut self, op: Option<OpId>) {
         if let Some(op) = op {
             let end = self.log.total();
@@ -246,7 +246,7 @@ impl<D: MachineDisk> Sim<D> {
     }
 
     /// Feeds `input` to `node`. A client request is tagged with its operation, a storage
-    /// completion with the operation its request belonged to (see [`trace`]).
+    /// completion with the operation its request belonged to (see [`trace`](super::trace)).
     pub(super) fn input(&mut self, node: NodeId, input: Input) {
         let cause = match &input {
             Input::Client { client, .. } => Some(*client),
