@@ -351,7 +351,7 @@ impl Node {
         let ts = (now.0.saturating_mul(1000)).max(self.last_ts + 1);
         self.last_ts = ts;
         Version {
-            ts,
+            ts_micros: ts,
             node: self.config.id,
         }
     }

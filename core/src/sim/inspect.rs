@@ -241,7 +241,7 @@ pub fn label(msg: &Message) -> String {
             format!(
                 "{verb} {}{value} ts={}{hint}",
                 show_bytes(key),
-                show_ts(cell.version.ts)
+                show_ts(cell.version.ts_micros)
             )
         }
         Message::ReplicateAck { result: Ok(()), .. } => "Ack".to_string(),
@@ -251,8 +251,12 @@ pub fn label(msg: &Message) -> String {
             result: Ok(Some(cell)),
             ..
         } => match &cell.value {
-            Some(v) => format!("GetReply {} ts={}", show_bytes(v), show_ts(cell.version.ts)),
-            None => format!("GetReply tombstone ts={}", show_ts(cell.version.ts)),
+            Some(v) => format!(
+                "GetReply {} ts={}",
+                show_bytes(v),
+                show_ts(cell.version.ts_micros)
+            ),
+            None => format!("GetReply tombstone ts={}", show_ts(cell.version.ts_micros)),
         },
         Message::ReadReply {
             result: Ok(None), ..
