@@ -62,6 +62,10 @@
 //! (`SWEEP_FRESH_FIRST` sets it, to run the same range again). A failing seed prints the one
 //! command that replays it with a trace. Seeds that once failed are kept as named tests below
 //! ("Regressions"), each named after what it catches.
+//!
+//! [`event_log_hashes_are_unchanged`] pins the event-log hash of forty of the fixed seeds in
+//! `event_log_hashes/seed_sweep.golden`, so a change meant to keep behaviour (a refactoring)
+//! shows that it did; `UPDATE_GOLDENFILES=1` regenerates it after an intended change.
 
 use rand::{Rng, SeedableRng};
 use ringstore_core::DetRng;
@@ -449,6 +453,16 @@ fn apply(sim: &mut Sim, fault: &Fault, faulty: &[NodeId]) -> Result<(), String> 
 
 /// Runs one seed; `Err` describes the first invariant broken.
 fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
+    run_seed_logged(seed, verbose, &mut None)
+}
+
+/// [`run_seed`], which also sets `log` to the hash and length of the event log once the
+/// liveness phase is over (before the checks, so a seed that breaks an invariant has one too).
+fn run_seed_logged(
+    seed: u64,
+    verbose: bool,
+    log: &mut Option<(u64, u64)>,
+) -> Result<String, String> {
     let Scenario {
         mut config,
         faults,
@@ -527,6 +541,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         }
         sim.run_for(1_000);
     }
+    *log = Some((sim.log().hash(), sim.log().total()));
 
     if verbose {
         for entry in sim.log().entries() {
@@ -682,6 +697,54 @@ fn fresh_seeds() {
         first + count
     );
     sweep(first, count);
+}
+
+/// Seeds of the fixed range whose event logs are pinned: 3, 15, 27, …, 471 (forty seeds).
+fn hashed_seeds() -> impl Iterator<Item = u64> {
+    (0..40).map(|i| 3 + 12 * i)
+}
+
+/// The hash and length of the event log of forty seeds spread over the fixed range, against
+/// `event_log_hashes/seed_sweep.golden`: a change meant to leave behaviour alone (a
+/// refactoring, a file split, a rename) must leave every one as it is. After an intended
+/// change in behaviour, `UPDATE_GOLDENFILES=1` regenerates the file (read the diff: the seeds
+/// that changed are the ones the change touches). The golden scripts have the same
+/// (`golden::event_log_hashes_are_unchanged`).
+#[test]
+fn event_log_hashes_are_unchanged() {
+    let mut table = String::from(
+        "# The hash and length of the event log of forty seed-sweep seeds (tests/seed_sweep.rs).\n\
+         # A change that keeps behaviour keeps these; UPDATE_GOLDENFILES=1 regenerates them.\n",
+    );
+    for seed in hashed_seeds() {
+        let mut log = None;
+        let verdict = run_seed_logged(seed, false, &mut log);
+        let Some((hash, events)) = log else {
+            panic!("seed {seed} did not run: {verdict:?}");
+        };
+        table.push_str(&format!(
+            "seed {seed} events={events} hash={hash:016x} passes={}\n",
+            verdict.is_ok()
+        ));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/event_log_hashes/seed_sweep.golden");
+    if std::env::var_os("UPDATE_GOLDENFILES").is_some() {
+        std::fs::write(&path, &table).expect("write hashes");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    let changed: Vec<String> = table
+        .lines()
+        .filter(|line| !expected.lines().any(|e| e == *line))
+        .map(|line| format!("  now: {line}"))
+        .collect();
+    assert!(
+        expected == table,
+        "a seed's event log changed ({}):\n{}\n(UPDATE_GOLDENFILES=1 regenerates, only after an intended change in behaviour)",
+        path.display(),
+        changed.join("\n")
+    );
 }
 
 // ---- Regressions: seeds outside the fixed range that once failed, named after the bug ----

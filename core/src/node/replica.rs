@@ -32,7 +32,7 @@
 //! largest value a client may write is [`CLIENT_VALUE_BYTES_MAX`], short of the engine's
 //! [`VALUE_BYTES_LIMIT`] by that overhead. A hint the node cannot store (refused by its store,
 //! or the hint store full) is reported with [`NodeEvent::HintDropped`]. Consuming a hint writes a tombstone at
-//! `Version { ts: original ts, node: NodeId::HINT_CONSUMED }`, which beats the hint it consumes
+//! `Version { ts_micros: original ts_micros, node: NodeId::HINT_CONSUMED }`, which beats the hint it consumes
 //! but not a newer hint for the same key.
 
 use super::{Lifecycle, Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
@@ -495,7 +495,7 @@ impl Node {
                 self.consume_hint(owner, hkey, stored.version);
                 continue;
             };
-            if original.version.ts / 1000 + self.config.hint_ttl_ms < now.0 {
+            if original.version.ts_micros / 1000 + self.config.hint_ttl_ms < now.0 {
                 self.event(NodeEvent::HintDropped {
                     owner,
                     key,
@@ -589,7 +589,7 @@ impl Node {
         self.hints.consumed(owner, &hkey, version);
         self.maybe_finish_leave();
         let marker = Cell::tombstone(Version {
-            ts: version.ts,
+            ts_micros: version.ts_micros,
             node: NodeId::HINT_CONSUMED,
         });
         self.storage_op(
@@ -641,9 +641,9 @@ impl AckGroups {
 mod tests {
     use super::*;
 
-    fn v(ts: u64) -> Version {
+    fn v(ts_micros: u64) -> Version {
         Version {
-            ts,
+            ts_micros,
             node: NodeId(5),
         }
     }
