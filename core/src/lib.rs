@@ -18,7 +18,7 @@
 //!
 //! let disk = SimDisk::new(7);
 //! let (mut lsm, _report) = Lsm::open(disk.clone(), LsmConfig::small_for_tests()).unwrap();
-//! let v = Version { ts: 100, node: NodeId(2) };
+//! let v = Version { ts_micros: 100, node: NodeId(2) };
 //! lsm.write(b"user123", Cell::put(v, b"Alice".to_vec())).unwrap();
 //! lsm.sync_wal().unwrap(); // durable from here on
 //!

@@ -338,7 +338,7 @@ mod tests {
         };
         let cell = Cell::put(
             Version {
-                ts: 100,
+                ts_micros: 100,
                 node: NodeId(2),
             },
             b"Alice".to_vec(),

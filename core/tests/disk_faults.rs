@@ -11,7 +11,7 @@ use ringstore_core::{Millis, NodeId};
 fn cell(ts: u64, bytes: usize) -> Cell {
     Cell::put(
         Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         },
         vec![b'v'; bytes],

@@ -8,8 +8,15 @@
 //! (`200ms  n2 -> n1 HintedPut user123=Alice ts=200 hint-for=n5`). The data-path scripts use the
 //! oracle membership, so their traces show the data path only; the others run gossip. The page's
 //! lessons are these same files, with narration (`docs/LESSONS.md`).
+//!
+//! A trace shows part of what happened; `event_log_hashes/scripts.golden` pins the rest: the
+//! hash and length of each script's whole event log (every message, timer and storage event).
+//! A change meant to leave behaviour alone (a refactoring, a file split, a rename) must leave
+//! it as it is. After an intended change in behaviour, `UPDATE_GOLDENFILES=1` regenerates it
+//! too; the seed sweep keeps the same kind of file for its seeds
+//! (`seed_sweep::event_log_hashes_are_unchanged`).
 
-use ringstore_core::sim::script::run_script;
+use ringstore_core::sim::script::{run_script, run_script_logged};
 use std::path::Path;
 
 #[test]
@@ -60,6 +67,53 @@ fn golden_scripts_match_their_traces() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The script files in `tests/scripts`, sorted.
+fn script_paths() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/scripts")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "script"))
+        .collect();
+    scripts.sort();
+    scripts
+}
+
+#[test]
+fn event_log_hashes_are_unchanged() {
+    let mut table = String::from(
+        "# The hash and length of each golden script's event log (tests/golden.rs).\n\
+         # A change that keeps behaviour keeps these; UPDATE_GOLDENFILES=1 regenerates them.\n",
+    );
+    for script in script_paths() {
+        let text = std::fs::read_to_string(&script).expect("read script");
+        let run = run_script_logged(&text).unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        let name = script.file_stem().expect("a name").to_string_lossy();
+        table.push_str(&format!(
+            "{name} events={} hash={:016x}\n",
+            run.log_events, run.log_hash
+        ));
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/event_log_hashes/scripts.golden");
+    if std::env::var_os("UPDATE_GOLDENFILES").is_some() {
+        std::fs::write(&path, &table).expect("write hashes");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    let changed: Vec<String> = table
+        .lines()
+        .filter(|line| !expected.lines().any(|e| e == *line))
+        .map(|line| format!("  now: {line}"))
+        .collect();
+    assert!(
+        expected == table,
+        "a golden script's event log changed ({}):\n{}\n(UPDATE_GOLDENFILES=1 regenerates, only after an intended change in behaviour)",
+        path.display(),
+        changed.join("\n")
+    );
 }
 
 #[test]

@@ -111,7 +111,7 @@ impl Model {
 fn agrees(engine: Option<&Cell>, model: Option<&Cell>, now: Millis, grace_ms: u64) -> bool {
     match (engine, model) {
         (a, b) if a == b => true,
-        (None, Some(m)) => m.is_tombstone() && m.version.ts / 1000 + grace_ms <= now.0,
+        (None, Some(m)) => m.is_tombstone() && m.version.ts_micros / 1000 + grace_ms <= now.0,
         _ => false,
     }
 }
@@ -189,7 +189,7 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 value.resize(len.max(4), k);
                 // A coordinator never issues the same version twice: the counter keeps them apart.
                 let version = Version {
-                    ts: (now.0 - age_ms) * 1000 + value_counter,
+                    ts_micros: (now.0 - age_ms) * 1000 + value_counter,
                     node: NodeId(node),
                 };
                 let cell = Cell::put(version, value);
@@ -206,7 +206,7 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
             } => {
                 value_counter += 1;
                 let version = Version {
-                    ts: (now.0 - age_ms) * 1000 + value_counter,
+                    ts_micros: (now.0 - age_ms) * 1000 + value_counter,
                     node: NodeId(node),
                 };
                 let cell = Cell::tombstone(version);

@@ -52,7 +52,7 @@ const GARBAGE: [u8; 29] = [
 
 fn v(offset: u64, node: u32) -> Version {
     Version {
-        ts: BASE_TS_US + offset,
+        ts_micros: BASE_TS_US + offset,
         node: NodeId(node),
     }
 }

@@ -62,6 +62,10 @@
 //! (`SWEEP_FRESH_FIRST` sets it, to run the same range again). A failing seed prints the one
 //! command that replays it with a trace. Seeds that once failed are kept as named tests below
 //! ("Regressions"), each named after what it catches.
+//!
+//! [`event_log_hashes_are_unchanged`] pins the event-log hash of forty of the fixed seeds in
+//! `event_log_hashes/seed_sweep.golden`, so a change meant to keep behaviour (a refactoring)
+//! shows that it did; `UPDATE_GOLDENFILES=1` regenerates it after an intended change.
 
 use rand::{Rng, SeedableRng};
 use ringstore_core::DetRng;
@@ -449,6 +453,16 @@ fn apply(sim: &mut Sim, fault: &Fault, faulty: &[NodeId]) -> Result<(), String> 
 
 /// Runs one seed; `Err` describes the first invariant broken.
 fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
+    run_seed_logged(seed, verbose, &mut None)
+}
+
+/// [`run_seed`], which also sets `log` to the hash and length of the event log once the
+/// liveness phase is over (before the checks, so a seed that breaks an invariant has one too).
+fn run_seed_logged(
+    seed: u64,
+    verbose: bool,
+    log: &mut Option<(u64, u64)>,
+) -> Result<String, String> {
     let Scenario {
         mut config,
         faults,
@@ -527,6 +541,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         }
         sim.run_for(1_000);
     }
+    *log = Some((sim.log().hash(), sim.log().total()));
 
     if verbose {
         for entry in sim.log().entries() {
@@ -684,6 +699,54 @@ fn fresh_seeds() {
     sweep(first, count);
 }
 
+/// Seeds of the fixed range whose event logs are pinned: 3, 15, 27, …, 471 (forty seeds).
+fn hashed_seeds() -> impl Iterator<Item = u64> {
+    (0..40).map(|i| 3 + 12 * i)
+}
+
+/// The hash and length of the event log of forty seeds spread over the fixed range, against
+/// `event_log_hashes/seed_sweep.golden`: a change meant to leave behaviour alone (a
+/// refactoring, a file split, a rename) must leave every one as it is. After an intended
+/// change in behaviour, `UPDATE_GOLDENFILES=1` regenerates the file (read the diff: the seeds
+/// that changed are the ones the change touches). The golden scripts have the same
+/// (`golden::event_log_hashes_are_unchanged`).
+#[test]
+fn event_log_hashes_are_unchanged() {
+    let mut table = String::from(
+        "# The hash and length of the event log of forty seed-sweep seeds (tests/seed_sweep.rs).\n\
+         # A change that keeps behaviour keeps these; UPDATE_GOLDENFILES=1 regenerates them.\n",
+    );
+    for seed in hashed_seeds() {
+        let mut log = None;
+        let verdict = run_seed_logged(seed, false, &mut log);
+        let Some((hash, events)) = log else {
+            panic!("seed {seed} did not run: {verdict:?}");
+        };
+        table.push_str(&format!(
+            "seed {seed} events={events} hash={hash:016x} passes={}\n",
+            verdict.is_ok()
+        ));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/event_log_hashes/seed_sweep.golden");
+    if std::env::var_os("UPDATE_GOLDENFILES").is_some() {
+        std::fs::write(&path, &table).expect("write hashes");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    let changed: Vec<String> = table
+        .lines()
+        .filter(|line| !expected.lines().any(|e| e == *line))
+        .map(|line| format!("  now: {line}"))
+        .collect();
+    assert!(
+        expected == table,
+        "a seed's event log changed ({}):\n{}\n(UPDATE_GOLDENFILES=1 regenerates, only after an intended change in behaviour)",
+        path.display(),
+        changed.join("\n")
+    );
+}
+
 // ---- Regressions: seeds outside the fixed range that once failed, named after the bug ----
 
 fn assert_seed_passes(seed: u64) {
@@ -803,6 +866,27 @@ fn a_torn_tail_cut_that_was_not_synced_never_becomes_corruption() {
 }
 
 /// Replays the seed in `SEED` with its whole trace (no-op without `SEED`).
+/// A leaving node stored a newer hint for key8 while the replay of an older one was in
+/// flight; the older replay's acknowledgement removed the key from the node's count of live
+/// hints, so the node thought it had handed everything on and left holding the newer write,
+/// acknowledged at W = 1. A replay's acknowledgement now consumes only the version it
+/// carried, and the newer hint is replayed at once.
+#[test]
+fn a_hint_stored_while_an_older_one_is_replayed_is_handed_on() {
+    assert_seed_passes(41_009_272);
+}
+
+/// An operator removed n2 through n1, and n1 crashed before its gossip carried the removal:
+/// n1 restarted with the ring it remembered but learned n2 back, alive, from peers that never
+/// heard of the removal, and every node routed by a ring still holding the dead n2. A node
+/// now remembers the removals it knew with its ring and gossips them again after a restart.
+#[test]
+fn a_removal_survives_a_crash_of_the_node_it_went_through() {
+    assert_seed_passes(41_011_689);
+    assert_seed_passes(41_008_277);
+    assert_seed_passes(40_004_813);
+}
+
 #[test]
 fn replay_one_seed() {
     let Some(seed) = std::env::var("SEED").ok().and_then(|s| s.parse().ok()) else {

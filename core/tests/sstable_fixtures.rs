@@ -113,7 +113,7 @@ const FOOTER_CRC_AT: usize = 46;
 
 fn v(ts: u64, node: u32) -> Version {
     Version {
-        ts,
+        ts_micros: ts,
         node: NodeId(node),
     }
 }

@@ -284,7 +284,7 @@ impl Engine for Ringstore {
 
     fn put(&self, ts: u64, key: &[u8], value: &[u8]) -> Result<()> {
         let version = Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         };
         self.store.write(key, Cell::put(version, value.to_vec()))?;

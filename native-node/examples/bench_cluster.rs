@@ -109,14 +109,15 @@ struct Row {
     errors: String,
 }
 
-/// A `ringstore demo` cluster, stopped (SIGTERM: every node seals its WAL) when dropped.
-struct Cluster {
+/// A running `ringstore demo` process and the addresses of the nodes it started (a cluster of
+/// node processes it supervises), stopped (SIGTERM: every node seals its WAL) when dropped.
+struct DemoCluster {
     demo: Child,
     addresses: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Cluster {
+impl Drop for DemoCluster {
     fn drop(&mut self) {
         terminate(&mut self.demo, Duration::from_secs(20));
     }
@@ -138,7 +139,7 @@ fn terminate(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
-fn start_cluster(opts: &Opts, nodes: u32, sync: SyncChoice) -> anyhow::Result<Cluster> {
+fn start_cluster(opts: &Opts, nodes: u32, sync: SyncChoice) -> anyhow::Result<DemoCluster> {
     let dir = tempfile::Builder::new()
         .prefix("ringstore-bench-")
         .tempdir()?;
@@ -170,7 +171,7 @@ fn start_cluster(opts: &Opts, nodes: u32, sync: SyncChoice) -> anyhow::Result<Cl
             }
         }
     });
-    let mut cluster = Cluster {
+    let mut cluster = DemoCluster {
         demo,
         addresses: Vec::new(),
         _dir: dir,

@@ -20,7 +20,9 @@
 //!
 //! The state ([`NodeState`]) holds the node's id, its tokens (drawn from getrandom at the first
 //! start), N and the default W and R, the last gossip generation, whether it finished joining,
-//! and the last ring it knew (members, tokens, addresses). The persister task rewrites it on a
+//! the last ring it knew (members, tokens, addresses), and the removals it knew of (member and
+//! generation; the node gossips them again after a restart, so a removal taken through it
+//! survives a crash before it had spread). Version 1 files (no removals) are still read. The persister task rewrites it on a
 //! blocking thread at start and on every ring change. At start the node refuses a conflicting
 //! `--id` or `--n`, takes a generation larger than the last one (its start time in ms, or one
 //! more if the clock stepped back), and starts from the remembered ring, so it never streams
@@ -38,8 +40,8 @@ use std::path::{Path, PathBuf};
 
 /// The file's name inside the data directory.
 pub const STATE_FILE: &str = "node.state";
-/// The format version written.
-pub const STATE_VERSION: u8 = 1;
+/// The format version written (version 1, without `removed`, is read too).
+pub const STATE_VERSION: u8 = 2;
 /// The largest state file accepted (a ring of 4,096 members with 1,024 tokens each fits).
 pub const STATE_BYTES_MAX: usize = 64 << 20;
 const MAGIC: [u8; 4] = *b"RSND";
@@ -67,6 +69,40 @@ pub struct NodeState {
     pub joined: bool,
     /// The ring as this node last knew it: members with their tokens and addresses.
     pub ring: Vec<RingMember>,
+    /// Members an operator removed, with the removal's gossip generation (see
+    /// `Node::removed`). Absent from version 1 files.
+    pub removed: Vec<(NodeId, u64)>,
+}
+
+/// A version 1 state: [`NodeState`] without `removed`.
+#[derive(Deserialize)]
+struct NodeStateV1 {
+    id: NodeId,
+    tokens: Vec<Token>,
+    n: usize,
+    w: usize,
+    r: usize,
+    created_ms: u64,
+    last_generation: u64,
+    joined: bool,
+    ring: Vec<RingMember>,
+}
+
+impl From<NodeStateV1> for NodeState {
+    fn from(v1: NodeStateV1) -> NodeState {
+        NodeState {
+            id: v1.id,
+            tokens: v1.tokens,
+            n: v1.n,
+            w: v1.w,
+            r: v1.r,
+            created_ms: v1.created_ms,
+            last_generation: v1.last_generation,
+            joined: v1.joined,
+            ring: v1.ring,
+            removed: Vec::new(),
+        }
+    }
 }
 
 /// One member of a remembered ring.
@@ -166,7 +202,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NodeState, StateError> {
     if bytes[0..4] != MAGIC {
         return Err(StateError::BadMagic { path });
     }
-    if bytes[4] != STATE_VERSION {
+    let version = bytes[4];
+    if version != STATE_VERSION && version != 1 {
         return Err(StateError::UnsupportedVersion {
             path,
             got: bytes[4],
@@ -186,7 +223,12 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NodeState, StateError> {
             expected,
         });
     }
-    match postcard::take_from_bytes(payload) {
+    let decoded = if version == 1 {
+        postcard::take_from_bytes::<NodeStateV1>(payload).map(|(v1, rest)| (v1.into(), rest))
+    } else {
+        postcard::take_from_bytes::<NodeState>(payload)
+    };
+    match decoded {
         Ok((state, [])) => Ok(state),
         Ok((_, rest)) => Err(StateError::Payload {
             path,
@@ -260,7 +302,26 @@ mod tests {
                 tokens: vec![Token(9)],
                 address: "127.0.0.1:7001".into(),
             }],
+            removed: vec![(NodeId(4), 1_700_000_000_002)],
         }
+    }
+
+    #[test]
+    fn a_version_1_file_reads_with_no_removals() {
+        // Version 1's payload is version 2's without the trailing `removed` (an empty list
+        // encodes as one zero byte).
+        let state = NodeState {
+            removed: Vec::new(),
+            ..sample()
+        };
+        let mut bytes = encode(&state);
+        assert_eq!(bytes.pop(), Some(0));
+        bytes[4] = 1;
+        let len = (bytes.len() - HEADER_BYTES) as u32;
+        bytes[8..12].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[HEADER_BYTES..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(Path::new("node.state"), &bytes).unwrap(), state);
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn print_stats(title: &str, s: &LsmStats) {
 
 fn version(ts: u64) -> Version {
     Version {
-        ts,
+        ts_micros: ts,
         node: NodeId(2),
     }
 }

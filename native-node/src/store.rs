@@ -659,7 +659,7 @@ mod tests {
     fn cell(ts: u64) -> Cell {
         Cell::put(
             Version {
-                ts,
+                ts_micros: ts,
                 node: NodeId(1),
             },
             b"v".to_vec(),

@@ -167,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = LsmConfig::default;
         let v = |ts| Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         };
         let store = Store::open_indexed(dir.path(), config()).unwrap();

@@ -174,7 +174,7 @@ fn storage_seeds(seeds: &mut Seeds) {
 fn cell() -> Cell {
     Cell::put(
         Version {
-            ts: 1_700_000_000_000_000,
+            ts_micros: 1_700_000_000_000_000,
             node: NodeId(2),
         },
         b"Alice".to_vec(),
@@ -192,7 +192,7 @@ fn messages() -> Vec<Message> {
         end: Token(0x9000_0000_0000_0000),
     };
     let tomb = Cell::tombstone(Version {
-        ts: 5,
+        ts_micros: 5,
         node: NodeId(3),
     });
     let app = AppState {
@@ -454,6 +454,7 @@ fn message_seeds(seeds: &mut Seeds) {
             tokens: vec![Token(5)],
             address: "127.0.0.1:7003".into(),
         }],
+        removed: vec![(NodeId(4), 1_700_000_000_002)],
     };
     add(seeds, "node_state", "state", 0x00, &state::encode(&state));
 

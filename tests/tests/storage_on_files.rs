@@ -39,7 +39,7 @@ fn concurrent_synced_writers_share_syncs_and_lose_nothing() {
                     let key = format!("w{w}-{i:04}");
                     let cell = Cell::put(
                         Version {
-                            ts: i + 1,
+                            ts_micros: i + 1,
                             node: NodeId(w),
                         },
                         key.clone().into_bytes(),
@@ -84,7 +84,7 @@ fn background_threads_flush_and_compact_while_writes_go_on() {
                 key.as_bytes(),
                 Cell::put(
                     Version {
-                        ts: i + 1,
+                        ts_micros: i + 1,
                         node: NodeId(1),
                     },
                     vec![1; 64],
@@ -127,7 +127,7 @@ fn put_synced(lsm: &mut Lsm<FileDisk>, i: u64) {
     let key = format!("k{i:05}");
     let cell = Cell::put(
         Version {
-            ts: i + 1,
+            ts_micros: i + 1,
             node: NodeId(1),
         },
         vec![i as u8; 100],
@@ -242,7 +242,7 @@ fn a_lone_synced_writer_costs_one_wal_sync_per_write() {
     while writes < 100 || started.elapsed() < std::time::Duration::from_millis(400) {
         let cell = Cell::put(
             Version {
-                ts: writes + 1,
+                ts_micros: writes + 1,
                 node: NodeId(1),
             },
             vec![1; 100],

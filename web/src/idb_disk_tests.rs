@@ -174,7 +174,7 @@ fn an_engine_on_the_disk_recovers_from_a_reload() {
     let mut db = MemDb::new();
     let (mut lsm, _) = Lsm::open(disk.clone(), LsmConfig::small_for_tests()).unwrap();
     let v = |ts| Version {
-        ts,
+        ts_micros: ts,
         node: NodeId(2),
     };
     for i in 0..2_000u64 {

@@ -52,7 +52,7 @@ pub fn bench_entry(i: u64) -> (Vec<u8>, Cell) {
         .collect();
     debug_assert_eq!(key.len(), KEY_BYTES);
     let version = Version {
-        ts: 1_000_000 + i,
+        ts_micros: 1_000_000 + i,
         node: NodeId(1),
     };
     (key, Cell::put(version, value))
@@ -91,7 +91,7 @@ pub fn bench_replicas(keys: u64, differing: u64, depth: u8) -> Result<(Replica, 
 
 fn bump(v: Version) -> Version {
     Version {
-        ts: v.ts + 1_000_000_000,
+        ts_micros: v.ts_micros + 1_000_000_000,
         node: v.node,
     }
 }

@@ -73,14 +73,14 @@ impl NodeHash {
 }
 
 /// The 128-bit hash of one entry: XXH3-128 of
-/// `key_len u32 LE ‖ key ‖ ts u64 LE ‖ node u32 LE ‖ kind u8 (0 put, 1 tombstone) ‖ XXH3-64(value) u64 LE`
+/// `key_len u32 LE ‖ key ‖ ts_micros u64 LE ‖ node u32 LE ‖ kind u8 (0 put, 1 tombstone) ‖ XXH3-64(value) u64 LE`
 /// (the value hash is 0 for a tombstone). Two replicas holding the same version of a key, value
 /// or tombstone, produce the same entry hash.
 pub fn entry_hash(key: &[u8], cell: &Cell) -> u128 {
     let mut buf = Vec::with_capacity(key.len() + 25);
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
     buf.extend_from_slice(key);
-    buf.extend_from_slice(&cell.version.ts.to_le_bytes());
+    buf.extend_from_slice(&cell.version.ts_micros.to_le_bytes());
     buf.extend_from_slice(&cell.version.node.0.to_le_bytes());
     let (kind, value_hash) = match &cell.value {
         Some(v) => (0u8, xxh3_64(v)),

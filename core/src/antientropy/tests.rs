@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 fn v(ts: u64) -> Version {
     Version {
-        ts,
+        ts_micros: ts,
         node: NodeId(1),
     }
 }
@@ -354,7 +354,7 @@ fn side_entries(range: Range, side: &BTreeMap<u16, (u64, bool)>) -> Vec<(Vec<u8>
             // Different sides may give one version different contents only if the version
             // differs: mix the node id in so equal versions are equal writes.
             let version = Version {
-                ts,
+                ts_micros: ts,
                 node: NodeId(u32::from(tomb)),
             };
             let cell = if tomb {
@@ -405,7 +405,7 @@ proptest! {
                 prop_assert!(replica.put(&k, put(ts, b"x")).is_err());
                 continue;
             }
-            let version = Version { ts, node: NodeId(u32::from(tomb)) };
+            let version = Version { ts_micros: ts, node: NodeId(u32::from(tomb)) };
             let cell = if tomb { Cell::tombstone(version) } else { Cell::put(version, vec![ts as u8]) };
             replica.put(&k, cell).unwrap();
         }

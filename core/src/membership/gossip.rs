@@ -255,6 +255,52 @@ impl Gossiper {
         Ok(())
     }
 
+    /// Members an operator removed, with the generation of the removal: what a restarting
+    /// node remembers (see [`Gossiper::remember_removed`]) so a removal it took survives a
+    /// crash before it had spread.
+    pub fn removed(&self) -> Vec<(NodeId, u64)> {
+        self.members
+            .iter()
+            .filter(|(_, s)| s.status == MemberStatus::Removed)
+            .map(|(n, s)| (*n, s.generation))
+            .collect()
+    }
+
+    /// At start: `node` was removed under `generation` (from [`Gossiper::removed`] before a
+    /// restart). The tombstone is kept and gossiped as a removal made here would be, so peers
+    /// that never heard of the removal learn it; a member already known under a newer
+    /// generation (it came back as a new member) is left alone. Returns whether it was kept.
+    pub fn remember_removed(&mut self, node: NodeId, generation: u64) -> bool {
+        if node == self.me || generation == 0 {
+            return false;
+        }
+        if let Some(state) = self.members.get(&node) {
+            if state.generation >= generation {
+                return false;
+            }
+        } else if self.members.len() >= self.config.members_max {
+            self.stats.members_refused += 1;
+            return false;
+        }
+        self.members.insert(
+            node,
+            MemberState {
+                generation,
+                heartbeat: 0,
+                version: 1,
+                app_version: 1,
+                status: MemberStatus::Removed,
+                tokens: Vec::new(),
+                address: String::new(),
+            },
+        );
+        self.ring_epoch += 1;
+        self.detector.remove(node);
+        self.verdicts.remove(&node);
+        self.touch(node);
+        true
+    }
+
     /// Adds a seed learned after the start (a driver that knows seeds by address learns their
     /// ids when it first reaches them). Returns whether it was new. This node, and seeds past
     /// `members_max`, are not added.

@@ -484,6 +484,38 @@ fn removal_spreads_and_a_live_node_refutes_it() {
 }
 
 #[test]
+fn a_removal_remembered_across_a_restart_spreads_again() {
+    let mut a = gossiper(1, 1, &[]);
+    let mut b = gossiper(2, 1, &[1]);
+    let c = gossiper(3, 1, &[1]);
+    let mut c_known = gossiper(4, 1, &[]);
+    // b knows n3 alive; a removes n3, then crashes before telling anyone.
+    exchange(&mut b, &mut a, Millis(0));
+    let mut c = c;
+    exchange(&mut c, &mut b, Millis(0));
+    exchange(&mut c, &mut a, Millis(0));
+    a.remove(n(3)).unwrap();
+    let remembered = a.removed();
+    assert_eq!(remembered, vec![(n(3), 2)]);
+    // a restarts knowing only itself and what it remembered.
+    let mut a = gossiper(1, 2, &[]);
+    for &(node, generation) in &remembered {
+        assert!(a.remember_removed(node, generation));
+    }
+    assert!(!a.remember_removed(n(1), 5), "never itself");
+    assert!(!a.live_view(Millis(10)).contains_key(&n(3)));
+    // b's older word on n3 (alive, generation 1) does not bring it back; a's removal wins.
+    exchange(&mut b, &mut a, Millis(10));
+    assert_eq!(a.members()[&n(3)].status, MemberStatus::Removed);
+    assert_eq!(b.members()[&n(3)].status, MemberStatus::Removed);
+    // A member already known under a newer generation (it came back) is left alone.
+    c_known.remember_removed(n(3), 2);
+    exchange(&mut c, &mut c_known, Millis(20));
+    assert_eq!(c.generation(), 3, "n3 refutes the removal");
+    assert!(!c_known.remember_removed(n(3), 2));
+}
+
+#[test]
 fn a_member_that_left_is_left_not_dead() {
     let mut a = gossiper(1, 1, &[]);
     let mut b = gossiper(2, 1, &[1]);

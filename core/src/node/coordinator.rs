@@ -2,7 +2,7 @@
 //! leader. This is the design notes' write and read flow:
 //!
 //! * **PUT/DELETE.** Hash the key, take its preference list (the N distinct nodes clockwise
-//!   on the ring), stamp the write with this node's clock (`Version { ts, node }`), send it to
+//!   on the ring), stamp the write with this node's clock (`Version { ts_micros, node }`), send it to
 //!   every replica and answer the client after W acknowledgements. A replica believed down is
 //!   replaced by the next healthy node clockwise past the preference list, which stores the
 //!   write as a *hint* for it (sloppy quorum); hints count towards W.
@@ -66,7 +66,7 @@ pub(super) struct PendingRead {
     replied: bool,
 }
 
-/// The LWW winner among replies: the cell with the greatest `(ts, node)` version.
+/// The LWW winner among replies: the cell with the greatest `(ts_micros, node)` version.
 pub fn resolve_lww<'a>(cells: impl IntoIterator<Item = &'a Option<Cell>>) -> Option<&'a Cell> {
     cells.into_iter().flatten().max_by_key(|c| c.version)
 }

@@ -61,6 +61,9 @@ impl Node {
         if !self.config.joining {
             gossiper.set_status(MemberStatus::Alive)?;
         }
+        for &(node, generation) in &self.config.removed {
+            gossiper.remember_removed(node, generation);
+        }
         self.gossip = Some(gossiper);
         self.ring_inputs = None;
         self.ring_epoch = None;

@@ -32,7 +32,7 @@
 //! largest value a client may write is [`CLIENT_VALUE_BYTES_MAX`], short of the engine's
 //! [`VALUE_BYTES_LIMIT`] by that overhead. A hint the node cannot store (refused by its store,
 //! or the hint store full) is reported with [`NodeEvent::HintDropped`]. Consuming a hint writes a tombstone at
-//! `Version { ts: original ts, node: NodeId::HINT_CONSUMED }`, which beats the hint it consumes
+//! `Version { ts_micros: original ts_micros, node: NodeId::HINT_CONSUMED }`, which beats the hint it consumes
 //! but not a newer hint for the same key.
 
 use super::{Lifecycle, Node, NodeEvent, StorageOp, StorageResult, StorageWait, StoreId, Timer};
@@ -88,8 +88,10 @@ pub fn hint_store_config(data: &LsmConfig) -> LsmConfig {
 /// Hint bookkeeping: the hints each owner has here, and replays in flight.
 #[derive(Clone, Debug, Default)]
 pub(super) struct HintBook {
-    /// The hint-store keys of the live hints, by owner (at most `hints_max`).
-    live: BTreeMap<NodeId, BTreeSet<Vec<u8>>>,
+    /// The hint-store keys of the live hints, by owner (at most `hints_max`), each with the
+    /// newest version stored under it since the start (`None`: listed at the start, version
+    /// not known). A replay acknowledged for an older version leaves a newer hint live.
+    live: BTreeMap<NodeId, BTreeMap<Vec<u8>, Option<Version>>>,
     /// How many of them each owner has (no owner without one).
     counts: BTreeMap<NodeId, u64>,
     /// Replay request seq -> (owner, hint-store key, original cell).
@@ -124,22 +126,39 @@ impl HintBook {
     pub(super) fn set_keys(&mut self, keys: BTreeSet<Vec<u8>>) {
         for key in keys {
             if let Some((owner, _)) = split_hint_key(&key) {
-                self.live.entry(owner).or_default().insert(key);
+                self.live
+                    .entry(owner)
+                    .or_default()
+                    .entry(key)
+                    .or_insert(None);
             }
         }
         self.recount();
         self.counted = true;
     }
 
-    /// A hint for `owner` under hint-store key `hkey` is stored (new, or replacing one).
-    fn stored(&mut self, owner: NodeId, hkey: Vec<u8>) {
-        self.live.entry(owner).or_default().insert(hkey);
+    /// A hint for `owner` under hint-store key `hkey` at `version` is stored (new, or replacing
+    /// one: the store keeps the newer of the two).
+    fn stored(&mut self, owner: NodeId, hkey: Vec<u8>, version: Version) {
+        let newest = self
+            .live
+            .entry(owner)
+            .or_default()
+            .entry(hkey)
+            .or_insert(None);
+        *newest = Some(newest.map_or(version, |v| v.max(version)));
         self.recount_owner(owner);
     }
 
-    /// The hint under `hkey` is consumed.
-    fn consumed(&mut self, owner: NodeId, hkey: &[u8]) {
-        if let Some(keys) = self.live.get_mut(&owner) {
+    /// The hint under `hkey` at `version` is consumed. A newer hint stored under the same key
+    /// meanwhile (while the replay of this one was in flight) stays live: the consumed marker
+    /// does not cover it in the store either.
+    fn consumed(&mut self, owner: NodeId, hkey: &[u8], version: Version) {
+        if let Some(keys) = self.live.get_mut(&owner)
+            && keys
+                .get(hkey)
+                .is_some_and(|newest| newest.is_none_or(|v| v <= version))
+        {
             keys.remove(hkey);
         }
         self.recount_owner(owner);
@@ -152,7 +171,7 @@ impl HintBook {
     }
 
     fn recount_owner(&mut self, owner: NodeId) {
-        match self.live.get(&owner).map_or(0, BTreeSet::len) {
+        match self.live.get(&owner).map_or(0, BTreeMap::len) {
             0 => {
                 self.live.remove(&owner);
                 self.counts.remove(&owner);
@@ -174,7 +193,7 @@ impl HintBook {
     fn holds(&self, owner: NodeId, hkey: &[u8]) -> bool {
         self.live
             .get(&owner)
-            .is_some_and(|keys| keys.contains(hkey))
+            .is_some_and(|keys| keys.contains_key(hkey))
     }
 
     /// Whether this node is known to hold no hint (for a leaving node: all handed on).
@@ -306,7 +325,7 @@ impl Node {
             let wait = StorageWait::ReplicaWrite {
                 coordinator: from,
                 req,
-                hint: Some((owner, key.clone())),
+                hint: Some((owner, key.clone(), cell.version)),
                 group,
             };
             let op = StorageOp::Write {
@@ -362,14 +381,14 @@ impl Node {
         now: Millis,
         coordinator: NodeId,
         req: ReqId,
-        hint: Option<(NodeId, Vec<u8>)>,
+        hint: Option<(NodeId, Vec<u8>, Version)>,
         group: Option<u64>,
         result: StorageResult,
     ) {
         let result = match result {
             StorageResult::Written => {
-                if let Some((owner, key)) = hint {
-                    self.hints.stored(owner, hint_key(owner, &key));
+                if let Some((owner, key, version)) = hint {
+                    self.hints.stored(owner, hint_key(owner, &key), version);
                     self.event(NodeEvent::HintStored { owner, key });
                     if group.is_some() {
                         // A write handed on: deliver it now rather than at the next round.
@@ -379,7 +398,7 @@ impl Node {
                 Ok(())
             }
             StorageResult::Failed(why) => {
-                if let Some((owner, key)) = hint {
+                if let Some((owner, key, _)) = hint {
                     let reason = format!("the hint store refused it: {why}");
                     self.event(NodeEvent::HintDropped { owner, key, reason });
                 }
@@ -476,7 +495,7 @@ impl Node {
                 self.consume_hint(owner, hkey, stored.version);
                 continue;
             };
-            if original.version.ts / 1000 + self.config.hint_ttl_ms < now.0 {
+            if original.version.ts_micros / 1000 + self.config.hint_ttl_ms < now.0 {
                 self.event(NodeEvent::HintDropped {
                     owner,
                     key,
@@ -509,7 +528,7 @@ impl Node {
 
     pub(super) fn on_hint_replay_ack(
         &mut self,
-        _now: Millis,
+        now: Millis,
         seq: u64,
         result: Result<(), ReplicaError>,
     ) {
@@ -524,6 +543,9 @@ impl Node {
                 });
             }
             self.consume_hint(owner, hkey, original.version);
+            // A newer hint stored while this one was in flight: hand it on now, not at the
+            // next round.
+            self.replay_hints_to(now, owner);
         }
     }
 
@@ -564,10 +586,10 @@ impl Node {
     }
 
     fn consume_hint(&mut self, owner: NodeId, hkey: Vec<u8>, version: Version) {
-        self.hints.consumed(owner, &hkey);
+        self.hints.consumed(owner, &hkey, version);
         self.maybe_finish_leave();
         let marker = Cell::tombstone(Version {
-            ts: version.ts,
+            ts_micros: version.ts_micros,
             node: NodeId::HINT_CONSUMED,
         });
         self.storage_op(
@@ -612,5 +634,38 @@ impl AckGroups {
         }
         let group = self.groups.remove(&id)?;
         Some(group.failed.map_or(Ok(()), Err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(ts_micros: u64) -> Version {
+        Version {
+            ts_micros,
+            node: NodeId(5),
+        }
+    }
+
+    #[test]
+    fn a_replay_acknowledged_for_an_older_version_leaves_the_newer_hint_live() {
+        let owner = NodeId(2);
+        let hkey = hint_key(owner, b"key8");
+        let mut book = HintBook::default();
+        book.set_keys(BTreeSet::new());
+        book.stored(owner, hkey.clone(), v(2_913_000));
+        // The replay of 2913 is in flight when 2919 is stored under the same key.
+        book.stored(owner, hkey.clone(), v(2_919_000));
+        book.consumed(owner, &hkey, v(2_913_000));
+        assert_eq!(book.counts().get(&owner), Some(&1));
+        assert!(!book.handed_on());
+        book.consumed(owner, &hkey, v(2_919_000));
+        assert!(book.counts().is_empty());
+        assert!(book.handed_on());
+        // A hint listed at the start (version not known) is consumed by any replay of it.
+        book.set_keys(BTreeSet::from([hkey.clone()]));
+        book.consumed(owner, &hkey, v(1));
+        assert!(book.handed_on());
     }
 }

@@ -351,7 +351,7 @@ mod tests {
     fn apply_write_says_how_a_write_completes_and_hands_back_a_stalled_batch() {
         let put = |i: u64| {
             let version = Version {
-                ts: i,
+                ts_micros: i,
                 node: NodeId(1),
             };
             (
@@ -417,7 +417,7 @@ mod tests {
 
     fn v(ts: u64) -> Version {
         Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         }
     }

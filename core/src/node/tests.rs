@@ -8,7 +8,7 @@ use crate::wire::{Message, ReqId};
 
 fn v(ts: u64, node: u32) -> Version {
     Version {
-        ts,
+        ts_micros: ts,
         node: NodeId(node),
     }
 }

@@ -83,6 +83,7 @@ impl<D: MachineDisk> Sim<D> {
                 left: n.left,
                 joining: n.joining,
                 last_ring: n.last_ring.clone(),
+                last_removed: n.last_removed.clone(),
             };
             nodes.insert(*id, copy);
         }

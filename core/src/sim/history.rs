@@ -263,7 +263,7 @@ mod tests {
 
     fn v(ts: u64) -> Version {
         Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         }
     }

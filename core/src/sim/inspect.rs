@@ -1,15 +1,76 @@
 //! Looking at a simulation from outside: the snapshot a UI draws, what nodes store, and
 //! one-line descriptions of messages for traces.
 
+use super::Sim;
 use super::log::{show_bytes, show_ts};
-use super::{ClusterSnapshot, NodeSnapshot, Sim};
+use crate::Millis;
 use crate::NodeId;
 use crate::node::Node;
+use crate::storage::LsmStats;
 use crate::storage::{Cell, Lsm};
 use crate::wire::Message;
+use crate::wire::MessageKind;
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
+/// A node's state for drawing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeSnapshot {
+    /// The node.
+    pub id: NodeId,
+    /// Whether it runs.
+    pub up: bool,
+    /// Its clock's offset from true time.
+    pub skew_ms: i64,
+    /// Peers it believes down.
+    pub believes_down: Vec<NodeId>,
+    /// Requests it is coordinating.
+    pub in_flight: usize,
+    /// Hints it holds, per owner.
+    pub hints_held: BTreeMap<NodeId, u64>,
+    /// Its data store.
+    pub storage: Option<LsmStats>,
+}
+
+/// The whole cluster's state for drawing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterSnapshot {
+    /// Simulated time.
+    pub now: Millis,
+    /// Every node.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Messages in flight: id, from, to, kind, sent, arrives.
+    pub in_flight: Vec<(u64, NodeId, NodeId, MessageKind, Millis, Millis)>,
+    /// Cut links.
+    pub partitions: Vec<(NodeId, NodeId)>,
+}
+
 impl<D: super::MachineDisk> Sim<D> {
+    /// Whether every replica of every key in `keys` holds the same newest version, by the
+    /// current ring: `Err` names the first key whose replicas disagree.
+    pub fn replicas_agree<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), String> {
+        for key in keys {
+            let replicas = self
+                .ring
+                .preference_list(crate::ring::key_token(key), self.config.n);
+            let versions: Vec<(NodeId, Option<crate::storage::Version>)> = replicas
+                .iter()
+                .map(|&r| (r, self.stored(r, key).map(|c| c.version)))
+                .collect();
+            if versions.windows(2).any(|w| w[0].1 != w[1].1) {
+                return Err(format!(
+                    "replicas of {} disagree: {versions:?}",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A node's data disk (for tests that look at its files).
     pub fn data_disk(&self, node: NodeId) -> Option<&D> {
         Some(&self.nodes.get(&node)?.data_disk)
@@ -180,7 +241,7 @@ pub fn label(msg: &Message) -> String {
             format!(
                 "{verb} {}{value} ts={}{hint}",
                 show_bytes(key),
-                show_ts(cell.version.ts)
+                show_ts(cell.version.ts_micros)
             )
         }
         Message::ReplicateAck { result: Ok(()), .. } => "Ack".to_string(),
@@ -190,8 +251,12 @@ pub fn label(msg: &Message) -> String {
             result: Ok(Some(cell)),
             ..
         } => match &cell.value {
-            Some(v) => format!("GetReply {} ts={}", show_bytes(v), show_ts(cell.version.ts)),
-            None => format!("GetReply tombstone ts={}", show_ts(cell.version.ts)),
+            Some(v) => format!(
+                "GetReply {} ts={}",
+                show_bytes(v),
+                show_ts(cell.version.ts_micros)
+            ),
+            None => format!("GetReply tombstone ts={}", show_ts(cell.version.ts_micros)),
         },
         Message::ReadReply {
             result: Ok(None), ..

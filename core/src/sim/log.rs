@@ -339,7 +339,7 @@ pub fn show_result(result: &ClientResult) -> String {
             acks,
             hinted: 0,
         }) => {
-            format!("ok ts={} acks={acks}", show_ts(version.ts))
+            format!("ok ts={} acks={acks}", show_ts(version.ts_micros))
         }
         Ok(ClientOk::Written {
             version,
@@ -348,14 +348,14 @@ pub fn show_result(result: &ClientResult) -> String {
         }) => {
             format!(
                 "ok ts={} acks={acks} ({hinted} hinted)",
-                show_ts(version.ts)
+                show_ts(version.ts_micros)
             )
         }
         Ok(ClientOk::Found { version, value }) => {
-            format!("{} ts={}", show_bytes(value), show_ts(version.ts))
+            format!("{} ts={}", show_bytes(value), show_ts(version.ts_micros))
         }
         Ok(ClientOk::NotFound { version: Some(v) }) => {
-            format!("not found (deleted at ts={})", show_ts(v.ts))
+            format!("not found (deleted at ts={})", show_ts(v.ts_micros))
         }
         Ok(ClientOk::NotFound { version: None }) => "not found".to_string(),
         Err(e) => format!("error: {e}"),
@@ -393,7 +393,7 @@ pub fn show_node_event(event: &NodeEvent) -> String {
             format!(
                 "read repair: {replica} is stale for {}, sending ts={}",
                 show_bytes(key),
-                show_ts(version.ts)
+                show_ts(version.ts_micros)
             )
         }
         NodeEvent::JoinStarted { ranges } => format!("joining: pulls {ranges} ranges"),

@@ -208,7 +208,7 @@ mod tests {
             key: b"k".to_vec(),
             cell: Cell::put(
                 Version {
-                    ts: 1,
+                    ts_micros: 1,
                     node: NodeId(1),
                 },
                 vec![7; len],

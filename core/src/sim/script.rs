@@ -36,8 +36,11 @@
 //! A client operation runs until it completes and then until nothing is in flight, so read
 //! repair and acks after the reply show too. Lines show the simulated time and every message
 //! sent or dropped, every WAL append and sync, and every protocol event.
+//!
+//! This file parses commands and sets clusters up; `runner` runs them and writes the trace,
+//! `describe` prints what the describing commands show, and `lesson` reads a script as a
+//! lesson with its narration.
 
-use super::log::{SimEvent, show_result};
 use super::network::NetworkConfig;
 use super::{Sim, SimConfig};
 use crate::NodeId;
@@ -48,6 +51,9 @@ use std::fmt::Write as _;
 
 pub mod describe;
 pub mod lesson;
+mod runner;
+
+use runner::Runner;
 
 pub use describe::{
     describe_full_copy, describe_lsm, describe_moves, describe_ring, describe_shares,
@@ -372,6 +378,23 @@ pub fn parse_script(text: &str) -> Result<Vec<Step>, ScriptError> {
 
 /// Runs a whole script and returns its trace.
 pub fn run_script(text: &str) -> Result<String, ScriptError> {
+    run_script_logged(text).map(|run| run.trace)
+}
+
+/// What a whole script run gives: its trace, and the hash and length of the event log of the
+/// cluster it ran last (see [`super::log::EventLog::hash`]), which pin its whole behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRun {
+    /// The trace, as [`run_script`] returns it.
+    pub trace: String,
+    /// The event log's hash (0 when the script starts no cluster).
+    pub log_hash: u64,
+    /// Events logged (0 when the script starts no cluster).
+    pub log_events: u64,
+}
+
+/// Runs a whole script and returns its trace with its event log's hash.
+pub fn run_script_logged(text: &str) -> Result<ScriptRun, ScriptError> {
     let mut runner = Runner {
         sim: None,
         out: String::new(),
@@ -400,18 +423,15 @@ pub fn run_script(text: &str) -> Result<String, ScriptError> {
                 message,
             })?;
     }
-    Ok(runner.out)
-}
-
-struct Runner {
-    sim: Option<Sim>,
-    out: String,
-    shown: u64,
-    /// Where the next `await` starts looking in the log: before the last command, or just
-    /// after the last `await`'s event, whichever is later.
-    await_from: u64,
-    /// The client operation `start` sent last (`await done`).
-    last_op: Option<u64>,
+    let (log_hash, log_events) = runner
+        .sim
+        .as_ref()
+        .map_or((0, 0), |sim| (sim.log().hash(), sim.log().total()));
+    Ok(ScriptRun {
+        trace: runner.out,
+        log_hash,
+        log_events,
+    })
 }
 
 fn node(arg: &str) -> Result<NodeId, String> {
@@ -593,208 +613,6 @@ pub fn set_loss<D: super::MachineDisk>(sim: &mut Sim<D>, pct: u32) {
         ..sim.config().network.clone()
     };
     sim.set_network(network);
-}
-
-impl Runner {
-    fn sim(&mut self) -> Result<&mut Sim, String> {
-        self.sim
-            .as_mut()
-            .ok_or_else(|| "no cluster yet: start with `cluster`".to_string())
-    }
-
-    /// Prints the log entries logged since the last command.
-    fn flush_trace(&mut self) {
-        let Some(sim) = self.sim.as_ref() else { return };
-        let mut lines = Vec::new();
-        for entry in sim.log().since(self.shown) {
-            let show = match &entry.event {
-                SimEvent::MessageDelivered { .. } => false,
-                SimEvent::MessageSent { kind, .. } => *kind != crate::wire::MessageKind::Gossip,
-                SimEvent::MessageDropped { kind, .. } => *kind != crate::wire::MessageKind::Gossip,
-                _ => true,
-            };
-            if show {
-                lines.push(format!("  {:>6}ms  {}", entry.time.0, entry.event.trace()));
-            }
-        }
-        self.shown = sim.log().total();
-        for l in lines {
-            let _ = writeln!(self.out, "{l}");
-        }
-    }
-
-    fn lines(&mut self, lines: Vec<String>) {
-        for l in lines {
-            let _ = writeln!(self.out, "  {l}");
-        }
-    }
-
-    fn command(&mut self, command: Command) -> Result<(), String> {
-        if let (Some(sim), false) = (self.sim.as_ref(), matches!(command, Command::Await(_))) {
-            self.await_from = self.await_from.max(sim.log().total());
-        }
-        match command {
-            Command::Cluster(config) => {
-                let _ = writeln!(self.out, "  {}", describe_cluster(&config));
-                let sim = start_cluster(*config)?;
-                self.shown = sim.log().total();
-                self.sim = Some(sim);
-            }
-            Command::Ring(key) => {
-                let line = describe_ring(self.sim()?, &key);
-                self.lines(vec![line]);
-            }
-            Command::Client { .. } => self.client(&command)?,
-            Command::Crash(n) => {
-                self.sim()?.crash(n);
-                self.flush_trace();
-            }
-            Command::Restart(n) => {
-                self.sim()?.restart(n).map_err(|e| e.to_string())?;
-                self.flush_trace();
-            }
-            Command::Partition { a, b, one_way } => {
-                self.sim()?.partition(&a, &b, one_way);
-                self.flush_trace();
-            }
-            Command::Join(n) => {
-                self.sim()?.add_node(n).map_err(|e| e.to_string())?;
-                self.sim()?.run_until_quiet(WAIT_MS);
-                self.flush_trace();
-            }
-            Command::Leave(n) => {
-                self.sim()?.leave(n);
-                self.sim()?.run_until_quiet(WAIT_MS);
-                self.flush_trace();
-            }
-            Command::Load { node, count } => {
-                let sim = self.sim()?;
-                load_keys(sim, node, count);
-                let ok = sim
-                    .history()
-                    .ops()
-                    .filter(|o| matches!(o.result, Some(Ok(_))))
-                    .count();
-                self.shown = sim.log().total();
-                let _ = writeln!(
-                    self.out,
-                    "  {count} keys written ({ok} operations ok so far)"
-                );
-            }
-            Command::Heal => {
-                self.sim()?.heal();
-                self.flush_trace();
-            }
-            Command::Skew { node, ms } => {
-                self.sim()?.set_skew(node, ms);
-                self.flush_trace();
-            }
-            Command::Loss(pct) => set_loss(self.sim()?, pct),
-            Command::Run(ms) => {
-                self.sim()?.run_for(ms);
-                self.flush_trace();
-            }
-            Command::Stabilize => {
-                self.sim()?.run_until_quiet(WAIT_MS);
-                self.flush_trace();
-            }
-            Command::Stored(key) => {
-                let lines = describe_stored(self.sim()?, &key);
-                self.lines(lines);
-            }
-            Command::Status => {
-                let lines = describe_status(self.sim()?);
-                self.lines(lines);
-            }
-            Command::Compact(n) => {
-                self.sim()?.compact(n).map_err(|e| e.to_string())?;
-                self.sim()?.run_until_quiet(WAIT_MS);
-                self.flush_trace();
-            }
-            Command::Lsm(n) => {
-                let lines = describe_lsm(self.sim()?, n);
-                self.lines(lines);
-            }
-            Command::Moves { node, keys } => {
-                let lines = describe_moves(self.sim()?, node, keys);
-                self.lines(lines);
-            }
-            Command::Shares(vnodes) => {
-                let lines = describe_shares(self.sim()?, vnodes);
-                self.lines(lines);
-            }
-            Command::FullCopy(n) => {
-                let lines = describe_full_copy(self.sim()?, n);
-                self.lines(lines);
-            }
-            Command::Await(what) => {
-                let (from, op) = (self.await_from, self.last_op);
-                let sim = self.sim()?;
-                let mut waiter = Waiter::new(what, from, op);
-                let until = sim.now().0 + WAIT_MS;
-                if !lesson::advance(sim, &mut waiter, until) {
-                    return Err(format!("not within {WAIT_MS} ms"));
-                }
-                self.await_from = waiter.matched().unwrap_or(from);
-                self.flush_trace();
-                if let (Some(op), Await::Done) = (op, waiter.what()) {
-                    let result = self.sim()?.history().op(op).and_then(|o| o.result.clone());
-                    if let Some(r) = result {
-                        let _ = writeln!(self.out, "  => {}", show_result(&r));
-                    }
-                }
-            }
-            Command::Say(_)
-            | Command::Ask { .. }
-            | Command::Choice(_)
-            | Command::Title(_)
-            | Command::Section(_)
-            | Command::Names(_)
-            | Command::Watch(_) => {}
-        }
-        Ok(())
-    }
-
-    fn client(&mut self, command: &Command) -> Result<(), String> {
-        let Some((coordinator, op)) = command.client_op() else {
-            return Ok(());
-        };
-        let (cmd, key) = match command {
-            Command::Client { kind, key, .. } => (
-                match kind {
-                    ClientKind::Put => "put",
-                    ClientKind::Get => "get",
-                    ClientKind::Delete => "delete",
-                },
-                key.clone(),
-            ),
-            _ => return Ok(()),
-        };
-        let background = matches!(
-            command,
-            Command::Client {
-                background: true,
-                ..
-            }
-        );
-        let sim = self.sim()?;
-        let id = sim.client(coordinator, op);
-        if background {
-            self.last_op = Some(id);
-            self.flush_trace();
-            return Ok(());
-        }
-        sim.run_until_done(id, WAIT_MS);
-        sim.run_until_quiet(WAIT_MS);
-        let result = sim.history().op(id).and_then(|o| o.result.clone());
-        self.flush_trace();
-        let shown = match result {
-            Some(r) => show_result(&r),
-            None => "no answer".to_string(),
-        };
-        let _ = writeln!(self.out, "  => {cmd} {key}: {shown}");
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Versioned values: what the engine stores under each key, and the limits on keys and values.
 //!
-//! Every value carries an LWW [`Version`], `(ts, node)`, ordered by timestamp and then by the
+//! Every value carries an LWW [`Version`], `(ts_micros, node)`, ordered by timestamp and then by the
 //! writing coordinator's node id. The engine keeps, for each key, the cell with the greatest
 //! version it has seen: a put older than the stored version does not win, and a delete is a
 //! [`Cell`] whose value is `None` (a tombstone) with its own version.
@@ -18,14 +18,14 @@ pub const CLIENT_KEY_BYTES_MAX: usize = 1024;
 /// The hard upper bound on a value, in bytes, whatever a node is configured with.
 pub const VALUE_BYTES_LIMIT: usize = 16 << 20;
 
-/// An LWW version: ordered by `ts`, then by `node`, so that two different writes never tie.
+/// An LWW version: ordered by `ts_micros`, then by `node`, so that two different writes never tie.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct Version {
     /// The coordinator's timestamp, in microseconds of its (possibly skewed) clock.
-    pub ts: u64,
-    /// The coordinator that assigned `ts`.
+    pub ts_micros: u64,
+    /// The coordinator that assigned `ts_micros`.
     pub node: NodeId,
 }
 
@@ -89,7 +89,7 @@ pub fn encode_entry(out: &mut Vec<u8>, key: &[u8], cell: &Cell) {
     debug_assert!(!key.is_empty() && key.len() <= KEY_BYTES_MAX);
     out.put_u16(key.len() as u16);
     out.extend_from_slice(key);
-    out.put_u64(cell.version.ts);
+    out.put_u64(cell.version.ts_micros);
     out.put_u32(cell.version.node.0);
     match &cell.value {
         Some(v) => {
@@ -117,7 +117,7 @@ pub fn decode_entry<'a>(d: &mut Decoder<'a>) -> Result<(&'a [u8], Cell), FormatE
     }
     let key = d.bytes(key_len)?;
     let version = Version {
-        ts: d.u64()?,
+        ts_micros: d.u64()?,
         node: NodeId(d.u32()?),
     };
     let kind = d.u8()?;
@@ -156,7 +156,7 @@ mod tests {
 
     fn v(ts: u64, node: u32) -> Version {
         Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(node),
         }
     }

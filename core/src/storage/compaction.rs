@@ -275,7 +275,7 @@ pub fn tombstone_purgeable(
     grace_ms: u64,
 ) -> bool {
     cell.is_tombstone()
-        && cell.version.ts / 1000 + grace_ms <= now_ms
+        && cell.version.ts_micros / 1000 + grace_ms <= now_ms
         && purge_below.is_none_or(|horizon| cell.version < horizon)
 }
 
@@ -380,7 +380,7 @@ mod tests {
 
     fn v(ts: u64) -> Version {
         Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         }
     }

@@ -412,7 +412,7 @@ mod tests {
 
     fn version(ts: u64) -> Version {
         Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(2),
         }
     }

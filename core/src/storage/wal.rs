@@ -454,7 +454,7 @@ mod tests {
 
     fn cell(ts: u64, value: Option<&[u8]>) -> Cell {
         let version = Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         };
         match value {
@@ -715,7 +715,7 @@ mod sync_tests {
 
     fn write_one(lsm: &mut Lsm<SimDisk>, ts: u64) {
         let version = Version {
-            ts,
+            ts_micros: ts,
             node: NodeId(1),
         };
         lsm.write(b"k", Cell::put(version, b"v".to_vec())).unwrap();

@@ -184,7 +184,7 @@ impl IntoResponse for ApiError {
                 match v {
                     Some(v) => json!({
                         "message": "the key was deleted",
-                        "timestamp": v.ts,
+                        "timestamp": v.ts_micros,
                         "writer": v.node,
                     }),
                     None => json!({"message": "no value for this key"}),
@@ -273,7 +273,7 @@ fn written(ok: ClientOk) -> Result<Response, ApiError> {
             acks,
             hinted,
         } => Ok(axum::Json(Written {
-            timestamp: version.ts,
+            timestamp: version.ts_micros,
             writer: version.node,
             acks,
             hinted,
@@ -385,7 +385,7 @@ async fn delete_kv(
 }
 
 fn version_headers(headers: &mut HeaderMap, v: Version) {
-    headers.insert(TIMESTAMP_HEADER, HeaderValue::from(v.ts));
+    headers.insert(TIMESTAMP_HEADER, HeaderValue::from(v.ts_micros));
     if let Ok(w) = HeaderValue::from_str(&v.node.to_string()) {
         headers.insert(WRITER_HEADER, w);
     }
@@ -443,7 +443,7 @@ async fn replica(State(node): State<NodeHandle>, uri: Uri) -> Response {
         Ok(Ok(cell)) => axum::Json(ReplicaCell {
             found: cell.is_some(),
             deleted: cell.as_ref().is_some_and(|c| c.is_tombstone()),
-            timestamp: cell.as_ref().map(|c| c.version.ts),
+            timestamp: cell.as_ref().map(|c| c.version.ts_micros),
             writer: cell.as_ref().map(|c| c.version.node),
             value_bytes: cell.as_ref().and_then(|c| c.value.as_ref().map(Vec::len)),
         })

@@ -498,6 +498,7 @@ impl Driver {
                 address: self.address_of(id).unwrap_or_default(),
             })
             .collect();
+        self.state.removed = self.node.removed();
         let _ = self.persist.send(self.state.clone());
     }
 

@@ -268,6 +268,7 @@ fn resolve_state(
                 created_ms: now_ms,
                 last_generation: 0,
                 joined,
+                removed: Vec::new(),
             }
         }
     };
@@ -386,6 +387,7 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
         },
         generation: node_state.last_generation,
         address: address.clone(),
+        removed: node_state.removed.clone(),
         seed: u64::from_le_bytes(seed),
         joining,
         join_delay_ms: opts.join_delay_ms.unwrap_or(3 * interval),

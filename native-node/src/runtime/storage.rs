@@ -526,7 +526,7 @@ mod tests {
     use tokio::sync::mpsc::UnboundedReceiver;
 
     const V: Version = Version {
-        ts: 5,
+        ts_micros: 5,
         node: NodeId(1),
     };
 

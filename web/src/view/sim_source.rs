@@ -291,14 +291,14 @@ pub fn key_cells<D: MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<KeyCell> {
             if stored.is_none() && !pref.contains(&id) {
                 return None;
             }
-            let ts = stored.as_ref().map_or(0, |c| c.version.ts);
+            let ts = stored.as_ref().map_or(0, |c| c.version.ts_micros);
             Some((
                 KeyCell {
                     node: id.0,
                     value: stored
                         .as_ref()
                         .and_then(|c| c.value.as_ref().map(|v| show_bytes(v))),
-                    ts: stored.as_ref().map(|c| show_ts(c.version.ts)),
+                    ts: stored.as_ref().map(|c| show_ts(c.version.ts_micros)),
                     stale: false,
                 },
                 ts,

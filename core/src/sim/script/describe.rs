@@ -30,8 +30,10 @@ pub fn describe_stored<D: MachineDisk>(sim: &Sim<D>, key: &str) -> Vec<String> {
             } else {
                 match sim.stored(id, key.as_bytes()) {
                     Some(c) => match c.value {
-                        Some(v) => format!("{} ts={}", show_bytes(&v), show_ts(c.version.ts)),
-                        None => format!("tombstone ts={}", show_ts(c.version.ts)),
+                        Some(v) => {
+                            format!("{} ts={}", show_bytes(&v), show_ts(c.version.ts_micros))
+                        }
+                        None => format!("tombstone ts={}", show_ts(c.version.ts_micros)),
                     },
                     None => "-".to_string(),
                 }

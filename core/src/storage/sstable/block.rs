@@ -370,7 +370,7 @@ mod tests {
 
     fn cell(i: u64) -> Cell {
         let version = Version {
-            ts: i,
+            ts_micros: i,
             node: NodeId(1),
         };
         if i.is_multiple_of(3) {

@@ -209,13 +209,13 @@ fn get_key_slice<'a>(d: &mut Decoder<'a>) -> Result<&'a [u8], FormatError> {
 }
 
 fn put_version(out: &mut Vec<u8>, v: Version) {
-    out.put_u64(v.ts);
+    out.put_u64(v.ts_micros);
     out.put_u32(v.node.0);
 }
 
 fn get_version(d: &mut Decoder<'_>) -> Result<Version, FormatError> {
     Ok(Version {
-        ts: d.u64()?,
+        ts_micros: d.u64()?,
         node: NodeId(d.u32()?),
     })
 }

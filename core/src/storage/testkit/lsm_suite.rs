@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 fn v(ts: u64, node: u32) -> Version {
     Version {
-        ts,
+        ts_micros: ts,
         node: NodeId(node),
     }
 }
