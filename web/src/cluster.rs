@@ -315,6 +315,16 @@ impl SimCluster {
                 "the link's first input comes before the run starts".to_string(),
             ));
         }
+        let oversized = inputs.iter().any(|l| {
+            matches!(&l.input, Input::Client { key, value, .. }
+                if key.len() > crate::timeline::INPUT_KEY_BYTES_MAX
+                    || value.len() > crate::timeline::INPUT_VALUE_BYTES_MAX)
+        });
+        if oversized {
+            return Err(PageError(
+                "the link's inputs hold a key or a value over the page's limits".to_string(),
+            ));
+        }
         self.timeline.set_inputs(inputs);
         // Inputs due right at the start.
         self.give_due(u64::MAX);

@@ -17,7 +17,8 @@
 //! (messages in flight, timers, unsynced writes and the checker are gone, by design), so a
 //! resumed run is not the original run. A snapshot here is an in-memory copy of everything.
 //!
-//! Bounds: at most [`INPUTS_MAX`] inputs per branch (more are refused with a message), at most
+//! Bounds: at most [`INPUTS_MAX`] inputs per branch (more are refused with a message; a client
+//! operation's key and value at most [`INPUT_KEY_BYTES_MAX`] and [`INPUT_VALUE_BYTES_MAX`]), at most
 //! [`SNAPSHOTS_MAX`] snapshots per branch (when full, every other one is dropped and the
 //! spacing doubles, so they always cover the whole run), each holding at most
 //! [`SNAPSHOT_LOG_KEEP`] log entries, and at most [`BRANCHES_MAX`] branches (the oldest that is
@@ -38,6 +39,11 @@ use std::rc::Rc;
 
 /// Inputs a branch logs at most.
 pub const INPUTS_MAX: usize = 2_000;
+/// The longest value a logged client operation may carry (the console's limit), bytes: with
+/// [`INPUTS_MAX`], what a branch's inputs hold is bounded.
+pub const INPUT_VALUE_BYTES_MAX: usize = 4_096;
+/// The longest key a logged client operation may carry, bytes.
+pub const INPUT_KEY_BYTES_MAX: usize = 1_024;
 /// Snapshots a branch keeps at most.
 pub const SNAPSHOTS_MAX: usize = 24;
 /// Branches kept at most.
@@ -557,6 +563,13 @@ impl Timeline {
     pub fn give(&mut self, sim: &mut Sim<IdbDisk>, input: Input) -> Result<Option<OpId>, String> {
         let events = sim.events_run();
         let now = sim.now().0;
+        if let Input::Client { key, value, .. } = &input
+            && (key.len() > INPUT_KEY_BYTES_MAX || value.len() > INPUT_VALUE_BYTES_MAX)
+        {
+            return Err(format!(
+                "the page sends keys of at most {INPUT_KEY_BYTES_MAX} bytes and values of at most {INPUT_VALUE_BYTES_MAX}"
+            ));
+        }
         if self.branch().inputs.len() >= INPUTS_MAX {
             return Err(format!(
                 "this run has {INPUTS_MAX} inputs, the most a timeline keeps: rebuild the cluster to go on"
