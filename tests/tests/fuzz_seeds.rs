@@ -461,7 +461,7 @@ fn message_seeds(seeds: &mut Seeds) {
         "node_state",
         "state",
         0x00,
-        &state::encode(&state).unwrap(),
+        &state::encode(&state).expect("a state encodes"),
     );
 
     let urls = [
