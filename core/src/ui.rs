@@ -378,7 +378,7 @@ pub enum Answer {
     /// A put or delete reached its W replicas.
     Written {
         /// The LWW timestamp written (microseconds of the coordinator's clock).
-        ts: u64,
+        ts_micros: u64,
         /// The coordinator that stamped it.
         writer: NodeId,
         /// Replicas that acknowledged.
@@ -388,8 +388,8 @@ pub enum Answer {
     },
     /// A read found a value.
     Found {
-        /// Its timestamp.
-        ts: u64,
+        /// Its timestamp, in microseconds.
+        ts_micros: u64,
         /// Who wrote it.
         writer: NodeId,
         /// Its first [`VALUE_SHOWN_BYTES_MAX`] bytes.
@@ -397,10 +397,10 @@ pub enum Answer {
         /// Its whole length.
         value_bytes: u64,
     },
-    /// A read found nothing, or a tombstone written at `deleted_ts`.
+    /// A read found nothing, or a tombstone written at `deleted_ts_micros`.
     NotFound {
-        /// The tombstone's timestamp, if the key was deleted.
-        deleted_ts: Option<u64>,
+        /// The tombstone's timestamp in microseconds, if the key was deleted.
+        deleted_ts_micros: Option<u64>,
     },
     /// A fault injection command took effect; the node's faults now.
     Faults {

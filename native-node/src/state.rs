@@ -166,6 +166,14 @@ pub enum StateError {
         /// Stored.
         expected: u32,
     },
+    /// The state could not be encoded (nothing was written).
+    #[error("{path}: cannot encode the state: {message}")]
+    Unencodable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// The payload does not decode.
     #[error("{path}: undecodable state: {message}")]
     Payload {
@@ -176,9 +184,10 @@ pub enum StateError {
     },
 }
 
-/// Encodes a state into the file's bytes.
-pub fn encode(state: &NodeState) -> Vec<u8> {
-    let payload = postcard::to_allocvec(state).unwrap_or_default();
+/// Encodes a state into the file's bytes. Fails only if postcard cannot encode the state
+/// (it cannot, for the types it holds, but an empty payload must never be written).
+pub fn encode(state: &NodeState) -> Result<Vec<u8>, postcard::Error> {
+    let payload = postcard::to_allocvec(state)?;
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(&MAGIC);
     out.push(STATE_VERSION);
@@ -186,7 +195,7 @@ pub fn encode(state: &NodeState) -> Vec<u8> {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
-    out
+    Ok(out)
 }
 
 /// Decodes the file's bytes (`path` only names the file in errors).
@@ -259,8 +268,12 @@ pub fn store(dir: &Path, state: &NodeState) -> Result<(), StateError> {
         let path = path.to_path_buf();
         move |source| StateError::Io { path, source }
     };
+    let bytes = encode(state).map_err(|e| StateError::Unencodable {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&encode(state)).map_err(io(&tmp))?;
+    file.write_all(&bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -277,7 +290,7 @@ mod tests {
     #[test]
     fn bytes_after_the_state_are_refused() {
         // Inside the checksummed payload, so only the payload's decoder can tell.
-        let mut bytes = encode(&sample());
+        let mut bytes = encode(&sample()).unwrap();
         bytes.push(0);
         let len = (bytes.len() - HEADER_BYTES) as u32;
         bytes[8..12].copy_from_slice(&len.to_le_bytes());
@@ -314,7 +327,7 @@ mod tests {
             removed: Vec::new(),
             ..sample()
         };
-        let mut bytes = encode(&state);
+        let mut bytes = encode(&state).unwrap();
         assert_eq!(bytes.pop(), Some(0));
         bytes[4] = 1;
         let len = (bytes.len() - HEADER_BYTES) as u32;
@@ -339,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_layout_is_as_documented() {
-        let bytes = encode(&sample());
+        let bytes = encode(&sample()).unwrap();
         assert_eq!(&bytes[0..4], b"RSND");
         assert_eq!(bytes[4], STATE_VERSION);
         let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
@@ -348,7 +361,7 @@ mod tests {
 
     #[test]
     fn every_damaged_byte_is_a_typed_error() {
-        let bytes = encode(&sample());
+        let bytes = encode(&sample()).unwrap();
         let path = Path::new("node.state");
         for i in 0..bytes.len() {
             if (5..8).contains(&i) {

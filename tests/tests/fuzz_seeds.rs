@@ -456,7 +456,13 @@ fn message_seeds(seeds: &mut Seeds) {
         }],
         removed: vec![(NodeId(4), 1_700_000_000_002)],
     };
-    add(seeds, "node_state", "state", 0x00, &state::encode(&state));
+    add(
+        seeds,
+        "node_state",
+        "state",
+        0x00,
+        &state::encode(&state).expect("a state encodes"),
+    );
 
     let urls = [
         "",

@@ -202,21 +202,26 @@ async fn the_snapshot_comes_first_then_updates_and_client_commands_work() {
     });
     assert_eq!(code(&page.run(w4).await), Some(ErrorCode::BadRequest));
     let missing = page.run(get("nobody")).await;
-    assert_eq!(missing, Ok(Answer::NotFound { deleted_ts: None }));
+    assert_eq!(
+        missing,
+        Ok(Answer::NotFound {
+            deleted_ts_micros: None
+        })
+    );
     let deleted = page
         .run(Command::Client(ClientOp::Delete {
             key: b"user123".to_vec(),
             consistency: None,
         }))
         .await;
-    let Ok(Answer::Written { ts, .. }) = deleted else {
+    let Ok(Answer::Written { ts_micros, .. }) = deleted else {
         panic!("delete: {deleted:?}");
     };
     let gone = page.run(get("user123")).await;
     assert_eq!(
         gone,
         Ok(Answer::NotFound {
-            deleted_ts: Some(ts)
+            deleted_ts_micros: Some(ts_micros)
         })
     );
     // The socket's own requests show in the node's request metrics, as HTTP ones do.
@@ -391,7 +396,9 @@ async fn bad_frames_are_answered_and_the_node_keeps_serving() {
     bad_crc[last] ^= 0xff;
     let to_page = ToPage::Reply {
         id: 1,
-        result: Ok(Answer::NotFound { deleted_ts: None }),
+        result: Ok(Answer::NotFound {
+            deleted_ts_micros: None,
+        }),
     }
     .encode()
     .expect("a frame");

@@ -106,7 +106,7 @@ fn samples() -> Vec<ToPage> {
         ToPage::Reply {
             id: 9,
             result: Ok(Answer::Found {
-                ts: 100_000,
+                ts_micros: 100_000,
                 writer: NodeId(2),
                 value: b"Alice".to_vec(),
                 value_bytes: 5,

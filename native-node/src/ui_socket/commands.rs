@@ -68,7 +68,7 @@ async fn client(node: &NodeHandle, op: ClientOp) -> Result<Answer, ApiError> {
             acks,
             hinted,
         } => Ok(Answer::Written {
-            ts: version.ts_micros,
+            ts_micros: version.ts_micros,
             writer: version.node,
             acks: u32::try_from(acks).unwrap_or(u32::MAX),
             hinted: u32::try_from(hinted).unwrap_or(u32::MAX),
@@ -77,14 +77,14 @@ async fn client(node: &NodeHandle, op: ClientOp) -> Result<Answer, ApiError> {
             let value_bytes = value.len() as u64;
             value.truncate(VALUE_SHOWN_BYTES_MAX);
             Ok(Answer::Found {
-                ts: version.ts_micros,
+                ts_micros: version.ts_micros,
                 writer: version.node,
                 value,
                 value_bytes,
             })
         }
         ClientOk::NotFound { version } => Ok(Answer::NotFound {
-            deleted_ts: version.map(|v| v.ts_micros),
+            deleted_ts_micros: version.map(|v| v.ts_micros),
         }),
     }
 }

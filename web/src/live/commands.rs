@@ -81,7 +81,7 @@ pub fn time_of_day(ts_us: u64) -> String {
 pub fn show_answer(result: &Result<Answer, CommandError>) -> String {
     match result {
         Ok(Answer::Written {
-            ts,
+            ts_micros: ts,
             writer,
             acks,
             hinted,
@@ -97,7 +97,7 @@ pub fn show_answer(result: &Result<Answer, CommandError>) -> String {
             )
         }
         Ok(Answer::Found {
-            ts,
+            ts_micros: ts,
             writer,
             value,
             value_bytes,
@@ -108,9 +108,11 @@ pub fn show_answer(result: &Result<Answer, CommandError>) -> String {
             }
             format!("{v} ts={ts} ({} UTC, {writer})", time_of_day(*ts))
         }
-        Ok(Answer::NotFound { deleted_ts: None }) => "not found".to_string(),
         Ok(Answer::NotFound {
-            deleted_ts: Some(ts),
+            deleted_ts_micros: None,
+        }) => "not found".to_string(),
+        Ok(Answer::NotFound {
+            deleted_ts_micros: Some(ts),
         }) => format!("not found (deleted, ts={ts} {} UTC)", time_of_day(*ts)),
         Ok(Answer::Faults {
             partitioned,

@@ -400,7 +400,7 @@ fn client_commands_go_to_their_coordinator_and_each_gets_one_outcome() {
     let reply = ToPage::Reply {
         id,
         result: Ok(Answer::Written {
-            ts: 1_764_631_234_567_890,
+            ts_micros: 1_764_631_234_567_890,
             writer: NodeId(2),
             acks: 3,
             hinted: 0,
