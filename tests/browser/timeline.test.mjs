@@ -262,7 +262,17 @@ test('figures: scrubbing a 10-minute run at 16 nodes and 200 ops/s', { skip: !pr
         s.view.frame(c, performance.now());
         scrub.push(performance.now() - a);
       }
-      return { end, runMs, mem0, mem1, stats, scrub, memAfter: s.wasm.memory.buffer.byteLength };
+      // Back one event, ten times, from the last moment (the first replays from a snapshot
+      // and keeps one 2,000 events back; the others replay from that).
+      const back = [];
+      for (let i = 0; i < 10; i++) {
+        const a = performance.now();
+        c.stepBack();
+        s.view.attach(c);
+        s.view.frame(c, performance.now());
+        back.push(performance.now() - a);
+      }
+      return { end, runMs, mem0, mem1, stats, scrub, back, memAfter: s.wasm.memory.buffer.byteLength };
     }, keep);
     await p.close();
     return out;
@@ -274,6 +284,8 @@ test('figures: scrubbing a 10-minute run at 16 nodes and 200 ops/s', { skip: !pr
   const mb = (b) => (b / 1048576).toFixed(1);
   console.log(`# timeline figures: ${on.end} events in 10 simulated minutes (run in ${(on.runMs / 1000).toFixed(1)} s with snapshots, ${(off.runMs / 1000).toFixed(1)} s without)`);
   console.log(`# scrub to 20 moments (goTo + attach + one frame drawn): median ${median.toFixed(1)} ms, max ${sorted[19].toFixed(1)} ms, min ${sorted[0].toFixed(1)} ms`);
+  const backs = on.back.slice(1).sort((a, b) => a - b);
+  console.log(`# back one event: the first ${on.back[0].toFixed(1)} ms, the next nine median ${backs[4].toFixed(1)} ms, max ${backs[8].toFixed(1)} ms`);
   console.log(`# snapshots: ${on.stats.snapshots}, every ${on.stats.every} events, file bytes of their own ${mb(on.stats.fileBytes)} MiB, log ${mb(on.stats.logBytes)} MiB`);
   console.log(`# wasm memory after the run: ${mb(on.mem1)} MiB with snapshots, ${mb(off.mem1)} MiB without (difference ${mb(on.mem1 - off.mem1)} MiB); after scrubbing ${mb(on.memAfter)} MiB`);
   assert.ok(on.stats.snapshots <= 24);

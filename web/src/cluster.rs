@@ -251,6 +251,16 @@ impl SimCluster {
 
     /// Shows the moment after `events` events of the branch on screen (clamped to its end).
     pub fn go_to(&mut self, events: u64) -> Result<(), PageError> {
+        let target = events.min(self.timeline.end());
+        let at = self.sim.events_run();
+        if target >= at && target - at <= target - self.timeline.start_events(target) {
+            // Ahead on the same branch, and nearer than any snapshot: step there.
+            while self.sim.events_run() < target && self.sim.step() {
+                self.give_due(u64::MAX);
+            }
+            self.timeline.ran(&self.sim);
+            return Ok(());
+        }
         let sim = self.timeline.reach(events).map_err(PageError)?;
         self.replace_sim(sim);
         Ok(())

@@ -54,6 +54,9 @@ pub const SNAPSHOT_LOG_KEEP: usize = 1_000;
 pub const EVERY_EVENTS: u64 = 4_000;
 /// Anomaly markers a branch keeps at most.
 pub const ANOMALY_MARKERS_MAX: usize = 500;
+/// How far before a moment a replay to it keeps its extra snapshot ([`Timeline`]'s `near`),
+/// events.
+pub const NEAR_BACK_EVENTS: u64 = 2_000;
 /// Position samples `(events, ms)` kept per branch at most (for the slider's time labels and
 /// for finding the moment of a time).
 const TICKS_MAX: usize = 4_096;
@@ -438,6 +441,11 @@ pub struct Timeline {
     applied: usize,
     /// Whether snapshots are taken after the first (off: only to measure what they cost).
     keeping: bool,
+    /// One more snapshot, [`NEAR_BACK_EVENTS`] before the last moment reached by a replay, and
+    /// the number of its branch: going back again from there (one event at a time, or a drag
+    /// to the left) replays from it instead of from the branch's snapshots, far apart in a long
+    /// run.
+    near: Option<(usize, Rc<Snapshot>)>,
 }
 
 impl Timeline {
@@ -462,6 +470,7 @@ impl Timeline {
             at: sim.events_run(),
             applied: 0,
             keeping: true,
+            near: None,
         };
         t.snapshot(sim);
         t
@@ -642,20 +651,17 @@ impl Timeline {
     /// the nearest snapshot at or before it, forked, then stepped forward giving back the
     /// logged inputs. The timeline's position becomes that moment.
     pub fn reach(&mut self, events: u64) -> Result<Sim<IdbDisk>, String> {
-        let b = &self.branches[self.current];
-        let target = events.min(b.end.0);
-        let snap = b
-            .snapshots
-            .iter()
-            .rev()
-            .find(|s| s.events <= target)
-            .or(b.snapshots.first())
-            .cloned();
+        let target = events.min(self.branch().end.0);
+        let snap = self.start_for(target);
+        let from = snap.as_ref().map_or(0, |s| s.events);
         let sim = snap.and_then(|snap| Some((snap.sim.fork(disks())?, snap.inputs_applied)));
         let Some((mut sim, mut i)) = sim else {
             return Err("the timeline has no snapshot to start from".to_string());
         };
-        let inputs = &b.inputs;
+        let number = self.branch().number;
+        let near_at = target.saturating_sub(NEAR_BACK_EVENTS);
+        let mut near = None;
+        let inputs = &self.branches[self.current].inputs;
         loop {
             while let Some(l) = inputs.get(i).filter(|l| l.events == sim.events_run()) {
                 if sim.now().0 < l.now_ms {
@@ -665,13 +671,61 @@ impl Timeline {
                 let _ = l.input.apply(&mut sim);
                 i += 1;
             }
-            if sim.events_run() >= target || !sim.step() {
+            let at = sim.events_run();
+            // The extra snapshot for going back again, at the first boundary past `near_at`
+            // where no flush or compaction runs.
+            if near.is_none()
+                && at >= near_at
+                && at > from
+                && at < target
+                && let Some(mut copy) = sim.fork(disks())
+            {
+                copy.trim_log(SNAPSHOT_LOG_KEEP);
+                near = Some(Rc::new(Snapshot {
+                    events: at,
+                    inputs_applied: i,
+                    sim: copy,
+                }));
+            }
+            if at >= target || !sim.step() {
                 break;
             }
+        }
+        if let Some(near) = near {
+            self.near = Some((number, near));
         }
         self.at = sim.events_run();
         self.applied = i;
         Ok(sim)
+    }
+
+    /// The snapshot a replay to `target` on the branch on screen starts from: the latest at or
+    /// before it, the extra one (`near`) included.
+    fn start_for(&self, target: u64) -> Option<Rc<Snapshot>> {
+        let b = self.branch();
+        let kept = b
+            .snapshots
+            .iter()
+            .rev()
+            .find(|s| s.events <= target)
+            .or(b.snapshots.first())
+            .cloned();
+        match &self.near {
+            Some((number, near))
+                if *number == b.number
+                    && near.events <= target
+                    && kept.as_ref().is_none_or(|k| k.events < near.events) =>
+            {
+                Some(near.clone())
+            }
+            _ => kept,
+        }
+    }
+
+    /// Where a replay to `target` would start from, events (the page steps the cluster on
+    /// screen forward instead when it is nearer).
+    pub fn start_events(&self, target: u64) -> u64 {
+        self.start_for(target).map_or(0, |s| s.events)
     }
 
     /// The first moment (events) of the branch on screen whose clock is at `ms` or later, by
