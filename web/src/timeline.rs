@@ -10,19 +10,29 @@
 //! `E` and stepping forward, giving each logged input back when its event count comes up
 //! ([`Timeline::reach`]). The replay is exact: the same event-log hash and clock as the
 //! original run at `E` (tested here and in `core/tests/fork.rs`). Inputs logged at `E` are part
-//! of moment `E`.
+//! of moment `E`. A replay also keeps one extra snapshot [`NEAR_BACK_EVENTS`] before the moment
+//! it reached, so that stepping back again is short, and the page steps the cluster on screen
+//! forward instead of replaying when the moment is ahead of it and nearer than any snapshot
+//! ([`crate::cluster::SimCluster::go_to`]).
 //!
 //! Why not the IndexedDB save format ([`crate::persist`]): it holds the machines' durable
 //! files and the cluster's settings, and resuming from it is a crash of the whole cluster
 //! (messages in flight, timers, unsynced writes and the checker are gone, by design), so a
 //! resumed run is not the original run. A snapshot here is an in-memory copy of everything.
 //!
-//! Bounds: at most [`INPUTS_MAX`] inputs per branch (more are refused with a message; a client
-//! operation's key and value at most [`INPUT_KEY_BYTES_MAX`] and [`INPUT_VALUE_BYTES_MAX`]), at most
-//! [`SNAPSHOTS_MAX`] snapshots per branch (when full, every other one is dropped and the
-//! spacing doubles, so they always cover the whole run), each holding at most
-//! [`SNAPSHOT_LOG_KEEP`] log entries, and at most [`BRANCHES_MAX`] branches (the oldest that is
-//! not on screen goes first). [`Timeline::stats`] reports their size.
+//! Bounds: at most [`INPUTS_MAX`] inputs per branch (more are refused with a message; a
+//! client operation's key and value at most [`INPUT_KEY_BYTES_MAX`] and
+//! [`INPUT_VALUE_BYTES_MAX`] bytes), at most [`SNAPSHOTS_MAX`] snapshots per branch (when full,
+//! every other one is dropped and the spacing doubles, so they always cover the whole run) and
+//! the one extra, each holding at most [`SNAPSHOT_LOG_KEEP`] log entries, and at most
+//! [`BRANCHES_MAX`] branches (the oldest not on screen goes first). [`Timeline::stats`] reports
+//! their size; `docs/benchmarks.md` has the figures of a long run.
+//!
+//! Scope: free play. A lesson's commands drive the simulator themselves and are not logged, so
+//! the page hides the timeline in lessons (they go back a step by rebuilding, `lesson.rs`). A
+//! cluster saved in IndexedDB and replaced by a moment of its timeline is saved whole at the
+//! next save ([`crate::persist::take_batch`]): its disks' record of what was saved belongs to
+//! another moment.
 //!
 //! **Branches.** Going back and giving an input forks the run: a new branch takes the inputs
 //! before that moment and the new one, and the old branch is kept as it was, to switch back to
