@@ -86,11 +86,14 @@ function goToMarker(m) {
 }
 
 // A checker anomaly's moment: when its later operation completed, with that operation
-// followed (its path drawn and listed).
+// followed (its path drawn and listed) and its key's replicas marked on the ring.
 export function jumpToAnomaly(op) {
   if (op.completed == null) return false;
   const ok = travel((c) => c.goToTime(op.completed));
-  if (ok) hooks.follow(op.op);
+  if (ok) {
+    hooks.follow(op.op);
+    if (op.key) hooks.state.view.setKey(op.key);
+  }
   return ok;
 }
 
