@@ -84,7 +84,7 @@ struct Inner {
 pub enum TryAppend {
     /// Appended (WAL and memtable) with this LSN; not yet durable. With `await_sync` the write
     /// completes once a sync covers it, else now (the core's
-    /// [`apply_write`](ringstore_core::node::apply_write) decides, by the sync policy).
+    /// [`ringstore_core::node::apply_write`] decides, by the sync policy).
     Appended {
         /// The batch's LSN.
         lsn: u64,

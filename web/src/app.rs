@@ -346,17 +346,15 @@ impl View {
         let Some(scene) = self.scene.as_ref() else {
             return Ok(());
         };
-        render::draw(
-            &self.ctx,
-            &self.model,
+        let frame = render::Frame {
+            ctx: &self.ctx,
+            model: &self.model,
             scene,
-            &self.ui,
-            &self.theme,
-            real_ms,
-            &mut self.ring,
-            &mut self.sprites,
-        )
-        .map_err(|_| JsError::new("canvas drawing failed"))
+            ui: &self.ui,
+            theme: &self.theme,
+        };
+        render::draw(&frame, real_ms, &mut self.ring, &mut self.sprites)
+            .map_err(|_| JsError::new("canvas drawing failed"))
     }
 
     /// Plays or pauses.

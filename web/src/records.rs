@@ -36,7 +36,7 @@
 //!   names strictly increasing;
 //! * file: `len u64` little-endian, the file's length;
 //! * extent: the file's bytes from the key's offset, 1 to
-//!   [`EXTENT_BYTES_MAX`](crate::idb_disk::EXTENT_BYTES_MAX) of them.
+//!   [`crate::idb_disk::EXTENT_BYTES_MAX`] of them.
 //!
 //! Decoding anything else is a typed [`SavedError`], never a panic.
 

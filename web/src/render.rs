@@ -227,18 +227,37 @@ pub fn label(ui: &Ui, id: u32) -> String {
     ui.names.get(&id).cloned().unwrap_or_else(|| name(id))
 }
 
-/// Draws one frame. `real_ms` times the animations.
-#[allow(clippy::too_many_arguments)]
+/// What drawing a frame reads: the canvas, the model, its layout, the page's state and the
+/// colours.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    /// The canvas's 2D context.
+    pub ctx: &'a Ctx,
+    /// What to draw.
+    pub model: &'a ViewModel,
+    /// Where: the layout of this canvas size and node count.
+    pub scene: &'a Scene,
+    /// The page's state: hover, selection, the studied key, lesson panels.
+    pub ui: &'a Ui,
+    /// The colours.
+    pub theme: &'a Theme,
+}
+
+/// Draws one frame. `real_ms` times the animations; the ring layer and the sprites are caches
+/// kept between frames.
 pub fn draw(
-    ctx: &Ctx,
-    model: &ViewModel,
-    scene: &Scene,
-    ui: &Ui,
-    theme: &Theme,
+    frame: &Frame,
     real_ms: f64,
     ring: &mut RingLayer,
     sprites: &mut crate::sprites::Sprites,
 ) -> Result<(), JsValue> {
+    let Frame {
+        ctx,
+        model,
+        scene,
+        ui,
+        theme,
+    } = *frame;
     let g = &scene.geom;
     let hovered_node = match ui.hover {
         Some(Hit::Node(id)) => Some(id),
@@ -272,7 +291,7 @@ pub fn draw(
     draw_messages(ctx, model, scene, ui)?;
     crate::effects::draw(ctx, model, scene, real_ms, sprites)?;
     draw_bodies(ctx, model, scene, theme, sprites)?;
-    crate::render_nodes::draw_nodes(ctx, model, scene, ui, theme, hovered_node, &pref)?;
+    crate::render_nodes::draw_nodes(frame, hovered_node, &pref)?;
     draw_center(ctx, model, g, theme, ui)?;
     crate::render_lsm::draw(ctx, model, scene, ui, theme)?;
     crate::render_merkle::draw(ctx, model, scene, ui, theme)?;

@@ -4,25 +4,21 @@
 //! node's clock skew.
 
 use crate::layout;
-use crate::render::{
-    AMBER, RED, Scene, Theme, Ui, js_dash, kind_color, label, seen_color, show_size,
-};
-use crate::view::{Status, ViewModel};
+use crate::render::{AMBER, Frame, RED, js_dash, kind_color, label, seen_color, show_size};
+use crate::view::Status;
 use ringstore_core::wire::MessageKind;
 use std::f64::consts::TAU;
 use wasm_bindgen::JsValue;
 use web_sys::CanvasRenderingContext2d as Ctx;
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn draw_nodes(
-    ctx: &Ctx,
-    model: &ViewModel,
-    scene: &Scene,
-    ui: &Ui,
-    theme: &Theme,
-    hovered: Option<u32>,
-    pref: &[u32],
-) -> Result<(), JsValue> {
+pub(crate) fn draw_nodes(frame: &Frame, hovered: Option<u32>, pref: &[u32]) -> Result<(), JsValue> {
+    let Frame {
+        ctx,
+        model,
+        scene,
+        ui,
+        theme,
+    } = *frame;
     let g = &scene.geom;
     let nr = g.node_radius;
     let stride = layout::label_stride(model.nodes.len(), g.orbit_radius, layout::LABEL_PX);

@@ -2,7 +2,7 @@
 //! chitchat, with a phi-accrual detector turning heartbeats into local verdicts.
 //!
 //! Every gossip interval a node bumps its own heartbeat and opens a three-message exchange
-//! with a few peers chosen by the pure function [`choose_peers`] (see [`GossipMsg`] for the
+//! with a few peers chosen by the pure function [`choose_peers`] (see [`GossipMsg`](super::GossipMsg) for the
 //! exchange). Each exchange leaves both sides with the newer of their two copies of every
 //! member's state, so news spreads like an epidemic: in O(log N) rounds in expectation. A node
 //! feeds its [`PhiDetector`] whenever a newer heartbeat of a member reaches it, first- or

@@ -22,9 +22,9 @@
 //! }
 //! ```
 //!
-//! The coordinator's logic is in [`coordinator`], the replica's and hinted handoff's in
-//! [`replica`]; what each storage operation reads is defined once for every driver in
-//! [`storage_io`]. The types of the interface are beside them: client operations and their
+//! The coordinator's logic is in `coordinator.rs`, the replica's and hinted handoff's in
+//! `replica.rs`; what each storage operation reads is defined once for every driver in
+//! `storage_io.rs`. The types of the interface are beside them: client operations and their
 //! errors in `client`, inputs, outputs, timers and storage operations in `io`, logged events
 //! in `event`, the configuration in `config` (all re-exported here).
 

@@ -26,7 +26,7 @@
 //! **Vnodes.** Each node holds [`DEFAULT_VNODES`] tokens, spreading its share of the ring over
 //! many small ranges; see that constant for the measurements behind the number.
 //!
-//! **Membership changes** are planned by the pure function [`plan`] (like
+//! **Membership changes** are planned by the pure function [`plan()`] (like
 //! `riak-admin cluster plan`): it compares the preference lists of two rings range by range and
 //! lists which node streams which range to which.
 //!
@@ -458,13 +458,13 @@ impl Ring {
         out
     }
 
-    /// What moves if `node` joins with `tokens`: [`plan`] from this ring to
+    /// What moves if `node` joins with `tokens`: [`plan()`] from this ring to
     /// [`with_node`](Ring::with_node).
     pub fn plan_join(&self, node: NodeId, tokens: Vec<Token>, n: usize) -> Plan {
         plan(self, &self.with_node(node, tokens), n)
     }
 
-    /// What moves if `node` leaves: [`plan`] from this ring to
+    /// What moves if `node` leaves: [`plan()`] from this ring to
     /// [`without_node`](Ring::without_node).
     pub fn plan_leave(&self, node: NodeId, n: usize) -> Plan {
         plan(self, &self.without_node(node), n)

@@ -15,7 +15,7 @@
 //! Membership is gossip with phi-accrual detection when [`SimConfig::gossip`] is set, as on
 //! real nodes. Otherwise it is an oracle: when a node crashes, restarts or is cut off by a
 //! partition, the nodes that would notice are told after [`SimConfig::detection_ms`] through
-//! [`Input::PeerStatus`], the same input a failure detector feeds; the data-path golden
+//! [`Input::PeerStatus`](crate::node::Input::PeerStatus), the same input a failure detector feeds; the data-path golden
 //! scripts use it so that their traces show the data path only.
 //!
 //! Faults a test or the page injects: [`Sim::crash`] (the disks lose what was not synced; clients

@@ -6,7 +6,7 @@
 //!
 //! - each connection's last snapshot and update ([`Conn`]), with how fresh it is: a socket that
 //!   closed, or that sent nothing for [`STALE_MS`], makes its node *unreachable*;
-//! - the merge of every node's view into the same [`ViewModel`] the simulator fills
+//! - the merge of every node's view into the same [`ViewModel`](crate::view::ViewModel) the simulator fills
 //!   ([`merge`]): a node's own state comes from its own socket, what the others think of it
 //!   from theirs, the ring from the majority of fresh nodes;
 //! - traffic turned into the picture's dots: every message a node reports individually is one

@@ -38,7 +38,7 @@ pub struct MerkleView {
 }
 
 /// The newest session that is still running or went below the root (one whose roots were
-/// equal ends at once and is not worth drawing), if any within the last [`LOOK_BACK`] log
+/// equal ends at once and is not worth drawing), if any within the last `LOOK_BACK` log
 /// entries.
 pub fn merkle_view<D: MachineDisk>(sim: &Sim<D>) -> Option<MerkleView> {
     let entries = sim.log().entries();

@@ -4,7 +4,7 @@
 //! simulator fills it through [`sim_source`], and live mode fills the same types from real
 //! nodes' UI sockets ([`crate::live`]), so nothing here names the simulator.
 //!
-//! It is updated in two rates: [`ViewModel::frame`] data (time, messages in flight, the events
+//! It is updated in two rates: per-frame data (time, messages in flight, the events
 //! that animate: drops, WAL appends, syncs, flushes) every frame, and the slower per-node state
 //! (what peers think of each node, storage, hints) a few times a second. Everything is bounded:
 //! at most [`MESSAGES_MAX`] messages and [`EFFECTS_MAX`] animations are kept.

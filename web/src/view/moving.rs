@@ -27,7 +27,7 @@ pub struct MovingView {
     pub keys: u64,
 }
 
-/// The newest join or leave, while it streams and for [`SHOWN_AFTER_MS`] after.
+/// The newest join or leave, while it streams and for `SHOWN_AFTER_MS` after.
 pub fn moving_view<D: MachineDisk>(sim: &Sim<D>) -> Option<MovingView> {
     let mut view: Option<MovingView> = None;
     let mut last_ms = 0;
