@@ -148,7 +148,7 @@ impl Cluster {
     /// The inputs of the branch on screen up to the moment on screen, encoded for a link
     /// (`timeline::encode_inputs`: versioned, checksummed; the page deflates it).
     #[wasm_bindgen(js_name = inputsCode)]
-    pub fn inputs_code(&self) -> Vec<u8> {
+    pub fn inputs_code(&self) -> Result<Vec<u8>, JsError> {
         let at = self.inner.sim().events_run();
         let inputs: Vec<Logged> = self
             .inner
@@ -159,6 +159,7 @@ impl Cluster {
             .cloned()
             .collect();
         crate::timeline::encode_inputs(&inputs)
+            .map_err(|e| JsError::new(&format!("the inputs cannot be encoded: {e}")))
     }
 
     /// Takes a link's inputs (as [`Cluster::inputs_code`] gives them) for a cluster that has
