@@ -478,6 +478,43 @@ fn message_seeds(seeds: &mut Seeds) {
             .or_default()
             .insert(format!("query-{i}"), url.as_bytes().to_vec());
     }
+    timeline_seeds(seeds);
+}
+
+/// A link's time-travel inputs: none, and one of each kind a reader gives.
+fn timeline_seeds(seeds: &mut Seeds) {
+    use ringstore_web::timeline::{Input, Logged, encode_inputs};
+    let one_of_each = vec![
+        Logged {
+            events: 120,
+            now_ms: 40,
+            input: Input::Client {
+                node: 2,
+                kind: "put".into(),
+                key: "user123".into(),
+                value: "Alice".into(),
+                consistency: String::new(),
+            },
+        },
+        Logged {
+            events: 900,
+            now_ms: 300,
+            input: Input::Crash { node: 3 },
+        },
+        Logged {
+            events: 4_000,
+            now_ms: 1_200,
+            input: Input::Partition {
+                a: vec![1, 2],
+                b: vec![3, 4, 5],
+                one_way: false,
+            },
+        },
+    ];
+    for (name, inputs) in [("none", Vec::new()), ("one-of-each", one_of_each)] {
+        let bytes = encode_inputs(&inputs).expect("inputs encode");
+        add(seeds, "timeline_inputs", name, 0x00, &bytes);
+    }
 }
 
 /// The frames one real node sends a page: its snapshot, two updates (one after a write) and
@@ -562,6 +599,7 @@ fn decodes(target: &str, seed: &[u8]) -> bool {
         ("ui", 0x00) => ToNode::decode(bytes).is_ok(),
         ("ui", 0x01) => ToPage::decode(bytes).is_ok(),
         ("node_state", _) => state::decode(Path::new("node.state"), bytes).is_ok(),
+        ("timeline_inputs", _) => ringstore_web::timeline::decode_inputs(bytes).is_ok(),
         ("wal", 0x01) => decode_batch(bytes).is_ok(),
         ("manifest", 0x00) => Record::decode(bytes).is_ok(),
         ("sstable", 0x83) => Footer::decode(bytes).is_ok(),
@@ -593,6 +631,7 @@ fn fuzz_seeds_decode_with_todays_decoders() {
         "handshake",
         "node_state",
         "url",
+        "timeline_inputs",
     ];
     for target in targets {
         let dir = seeds_dir().join(target);
