@@ -36,6 +36,13 @@ impl<D: MachineDisk> Sim<D> {
             ClientOp::Delete { .. } => OpKind::Delete,
         };
         let key = op.key().to_vec();
+        let (consistency, default) = match &op {
+            ClientOp::Put { consistency, .. } | ClientOp::Delete { consistency, .. } => {
+                (consistency, self.config.w)
+            }
+            ClientOp::Get { consistency, .. } => (consistency, self.config.r),
+        };
+        let quorum = consistency.map_or(Ok(default), |c| c.required(self.config.n));
         self.log.push(
             self.now,
             SimEvent::ClientBegin {
@@ -45,7 +52,8 @@ impl<D: MachineDisk> Sim<D> {
                 key: key.clone(),
             },
         );
-        self.history.invoke(id, kind, key, node, self.now);
+        self.history
+            .invoke(id, kind, key, node, self.now, quorum.unwrap_or(0));
         self.schedule(
             self.now,
             Event::Client {

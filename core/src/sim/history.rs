@@ -45,6 +45,9 @@ pub struct OpRecord {
     pub completed: Option<Millis>,
     /// Its outcome, if it completed.
     pub result: Option<ClientResult>,
+    /// The acks (a write) or replies (a read) it asked for: its consistency against N, or the
+    /// cluster's W or R (0 for a consistency the node refuses).
+    pub quorum: usize,
 }
 
 impl OpRecord {
@@ -76,9 +79,12 @@ pub struct Anomaly {
     /// The read that missed it, or the later write that lost to it.
     pub other: OpId,
     /// Whether failures stayed within the quorum's tolerance over the two operations (the
-    /// write had no hinted acks and no replica lost data in between): only then is a stale read
-    /// a violation of the quorum invariant.
+    /// write had no hinted acks and no replica lost data in between).
     pub stable: bool,
+    /// Whether the two operations' quorums intersect: the write's acks and the read's replies
+    /// add up to more than N. Only a stale read that is `stable` and `intersect` breaks the
+    /// quorum invariant.
+    pub intersect: bool,
 }
 
 /// What the checker found.
@@ -97,10 +103,10 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// Stale reads that happened while failures stayed within tolerance: with W + R > N and no
-    /// skew, these break the quorum invariant.
+    /// Stale reads whose quorums intersect and that happened while failures stayed within
+    /// tolerance: without clock skew, these break the quorum invariant.
     pub fn strict_violations(&self) -> impl Iterator<Item = &Anomaly> {
-        self.stale_reads.iter().filter(|a| a.stable)
+        self.stale_reads.iter().filter(|a| a.stable && a.intersect)
     }
 }
 
@@ -111,6 +117,8 @@ impl CheckReport {
 /// do not each copy every operation.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct History {
+    /// N, the replicas of every key: two quorums intersect when they add up to more.
+    replicas: usize,
     ops: imbl::OrdMap<OpId, OpRecord>,
     data_losses: Vec<Millis>,
     /// Times the ring changed (a join or leave began or ended, an operator removed a node, a
@@ -126,8 +134,24 @@ pub struct History {
 pub const TOPOLOGY_SETTLE_MS: u64 = 2_000;
 
 impl History {
-    /// Records an invocation.
-    pub fn invoke(&mut self, id: OpId, kind: OpKind, key: Vec<u8>, node: NodeId, at: Millis) {
+    /// An empty history of a cluster with `replicas` (N) replicas per key.
+    pub fn new(replicas: usize) -> History {
+        History {
+            replicas,
+            ..History::default()
+        }
+    }
+
+    /// Records an invocation that asks for `quorum` acks (a write) or replies (a read).
+    pub fn invoke(
+        &mut self,
+        id: OpId,
+        kind: OpKind,
+        key: Vec<u8>,
+        node: NodeId,
+        at: Millis,
+        quorum: usize,
+    ) {
         self.ops.insert(
             id,
             OpRecord {
@@ -138,6 +162,7 @@ impl History {
                 invoked: at,
                 completed: None,
                 result: None,
+                quorum,
             },
         );
     }
@@ -150,7 +175,7 @@ impl History {
             op.completed = Some(at);
             op.result = Some(result);
             let (losses, changes) = (&self.data_losses, &self.topology_changes);
-            self.live.complete(op, |from, to| {
+            self.live.complete(op, self.replicas, |from, to| {
                 no_data_loss_between(losses, from, to) && ring_stable_between(changes, from, to)
             });
         }
@@ -225,6 +250,7 @@ impl History {
                                 write: w.id,
                                 other: o.id,
                                 stable,
+                                intersect: w.quorum + o.quorum > self.replicas,
                             });
                         }
                         OpKind::Put | OpKind::Delete
@@ -234,6 +260,7 @@ impl History {
                                 write: w.id,
                                 other: o.id,
                                 stable,
+                                intersect: w.quorum + o.quorum > self.replicas,
                             });
                         }
                         _ => {}
@@ -285,15 +312,15 @@ mod tests {
 
     #[test]
     fn a_read_after_an_acknowledged_write_that_misses_it_is_stale() {
-        let mut h = History::default();
-        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        let mut h = History::new(3);
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0), 2);
         h.complete(1, Millis(5), written(100));
-        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6), 2);
         h.complete(2, Millis(9), Ok(ClientOk::NotFound { version: None }));
-        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10));
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10), 2);
         h.complete(3, Millis(12), found(100));
         // Concurrent with the write: not stale whatever it returns.
-        h.invoke(4, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(3));
+        h.invoke(4, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(3), 2);
         h.complete(4, Millis(8), Ok(ClientOk::NotFound { version: None }));
         let report = h.check();
         assert_eq!(
@@ -301,7 +328,8 @@ mod tests {
             vec![Anomaly {
                 write: 1,
                 other: 2,
-                stable: true
+                stable: true,
+                intersect: true,
             }]
         );
         assert_eq!(report.strict_violations().count(), 1);
@@ -309,9 +337,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_read_whose_quorums_do_not_intersect_breaks_nothing() {
+        // N = 3, W = 1, R = 1: the read may ask the two replicas the write did not reach.
+        let mut h = History::new(3);
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0), 1);
+        h.complete(1, Millis(5), written(100));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6), 1);
+        h.complete(2, Millis(9), Ok(ClientOk::NotFound { version: None }));
+        // The same read at R = 3 intersects the write.
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10), 3);
+        h.complete(3, Millis(12), Ok(ClientOk::NotFound { version: None }));
+        let report = h.check();
+        assert_eq!(report.stale_reads.len(), 2);
+        assert!(report.stale_reads.iter().all(|a| a.stable));
+        let strict: Vec<OpId> = report.strict_violations().map(|a| a.other).collect();
+        assert_eq!(strict, vec![3]);
+        assert_eq!(h.live().strict_violations, 1);
+    }
+
+    #[test]
     fn data_loss_and_hinted_writes_make_stale_reads_expected() {
-        let mut h = History::default();
-        h.invoke(5, OpKind::Put, b"h".to_vec(), NodeId(1), Millis(0));
+        let mut h = History::new(3);
+        h.invoke(5, OpKind::Put, b"h".to_vec(), NodeId(1), Millis(0), 2);
         h.complete(
             5,
             Millis(5),
@@ -321,12 +368,12 @@ mod tests {
                 hinted: 1,
             }),
         );
-        h.invoke(6, OpKind::Get, b"h".to_vec(), NodeId(2), Millis(8));
+        h.invoke(6, OpKind::Get, b"h".to_vec(), NodeId(2), Millis(8), 2);
         h.complete(6, Millis(9), Ok(ClientOk::NotFound { version: None }));
-        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0), 2);
         h.complete(1, Millis(5), written(100));
         h.data_loss(Millis(7));
-        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(8));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(8), 2);
         h.complete(2, Millis(9), found(90));
         let report = h.check();
         assert_eq!(report.stale_reads.len(), 2);
@@ -335,19 +382,19 @@ mod tests {
 
     #[test]
     fn the_live_checker_counts_what_the_full_check_finds() {
-        let mut h = History::default();
-        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        let mut h = History::new(3);
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0), 2);
         h.complete(1, Millis(5), written(100));
-        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6));
+        h.invoke(2, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(6), 2);
         h.complete(2, Millis(9), Ok(ClientOk::NotFound { version: None }));
-        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10));
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(10), 2);
         h.complete(3, Millis(12), found(100));
-        h.invoke(4, OpKind::Put, b"k".to_vec(), NodeId(2), Millis(13));
+        h.invoke(4, OpKind::Put, b"k".to_vec(), NodeId(2), Millis(13), 2);
         h.complete(4, Millis(14), written(60));
         h.data_loss(Millis(15));
-        h.invoke(5, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(16));
+        h.invoke(5, OpKind::Get, b"k".to_vec(), NodeId(2), Millis(16), 2);
         h.complete(5, Millis(18), found(90));
-        h.invoke(6, OpKind::Get, b"other".to_vec(), NodeId(2), Millis(16));
+        h.invoke(6, OpKind::Get, b"other".to_vec(), NodeId(2), Millis(16), 2);
         h.complete(6, Millis(18), Err(crate::node::ClientError::NodeDown));
         let full = h.check();
         let live = h.live();
@@ -376,20 +423,21 @@ mod tests {
 
     #[test]
     fn a_later_write_with_a_smaller_version_is_a_lost_update() {
-        let mut h = History::default();
-        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0));
+        let mut h = History::new(3);
+        h.invoke(1, OpKind::Put, b"k".to_vec(), NodeId(1), Millis(0), 2);
         h.complete(1, Millis(5), written(100));
         // n2's clock is behind: its later write gets ts 60 and loses.
-        h.invoke(2, OpKind::Put, b"k".to_vec(), NodeId(2), Millis(10));
+        h.invoke(2, OpKind::Put, b"k".to_vec(), NodeId(2), Millis(10), 2);
         h.complete(2, Millis(14), written(60));
-        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(1), Millis(1));
+        h.invoke(3, OpKind::Get, b"k".to_vec(), NodeId(1), Millis(1), 2);
         let report = h.check();
         assert_eq!(
             report.lost_updates,
             vec![Anomaly {
                 write: 1,
                 other: 2,
-                stable: true
+                stable: true,
+                intersect: true,
             }]
         );
         assert_eq!(report.pending, 1);

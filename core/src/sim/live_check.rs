@@ -34,6 +34,7 @@ struct Step {
     version: Version,
     op: OpId,
     strict: bool,
+    quorum: usize,
 }
 
 /// Live counters of what the checker finds. See the module docs.
@@ -45,7 +46,8 @@ pub struct LiveReport {
     pub failed: u64,
     /// Reads that missed a write acknowledged before they began.
     pub stale_reads: u64,
-    /// Of those, the ones that broke the quorum invariant (failures within tolerance).
+    /// Of those, the ones that broke the quorum invariant (quorums that intersect, failures
+    /// within tolerance).
     pub strict_violations: u64,
     /// Writes acknowledged after a write with a larger version (LWW discarded them).
     pub lost_updates: u64,
@@ -60,9 +62,15 @@ pub struct LiveReport {
 }
 
 impl LiveReport {
-    /// Records a completed operation. `stable(from, to)` says whether failures stayed within
-    /// the quorum's tolerance over that span (no data loss, no ring change).
-    pub(super) fn complete(&mut self, op: &OpRecord, stable: impl Fn(Millis, Millis) -> bool) {
+    /// Records a completed operation of a cluster with `replicas` (N) replicas per key.
+    /// `stable(from, to)` says whether failures stayed within the quorum's tolerance over that
+    /// span (no data loss, no ring change).
+    pub(super) fn complete(
+        &mut self,
+        op: &OpRecord,
+        replicas: usize,
+        stable: impl Fn(Millis, Millis) -> bool,
+    ) {
         let (Some(done), Some(Ok(ok))) = (op.completed, &op.result) else {
             if op.result.is_some() {
                 self.failed += 1;
@@ -81,12 +89,13 @@ impl LiveReport {
                 write: w.op,
                 other: op.id,
                 stable: w.strict && stable(w.invoked, done),
+                intersect: w.quorum + op.quorum > replicas,
             };
             match op.kind {
                 OpKind::Get if missed => {
                     let a = anomaly(w);
                     self.stale_reads += 1;
-                    self.strict_violations += u64::from(a.stable);
+                    self.strict_violations += u64::from(a.stable && a.intersect);
                     push_bounded(&mut self.recent_stale, a);
                 }
                 OpKind::Put | OpKind::Delete if version.is_some_and(|v| v < w.version) => {
@@ -117,6 +126,7 @@ impl LiveReport {
             version,
             op: op.id,
             strict,
+            quorum: op.quorum,
         });
         let old = steps.partition_point(|s| s.done.0 + HORIZON_MS < done.0);
         if old > 1 {

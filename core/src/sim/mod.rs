@@ -186,7 +186,7 @@ impl<D: MachineDisk> Sim<D> {
             ring,
             rng,
             log: EventLog::new(config.log_capacity),
-            history: History::default(),
+            history: History::new(config.n),
             partitions: Partitions::default(),
             told: BTreeMap::new(),
             flying: BTreeMap::new(),
