@@ -394,6 +394,7 @@ impl<D: Disk> Lsm<D> {
             f.flushing = false;
         }
         for f in files.drain(..) {
+            // Best effort too: a file no manifest names is deleted at the next open.
             let _ = self.disk.delete(&f);
         }
     }

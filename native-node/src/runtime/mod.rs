@@ -494,8 +494,11 @@ pub async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
         storage.join();
         for store in [data, hints] {
-            if let Ok(store) = Arc::try_unwrap(store) {
-                let _ = store.close();
+            if let Ok(store) = Arc::try_unwrap(store)
+                && let Err(e) = store.close()
+            {
+                // The WAL was not sealed: the next start treats its tail as torn, not sealed.
+                warn!("closing a store at shutdown failed: {e}");
             }
         }
     })
