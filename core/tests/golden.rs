@@ -16,6 +16,8 @@
 //! too; the seed sweep keeps the same kind of file for its seeds
 //! (`seed_sweep::event_log_hashes_are_unchanged`).
 
+mod support;
+
 use ringstore_core::sim::script::{run_script, run_script_logged};
 use std::path::Path;
 
@@ -97,23 +99,7 @@ fn event_log_hashes_are_unchanged() {
             run.log_events, run.log_hash
         ));
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/event_log_hashes/scripts.golden");
-    if std::env::var_os("UPDATE_GOLDENFILES").is_some() {
-        std::fs::write(&path, &table).expect("write hashes");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    let changed: Vec<String> = table
-        .lines()
-        .filter(|line| !expected.lines().any(|e| e == *line))
-        .map(|line| format!("  now: {line}"))
-        .collect();
-    assert!(
-        expected == table,
-        "a golden script's event log changed ({}):\n{}\n(UPDATE_GOLDENFILES=1 regenerates, only after an intended change in behaviour)",
-        path.display(),
-        changed.join("\n")
-    );
+    support::check_hash_table("scripts.golden", &table, "a golden script's event log");
 }
 
 #[test]

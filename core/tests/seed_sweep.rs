@@ -67,6 +67,8 @@
 //! `event_log_hashes/seed_sweep.golden`, so a change meant to keep behaviour (a refactoring)
 //! shows that it did; `UPDATE_GOLDENFILES=1` regenerates it after an intended change.
 
+mod support;
+
 use rand::{Rng, SeedableRng};
 use ringstore_core::DetRng;
 use ringstore_core::NodeId;
@@ -727,24 +729,7 @@ fn event_log_hashes_are_unchanged() {
             verdict.is_ok()
         ));
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/event_log_hashes/seed_sweep.golden");
-    if std::env::var_os("UPDATE_GOLDENFILES").is_some() {
-        std::fs::write(&path, &table).expect("write hashes");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    let changed: Vec<String> = table
-        .lines()
-        .filter(|line| !expected.lines().any(|e| e == *line))
-        .map(|line| format!("  now: {line}"))
-        .collect();
-    assert!(
-        expected == table,
-        "a seed's event log changed ({}):\n{}\n(UPDATE_GOLDENFILES=1 regenerates, only after an intended change in behaviour)",
-        path.display(),
-        changed.join("\n")
-    );
+    support::check_hash_table("seed_sweep.golden", &table, "a seed's event log");
 }
 
 // ---- Regressions: seeds outside the fixed range that once failed, named after the bug ----
