@@ -37,45 +37,53 @@ export async function fetchLesson(url) {
   return text;
 }
 
-async function pipe(bytes, stream) {
-  const out = new Blob([bytes]).stream().pipeThrough(stream);
-  return new Uint8Array(await new Response(out).arrayBuffer());
-}
-
-// The lesson's text as a link code: deflated, base64url.
-export async function encodeLesson(text) {
-  const packed = await pipe(new TextEncoder().encode(text), new CompressionStream('deflate-raw'));
+// Bytes as a link code: deflated, then base64url (a lesson's text, the timeline's inputs).
+export async function packCode(bytes) {
+  const out = new Blob([bytes]).stream().pipeThrough(new CompressionStream('deflate-raw'));
+  const packed = new Uint8Array(await new Response(out).arrayBuffer());
   let bin = '';
   for (const b of packed) bin += String.fromCharCode(b);
   return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-// A link code back to the lesson's text; throws an Error for a damaged code.
-export async function decodeLesson(code) {
-  if (code.length > LESSON_BYTES_MAX) throw new Error('the lesson in the link is too long');
+// A link code back to its bytes, inflating at most `max` bytes (a small code could inflate
+// to far more). Throws Error('not base64url'), Error('too long'), or the inflater's error.
+export async function unpackCode(code, max) {
   let bytes;
   try {
     const bin = atob(code.replace(/-/g, '+').replace(/_/g, '/'));
     bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
   } catch {
-    throw new Error('the lesson in the link is damaged (not base64url)');
+    throw new Error('not base64url');
   }
+  const out = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+  const reader = out.getReader();
+  const parts = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) { reader.cancel(); throw new Error('too long'); }
+    parts.push(value);
+  }
+  return new Uint8Array(await new Blob(parts).arrayBuffer());
+}
+
+// The lesson's text as a link code.
+export async function encodeLesson(text) {
+  return packCode(new TextEncoder().encode(text));
+}
+
+// A link code back to the lesson's text; throws an Error for a damaged code.
+export async function decodeLesson(code) {
+  if (code.length > LESSON_BYTES_MAX) throw new Error('the lesson in the link is too long');
   let text;
   try {
-    // Bounded: a small code could inflate to far more than a lesson may hold.
-    const out = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-    const reader = out.getReader();
-    const parts = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > LESSON_BYTES_MAX) { reader.cancel(); throw new Error('too long'); }
-      parts.push(value);
-    }
-    text = new TextDecoder('utf-8', { fatal: true }).decode(await new Blob(parts).arrayBuffer());
+    const bytes = await unpackCode(code, LESSON_BYTES_MAX);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (e) {
+    if (e.message === 'not base64url') throw new Error('the lesson in the link is damaged (not base64url)');
     throw new Error(e.message === 'too long' ? 'the lesson in the link is over 64 KiB' : 'the lesson in the link is damaged (it does not inflate to text)');
   }
   return text;

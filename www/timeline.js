@@ -9,7 +9,7 @@
 // A change made while the screen shows the past starts a new run (wasm forks the branch); the
 // old one stays in the "Runs" list.
 
-import { LINK_CODE_MAX } from './authored.js';
+import { LINK_CODE_MAX, packCode, unpackCode } from './authored.js';
 
 const $ = (id) => document.getElementById(id);
 // Markers drawn at most (a long run with many client operations thins them).
@@ -164,11 +164,6 @@ export function render() {
 
 // ---- links to a moment ------------------------------------------------------------------
 
-async function pipe(bytes, stream) {
-  const out = new Blob([bytes]).stream().pipeThrough(stream);
-  return new Uint8Array(await new Response(out).arrayBuffer());
-}
-
 // The link parameters of the moment on screen: `at=EVENTS` and, when the run had inputs,
 // `in=CODE` (the inputs up to that moment, versioned and checksummed in wasm, deflated and
 // base64url here). `{params, warning}`; `params` empty when the moment cannot be linked.
@@ -184,10 +179,7 @@ export async function momentParams() {
   let params = `at=${at}`;
   // Five header bytes and an empty list: no inputs.
   if (bytes.length > 6) {
-    const packed = await pipe(bytes, new CompressionStream('deflate-raw'));
-    let bin = '';
-    for (const b of packed) bin += String.fromCharCode(b);
-    const code = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const code = await packCode(bytes);
     if (code.length > LINK_CODE_MAX) {
       return { params: '', warning: `this run has too many inputs to fit in a link (${code.length} characters, at most ${LINK_CODE_MAX}): the link opens the run from its start` };
     }
@@ -211,20 +203,7 @@ export async function readMoment(params) {
   if (rawIn == null) return { at, inputs: null, error: '' };
   try {
     if (rawIn.length > 64 * 1024) throw new Error('too long');
-    const bin = atob(rawIn.replace(/-/g, '+').replace(/_/g, '/'));
-    const packed = Uint8Array.from(bin, (c) => c.charCodeAt(0));
-    const out = new Blob([packed]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-    const reader = out.getReader();
-    const parts = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > 256 * 1024) { reader.cancel(); throw new Error('too long'); }
-      parts.push(value);
-    }
-    return { at, inputs: new Uint8Array(await new Blob(parts).arrayBuffer()), error: '' };
+    return { at, inputs: await unpackCode(rawIn, 256 * 1024), error: '' };
   } catch (e) {
     return { at: null, inputs: null, error: `the inputs in the link (in=…) are damaged (${e.message === 'too long' ? 'too long' : 'not deflated base64url'})` };
   }
