@@ -76,7 +76,8 @@ impl std::fmt::Display for SyncPolicy {
 /// Everything [`super::Lsm`] can be tuned by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LsmConfig {
-    /// A memtable is frozen (and a flush becomes due) past this many bytes.
+    /// A memtable is frozen (and a flush becomes due) when it, or the WAL segment logging its
+    /// writes, holds this many bytes (so the WAL is bounded when overwrites keep it small).
     pub memtable_bytes_max: usize,
     /// Frozen memtables waiting for a flush; past this, writes stall.
     pub frozen_memtables_max: usize,

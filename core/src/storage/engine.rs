@@ -1,7 +1,11 @@
 //! [`Lsm`]: the storage engine that ties the WAL, memtables, SSTables and manifest together.
 //!
 //! * **Writes** ([`Lsm::write`], [`Lsm::write_batch`]) append a batch to the WAL and apply it to
-//!   the active memtable. When the memtable is full it is frozen and the WAL rotates.
+//!   the active memtable. When the memtable is full it is frozen and the WAL rotates. It is
+//!   full when it holds [`LsmConfig::memtable_bytes_max`](super::LsmConfig::memtable_bytes_max)
+//!   bytes, or when its WAL segment does: overwrites of a few hot keys replace cells in place and
+//!   keep the memtable small, but every one is logged, so without the second bound the WAL (and
+//!   the replay at the next open) would grow without limit.
 //! * **Durability** is the host's call, guided by the [`SyncPolicy`](super::SyncPolicy): [`Lsm::sync_wal`] in one
 //!   step, or [`Lsm::begin_sync`]/[`Lsm::complete_sync`] around a sync run without the engine.
 //! * **Reads** ([`Lsm::get`], [`Lsm::scan`]) reconcile every source by LWW version: the answer
@@ -342,9 +346,16 @@ impl<D: Disk> Lsm<D> {
     /// Whether writes would stall now (the memtable is full and the flush backlog is at its
     /// bound, or L0 is too deep).
     pub fn write_stalled(&self) -> bool {
-        (self.active.bytes() >= self.config.memtable_bytes_max
-            && self.frozen.len() >= self.config.frozen_memtables_max)
+        (self.active_full() && self.frozen.len() >= self.config.frozen_memtables_max)
             || self.levels[0].len() >= self.config.l0_stall_tables
+    }
+
+    /// Whether the active memtable is full: it, or its WAL segment, holds
+    /// `memtable_bytes_max` bytes (see the module docs).
+    fn active_full(&self) -> bool {
+        let max = self.config.memtable_bytes_max;
+        let segment = self.wal_segments.get(&self.wal.seq()).copied().unwrap_or(0);
+        self.active.bytes() >= max || segment >= max as u64
     }
 
     /// Writes one cell. See [`Lsm::write_batch`].
@@ -407,9 +418,7 @@ impl<D: Disk> Lsm<D> {
                 new_key(&key);
             }
         }
-        if self.active.bytes() >= self.config.memtable_bytes_max
-            && self.frozen.len() < self.config.frozen_memtables_max
-        {
+        if self.active_full() && self.frozen.len() < self.config.frozen_memtables_max {
             self.freeze_memtable()?;
         }
         Ok(lsn)

@@ -70,6 +70,7 @@ pub fn lsm_behaviour<D: Disk>(make_empty: impl Fn() -> D) {
     tombstones_are_purged_only_after_their_grace_period(&make_empty());
     group_commit_covers_many_writes_with_one_sync(&make_empty());
     statistics_follow_the_data(&make_empty());
+    overwrites_of_one_key_keep_the_wal_bounded(&make_empty());
 }
 
 /// A put older than the stored version does not win, wherever the stored version lives; equal
@@ -375,4 +376,33 @@ pub fn statistics_follow_the_data<D: Disk>(disk: &D) {
         done.flush_bytes_written > 0 && done.compaction_bytes_written > 0,
         "{done:?}"
     );
+}
+
+/// Overwriting a few keys keeps the memtable small, yet the WAL logs every write: the memtable
+/// is frozen when its WAL segment is full too, so the WAL stays within about two memtables'
+/// worth (the active segment and one frozen) and reopening replays little.
+pub fn overwrites_of_one_key_keep_the_wal_bounded<D: Disk>(disk: &D) {
+    let mut lsm = open(disk);
+    let max = LsmConfig::small_for_tests().memtable_bytes_max as u64;
+    for i in 0..2_000u64 {
+        put(&mut lsm, b"hot", i + 1, &[i as u8; 40]);
+        if i % 10 == 0 {
+            must(lsm.run_background(Millis(0)), "background");
+        }
+        let stats = lsm.stats();
+        assert!(
+            stats.memtable_bytes < 200,
+            "one key's memtable stays small: {stats:?}"
+        );
+        assert!(
+            stats.wal_bytes <= 3 * max,
+            "after write {i} the WAL holds {} bytes, bound {}",
+            stats.wal_bytes,
+            3 * max
+        );
+    }
+    must(lsm.run_background(Millis(0)), "background");
+    assert!(lsm.stats().flushes > 10, "{:?}", lsm.stats());
+    let lsm = reopen(lsm, disk);
+    assert_eq!(value_of(&lsm, b"hot"), Some(vec![1_999u64 as u8; 40]));
 }
