@@ -43,16 +43,17 @@ impl<D: MachineDisk> Sim<D> {
         self.queue.peek().map(|s| s.0.at)
     }
 
-    /// Drops all but the newest `keep` entries of the event log (its hash and count stay): a
-    /// copy kept as a snapshot holds less, and what it and its forks go on to do is unchanged.
-    pub fn trim_log(&mut self, keep: usize) {
-        self.log.keep_newest(keep);
-    }
-
     /// A separate simulation in exactly this state (see the module docs), with `disks` making
     /// the disks of machines added from now on; `None` while a flush or compaction runs on
     /// some machine.
     pub fn fork(&self, disks: DiskFactory<D>) -> Option<Sim<D>> {
+        self.fork_keeping_log(disks, usize::MAX)
+    }
+
+    /// [`Sim::fork`], with only the newest `keep` entries of the event log copied (its hash
+    /// and count are whole): a copy kept as a snapshot holds less, and what it and its forks go
+    /// on to do is unchanged.
+    pub fn fork_keeping_log(&self, disks: DiskFactory<D>, keep: usize) -> Option<Sim<D>> {
         let mut nodes = std::collections::BTreeMap::new();
         for (id, n) in &self.nodes {
             if n.job.is_some() {
@@ -87,6 +88,8 @@ impl<D: MachineDisk> Sim<D> {
             };
             nodes.insert(*id, copy);
         }
+        let log = self.log.copy_newest(keep);
+        let oldest = log.entries().front().map_or(log.total(), |e| e.seq);
         Some(Sim {
             config: self.config.clone(),
             now: self.now,
@@ -96,7 +99,8 @@ impl<D: MachineDisk> Sim<D> {
             disks,
             ring: self.ring.clone(),
             rng: self.rng.clone(),
-            log: self.log.clone(),
+            tags: self.tags.copy_since(oldest),
+            log,
             history: self.history.clone(),
             partitions: self.partitions.clone(),
             told: self.told.clone(),
@@ -104,7 +108,6 @@ impl<D: MachineDisk> Sim<D> {
             next_msg: self.next_msg,
             next_op: self.next_op,
             workload_ops: self.workload_ops,
-            tags: self.tags.clone(),
         })
     }
 }

@@ -196,12 +196,18 @@ impl EventLog {
         self.entries.len()
     }
 
-    /// Drops all but the newest `keep` entries held (the hash and the count are unchanged):
-    /// a snapshot of a run kept for later ([`super::Sim::trim_log`]) holds less.
-    pub fn keep_newest(&mut self, keep: usize) {
-        let drop = self.entries.len().saturating_sub(keep);
-        self.entries.drain(..drop);
-        self.entries.shrink_to_fit();
+    /// A copy holding only the newest `keep` of the entries held (the hash, the count and the
+    /// capacity are the same): a snapshot of a run kept for later
+    /// ([`super::Sim::fork_keeping_log`]) holds less, and copying it costs less.
+    pub fn copy_newest(&self, keep: usize) -> EventLog {
+        let skip = self.entries.len().saturating_sub(keep);
+        EventLog {
+            entries: self.entries.iter().skip(skip).cloned().collect(),
+            capacity: self.capacity,
+            total: self.total,
+            hasher: self.hasher.clone(),
+            scratch: vec![0; 256],
+        }
     }
 
     /// Appends an event at `time`.

@@ -110,6 +110,18 @@ impl Tags {
         }
     }
 
+    /// A copy whose log-entry tags start at sequence `oldest` (for a copy of the simulation
+    /// whose log holds only the entries from there on).
+    pub(super) fn copy_since(&self, oldest: u64) -> Tags {
+        let skip = self.entries.partition_point(|&(seq, _)| seq < oldest);
+        Tags {
+            messages: self.messages.clone(),
+            storage: self.storage.clone(),
+            entries: self.entries.iter().skip(skip).copied().collect(),
+            cause: self.cause,
+        }
+    }
+
     /// Sequence numbers of the log entries tagged with `op`, oldest first.
     pub(super) fn entries_of(&self, op: OpId) -> impl Iterator<Item = u64> + '_ {
         self.entries
