@@ -25,7 +25,7 @@
 
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 /// `log10(e)` = 0.4342944819032518: a compile-time constant (the standard library's), so no
 /// transcendental function is ever called at run time.
@@ -72,8 +72,10 @@ impl Default for PhiConfig {
 pub struct ArrivalWindow {
     /// When the last heartbeat arrived.
     last_arrival: Millis,
-    /// Inter-arrival times (ms), oldest first; at most `window` long.
-    intervals_ms: VecDeque<u64>,
+    /// Inter-arrival times (ms, at most `u32::MAX`: a longer gap counts as that), oldest
+    /// first; at most `window` long. A persistent vector: a copy of the detector (a snapshot of
+    /// a simulated cluster) shares the samples both have, and a new one costs a few chunks.
+    intervals_ms: imbl::Vector<u32>,
     /// The sum of `intervals_ms`, kept so the mean costs O(1). At most `window × u64` values
     /// each ≤ `interval_ms_max`, so it cannot overflow for any sane configuration; it saturates
     /// anyway.
@@ -153,11 +155,12 @@ impl PhiDetector {
                 let gap = now.0 - w.last_arrival.0;
                 w.last_arrival = now;
                 if gap <= interval_ms_max {
+                    let gap = u32::try_from(gap).unwrap_or(u32::MAX);
                     w.intervals_ms.push_back(gap);
-                    w.sum_ms = w.sum_ms.saturating_add(gap);
+                    w.sum_ms = w.sum_ms.saturating_add(u64::from(gap));
                     while w.intervals_ms.len() > window_max {
                         if let Some(old) = w.intervals_ms.pop_front() {
-                            w.sum_ms = w.sum_ms.saturating_sub(old);
+                            w.sum_ms = w.sum_ms.saturating_sub(u64::from(old));
                         }
                     }
                 }
