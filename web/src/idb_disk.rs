@@ -37,7 +37,10 @@
 //! extent it cuts. So a WAL segment costs about its appended bytes and an SSTable is written
 //! once.
 
+mod contents;
+
 use crate::records::{Batch, DiskKey};
+use contents::Contents;
 use ringstore_core::sim::MachineDisk;
 use ringstore_core::storage::{Disk, DiskError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,9 +73,10 @@ struct SavedFile {
 
 #[derive(Clone, Debug, Default)]
 struct Inode {
-    /// Shared with the inode's copies in forks of this disk ([`MachineDisk::fork`]) until
-    /// either side changes it: a sealed WAL segment or a table is never copied.
-    data: Arc<Vec<u8>>,
+    /// In chunks shared with the inode's copies in forks of this disk ([`MachineDisk::fork`])
+    /// until either side changes them: a sealed WAL segment or a table is never copied, and an
+    /// append copies at most the last chunk.
+    data: Contents,
     /// `data[..stable]` are the durable contents' first bytes.
     stable: usize,
     /// The durable contents past `stable`, which `data` no longer has (after a truncate).
@@ -89,7 +93,7 @@ impl Inode {
     fn durable_bytes(&self, start: usize, end: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(end.saturating_sub(start));
         if start < self.stable {
-            out.extend_from_slice(&self.data[start..end.min(self.stable)]);
+            out = self.data.to_vec(start, end.min(self.stable));
         }
         if end > self.stable {
             let from = start.max(self.stable) - self.stable;
@@ -106,18 +110,18 @@ impl Inode {
 
     fn truncate(&mut self, len: usize) {
         if len < self.stable {
-            let mut tail = self.data[len..self.stable].to_vec();
+            let mut tail = self.data.to_vec(len, self.stable);
             tail.append(&mut self.lost_tail);
             self.lost_tail = tail;
             self.stable = len;
         }
-        Arc::make_mut(&mut self.data).resize(len, 0);
+        self.data.resize(len);
     }
 
     fn crash(&mut self) {
-        let data = Arc::make_mut(&mut self.data);
-        data.truncate(self.stable);
-        data.append(&mut self.lost_tail);
+        self.data.resize(self.stable);
+        self.data.append(&self.lost_tail);
+        self.lost_tail = Vec::new();
         self.stable = self.data.len();
     }
 
@@ -256,8 +260,10 @@ impl IdbDisk {
                 clean: len,
             };
             let stable = data.len();
+            let mut contents = Contents::default();
+            contents.append(&data);
             let inode = Inode {
-                data: Arc::new(data),
+                data: contents,
                 stable,
                 lost_tail: Vec::new(),
                 saved,
@@ -313,8 +319,10 @@ impl IdbDisk {
         let mut bytes = 0;
         for inode in state.inodes.values() {
             bytes += inode.lost_tail.len() as u64;
-            if seen.insert(Arc::as_ptr(&inode.data) as usize) {
-                bytes += inode.data.len() as u64;
+            for (chunk, len) in inode.data.chunks() {
+                if seen.insert(chunk) {
+                    bytes += len as u64;
+                }
             }
         }
         bytes
@@ -389,7 +397,7 @@ impl Disk for IdbDisk {
     }
 
     fn append(&self, name: &str, data: &[u8]) -> Result<(), DiskError> {
-        Arc::make_mut(&mut self.lock().inode_mut(name)?.data).extend_from_slice(data);
+        self.lock().inode_mut(name)?.data.append(data);
         Ok(())
     }
 
@@ -428,7 +436,8 @@ impl Disk for IdbDisk {
             usize::try_from(offset).map_err(|_| out_of_bounds())?,
             usize::try_from(end).map_err(|_| out_of_bounds())?,
         );
-        buf.copy_from_slice(&data[start..end]);
+        debug_assert_eq!(end - start, buf.len());
+        data.read(start, buf);
         Ok(())
     }
 
