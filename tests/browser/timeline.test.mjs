@@ -287,6 +287,9 @@ test('figures: scrubbing a 10-minute run at 16 nodes and 200 ops/s', { skip: !pr
   const backs = on.back.slice(1).sort((a, b) => a - b);
   console.log(`# back one event: the first ${on.back[0].toFixed(1)} ms, the next nine median ${backs[4].toFixed(1)} ms, max ${backs[8].toFixed(1)} ms`);
   console.log(`# snapshots: ${on.stats.snapshots}, every ${on.stats.every} events, file bytes of their own ${mb(on.stats.fileBytes)} MiB, log ${mb(on.stats.logBytes)} MiB`);
+  console.log(`# heap in use after the run: ${mb(on.stats.heapBytes)} MiB with snapshots, ${mb(off.stats.heapBytes)} MiB without (difference ${mb(on.stats.heapBytes - off.stats.heapBytes)} MiB)`);
   console.log(`# wasm memory after the run: ${mb(on.mem1)} MiB with snapshots, ${mb(off.mem1)} MiB without (difference ${mb(on.mem1 - off.mem1)} MiB); after scrubbing ${mb(on.memAfter)} MiB`);
-  assert.ok(on.stats.snapshots <= 24);
+  // SNAPSHOTS_MAX and HEAP_BUDGET_BYTES (web/src/timeline.rs).
+  assert.ok(on.stats.snapshots <= 96);
+  assert.ok(on.stats.heapBytes <= 256 * 1048576 + 32 * 1048576);
 });

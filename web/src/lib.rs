@@ -72,6 +72,7 @@ mod browser_tests;
 pub mod cluster;
 mod cluster_js;
 pub mod effects;
+pub mod heap;
 #[cfg(target_arch = "wasm32")]
 pub mod idb;
 pub mod idb_disk;

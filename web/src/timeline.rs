@@ -22,11 +22,21 @@
 //!
 //! Bounds: at most [`INPUTS_MAX`] inputs per branch (more are refused with a message; a
 //! client operation's key and value at most [`INPUT_KEY_BYTES_MAX`] and
-//! [`INPUT_VALUE_BYTES_MAX`] bytes), at most [`SNAPSHOTS_MAX`] snapshots per branch (when full,
-//! every other one is dropped and the spacing doubles, so they always cover the whole run) and
-//! the one extra, each holding at most [`SNAPSHOT_LOG_KEEP`] log entries, and at most
-//! [`BRANCHES_MAX`] branches (the oldest not on screen goes first). [`Timeline::stats`] reports
-//! their size; `docs/benchmarks.md` has the figures of a long run.
+//! [`INPUT_VALUE_BYTES_MAX`] bytes), at most [`BRANCHES_MAX`] branches (the oldest not on
+//! screen goes first), and snapshots within two limits: at most [`SNAPSHOTS_MAX`] per branch,
+//! and, in the browser, the module's heap ([`crate::heap::in_use`]) within
+//! [`HEAP_BUDGET_BYTES`]. Past either, the branch with the most snapshots keeps every other
+//! one and its spacing doubles, so they always cover the whole run; for memory, no branch
+//! below [`SNAPSHOTS_MIN`], and the extra snapshot for going back goes first. The count alone
+//! is no bound on memory: a snapshot of a 16-node cluster costs about 1.5 MiB, of a 64-node
+//! one about 12 (each node's failure detector keeps a window per peer). Each snapshot holds
+//! at most [`SNAPSHOT_LOG_KEEP`] log entries. [`Timeline::stats`] reports their size;
+//! `docs/benchmarks.md` has the figures of a long run.
+//!
+//! What a snapshot shares with the cluster on screen and with the other snapshots, until
+//! either side changes it: file contents, in chunks (an append copies only a file's last
+//! chunk), the history of client operations, and each failure detector's arrival windows
+//! (persistent vectors); the rest is copied.
 //!
 //! Scope: free play. A lesson's commands drive the simulator themselves and are not logged, so
 //! the page hides the timeline in lessons (they go back a step by rebuilding, `lesson.rs`). A
@@ -55,7 +65,11 @@ pub use inputs::{
 /// Inputs a branch logs at most.
 pub const INPUTS_MAX: usize = 2_000;
 /// Snapshots a branch keeps at most.
-pub const SNAPSHOTS_MAX: usize = 24;
+pub const SNAPSHOTS_MAX: usize = 96;
+/// A branch is thinned for memory down to this many snapshots, not below.
+pub const SNAPSHOTS_MIN: usize = 4;
+/// The module's heap in use ([`crate::heap::in_use`]) above which snapshots are thinned.
+pub const HEAP_BUDGET_BYTES: u64 = 256 << 20;
 /// Branches kept at most.
 pub const BRANCHES_MAX: usize = 8;
 /// Log entries a snapshot keeps (the page's log panel shows the newest few hundred).
@@ -144,6 +158,13 @@ impl Branch {
         }
     }
 
+    /// Keeps the first snapshot, then every other one: the spacing doubles.
+    fn thin(&mut self) {
+        let kept: Vec<Rc<Snapshot>> = self.snapshots.iter().step_by(2).cloned().collect();
+        self.snapshots = kept;
+        self.every *= 2;
+    }
+
     fn tick(&mut self, events: u64, ms: u64) {
         if self.ticks.last().is_some_and(|(e, _)| *e >= events) {
             return;
@@ -222,6 +243,8 @@ pub struct TimelineStats {
     pub every: u64,
     /// Branches kept.
     pub branches: usize,
+    /// The module's heap in use, bytes, where it is counted (the browser).
+    pub heap_bytes: Option<u64>,
 }
 
 /// The disks of machines a copy adds later.
@@ -250,6 +273,10 @@ pub struct Timeline {
     /// to the left) replays from it instead of from the branch's snapshots, far apart in a long
     /// run.
     near: Option<(usize, Rc<Snapshot>)>,
+    /// Reads the heap in use, where it can be read (see [`Timeline::thin_for_memory`]).
+    heap: Option<Box<dyn Fn() -> u64>>,
+    /// Snapshots a branch keeps at most: [`SNAPSHOTS_MAX`] (tests set fewer).
+    snapshots_max: usize,
 }
 
 impl Timeline {
@@ -275,6 +302,9 @@ impl Timeline {
             applied: 0,
             keeping: true,
             near: None,
+            heap: crate::heap::in_use()
+                .map(|_| Box::new(|| crate::heap::in_use().unwrap_or(0)) as Box<dyn Fn() -> u64>),
+            snapshots_max: SNAPSHOTS_MAX,
         };
         t.snapshot(sim);
         t
@@ -305,34 +335,63 @@ impl Timeline {
         let events = sim.events_run();
         let applied = self.applied;
         let keeping = self.keeping;
+        let max = self.snapshots_max;
         let b = self.branch_mut();
         if let Some(last) = b.snapshots.last()
             && (events < last.events + b.every || events <= last.events || !keeping)
         {
             return false;
         }
-        let Some(mut copy) = sim.fork(disks()) else {
+        let Some(copy) = sim.fork_keeping_log(disks(), SNAPSHOT_LOG_KEEP) else {
             return false;
         };
-        copy.trim_log(SNAPSHOT_LOG_KEEP);
         b.snapshots.push(Rc::new(Snapshot {
             events,
             inputs_applied: applied,
             sim: copy,
         }));
-        if b.snapshots.len() > SNAPSHOTS_MAX {
-            // Keep the first, then every other one: the spacing doubles.
-            let kept: Vec<Rc<Snapshot>> = b
-                .snapshots
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 0)
-                .map(|(_, s)| s.clone())
-                .collect();
-            b.snapshots = kept;
-            b.every *= 2;
+        if b.snapshots.len() > max {
+            b.thin();
         }
+        self.thin_for_memory();
         true
+    }
+
+    /// While the heap is over [`HEAP_BUDGET_BYTES`], thins the branch holding the most
+    /// snapshots (above [`SNAPSHOTS_MIN`]); the extra snapshot for going back goes first.
+    fn thin_for_memory(&mut self) {
+        let Some(heap) = &self.heap else {
+            return;
+        };
+        while heap() > HEAP_BUDGET_BYTES {
+            if self.near.take().is_some() {
+                continue;
+            }
+            let Some(b) = self
+                .branches
+                .iter_mut()
+                .filter(|b| b.snapshots.len() > SNAPSHOTS_MIN)
+                .max_by_key(|b| b.snapshots.len())
+            else {
+                break;
+            };
+            b.thin();
+        }
+    }
+
+    /// Takes snapshots every `every` events at first and keeps at most `max` per branch, so
+    /// that a short test run thins them.
+    #[cfg(test)]
+    pub(crate) fn limit_snapshots(&mut self, every: u64, max: usize) {
+        self.snapshots_max = max;
+        self.branch_mut().every = every;
+    }
+
+    /// Replaces how the heap in use is read (the page's is [`crate::heap::in_use`]; the
+    /// host has none, so only [`SNAPSHOTS_MAX`] bounds the snapshots there unless a test sets
+    /// one).
+    pub fn set_heap_probe(&mut self, probe: Option<Box<dyn Fn() -> u64>>) {
+        self.heap = probe;
     }
 
     /// After the cluster on screen ran: notes the moment (and extends the branch when it
@@ -482,9 +541,8 @@ impl Timeline {
                 && at >= near_at
                 && at > from
                 && at < target
-                && let Some(mut copy) = sim.fork(disks())
+                && let Some(copy) = sim.fork_keeping_log(disks(), SNAPSHOT_LOG_KEEP)
             {
-                copy.trim_log(SNAPSHOT_LOG_KEEP);
                 near = Some(Rc::new(Snapshot {
                     events: at,
                     inputs_applied: i,
@@ -673,6 +731,7 @@ impl Timeline {
             log_bytes: log,
             every: self.branch().every,
             branches: self.branches.len(),
+            heap_bytes: crate::heap::in_use(),
         }
     }
 }

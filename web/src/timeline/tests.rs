@@ -202,28 +202,69 @@ fn a_change_in_the_past_forks_and_the_original_run_is_kept() {
     assert!(!c.sim().is_up(NodeId(3)));
 }
 
+/// Runs the cluster on screen until at least `events` events have run.
+fn run_past(c: &mut SimCluster, events: u64) {
+    let mut t = c.now().0;
+    while c.sim().events_run() < events {
+        t += 50;
+        c.run_until(t);
+    }
+}
+
+/// Whether the moments a third of the way and at the end still replay exactly.
+fn still_exact(c: &mut SimCluster) {
+    let (events, hash) = (c.sim().events_run(), c.sim().log().hash());
+    c.go_to(events / 3).unwrap();
+    c.go_to(events).unwrap();
+    assert_eq!((c.sim().events_run(), c.sim().log().hash()), (events, hash));
+}
+
 #[test]
-fn snapshots_stay_within_their_bound_and_cover_the_run() {
+fn snapshots_stay_within_their_count_and_the_heap_budget_and_cover_the_run() {
     let mut c = cluster(21);
     c.give(Input::Workload(WorkloadKnobs {
         rate: Some(1_000),
         ..WorkloadKnobs::default()
     }))
     .unwrap();
-    let mut t = 0;
-    while c.sim().events_run() < 40 * EVERY_EVENTS {
-        t += 50;
-        c.run_until(t);
-    }
+    let (every, max) = (500, 8);
+    c.timeline_mut().limit_snapshots(every, max);
+    run_past(&mut c, 40 * every);
     let stats = c.timeline().stats(c.sim());
-    assert!(stats.snapshots <= SNAPSHOTS_MAX, "{stats:?}");
-    assert!(stats.every > EVERY_EVENTS, "{stats:?}");
+    assert!(
+        stats.snapshots <= max && stats.snapshots > max / 2,
+        "{stats:?}"
+    );
+    assert!(stats.every > every, "{stats:?}");
     assert!(stats.file_bytes > 0);
-    // Still exact, from the thinned snapshots.
-    let (events, hash) = (c.sim().events_run(), c.sim().log().hash());
-    c.go_to(events / 3).unwrap();
-    c.go_to(events).unwrap();
-    assert_eq!(c.sim().log().hash(), hash);
+    still_exact(&mut c);
+
+    // The heap over its budget: the next snapshot thins them down to the minimum.
+    let heap = Rc::new(std::cell::Cell::new(HEAP_BUDGET_BYTES + 1));
+    let read = heap.clone();
+    c.timeline_mut()
+        .set_heap_probe(Some(Box::new(move || read.get())));
+    let before = c.timeline().stats(c.sim());
+    let to = c.sim().events_run() + 2 * before.every;
+    run_past(&mut c, to);
+    let thinned = c.timeline().stats(c.sim());
+    assert!(
+        thinned.snapshots <= SNAPSHOTS_MIN,
+        "{before:?} then {thinned:?}"
+    );
+    assert!(thinned.every > before.every, "{before:?} then {thinned:?}");
+    still_exact(&mut c);
+
+    // Within the budget again: snapshots are taken again.
+    heap.set(0);
+    let to = c.sim().events_run() + 3 * thinned.every;
+    run_past(&mut c, to);
+    let again = c.timeline().stats(c.sim());
+    assert!(
+        again.snapshots > thinned.snapshots,
+        "{thinned:?} then {again:?}"
+    );
+    still_exact(&mut c);
 }
 
 #[test]
