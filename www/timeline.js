@@ -22,6 +22,14 @@ let shownKey = '';    // what the markers show, to rebuild them only when that c
 let pending = null;   // a slider position waiting for the next animation frame
 let lastBranch = 0;
 let markers = [];
+let markNote = null;  // the marker last jumped to: its label shows while the screen is there
+
+// What each kind of marker is called in the legend under the strip.
+const KIND_WORDS = [
+  ['crash', 'crash'], ['restart', 'restart'], ['partition', 'partition'], ['heal', 'heal'],
+  ['join', 'join or leave'], ['client', 'client operation'], ['setting', 'setting'],
+  ['stale', 'stale read or lost update'],
+];
 
 export function initTimeline(h) {
   hooks = h;
@@ -77,6 +85,7 @@ export function jumpMarker(forward) {
 }
 
 function goToMarker(m) {
+  markNote = m;
   if (m.kind === 'stale' || m.kind === 'lost') {
     const op = Number(/#(\d+)/.exec(m.label)?.[1] ?? -1);
     if (travel((c) => c.goToTime(m.ms)) && op >= 0) hooks.follow(op);
@@ -133,8 +142,11 @@ export function render() {
     if (b?.forkedFrom && b.forkedFrom[0] === lastBranch) note = `You changed the past: this is run ${tl.branch}. Run ${lastBranch} is kept (Runs list).`;
   }
   lastBranch = tl.branch;
+  const here = markNote && markNote.events === tl.at ? `${markNote.label}. ` : '';
+  if (!here) markNote = null;
   if (note) $('tl-note').textContent = note;
-  else if (past) $('tl-note').textContent = 'The past, paused: ▶ replays this run; a change starts a what-if run.';
+  else if (past) $('tl-note').textContent = `${here}The past, paused: ▶ replays this run; a change starts a what-if run.`;
+  else if (here) $('tl-note').textContent = here.trim();
   else if (!$('tl-note').textContent.startsWith('You changed')) $('tl-note').textContent = '';
   // The markers, rebuilt when they change.
   const key = `${tl.branch}:${tl.end}:${tl.markers.length}`;
@@ -150,6 +162,19 @@ export function render() {
   const room = Math.max(0, MARKS_MAX - major.length);
   const every = Math.max(1, Math.ceil(minor.length / Math.max(room, 1)));
   const shown = [...minor.filter((_, i) => i % every === 0).slice(0, room), ...major.slice(-MARKS_MAX)];
+  // The legend: the kinds this run has, in words (a phone has no hover).
+  const kinds = new Set(tl.markers.map((m) => (m.kind === 'leave' ? 'join' : m.kind === 'lost' ? 'stale' : m.kind)));
+  const legend = $('tl-legend');
+  legend.innerHTML = '';
+  for (const [kind, words] of KIND_WORDS) {
+    if (!kinds.has(kind)) continue;
+    const item = document.createElement('span');
+    const key = document.createElement(kind === 'stale' ? 'b' : 'span');
+    key.className = kind === 'stale' ? 'tl-bang' : `tl-key m-${kind}`;
+    if (kind === 'stale') key.textContent = '!';
+    item.append(key, ` ${words}`);
+    legend.append(item);
+  }
   for (const m of shown) {
     const b = document.createElement('button');
     b.className = `tl-mark m-${m.kind}`;

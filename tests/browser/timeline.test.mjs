@@ -122,10 +122,15 @@ test('a marker takes the run to its moment, and the link to that moment reproduc
   for (const kind of ['crash', 'restart', 'partition', 'heal']) {
     assert.ok(marks.some(([c]) => c.includes(`m-${kind}`)), `a ${kind} marker: ${JSON.stringify(marks)}`);
   }
-  await p.screenshot({ path: path.join(artifacts, 'timeline-markers.png') });
+  // The legend names the kinds of marks this run has, in words.
+  const legend = await p.textContent('#tl-legend');
+  for (const words of ['crash', 'restart', 'partition', 'heal']) assert.ok(legend.includes(words), legend);
   const end = await picture(p);
   await p.click('.tl-mark.m-crash');
   const there = await picture(p);
+  // The mark's meaning shows where the run went (no hover on a phone).
+  assert.match(await p.textContent('#tl-note'), /n2 crashed\. The past, paused/);
+  await p.screenshot({ path: path.join(artifacts, 'timeline-markers.png') });
   assert.ok(there.at < end.at, `back in time: ${there.at} < ${end.at}`);
   const down = await p.evaluate(() => !window.ringstore.cluster.isUp(2));
   assert.ok(down, 'n2 is down at the crash marker');
