@@ -245,7 +245,10 @@ impl Command {
             "leave" => Command::Leave(first_node("leave NODE")?),
             "load" => Command::Load {
                 node: first_node("load NODE COUNT")?,
-                count: num("load", args.get(1).ok_or("load NODE COUNT")?)?,
+                count: match num("load", args.get(1).ok_or("load NODE COUNT")?)? {
+                    n @ 0..=LOAD_KEYS_MAX => n,
+                    n => return Err(format!("load writes at most {LOAD_KEYS_MAX} keys, got {n}")),
+                },
             },
             "heal" => Command::Heal,
             "skew" => Command::Skew {
@@ -544,7 +547,63 @@ fn parse_client(cmd: &str, args: &[&str], background: bool) -> Result<Command, S
     })
 }
 
+/// Keys a `load` line writes at most (each is a put run to completion).
+pub const LOAD_KEYS_MAX: u32 = 10_000;
+
 impl Command {
+    /// Makes the change this command makes to `sim`, at once, and nothing else: what the
+    /// lesson player does before it waits, and what the page's timeline does again when it
+    /// replays a lesson's run. `None` for a command that changes nothing (a wait, a
+    /// description, the cluster line, prose); else whether it could be done, with a client
+    /// operation's id. A `load` runs the simulation itself (each put to completion, then
+    /// until quiet).
+    pub fn apply<D: super::MachineDisk>(
+        &self,
+        sim: &mut Sim<D>,
+    ) -> Option<Result<Option<super::log::OpId>, String>> {
+        Some(match self {
+            Command::Client { .. } => match self.client_op() {
+                Some((node, op)) if sim.node_ids().contains(&node) => {
+                    Ok(Some(sim.client(node, op)))
+                }
+                Some((node, _)) => Err(format!("no node {node}")),
+                None => return None,
+            },
+            Command::Crash(n) => {
+                sim.crash(*n);
+                Ok(None)
+            }
+            Command::Restart(n) => sim.restart(*n).map(|()| None).map_err(|e| e.to_string()),
+            Command::Partition { a, b, one_way } => {
+                sim.partition(a, b, *one_way);
+                Ok(None)
+            }
+            Command::Join(n) => sim.add_node(*n).map(|()| None).map_err(|e| e.to_string()),
+            Command::Leave(n) => {
+                sim.leave(*n);
+                Ok(None)
+            }
+            Command::Load { node, count } => {
+                load_keys(sim, *node, *count);
+                Ok(None)
+            }
+            Command::Heal => {
+                sim.heal();
+                Ok(None)
+            }
+            Command::Skew { node, ms } => {
+                sim.set_skew(*node, *ms);
+                Ok(None)
+            }
+            Command::Loss(pct) => {
+                set_loss(sim, *pct);
+                Ok(None)
+            }
+            Command::Compact(n) => sim.compact(*n).map(|()| None).map_err(|e| e.to_string()),
+            _ => return None,
+        })
+    }
+
     /// The client operation a [`Command::Client`] sends, if it is one.
     pub fn client_op(&self) -> Option<(NodeId, ClientOp)> {
         let Command::Client {
@@ -618,6 +677,31 @@ pub fn set_loss<D: super::MachineDisk>(sim: &mut Sim<D>, pct: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_load_past_its_bound_is_refused_and_a_command_applies_only_its_change() {
+        assert!(Command::parse(&format!("load n1 {LOAD_KEYS_MAX}")).is_ok());
+        let e = Command::parse(&format!("load n1 {}", LOAD_KEYS_MAX + 1)).unwrap_err();
+        assert!(e.contains("at most"), "{e}");
+        let mut sim = start_cluster(SimConfig::default()).unwrap();
+        let before = sim.events_run();
+        let crash = Command::parse("crash n3").unwrap();
+        assert_eq!(crash.apply(&mut sim), Some(Ok(None)));
+        assert!(!sim.is_up(NodeId(3)));
+        let put = Command::parse("put n1 user123=Alice").unwrap();
+        assert!(matches!(put.apply(&mut sim), Some(Ok(Some(_)))));
+        // Waits and descriptions change nothing, and no event ran.
+        for line in ["run 100", "stabilize", "status", "ring user123"] {
+            assert_eq!(
+                Command::parse(line).unwrap().apply(&mut sim),
+                None,
+                "{line}"
+            );
+        }
+        assert_eq!(sim.events_run(), before);
+        let absent = Command::parse("get n9 user123").unwrap();
+        assert!(matches!(absent.apply(&mut sim), Some(Err(_))));
+    }
 
     #[test]
     fn a_script_parses_into_steps_with_their_narration() {
