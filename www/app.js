@@ -12,7 +12,7 @@ import init, { View, parseQuery, toQuery, scenarios, version, checkLesson } from
 import { Cluster, DB_NAME, openCluster, persistCluster, resetCluster, persistent } from './cluster.js';
 import { initLive, liveQuery, autoLive, liveFrame } from './live.js';
 import { lessonQuery, fetchLesson, encodeLesson, decodeLesson, lessonName, LINK_CODE_MAX } from './authored.js';
-import { initTimeline, render as renderTimeline, stepBackOne, jumpMarker, jumpToAnomaly, momentParams, readMoment } from './timeline.js';
+import { initTimeline, render as renderTimeline, stepBackOne, jumpMarker, jumpToAnomaly, momentParams, readMoment, toLatest } from './timeline.js';
 
 const $ = (id) => document.getElementById(id);
 const KINDS = ['write', 'read', 'ack', 'gossip', 'hint', 'repair', 'stream', 'disk', 'client', 'protocol', 'node', 'fault'];
@@ -78,6 +78,15 @@ function warn(lines, title = 'Some settings in the link were not valid, so defau
 
 // The reader changed a lesson's run: its narration no longer applies (the page says so and
 // offers to restart the lesson).
+function inLesson() { return !!(state.settings?.scenario || state.authored); }
+
+// ▶ / ❚❚. In a lesson's past (the timeline), ▶ goes back to where the lesson is: it goes on
+// from there (replaying at the player's pace would run past the moment it waits at).
+function togglePlay() {
+  if (inLesson() && state.cluster?.inPast()) { toLatest(); return; }
+  state.view.setPlaying(!state.view.playing());
+}
+
 function offScript(what) {
   if ((state.settings?.scenario || state.authored) && state.view) state.view.offScript(what);
 }
@@ -150,7 +159,7 @@ async function build() {
 // panels start again from it, paused.
 function afterTravel() {
   const key = state.view.key();
-  state.view.attach(state.cluster);
+  state.view.reattach(state.cluster);
   state.view.setPlaying(false);
   state.view.follow(state.followed);
   if (key != null) state.view.setKey(key);
@@ -677,8 +686,12 @@ function wire() {
   $('console').addEventListener('submit', send);
   $('key').addEventListener('input', studyKey);
   $('op').addEventListener('change', () => { $('value').disabled = $('op').value !== 'put'; });
-  $('play').onclick = () => state.view.setPlaying(!state.view.playing());
-  $('step').onclick = () => { offScript('stepped the simulation by hand'); state.view.stepOne(state.cluster); };
+  $('play').onclick = togglePlay;
+  // Forward one event; in a lesson's past that replays the lesson's own run, so it stays on.
+  $('step').onclick = () => {
+    if (!(inLesson() && state.cluster?.inPast())) offScript('stepped the simulation by hand');
+    state.view.stepOne(state.cluster);
+  };
   $('faster').onclick = () => { state.settings.speed = state.view.nudgeSpeed(true); updateUrl(); };
   $('slower').onclick = () => { state.settings.speed = state.view.nudgeSpeed(false); updateUrl(); };
   $('unfollow').onclick = () => follow(-1);
@@ -936,7 +949,7 @@ function onKey(e) {
   const k = e.key;
   if (state.live && [' ', '.', ',', '[', ']', '+', '=', '-', '_', 'x', 'l', 'n', 's'].includes(k.toLowerCase())) return; // no live meaning
   const act = {
-    ' ': () => state.view.setPlaying(!state.view.playing()),
+    ' ': togglePlay,
     '.': () => $('step').click(),
     '+': () => $('faster').click(), '=': () => $('faster').click(),
     '-': () => $('slower').click(), '_': () => $('slower').click(),

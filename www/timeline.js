@@ -1,7 +1,9 @@
-// The timeline under the picture (free play): a slider over the whole run so far, markers for
-// what happened (crashes, restarts, partitions, heals, joins, leaves, client operations,
-// setting changes, and the checker's anomalies), back and forward one event, the runs kept
-// (the original and the what-ifs forked from it), and links to a moment.
+// The timeline under the picture: a slider over the whole run so far, markers for what
+// happened (a lesson's steps, crashes, restarts, partitions, heals, joins, leaves, client
+// operations, setting changes, and the checker's anomalies), back and forward one event, the
+// runs kept (the original and the what-ifs forked from it), and, in free play, links to a
+// moment. In a lesson, the lesson waits while the screen shows its past and goes on from the
+// latest moment; a change made in its past starts a what-if run outside the lesson.
 //
 // The mechanism is in wasm (web/src/timeline.rs): every input is logged with the event count
 // at which it was given, snapshots of the simulator are kept, and `cluster.goTo(events)`
@@ -26,7 +28,7 @@ let markNote = null;  // the marker last jumped to: its label shows while the sc
 
 // What each kind of marker is called in the legend under the strip.
 const KIND_WORDS = [
-  ['crash', 'crash'], ['restart', 'restart'], ['partition', 'partition'], ['heal', 'heal'],
+  ['step', 'lesson step'], ['crash', 'crash'], ['restart', 'restart'], ['partition', 'partition'], ['heal', 'heal'],
   ['join', 'join or leave'], ['client', 'client operation'], ['setting', 'setting'],
   ['stale', 'stale read or lost update'],
 ];
@@ -51,8 +53,14 @@ export function initTimeline(h) {
 
 function usable() {
   const s = hooks.state;
-  return s.cluster && !s.building && !s.live && !s.settings.scenario && !s.authored;
+  return s.cluster && !s.building && !s.live;
 }
+
+function inLesson() {
+  const s = hooks.state;
+  return !!(s.settings.scenario || s.authored);
+}
+
 
 // Replaces the cluster on screen with the moment `go` reaches (paused), and refreshes the
 // panels; a failure is shown, never thrown.
@@ -69,6 +77,11 @@ export function travel(go) {
   hooks.afterTravel();
   render();
   return true;
+}
+
+// In a lesson's past, ▶ goes back to where the lesson is, which then goes on.
+export function toLatest() {
+  return travel((c) => c.goTo(c.timeline().end));
 }
 
 export function stepBackOne() {
@@ -89,6 +102,9 @@ function goToMarker(m) {
   if (m.kind === 'stale' || m.kind === 'lost') {
     const op = Number(/#(\d+)/.exec(m.label)?.[1] ?? -1);
     if (travel((c) => c.goToTime(m.ms)) && op >= 0) hooks.follow(op);
+  } else if (m.kind === 'step' && m.input != null) {
+    // Where the step began: the step before it read, before this one's commands ran.
+    travel((c) => c.goToInput(m.input));
   } else {
     travel((c) => c.goTo(m.events));
   }
@@ -125,6 +141,8 @@ export function render() {
   range.setAttribute('aria-valuetext', `${fmtMs(tl.at_ms)}, event ${tl.at} of ${tl.end}${past ? ' (the past)' : ''}`);
   $('tl-end').hidden = !past;
   box.classList.toggle('past', past);
+  // A lesson's narration belongs to its latest moment: dimmed while the screen shows the past.
+  document.body.classList.toggle('tl-past', past);
   // The runs kept.
   const sel = $('tl-branch');
   sel.hidden = tl.branches.length < 2;
@@ -145,6 +163,7 @@ export function render() {
   const here = markNote && markNote.events === tl.at ? `${markNote.label}. ` : '';
   if (!here) markNote = null;
   if (note) $('tl-note').textContent = note;
+  else if (past && inLesson()) $('tl-note').textContent = `${here}The lesson's past, paused: ▶ goes on with the lesson; a change starts a what-if run outside it.`;
   else if (past) $('tl-note').textContent = `${here}The past, paused: ▶ replays this run; a change starts a what-if run.`;
   else if (here) $('tl-note').textContent = here.trim();
   else if (!$('tl-note').textContent.startsWith('You changed')) $('tl-note').textContent = '';
@@ -194,7 +213,8 @@ export function render() {
 // base64url here). `{params, warning}`; `params` empty when the moment cannot be linked.
 export async function momentParams() {
   const s = hooks.state;
-  if (!usable()) return { params: '', warning: '' };
+  // A lesson's link names its step instead (`&step=`).
+  if (!usable() || inLesson()) return { params: '', warning: '' };
   const stats = s.cluster.persistStats?.();
   if (stats?.resumed) {
     return { params: '', warning: 'this run was resumed from the copy saved in the browser, so a link cannot replay it from its start: press Reset to start a run whose moments can be linked' };

@@ -3,7 +3,9 @@
 // 640×480) and a phone (390 px wide, no sideways scrolling). Lessons are driven by pressing
 // Next quickly: the message pace is shortened with view.setLessonPace (a hop takes 5 ms of
 // real time instead of 700), which changes no step's order. One screenshot per lesson, at
-// the step named in KEY_STEPS, goes to tests/artifacts/lesson-NAME.png.
+// the step named in KEY_STEPS, goes to tests/artifacts/lesson-NAME.png. A lesson's timeline:
+// a mark per step, its past shown exactly while it waits (tests/artifacts/
+// lesson-timeline-past.png), and ▶ going on with it.
 //
 // Serves www/ itself on 127.0.0.1 (build it first: ./scripts/build-web).
 import { test, before, after } from 'node:test';
@@ -57,6 +59,41 @@ async function open(query, width, height) {
 }
 
 const lessonState = (page) => page.evaluate(() => window.ringstore.view.scenarioState(0));
+test('a lesson\'s timeline: a mark per step, its past shown exactly while the lesson waits, and ▶ goes on with it', async () => {
+  const p = await open('?scenario=hinted_handoff', 1200, 800);
+  // Notes each step's picture as the reader turns the pages.
+  const seen = [];
+  for (let step = 1; step <= 3; step++) {
+    const s = await readStep(p, step);
+    assert.equal(s.step, step);
+    await p.waitForTimeout(1_500);
+    seen.push(await p.evaluate(() => ({ at: window.ringstore.cluster.eventsRun(), log: window.ringstore.cluster.logHash(), canvas: document.getElementById('canvas').toDataURL() })));
+  }
+  const marks = await p.$$eval('.tl-mark.m-step', (ms) => ms.map((m) => m.getAttribute('aria-label')));
+  assert.ok(marks.length >= 3 && marks[0].startsWith('lesson step 1 begins'), JSON.stringify(marks));
+  assert.match(await p.textContent('#tl-legend'), /lesson step/);
+  // Step 3's mark: where step 3 began, that is step 2 read. The same event log and picture
+  // as when the reader was there, and the lesson waits (nothing runs in its past).
+  await p.click('.tl-mark.m-step >> nth=2');
+  await p.waitForTimeout(1_500);
+  const past = await p.evaluate(() => ({ at: window.ringstore.cluster.eventsRun(), log: window.ringstore.cluster.logHash(), past: window.ringstore.cluster.inPast(), canvas: document.getElementById('canvas').toDataURL() }));
+  assert.deepEqual([past.at, past.log, past.past], [seen[1].at, seen[1].log, true], 'step 2 read, exactly');
+  assert.ok(past.canvas === seen[1].canvas, 'the same picture');
+  assert.match(await p.textContent('#tl-note'), /lesson step 3 begins\. The lesson's past, paused/);
+  await p.screenshot({ path: path.join(artifacts, 'lesson-timeline-past.png') });
+  await p.waitForTimeout(1_000);
+  assert.equal(await p.evaluate(() => window.ringstore.cluster.eventsRun()), past.at, 'the lesson waits in its past');
+  // ▶ goes back to where the lesson is; the next page follows as before.
+  await p.click('#play');
+  await p.waitForTimeout(1_500);
+  const latest = await p.evaluate(() => ({ at: window.ringstore.cluster.eventsRun(), log: window.ringstore.cluster.logHash(), past: window.ringstore.cluster.inPast() }));
+  assert.deepEqual([latest.at, latest.log, latest.past], [seen[2].at, seen[2].log, false]);
+  const s = await readStep(p, 4);
+  assert.equal(s.step, 4, 'the lesson goes on');
+  assert.deepEqual(p.errors, []);
+  await p.close();
+});
+
 const waiting = (page) => page.waitForFunction(() => window.ringstore.view.lessonWaiting() || window.ringstore.view.scenarioState(0)?.phase === 'done', null, { timeout: 60_000 });
 
 // The reader's → : a question with choices is answered first (with its first choice: any

@@ -177,6 +177,22 @@ impl View {
         self.scene = None;
     }
 
+    /// Starts showing `cluster` again after the timeline replaced its simulation with another
+    /// moment of the same run: the picture starts again from it, and a lesson in progress
+    /// stays (it waits while the screen shows its past, see [`View::frame`]).
+    pub fn reattach(&mut self, cluster: &Cluster) {
+        let sim = cluster.inner.sim();
+        let follow = self.source.as_ref().and_then(|s| s.follow);
+        self.source = Some(SimSource::new(sim));
+        if let Some(source) = self.source.as_mut() {
+            source.follow = follow;
+        }
+        self.model = ViewModel::default();
+        self.player.sync_to(sim.now().0);
+        self.last_refresh = f64::NEG_INFINITY;
+        self.scene = None;
+    }
+
     /// Forgets the simulation and starts an empty picture with `subtitle` under the clock
     /// (live mode, before the first frame from [`crate::live::js::LiveCluster::frame`]).
     #[wasm_bindgen(js_name = showLive)]
@@ -236,11 +252,16 @@ impl View {
         }
         self.last_frame = Some(real_ms);
         let before = cluster.inner.now().0;
-        let driving = self.off_script.is_none();
+        // A lesson drives its cluster unless the reader changed the run, or looks at its past
+        // on the timeline (then the player replays it, paused until asked).
+        let driving = self.off_script.is_none() && !cluster.inner.in_past();
         let shown = match self.lesson.as_mut().filter(|_| driving) {
             Some(lesson) => {
                 let sim = cluster.inner.sim_mut();
                 lesson.frame(sim, real_ms, now_real);
+                let changes = lesson.take_changes();
+                cluster.inner.log_lesson(changes);
+                let sim = cluster.inner.sim_mut();
                 if let Some(op) = lesson.follow {
                     self.source.get_or_insert_with(SimSource::default).follow = Some(op);
                 }
@@ -255,7 +276,14 @@ impl View {
                 lesson.shown_ms()
             }
             None => {
-                self.model.shares.clear();
+                if let Some(lesson) = self.lesson.as_ref().filter(|_| self.off_script.is_none()) {
+                    // The lesson's past on the timeline: what its picture showed then.
+                    let shown = lesson.shown_at(cluster.inner.sim().log().total());
+                    self.ui.key = shown.key;
+                    self.source.get_or_insert_with(SimSource::default).follow = shown.follow;
+                } else {
+                    self.model.shares.clear();
+                }
                 // Through the cluster: it gives back a replayed branch's inputs on the way
                 // and keeps the timeline's snapshots (`crate::timeline`).
                 self.player.frame(&mut cluster.inner, real_ms, now_real);
@@ -266,18 +294,26 @@ impl View {
         let ran = sim.now().0 - before;
         self.sim_ms_run += ran;
         self.sim_started_real.get_or_insert(real_ms);
-        // The storage panel: the node a lesson opened, else the selected node.
+        // The storage panel: the node a lesson opened (then, in its past), else the selected
+        // node. Merkle trees and the gossip grid are drawn in lessons, their past included.
+        let in_lesson = self.off_script.is_none() && self.lesson.is_some();
         let storage = self
             .lesson
             .as_ref()
-            .filter(|_| driving)
-            .and_then(|l| l.storage)
+            .filter(|_| in_lesson)
+            .and_then(|l| {
+                if driving {
+                    l.storage
+                } else {
+                    l.shown_at(sim.log().total()).storage
+                }
+            })
             .or(self.ui.selected);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
         // Merkle trees are drawn in lessons (outside them, sessions run all the time).
-        let merkle = driving && self.lesson.is_some();
+        let merkle = in_lesson;
         // Who has heard whom, in lessons that follow gossip.
-        let gossip = driving && self.lesson.as_ref().is_some_and(|l| l.watches_gossip());
+        let gossip = in_lesson && self.lesson.as_ref().is_some_and(|l| l.watches_gossip());
         if source.key != self.ui.key
             || source.storage != storage
             || source.merkle != merkle

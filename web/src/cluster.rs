@@ -235,6 +235,8 @@ impl SimCluster {
     /// Runs the next event (and the inputs logged right after it, when replaying); `false`
     /// when nothing is scheduled.
     pub fn step(&mut self) -> bool {
+        // Inputs still due at this count first (the screen may show the moment before them).
+        self.give_due(u64::MAX);
         let ran = self.sim.step();
         if ran {
             self.give_due(u64::MAX);
@@ -249,12 +251,25 @@ impl SimCluster {
         self.timeline.give(&mut self.sim, input).map_err(PageError)
     }
 
+    /// Logs on the timeline what a lesson did to the cluster ([`crate::lesson`]), and notes
+    /// the moment.
+    pub fn log_lesson(&mut self, changes: Vec<crate::timeline::Logged>) {
+        self.timeline.log_given(&self.sim, changes);
+    }
+
+    /// Whether the screen shows a past moment of its branch (inputs or events logged after it).
+    pub fn in_past(&self) -> bool {
+        self.timeline.in_past(&self.sim)
+    }
+
     /// Shows the moment after `events` events of the branch on screen (clamped to its end).
     pub fn go_to(&mut self, events: u64) -> Result<(), PageError> {
         let target = events.min(self.timeline.end());
         let at = self.sim.events_run();
         if target >= at && target - at <= target - self.timeline.start_events(target) {
-            // Ahead on the same branch, and nearer than any snapshot: step there.
+            // Ahead on the same branch, and nearer than any snapshot: step there (inputs still
+            // due at this count first).
+            self.give_due(u64::MAX);
             while self.sim.events_run() < target && self.sim.step() {
                 self.give_due(u64::MAX);
             }
@@ -262,6 +277,14 @@ impl SimCluster {
             return Ok(());
         }
         let sim = self.timeline.reach(events).map_err(PageError)?;
+        self.replace_sim(sim);
+        Ok(())
+    }
+
+    /// Shows the moment just before the branch's input `index` was given (a lesson step's
+    /// marker: where the step before it was read).
+    pub fn go_to_input(&mut self, index: usize) -> Result<(), PageError> {
+        let sim = self.timeline.reach_input(index).map_err(PageError)?;
         self.replace_sim(sim);
         Ok(())
     }

@@ -70,6 +70,18 @@ impl Cluster {
         self.inner.sim().events_run() as f64
     }
 
+    /// Shows the moment just before the run's input `index` was given (a marker's `input`).
+    #[wasm_bindgen(js_name = goToInput)]
+    pub fn go_to_input(&mut self, index: usize) -> Result<(), JsError> {
+        self.inner.go_to_input(index).map_err(page_error)
+    }
+
+    /// Whether the screen shows a past moment of its run (a lesson waits there).
+    #[wasm_bindgen(js_name = inPast)]
+    pub fn in_past(&self) -> bool {
+        self.inner.in_past()
+    }
+
     /// Shows the moment after `events` events of the branch on screen (clamped to 0 and to
     /// the branch's end), replayed from the nearest snapshot (`timeline.rs`).
     #[wasm_bindgen(js_name = goTo)]

@@ -21,6 +21,7 @@
 //! checked after each, exactly as the golden runner does ([`script::lesson::advance`]), so a
 //! lesson stops where its trace says (`ts=100` on the page is `ts=100` in the golden file).
 
+use crate::timeline::{Input, Logged};
 use ringstore_core::sim::log::SimEvent;
 use ringstore_core::sim::script::{self, Await, Choice, Command, Lesson, Waiter};
 use ringstore_core::sim::{MachineDisk, Sim};
@@ -113,6 +114,27 @@ pub struct LessonPlay {
     pub missed: Option<String>,
     /// The reader's answers to questions with choices: step → the choice picked.
     pub picks: BTreeMap<usize, usize>,
+    /// What the lesson changed since [`LessonPlay::take_changes`] was last called, with the
+    /// moment of each (its steps' starts, and every command that changes the cluster), for
+    /// the page's timeline to log.
+    changes: Vec<Logged>,
+    /// What the picture showed from each moment on (the event log's length when it changed):
+    /// the key, the followed operation and the storage panel's node, for a moment of the
+    /// lesson's past ([`LessonPlay::shown_at`]).
+    trail: Vec<Shown>,
+}
+
+/// What a lesson has the picture show: see [`LessonPlay::shown_at`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shown {
+    /// From this length of the event log on.
+    pub from_log: u64,
+    /// The key the lesson is about.
+    pub key: Option<String>,
+    /// The client operation followed.
+    pub follow: Option<u64>,
+    /// The node whose storage panel is open.
+    pub storage: Option<u32>,
 }
 
 impl LessonPlay {
@@ -143,7 +165,23 @@ impl LessonPlay {
             note: None,
             missed: None,
             picks: BTreeMap::new(),
+            changes: Vec::new(),
+            trail: Vec::new(),
         }
+    }
+
+    /// What the picture showed at the moment whose event log held `log_total` entries (the
+    /// timeline shows the lesson's past with it).
+    pub fn shown_at(&self, log_total: u64) -> Shown {
+        let i = self.trail.partition_point(|s| s.from_log <= log_total);
+        i.checked_sub(1)
+            .map(|i| self.trail[i].clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes what the lesson changed since the last call (see `changes`), oldest first.
+    pub fn take_changes(&mut self) -> Vec<Logged> {
+        std::mem::take(&mut self.changes)
     }
 
     /// The clock to draw (continuous between the simulator's milliseconds).
@@ -329,6 +367,16 @@ impl LessonPlay {
                 self.phase = Phase::Done;
                 return false;
             };
+            // The step begins (a marker on the timeline, even for a step of prose alone).
+            if self.cmd == 0 {
+                self.changes.push(Logged {
+                    events: sim.events_run(),
+                    now_ms: sim.now().0,
+                    input: Input::LessonStep {
+                        step: u32::try_from(self.step + 1).unwrap_or(u32::MAX),
+                    },
+                });
+            }
             let Some(cmd) = step.commands.get(self.cmd).cloned() else {
                 self.phase = Phase::Reading;
                 self.phase_since = real_ms;
@@ -483,14 +531,28 @@ impl LessonPlay {
             self.await_from = self.await_from.max(sim.log().total());
         }
         let mut out = Vec::new();
+        // The change the command makes, logged with its moment for the timeline.
+        let (events, now_ms) = (sim.events_run(), now);
+        let applied = step.command.apply(sim);
+        if applied.is_some() {
+            self.changes.push(Logged {
+                events,
+                now_ms,
+                input: Input::Script {
+                    line: step.text.clone(),
+                },
+            });
+        }
+        if let Some(Err(e)) = &applied {
+            out.push(format!("{} failed: {e}", step.text));
+        }
         self.wait = match &step.command {
             Command::Client {
                 key, background, ..
             } => {
                 self.key = Some(key.clone());
-                match step.command.client_op() {
-                    Some((node, op)) => {
-                        let op = sim.client(node, op);
+                match applied {
+                    Some(Ok(Some(op))) => {
                         self.follow = Some(op);
                         self.last_op = Some(op);
                         if *background {
@@ -502,7 +564,7 @@ impl LessonPlay {
                             }
                         }
                     }
-                    None => Wait::Nothing,
+                    _ => Wait::Nothing,
                 }
             }
             Command::Await(what) => Wait::Await {
@@ -514,57 +576,16 @@ impl LessonPlay {
                 out.push(script::describe_ring(sim, key));
                 Wait::Nothing
             }
-            Command::Crash(n) => {
-                sim.crash(*n);
-                Wait::Nothing
-            }
-            Command::Restart(n) => {
-                if let Err(e) = sim.restart(*n) {
-                    out.push(format!("restart failed: {e}"));
-                }
-                Wait::Nothing
-            }
-            Command::Partition { a, b, one_way } => {
-                sim.partition(a, b, *one_way);
-                Wait::Nothing
-            }
-            Command::Join(n) => {
-                if let Err(e) = sim.add_node(*n) {
-                    out.push(format!("join failed: {e}"));
-                }
-                Wait::Quiet {
-                    until: now + script::WAIT_MS,
-                }
-            }
-            Command::Leave(n) => {
-                sim.leave(*n);
-                Wait::Quiet {
-                    until: now + script::WAIT_MS,
-                }
-            }
-            Command::Load { node, count } => {
-                script::load_keys(sim, *node, *count);
+            Command::Join(_) | Command::Leave(_) | Command::Stabilize => Wait::Quiet {
+                until: now + script::WAIT_MS,
+            },
+            Command::Load { count, .. } => {
                 self.scanned = sim.log().total();
                 self.flying.clear();
                 out.push(format!("{count} keys written"));
                 Wait::Nothing
             }
-            Command::Heal => {
-                sim.heal();
-                Wait::Nothing
-            }
-            Command::Skew { node, ms } => {
-                sim.set_skew(*node, *ms);
-                Wait::Nothing
-            }
-            Command::Loss(pct) => {
-                script::set_loss(sim, *pct);
-                Wait::Nothing
-            }
             Command::Run(ms) => Wait::Time(now + ms),
-            Command::Stabilize => Wait::Quiet {
-                until: now + script::WAIT_MS,
-            },
             Command::Stored(key) => {
                 self.key = Some(key.clone());
                 out.extend(script::describe_stored(sim, key));
@@ -576,9 +597,6 @@ impl LessonPlay {
             }
             Command::Compact(n) => {
                 self.storage = Some(n.0);
-                if let Err(e) = sim.compact(*n) {
-                    out.push(format!("compaction failed: {e}"));
-                }
                 Wait::Quiet {
                     until: now + script::WAIT_MS,
                 }
@@ -610,9 +628,22 @@ impl LessonPlay {
                 out.extend(script::describe_full_copy(sim, *n));
                 Wait::Nothing
             }
-            // A lesson's one cluster and its presentation lines are not steps' commands.
+            // The rest changed the cluster above (crash, restart, partition, heal, skew,
+            // loss), or are not steps' commands (the cluster line, presentation lines).
             _ => Wait::Nothing,
         };
+        let shown = Shown {
+            from_log: sim.log().total(),
+            key: self.key.clone(),
+            follow: self.follow,
+            storage: self.storage,
+        };
+        let last = self.trail.last();
+        if last.is_none_or(|l| {
+            (&l.key, l.follow, l.storage) != (&shown.key, shown.follow, shown.storage)
+        }) {
+            self.trail.push(shown);
+        }
         for l in out {
             self.line("output", l);
         }

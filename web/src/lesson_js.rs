@@ -84,6 +84,7 @@ impl View {
                 p.script
                     .push(("note".to_string(), format!("(back to step {})", target + 1)));
                 self.player.sync_to(sim.now().0);
+                fresh.inner.log_lesson(p.take_changes());
             }
         }
         true
@@ -100,6 +101,7 @@ impl View {
         let sim = cluster.inner.sim_mut();
         p.skip_to(sim, step.saturating_sub(1));
         self.player.sync_to(sim.now().0);
+        cluster.inner.log_lesson(p.take_changes());
         true
     }
 

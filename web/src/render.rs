@@ -310,7 +310,8 @@ pub(crate) fn draw_ring(
     hovered: Option<u32>,
 ) -> Result<(), JsValue> {
     ctx.set_fill_style_str(theme.bg);
-    ctx.fill_rect(0.0, 0.0, g.width, g.height);
+    // Whole pixels: a fractional CSS size would leave the last row half painted.
+    ctx.fill_rect(0.0, 0.0, g.width.ceil(), g.height.ceil());
     ctx.set_line_cap("butt");
     ctx.set_line_width(g.ring_width + 6.0);
     ctx.set_stroke_style_str(theme.faint);

@@ -38,9 +38,16 @@
 //! chunk), the history of client operations, and each failure detector's arrival windows
 //! (persistent vectors); the rest is copied.
 //!
-//! Scope: free play. A lesson's commands drive the simulator themselves and are not logged, so
-//! the page hides the timeline in lessons (they go back a step by rebuilding, `lesson.rs`). A
-//! cluster saved in IndexedDB and replaced by a moment of its timeline is saved whole at the
+//! **Lessons.** A lesson's player drives the simulator itself ([`crate::lesson`]); what it
+//! does is logged too ([`Timeline::log_given`]): each step's start ([`Input::LessonStep`], a
+//! marker that changes nothing) and each command that changes the cluster, as its script line
+//! ([`Input::Script`], replayed by the core's `Command::apply`, the code the player ran). So a
+//! lesson's run replays exactly like free play's (tested in `lesson/tests.rs` on every
+//! built-in lesson), and its step markers show on the timeline. While the screen shows the
+//! lesson's past the lesson waits (`crate::app::View::frame`); at the latest moment it goes
+//! on. A change in its past forks a branch, and the page then leaves the lesson.
+//!
+//! A cluster saved in IndexedDB and replaced by a moment of its timeline is saved whole at the
 //! next save ([`crate::persist::take_batch`]): its disks' record of what was saved belongs to
 //! another moment.
 //!
@@ -110,6 +117,8 @@ struct Branch {
     counted: (u64, u64),
     /// The spacing of its snapshots, events.
     every: u64,
+    /// Why its past cannot be replayed, if it cannot (see [`Timeline::log_given`]).
+    unreplayable: Option<String>,
 }
 
 impl Branch {
@@ -154,6 +163,7 @@ impl Branch {
                 ms: op.completed.map_or(0, |t| t.0),
                 kind,
                 label,
+                input: None,
             });
         }
     }
@@ -191,6 +201,10 @@ pub struct Marker {
     pub kind: &'static str,
     /// In words.
     pub label: String,
+    /// The logged input it marks (its index on the branch), for a marker of one: the page
+    /// goes to the moment just before it ([`Timeline::reach_input`]) when several share an
+    /// event count (a lesson's step begins where the step before it was read).
+    pub input: Option<usize>,
 }
 
 /// What the timeline shows: the branch on screen, the moment, the markers, the branches.
@@ -292,6 +306,7 @@ impl Timeline {
             anomalies: Vec::new(),
             counted: (0, 0),
             every: EVERY_EVENTS,
+            unreplayable: None,
         };
         first.tick(sim.events_run(), sim.now().0);
         let mut t = Timeline {
@@ -461,6 +476,35 @@ impl Timeline {
         Ok(op)
     }
 
+    /// Whether `sim` (the cluster on screen) is at a past moment of the branch on screen.
+    pub fn in_past(&self, sim: &Sim<IdbDisk>) -> bool {
+        let b = self.branch();
+        sim.events_run() < b.end.0 || self.applied < b.inputs.len()
+    }
+
+    /// Logs what a lesson did to `sim` (the cluster on screen) already, each at its moment
+    /// ([`crate::lesson::LessonPlay::take_changes`]), as [`Timeline::give`] logs the reader's
+    /// inputs (forking first if the screen shows the past), then notes the moment. Past
+    /// [`INPUTS_MAX`] the branch cannot be replayed: it is marked so, and going back in it is
+    /// refused with the reason.
+    pub fn log_given(&mut self, sim: &Sim<IdbDisk>, changes: Vec<Logged>) {
+        for l in changes {
+            if self.branch().inputs.len() >= INPUTS_MAX {
+                self.branch_mut().unreplayable = Some(format!(
+                    "this lesson made more than {INPUTS_MAX} changes, the most a timeline keeps, so its past cannot be replayed"
+                ));
+                break;
+            }
+            let later = self.branch().inputs.len() > self.applied || self.branch().end.0 > l.events;
+            if later {
+                self.fork_here(sim);
+            }
+            self.branch_mut().inputs.push(l);
+            self.applied = self.branch().inputs.len();
+        }
+        self.ran(sim);
+    }
+
     /// Starts a new branch at the moment of `sim` (the cluster on screen) from the branch on
     /// screen: its inputs and snapshots up to now.
     fn fork_here(&mut self, sim: &Sim<IdbDisk>) {
@@ -494,6 +538,7 @@ impl Timeline {
                 (live.stale_reads, live.lost_updates)
             },
             every: old.every,
+            unreplayable: old.unreplayable.clone(),
         };
         self.next_number += 1;
         if self.branches.len() >= BRANCHES_MAX {
@@ -514,8 +559,29 @@ impl Timeline {
     /// the nearest snapshot at or before it, forked, then stepped forward giving back the
     /// logged inputs. The timeline's position becomes that moment.
     pub fn reach(&mut self, events: u64) -> Result<Sim<IdbDisk>, String> {
+        self.reach_until(events, usize::MAX)
+    }
+
+    /// The cluster of the branch on screen just before its input `index` was given: at that
+    /// input's event count, with the inputs before it given and not it (nor any after). Other
+    /// moments with that event count include every input logged at it ([`Timeline::reach`]).
+    pub fn reach_input(&mut self, index: usize) -> Result<Sim<IdbDisk>, String> {
+        let events = self
+            .branch()
+            .inputs
+            .get(index)
+            .map(|l| l.events)
+            .ok_or_else(|| format!("this run has no input {index}"))?;
+        self.reach_until(events, index)
+    }
+
+    /// [`Timeline::reach`], giving only the first `inputs_max` inputs of the branch.
+    fn reach_until(&mut self, events: u64, inputs_max: usize) -> Result<Sim<IdbDisk>, String> {
+        if let Some(why) = &self.branch().unreplayable {
+            return Err(why.clone());
+        }
         let target = events.min(self.branch().end.0);
-        let snap = self.start_for(target);
+        let snap = self.start_for(target, inputs_max);
         let from = snap.as_ref().map_or(0, |s| s.events);
         let sim = snap.and_then(|snap| Some((snap.sim.fork(disks())?, snap.inputs_applied)));
         let Some((mut sim, mut i)) = sim else {
@@ -528,7 +594,12 @@ impl Timeline {
         loop {
             while let Some(l) = inputs.get(i).filter(|l| l.events == sim.events_run()) {
                 if sim.now().0 < l.now_ms {
+                    // The clock when it was given (a lesson's `run` may have moved it with no
+                    // event), also when stopping just before it.
                     sim.run_until(Millis(l.now_ms));
+                }
+                if i >= inputs_max {
+                    break;
                 }
                 // It applied when it was logged; the same state gives the same outcome.
                 let _ = l.input.apply(&mut sim);
@@ -562,20 +633,21 @@ impl Timeline {
     }
 
     /// The snapshot a replay to `target` on the branch on screen starts from: the latest at or
-    /// before it, the extra one (`near`) included.
-    fn start_for(&self, target: u64) -> Option<Rc<Snapshot>> {
+    /// before it that has had at most `inputs_max` inputs, the extra one (`near`) included.
+    fn start_for(&self, target: u64, inputs_max: usize) -> Option<Rc<Snapshot>> {
         let b = self.branch();
         let kept = b
             .snapshots
             .iter()
             .rev()
-            .find(|s| s.events <= target)
+            .find(|s| s.events <= target && s.inputs_applied <= inputs_max)
             .or(b.snapshots.first())
             .cloned();
         match &self.near {
             Some((number, near))
                 if *number == b.number
                     && near.events <= target
+                    && near.inputs_applied <= inputs_max
                     && kept.as_ref().is_none_or(|k| k.events < near.events) =>
             {
                 Some(near.clone())
@@ -587,7 +659,7 @@ impl Timeline {
     /// Where a replay to `target` would start from, events (the page steps the cluster on
     /// screen forward instead when it is nearer).
     pub fn start_events(&self, target: u64) -> u64 {
-        self.start_for(target).map_or(0, |s| s.events)
+        self.start_for(target, usize::MAX).map_or(0, |s| s.events)
     }
 
     /// The first moment (events) of the branch on screen whose clock is at `ms` or later, by
@@ -666,13 +738,15 @@ impl Timeline {
         let mut markers: Vec<Marker> = b
             .inputs
             .iter()
-            .filter_map(|l| {
+            .enumerate()
+            .filter_map(|(i, l)| {
                 let (kind, label) = l.input.marker()?;
                 Some(Marker {
                     events: l.events,
                     ms: l.now_ms,
                     kind,
                     label,
+                    input: Some(i),
                 })
             })
             .collect();

@@ -185,3 +185,94 @@ fn every_lesson_plays_to_its_end_with_every_event_it_awaits() {
         assert_eq!(right, asked, "{}", info.name);
     }
 }
+
+/// Every built-in lesson played on the page's cluster logs its steps and changes on the timeline,
+/// and every moment of it replays exactly: the event-log hash and clock at moments recorded
+/// while it played are reached again from the snapshots, and a step marker names each step.
+#[test]
+fn a_lesson_played_on_the_page_replays_exactly_from_its_timeline() {
+    use crate::cluster::{ClusterOptions, SimCluster};
+    for info in &SCENARIOS {
+        let name = info.name;
+        let lesson = scenario::lesson(info).unwrap();
+        let steps = lesson.steps.len();
+        let mut c = SimCluster::new(&ClusterOptions {
+            scenario: name.to_string(),
+            ..ClusterOptions::default()
+        })
+        .unwrap();
+        let mut play = LessonPlay::new(info.name, lesson, c.now().0, c.sim().log().total());
+        // Frames as the page runs them, turning each page as soon as it waits; a moment and
+        // its hash noted at every frame.
+        let mut seen = Vec::new();
+        // The moment each step's prose showed (the reader then turns the page at once).
+        let mut reading = Vec::new();
+        let mut real = 0.0;
+        while play.phase != Phase::Done && real < 3_600_000.0 {
+            play.frame(c.sim_mut(), real, || 0.0);
+            let changes = play.take_changes();
+            c.log_lesson(changes);
+            seen.push((c.sim().events_run(), c.sim().log().hash(), c.now().0));
+            if play.phase == Phase::Reading {
+                reading.push((c.sim().log().hash(), c.now().0));
+            }
+            if matches!(play.phase, Phase::Reading | Phase::Asking) {
+                if !play.choices().is_empty() {
+                    play.choose(0);
+                }
+                play.next(real);
+            }
+            real += 16.0;
+        }
+        assert_eq!(play.phase, Phase::Done, "{name} played to its end");
+        let view = c.timeline().view(c.now().0);
+        let marks: Vec<&str> = view.markers.iter().map(|m| m.kind).collect();
+        assert_eq!(
+            marks.iter().filter(|k| **k == "step").count(),
+            steps,
+            "{name}: a marker per step: {marks:?}"
+        );
+        assert!(marks.iter().any(|k| *k != "step"), "{name}: {marks:?}");
+        // Every 7th moment noted, then the end again.
+        let (end, end_hash) = (c.sim().events_run(), c.sim().log().hash());
+        // A moment is an event count with every input logged at it (several frames can end at
+        // one count, with inputs between them): moments with inputs are left out.
+        let with_inputs: std::collections::BTreeSet<u64> =
+            c.timeline().inputs().iter().map(|l| l.events).collect();
+        let moments: Vec<_> = seen
+            .iter()
+            .filter(|(events, ..)| !with_inputs.contains(events))
+            .collect();
+        assert!(moments.len() > 20, "{name}: {} moments", moments.len());
+        for &&(events, hash, now) in moments.iter().step_by(7) {
+            c.go_to(events).unwrap();
+            assert_eq!(
+                (c.sim().events_run(), c.sim().log().hash()),
+                (events, hash),
+                "{name}: the moment after {events} events"
+            );
+            assert!(c.now().0 <= now, "{name}: {} > {now}", c.now().0);
+            assert!(c.in_past() || events == end);
+        }
+        // A step's marker shows the moment before the step began: the step before it, read.
+        let starts: Vec<usize> = view
+            .markers
+            .iter()
+            .filter(|m| m.kind == "step")
+            .filter_map(|m| m.input)
+            .collect();
+        for (k, &input) in starts.iter().enumerate().skip(1) {
+            c.go_to_input(input).unwrap();
+            assert_eq!(
+                (c.sim().log().hash(), c.now().0),
+                reading[k - 1],
+                "{name}: before step {}",
+                k + 1
+            );
+            assert!(c.in_past());
+        }
+        c.go_to(end).unwrap();
+        assert_eq!(c.sim().log().hash(), end_hash);
+        assert!(!c.in_past());
+    }
+}

@@ -8,6 +8,7 @@ use crate::page::{NetworkKnobs, WorkloadKnobs, apply_network, apply_workload};
 use ringstore_core::NodeId;
 use ringstore_core::sim::Sim;
 use ringstore_core::sim::log::OpId;
+use ringstore_core::sim::script::Command;
 use serde::{Deserialize, Serialize};
 
 /// The longest value a logged client operation may carry (the console's limit), bytes: with
@@ -71,6 +72,17 @@ pub enum Input {
     Network(NetworkKnobs),
     /// The workload.
     Workload(WorkloadKnobs),
+    /// A lesson's command that changes the cluster, as its line reads (`crash n3`,
+    /// `put n2 user123=Alice`, `load n1 100`): [`Command::apply`] on the line parsed again.
+    Script {
+        /// The line.
+        line: String,
+    },
+    /// A lesson's step began (1-based); changes nothing, marks the timeline.
+    LessonStep {
+        /// The step.
+        step: u32,
+    },
 }
 
 impl Input {
@@ -97,6 +109,20 @@ impl Input {
             Input::Skew { node, ms } => ("setting", format!("n{node} clock {ms:+} ms")),
             Input::Network(_) => ("setting", "network changed".to_string()),
             Input::Workload(_) => ("setting", "workload changed".to_string()),
+            Input::Script { line } => {
+                let kind = match Command::parse(line) {
+                    Ok(Command::Crash(_)) => "crash",
+                    Ok(Command::Restart(_)) => "restart",
+                    Ok(Command::Partition { .. }) => "partition",
+                    Ok(Command::Heal) => "heal",
+                    Ok(Command::Join(_)) => "join",
+                    Ok(Command::Leave(_)) => "leave",
+                    Ok(Command::Client { .. } | Command::Load { .. }) => "client",
+                    _ => "setting",
+                };
+                (kind, line.clone())
+            }
+            Input::LessonStep { step } => ("step", format!("lesson step {step} begins")),
         })
     }
 
@@ -139,6 +165,13 @@ impl Input {
                 let w = apply_workload(sim.config().workload.clone(), k);
                 sim.set_workload(w);
             }
+            Input::Script { line } => {
+                let command = Command::parse(line)?;
+                return command
+                    .apply(sim)
+                    .unwrap_or_else(|| Err(format!("{line:?} changes nothing")));
+            }
+            Input::LessonStep { .. } => {}
         }
         Ok(None)
     }
