@@ -23,6 +23,8 @@
 //! verdict Alive or Suspect. It keeps no knowledge of the protocol: the caller feeds
 //! [`PhiDetector::heartbeat`] and asks [`PhiDetector::phi`].
 
+mod window;
+
 use crate::{Millis, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,9 +75,9 @@ pub struct ArrivalWindow {
     /// When the last heartbeat arrived.
     last_arrival: Millis,
     /// Inter-arrival times (ms, at most `u32::MAX`: a longer gap counts as that), oldest
-    /// first; at most `window` long. A persistent vector: a copy of the detector (a snapshot of
-    /// a simulated cluster) shares the samples both have, and a new one costs a few chunks.
-    intervals_ms: imbl::Vector<u32>,
+    /// first; at most `window` long. In shared chunks ([`window::Samples`]): a copy of the
+    /// detector (a snapshot of a simulated cluster) shares the samples both have.
+    intervals_ms: window::Samples,
     /// The sum of `intervals_ms`, kept so the mean costs O(1). At most `window × u64` values
     /// each ≤ `interval_ms_max`, so it cannot overflow for any sane configuration; it saturates
     /// anyway.
