@@ -28,15 +28,15 @@
 //! [`HEAP_BUDGET_BYTES`]. Past either, the branch with the most snapshots keeps every other
 //! one and its spacing doubles, so they always cover the whole run; for memory, no branch
 //! below [`SNAPSHOTS_MIN`], and the extra snapshot for going back goes first. The count alone
-//! is no bound on memory: a snapshot of a 16-node cluster costs about 1.5 MiB, of a 64-node
-//! one about 12 (each node's failure detector keeps a window per peer). Each snapshot holds
+//! is no bound on memory: a snapshot of a 16-node cluster costs about 1 MiB, of a 64-node one
+//! several times that (each node's failure detector keeps a window per peer). Each snapshot holds
 //! at most [`SNAPSHOT_LOG_KEEP`] log entries. [`Timeline::stats`] reports their size;
 //! `docs/benchmarks.md` has the figures of a long run.
 //!
 //! What a snapshot shares with the cluster on screen and with the other snapshots, until
 //! either side changes it: file contents, in chunks (an append copies only a file's last
 //! chunk), the history of client operations, and each failure detector's arrival windows
-//! (persistent vectors); the rest is copied.
+//! (in chunks too); the rest is copied.
 //!
 //! **Lessons.** A lesson's player drives the simulator itself ([`crate::lesson`]); what it
 //! does is logged too ([`Timeline::log_given`]): each step's start ([`Input::LessonStep`], a
@@ -72,7 +72,7 @@ pub use inputs::{
 /// Inputs a branch logs at most.
 pub const INPUTS_MAX: usize = 2_000;
 /// Snapshots a branch keeps at most.
-pub const SNAPSHOTS_MAX: usize = 96;
+pub const SNAPSHOTS_MAX: usize = 192;
 /// A branch is thinned for memory down to this many snapshots, not below.
 pub const SNAPSHOTS_MIN: usize = 4;
 /// The module's heap in use ([`crate::heap::in_use`]) above which snapshots are thinned.
