@@ -23,15 +23,8 @@ use std::path::Path;
 
 #[test]
 fn golden_scripts_match_their_traces() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
     let update = std::env::var_os("UPDATE_GOLDENFILES").is_some();
-    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/scripts")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "script"))
-        .collect();
-    scripts.sort();
+    let scripts = script_paths();
     assert!(
         scripts.len() >= 6,
         "expected the golden scenarios, found {scripts:?}"
@@ -113,13 +106,8 @@ fn the_same_script_gives_the_same_trace() {
 
 #[test]
 fn every_golden_script_is_a_lesson_with_its_narration() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("tests/scripts") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_none_or(|x| x != "script") {
-            continue;
-        }
+    for path in script_paths() {
         let text = std::fs::read_to_string(&path).expect("read script");
         let lesson = ringstore_core::sim::script::parse_lesson(&text)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
