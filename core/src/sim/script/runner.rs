@@ -5,7 +5,7 @@
 use super::{
     Await, ClientKind, Command, WAIT_MS, Waiter, describe_cluster, describe_full_copy,
     describe_lsm, describe_moves, describe_ring, describe_shares, describe_status, describe_stored,
-    lesson, load_keys, set_loss, start_cluster,
+    lesson, start_cluster,
 };
 use crate::sim::Sim;
 use crate::sim::log::{SimEvent, show_result};
@@ -27,6 +27,11 @@ impl Runner {
         self.sim
             .as_mut()
             .ok_or_else(|| "no cluster yet: start with `cluster`".to_string())
+    }
+
+    /// Makes the change `command` makes to the cluster ([`Command::apply`]).
+    fn apply(&mut self, command: &Command) -> Result<(), String> {
+        command.apply(self.sim()?).unwrap_or(Ok(None)).map(|_| ())
     }
 
     /// Prints the log entries logged since the last command.
@@ -72,31 +77,24 @@ impl Runner {
                 self.lines(vec![line]);
             }
             Command::Client { .. } => self.client(&command)?,
-            Command::Crash(n) => {
-                self.sim()?.crash(n);
+            // What changes the cluster is made by `Command::apply`, as the page's lesson player
+            // and its timeline make it; the trace and the waits are the runner's.
+            Command::Crash(_)
+            | Command::Restart(_)
+            | Command::Partition { .. }
+            | Command::Heal
+            | Command::Skew { .. } => {
+                self.apply(&command)?;
                 self.flush_trace();
             }
-            Command::Restart(n) => {
-                self.sim()?.restart(n).map_err(|e| e.to_string())?;
-                self.flush_trace();
-            }
-            Command::Partition { a, b, one_way } => {
-                self.sim()?.partition(&a, &b, one_way);
-                self.flush_trace();
-            }
-            Command::Join(n) => {
-                self.sim()?.add_node(n).map_err(|e| e.to_string())?;
+            Command::Join(_) | Command::Leave(_) | Command::Compact(_) => {
+                self.apply(&command)?;
                 self.sim()?.run_until_quiet(WAIT_MS);
                 self.flush_trace();
             }
-            Command::Leave(n) => {
-                self.sim()?.leave(n);
-                self.sim()?.run_until_quiet(WAIT_MS);
-                self.flush_trace();
-            }
-            Command::Load { node, count } => {
+            Command::Load { count, .. } => {
+                self.apply(&command)?;
                 let sim = self.sim()?;
-                load_keys(sim, node, count);
                 let ok = sim
                     .history()
                     .ops()
@@ -108,15 +106,7 @@ impl Runner {
                     "  {count} keys written ({ok} operations ok so far)"
                 );
             }
-            Command::Heal => {
-                self.sim()?.heal();
-                self.flush_trace();
-            }
-            Command::Skew { node, ms } => {
-                self.sim()?.set_skew(node, ms);
-                self.flush_trace();
-            }
-            Command::Loss(pct) => set_loss(self.sim()?, pct),
+            Command::Loss(_) => self.apply(&command)?,
             Command::Run(ms) => {
                 self.sim()?.run_for(ms);
                 self.flush_trace();
@@ -132,11 +122,6 @@ impl Runner {
             Command::Status => {
                 let lines = describe_status(self.sim()?);
                 self.lines(lines);
-            }
-            Command::Compact(n) => {
-                self.sim()?.compact(n).map_err(|e| e.to_string())?;
-                self.sim()?.run_until_quiet(WAIT_MS);
-                self.flush_trace();
             }
             Command::Lsm(n) => {
                 let lines = describe_lsm(self.sim()?, n);
