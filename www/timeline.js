@@ -44,7 +44,7 @@ export function initTimeline(h) {
   });
   $('tl-back').onclick = stepBackOne;
   $('tl-fwd').onclick = () => $('step').click();
-  $('tl-end').onclick = () => travel((c) => c.goTo(c.timeline().end));
+  $('tl-end').onclick = toLatest;
   $('tl-branch').onchange = () => {
     const n = Number($('tl-branch').value);
     travel((c) => c.switchBranch(n));

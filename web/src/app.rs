@@ -255,8 +255,12 @@ impl View {
         // A lesson drives its cluster unless the reader changed the run, or looks at its past
         // on the timeline (then the player replays it, paused until asked).
         let driving = self.off_script.is_none() && !cluster.inner.in_past();
+        // The node whose storage panel the lesson has open (now, or at the moment of its past
+        // on screen).
+        let mut lesson_storage = None;
         let shown = match self.lesson.as_mut().filter(|_| driving) {
             Some(lesson) => {
+                lesson_storage = lesson.storage;
                 let sim = cluster.inner.sim_mut();
                 lesson.frame(sim, real_ms, now_real);
                 let changes = lesson.take_changes();
@@ -281,6 +285,7 @@ impl View {
                     let shown = lesson.shown_at(cluster.inner.sim().log().total());
                     self.ui.key = shown.key;
                     self.source.get_or_insert_with(SimSource::default).follow = shown.follow;
+                    lesson_storage = shown.storage;
                 } else {
                     self.model.shares.clear();
                 }
@@ -297,18 +302,7 @@ impl View {
         // The storage panel: the node a lesson opened (then, in its past), else the selected
         // node. Merkle trees and the gossip grid are drawn in lessons, their past included.
         let in_lesson = self.off_script.is_none() && self.lesson.is_some();
-        let storage = self
-            .lesson
-            .as_ref()
-            .filter(|_| in_lesson)
-            .and_then(|l| {
-                if driving {
-                    l.storage
-                } else {
-                    l.shown_at(sim.log().total()).storage
-                }
-            })
-            .or(self.ui.selected);
+        let storage = lesson_storage.or(self.ui.selected);
         let source = self.source.get_or_insert_with(|| SimSource::new(sim));
         // Merkle trees are drawn in lessons (outside them, sessions run all the time).
         let merkle = in_lesson;

@@ -462,18 +462,29 @@ impl Timeline {
                 "this run has {INPUTS_MAX} inputs, the most a timeline keeps: rebuild the cluster to go on"
             ));
         }
-        let later = self.branch().inputs.len() > self.applied || self.branch().end.0 > events;
-        if later {
-            self.fork_here(sim);
-        }
+        self.fork_if_past(sim, events);
         let op = input.apply(sim)?;
-        self.branch_mut().inputs.push(Logged {
+        self.push_given(Logged {
             events,
             now_ms: now,
             input,
         });
-        self.applied = self.branch().inputs.len();
         Ok(op)
+    }
+
+    /// Forks a new branch at `sim`'s moment when `events` is in the branch's past (inputs
+    /// logged after the screen's moment, or the branch ran further).
+    fn fork_if_past(&mut self, sim: &Sim<IdbDisk>, events: u64) {
+        let b = self.branch();
+        if b.inputs.len() > self.applied || b.end.0 > events {
+            self.fork_here(sim);
+        }
+    }
+
+    /// Logs an input given to the cluster on screen.
+    fn push_given(&mut self, l: Logged) {
+        self.branch_mut().inputs.push(l);
+        self.applied = self.branch().inputs.len();
     }
 
     /// Whether `sim` (the cluster on screen) is at a past moment of the branch on screen.
@@ -495,12 +506,8 @@ impl Timeline {
                 ));
                 break;
             }
-            let later = self.branch().inputs.len() > self.applied || self.branch().end.0 > l.events;
-            if later {
-                self.fork_here(sim);
-            }
-            self.branch_mut().inputs.push(l);
-            self.applied = self.branch().inputs.len();
+            self.fork_if_past(sim, l.events);
+            self.push_given(l);
         }
         self.ran(sim);
     }

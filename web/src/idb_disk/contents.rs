@@ -38,7 +38,8 @@ impl Contents {
             };
             let (now, rest) = bytes.split_at(room.min(bytes.len()));
             if let Some(last) = self.chunks.last_mut() {
-                let chunk = unshared(last);
+                // Copied first if a copy of the file shares it.
+                let chunk = Arc::make_mut(last);
                 let want = (chunk.len() + now.len())
                     .max(2 * chunk.len())
                     .min(CHUNK_BYTES);
@@ -67,7 +68,7 @@ impl Contents {
         if let Some(last) = self.chunks.last_mut() {
             let in_last = len - (keep_chunks - 1) * CHUNK_BYTES;
             if last.len() != in_last {
-                unshared(last).truncate(in_last);
+                Arc::make_mut(last).truncate(in_last);
             }
         }
         self.len = len;
@@ -101,12 +102,6 @@ impl Contents {
             .iter()
             .map(|c| (Arc::as_ptr(c) as usize, c.len()))
     }
-}
-
-/// The chunk, copied first if another copy of the file shares it (the copy's allocation is
-/// its length, grown as [`Contents::append`] needs).
-fn unshared(chunk: &mut Arc<Vec<u8>>) -> &mut Vec<u8> {
-    Arc::make_mut(chunk)
 }
 
 #[cfg(test)]
