@@ -935,6 +935,8 @@ function wireOwnLesson() {
 }
 
 function nextStep() {
+  // From the lesson's past (the timeline), back to where it waits first, then the next page.
+  if (inLesson() && state.cluster?.inPast()) toLatest();
   state.view.nextStep();
   renderCaption();
 }

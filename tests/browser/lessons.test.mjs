@@ -88,8 +88,12 @@ test('a lesson\'s timeline: a mark per step, its past shown exactly while the le
   await p.waitForTimeout(1_500);
   const latest = await p.evaluate(() => ({ at: window.ringstore.cluster.eventsRun(), log: window.ringstore.cluster.logHash(), past: window.ringstore.cluster.inPast() }));
   assert.deepEqual([latest.at, latest.log, latest.past], [seen[2].at, seen[2].log, false]);
+  // → from the past goes back to where the lesson waits, then turns the page.
+  await p.click('.tl-mark.m-step >> nth=2');
+  assert.equal(await p.evaluate(() => window.ringstore.cluster.inPast()), true);
   const s = await readStep(p, 4);
   assert.equal(s.step, 4, 'the lesson goes on');
+  assert.equal(await p.evaluate(() => window.ringstore.cluster.inPast()), false);
   assert.deepEqual(p.errors, []);
   await p.close();
 });
